@@ -1,0 +1,74 @@
+//! `eddy`: run Flink SQL files on Eddy's streaming engine.
+//!
+//! Exit codes: 0 success, 1 the job failed while running, 2 the SQL or the command line is
+//! wrong (nothing ran), 130 stopped with Ctrl-C.
+
+mod check;
+mod output;
+mod progress;
+mod run;
+mod script;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Eddy — a streaming SQL engine for Flink SQL pipelines.
+#[derive(Parser, Debug)]
+#[command(
+    name = "eddy",
+    version,
+    about = "Eddy — a streaming SQL engine that runs Flink SQL files",
+    after_help = "Examples:
+  eddy run examples/quickstart.sql        run every statement of a file (embedded, no Kafka needed)
+  eddy check pipeline.sql                 parse and plan a file, print its operator graph, run nothing
+  EDDY_LOG=debug eddy run pipeline.sql    more logging on stderr
+
+Exit codes: 0 ok, 1 runtime failure, 2 SQL or usage error, 130 stopped with Ctrl-C."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a SQL file: DDL and SET apply in order, then all INSERTs (and SELECTs) run as one
+    /// job until bounded sources end or Ctrl-C.
+    Run {
+        /// The Flink SQL file.
+        file: PathBuf,
+        /// Do not show the live progress line (it is shown only on a terminal anyway).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Parse and plan a SQL file and print the operator graph (EXPLAIN) without running it.
+    Check {
+        /// The Flink SQL file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let code = match cli.command {
+        Command::Run { file, quiet } => run::run_file(&file, quiet),
+        Command::Check { file } => check::check_file(&file),
+    };
+    ExitCode::from(code)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Exit code: the SQL or the command line is wrong.
+pub(crate) const EXIT_USAGE: u8 = 2;
+/// Exit code: the job failed while running.
+pub(crate) const EXIT_FAILURE: u8 = 1;
+/// Exit code: stopped with Ctrl-C.
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;

@@ -1,0 +1,80 @@
+//! `eddy run FILE.sql`: execute the file's statements and run its job to the end.
+
+use std::path::Path;
+
+use eddy_engine::Job;
+
+use crate::progress;
+use crate::script::{prepare, ScriptError};
+use crate::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
+
+/// Run a file; returns the exit code.
+pub fn run_file(path: &Path, quiet: bool) -> u8 {
+    let script = match prepare(path, true) {
+        Ok(s) => s,
+        Err(ScriptError::Io(m)) | Err(ScriptError::Sql(m)) => {
+            eprint!("{m}");
+            if !m.ends_with('\n') {
+                eprintln!();
+            }
+            return EXIT_USAGE;
+        }
+    };
+    if script.job.is_empty() {
+        return 0;
+    }
+    let plan = match script.session.plan_job(&script.job) {
+        Ok(p) => p,
+        Err(e) => {
+            eprint!("{}", e.render(&script.name, &script.text));
+            return EXIT_USAGE;
+        }
+    };
+    let job = match Job::new(plan) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("{}: error: {e}", script.name);
+            return EXIT_USAGE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let metrics = job.metrics();
+        let stop = job.stop_handle();
+        let ticker = if quiet { None } else { progress::spawn_progress(metrics) };
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                stop.stop();
+                // A second Ctrl-C does not wait for the job to drain.
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(i32::from(EXIT_INTERRUPTED));
+                }
+            }
+        });
+        let result = job.run().await;
+        if let Some(t) = ticker {
+            t.abort();
+        }
+        progress::clear_line();
+        match result {
+            Ok(summary) => {
+                eprintln!("{}", progress::summary(&summary));
+                if summary.stopped {
+                    EXIT_INTERRUPTED
+                } else {
+                    0
+                }
+            }
+            Err(e) => {
+                eprintln!("Job failed: {e}");
+                EXIT_FAILURE
+            }
+        }
+    })
+}

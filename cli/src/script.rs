@@ -1,0 +1,55 @@
+//! Executing a SQL file's statements in a session: DDL and SET apply in order; INSERTs and
+//! queries are collected into one job. Shared by `run` and `check`.
+
+use std::path::Path;
+
+use eddy_sql::ast::Statement;
+use eddy_sql::planner::{JobStatement, Outcome, Session};
+use eddy_sql::SqlError;
+
+use crate::output;
+
+/// A file read and its statements executed.
+pub struct Script {
+    /// The file name as given (for messages).
+    pub name: String,
+    /// The file's text.
+    pub text: String,
+    /// The session after every statement.
+    pub session: Session,
+    /// Statements of the job to run.
+    pub job: Vec<JobStatement>,
+}
+
+/// Why a script could not be prepared.
+pub enum ScriptError {
+    /// The file could not be read.
+    Io(String),
+    /// A statement is wrong; already rendered with line:col and caret.
+    Sql(String),
+}
+
+/// Read `path`, parse it and execute its statements. Rows answering SHOW/DESCRIBE/EXPLAIN
+/// are printed to stdout as they come when `print` is set.
+pub fn prepare(path: &Path, print: bool) -> Result<Script, ScriptError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScriptError::Io(format!("{name}: {e}")))?;
+    let statements = eddy_sql::parse_sql(&text).map_err(|e| ScriptError::Sql(e.render(&name, &text)))?;
+    let mut session = Session::new();
+    let mut job = Vec::new();
+    let render = |e: SqlError| ScriptError::Sql(e.render(&name, &text));
+    for s in &statements {
+        let outcome = session.execute(s).map_err(render)?;
+        match outcome {
+            Outcome::Done(msg) => tracing::info!(line = s.location.line, "{msg}"),
+            Outcome::Rows(rows) if print => output::print_rows(&rows),
+            Outcome::Explain(text) if print => println!("{text}"),
+            Outcome::Rows(_) | Outcome::Explain(_) => {}
+            Outcome::Job(stmts) => job.extend(stmts),
+        }
+        if let Statement::Explain(_) = &s.node {
+            continue;
+        }
+    }
+    Ok(Script { name, text, session, job })
+}

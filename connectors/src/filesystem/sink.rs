@@ -1,0 +1,381 @@
+//! Writing part files, as Flink's filesystem sink.
+//!
+//! ```text
+//!  write_batch ─▶ split rows by partition (`k=v/` directories; none when unpartitioned)
+//!     └─▶ open part: <dir>/.part-<uuid>-<subtask>-<n>.inprogress   (hidden while written)
+//!     └─▶ roll when the part reaches `sink.rolling-policy.file-size` or gets older than
+//!         `sink.rolling-policy.rollover-interval`; a rolled part waits, still hidden
+//!  finish ─▶ close every part, rename each to <dir>/part-<uuid>-<subtask>-<n>  (the commit)
+//! ```
+//! Readers skip names starting with '.', so nothing is visible before the commit and a
+//! failed job leaves no half-written visible file. Rows of a batch stay in order; a roll
+//! happens only between rows.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, Int8Array, UInt32Array};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use rand::Rng;
+
+use super::{escape_partition_value, Config};
+use crate::format::{Format, LineEncoder};
+use crate::text::{self, Style};
+use crate::{ConnectorError, ConnectorTable, Result, RowKind, Sink, Split};
+
+/// Flink's default `sink.rolling-policy.file-size`.
+const DEFAULT_FILE_SIZE: u64 = 128 << 20;
+/// Flink's default `sink.rolling-policy.rollover-interval`.
+const DEFAULT_ROLLOVER: Duration = Duration::from_secs(30 * 60);
+/// Rows handed to the parquet writer between size checks.
+const PARQUET_SLICE: usize = 1024;
+
+/// Sink-side settings.
+struct SinkConfig {
+    file_size: u64,
+    rollover: Duration,
+    /// Marker file written into each partition directory at commit (`success-file` policy).
+    success_file: Option<String>,
+    compression: Compression,
+}
+
+fn sink_config(table: &ConnectorTable) -> Result<SinkConfig> {
+    let name = table.name.as_str();
+    let o = &table.options;
+    let file_size = o.memory_size(name, "sink.rolling-policy.file-size")?.unwrap_or(DEFAULT_FILE_SIZE).max(1);
+    let rollover = o.duration(name, "sink.rolling-policy.rollover-interval")?.unwrap_or(DEFAULT_ROLLOVER);
+    for key in ["sink.rolling-policy.check-interval", "sink.rolling-policy.inactivity-interval", "sink.partition-commit.delay"] {
+        o.duration(name, key)?;
+    }
+    o.parse::<usize>(name, "sink.parallelism")?;
+    let mut success_file = None;
+    if let Some(kinds) = o.get("sink.partition-commit.policy.kind") {
+        for kind in kinds.split(',').map(str::trim) {
+            match kind {
+                "success-file" => {
+                    success_file =
+                        Some(o.get("sink.partition-commit.success-file.name").unwrap_or("_SUCCESS").to_string())
+                }
+                other => {
+                    return Err(ConnectorError::options(
+                        name,
+                        format!("partition commit policy '{other}' is not supported yet in this version of Eddy; use 'success-file'"),
+                    ))
+                }
+            }
+        }
+    }
+    let compression = match o.get("parquet.compression").map(str::to_ascii_uppercase).as_deref() {
+        None | Some("SNAPPY") => Compression::SNAPPY,
+        Some("UNCOMPRESSED") | Some("NONE") => Compression::UNCOMPRESSED,
+        Some(other) => {
+            return Err(ConnectorError::options(
+                name,
+                format!("'parquet.compression' = '{other}' is not supported; use 'SNAPPY' or 'UNCOMPRESSED'"),
+            ))
+        }
+    };
+    if !table.metadata.is_empty() {
+        return Err(ConnectorError::options(name, "the filesystem sink does not write metadata columns"));
+    }
+    Ok(SinkConfig { file_size, rollover, success_file, compression })
+}
+
+/// Sink-side checks (nothing is created).
+pub(super) fn check(table: &ConnectorTable, config: &Config) -> Result<()> {
+    sink_config(table)?;
+    let (_, data) = split_schema(table);
+    config.format.validate(&table.name, &table.options, &data, false)?;
+    config.format.encoder(&table.name, &table.options)?;
+    Ok(())
+}
+
+/// Partition column indexes, and the schema of what goes into the files (the rest).
+fn split_schema(table: &ConnectorTable) -> (Vec<usize>, SchemaRef) {
+    let fields = table.schema.fields();
+    let partitions: Vec<usize> = table
+        .partition_keys
+        .iter()
+        .filter_map(|k| fields.iter().position(|f| f.name() == k))
+        .collect();
+    let data: Vec<_> =
+        fields.iter().enumerate().filter(|(i, _)| !partitions.contains(i)).map(|(_, f)| f.clone()).collect();
+    (partitions, Arc::new(Schema::new(data)))
+}
+
+/// Build one subtask of the sink; the output directory is created now.
+pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Result<Box<dyn Sink>> {
+    let settings = sink_config(table)?;
+    check(table, &config)?;
+    std::fs::create_dir_all(&config.path).map_err(|e| ConnectorError::io(config.path.display().to_string(), e))?;
+    let (partitions, data_schema) = split_schema(table);
+    let encoder = config.format.encoder(&table.name, &table.options)?;
+    Ok(Box::new(FileSink {
+        table: table.name.clone(),
+        dir: config.path,
+        format: config.format,
+        default_partition: config.default_partition,
+        settings,
+        uuid: uuid(),
+        subtask: split.index,
+        counter: 0,
+        partitions,
+        partition_names: table.partition_keys.clone(),
+        data_schema,
+        encoder,
+        open: HashMap::new(),
+        pending: Vec::new(),
+        written_dirs: Vec::new(),
+        scratch: Vec::new(),
+        row_ends: Vec::new(),
+    }))
+}
+
+/// A random version-4 UUID, as Flink names its part files.
+fn uuid() -> String {
+    let mut b: [u8; 16] = rand::rng().random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// An open part file.
+struct Part {
+    writer: PartWriter,
+    in_progress: PathBuf,
+    committed: PathBuf,
+    bytes: u64,
+    opened: Instant,
+}
+
+enum PartWriter {
+    Text(BufWriter<File>),
+    Parquet(Box<ArrowWriter<File>>),
+}
+
+impl Part {
+    /// Flush and close; the file stays hidden until committed.
+    fn close(self) -> Result<(PathBuf, PathBuf)> {
+        let shown = self.in_progress.display().to_string();
+        match self.writer {
+            PartWriter::Text(mut w) => w.flush().map_err(|e| ConnectorError::io(&shown, e))?,
+            PartWriter::Parquet(w) => {
+                w.close().map_err(|e| ConnectorError::parquet(&shown, e))?;
+            }
+        }
+        Ok((self.in_progress, self.committed))
+    }
+
+    fn size(&self) -> u64 {
+        match &self.writer {
+            PartWriter::Text(_) => self.bytes,
+            PartWriter::Parquet(w) => (w.bytes_written() + w.in_progress_size()) as u64,
+        }
+    }
+}
+
+/// One subtask of a filesystem sink.
+struct FileSink {
+    table: String,
+    dir: PathBuf,
+    format: Format,
+    default_partition: String,
+    settings: SinkConfig,
+    uuid: String,
+    subtask: usize,
+    /// Parts opened so far by this subtask (the `<n>` of the name).
+    counter: u64,
+    partitions: Vec<usize>,
+    partition_names: Vec<String>,
+    data_schema: SchemaRef,
+    encoder: Option<Box<dyn LineEncoder>>,
+    /// Open part per partition directory ("" when unpartitioned).
+    open: HashMap<String, Part>,
+    /// Closed parts awaiting commit: (in-progress path, final path).
+    pending: Vec<(PathBuf, PathBuf)>,
+    /// Partition directories written to, for success files.
+    written_dirs: Vec<PathBuf>,
+    scratch: Vec<u8>,
+    row_ends: Vec<usize>,
+}
+
+impl FileSink {
+    fn open_part(&mut self, partition: &str) -> Result<Part> {
+        let dir = if partition.is_empty() { self.dir.clone() } else { self.dir.join(partition) };
+        std::fs::create_dir_all(&dir).map_err(|e| ConnectorError::io(dir.display().to_string(), e))?;
+        if !self.written_dirs.contains(&dir) {
+            self.written_dirs.push(dir.clone());
+        }
+        let name = format!("part-{}-{}-{}", self.uuid, self.subtask, self.counter);
+        self.counter += 1;
+        let in_progress = dir.join(format!(".{name}.inprogress"));
+        let committed = dir.join(name);
+        let shown = in_progress.display().to_string();
+        let file = File::create(&in_progress).map_err(|e| ConnectorError::io(&shown, e))?;
+        let writer = match self.format {
+            Format::Parquet => {
+                let props = WriterProperties::builder().set_compression(self.settings.compression).build();
+                let w = ArrowWriter::try_new(file, self.data_schema.clone(), Some(props))
+                    .map_err(|e| ConnectorError::parquet(&shown, e))?;
+                PartWriter::Parquet(Box::new(w))
+            }
+            _ => PartWriter::Text(BufWriter::with_capacity(1 << 16, file)),
+        };
+        Ok(Part { writer, in_progress, committed, bytes: 0, opened: Instant::now() })
+    }
+
+    /// The open part of `partition`, rolled first when it is full or too old.
+    fn part(&mut self, partition: &str) -> Result<&mut Part> {
+        let roll = self.open.get(partition).is_some_and(|p| {
+            p.size() >= self.settings.file_size || p.opened.elapsed() >= self.settings.rollover
+        });
+        if roll {
+            if let Some(old) = self.open.remove(partition) {
+                self.pending.push(old.close()?);
+            }
+        }
+        if !self.open.contains_key(partition) {
+            let part = self.open_part(partition)?;
+            self.open.insert(partition.to_string(), part);
+        }
+        self.open
+            .get_mut(partition)
+            .ok_or_else(|| ConnectorError::options(&self.table, "internal: part file vanished"))
+    }
+
+    /// Write the rows of `data` (file columns only) into `partition`'s parts.
+    fn write_rows(&mut self, partition: &str, data: &RecordBatch) -> Result<()> {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return self.write_parquet(partition, data);
+        };
+        self.scratch.clear();
+        self.row_ends.clear();
+        encoder.encode(data, &mut self.scratch, &mut self.row_ends)?;
+        let scratch = std::mem::take(&mut self.scratch);
+        let row_ends = std::mem::take(&mut self.row_ends);
+        let mut start = 0;
+        let mut row = 0;
+        let limit = self.settings.file_size;
+        while row < row_ends.len() {
+            let part = self.part(partition)?;
+            // Rows up to and including the one that makes the part reach the limit.
+            let mut end_row = row;
+            while end_row + 1 < row_ends.len() && part.bytes + ((row_ends[end_row] - start) as u64) < limit {
+                end_row += 1;
+            }
+            let end = row_ends[end_row];
+            if let PartWriter::Text(w) = &mut part.writer {
+                w.write_all(&scratch[start..end])
+                    .map_err(|e| ConnectorError::io(part.in_progress.display().to_string(), e))?;
+            }
+            part.bytes += (end - start) as u64;
+            start = end;
+            row = end_row + 1;
+        }
+        self.scratch = scratch;
+        self.row_ends = row_ends;
+        Ok(())
+    }
+
+    fn write_parquet(&mut self, partition: &str, data: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < data.num_rows() {
+            let len = PARQUET_SLICE.min(data.num_rows() - offset);
+            let part = self.part(partition)?;
+            if let PartWriter::Parquet(w) = &mut part.writer {
+                w.write(&data.slice(offset, len))
+                    .map_err(|e| ConnectorError::parquet(part.in_progress.display().to_string(), e))?;
+            }
+            offset += len;
+        }
+        Ok(())
+    }
+
+    /// `k1=v1/k2=v2` for each row, in row order.
+    fn partition_dirs(&self, batch: &RecordBatch) -> Result<Vec<String>> {
+        let mut dirs = vec![String::new(); batch.num_rows()];
+        let mut value = String::new();
+        for (n, (&col, name)) in self.partitions.iter().zip(&self.partition_names).enumerate() {
+            let array = batch.column(col);
+            for (row, dir) in dirs.iter_mut().enumerate() {
+                value.clear();
+                if array.is_valid(row) {
+                    text::write_value(&mut value, array.as_ref(), row, Style::Sql)?;
+                }
+                if n > 0 {
+                    dir.push('/');
+                }
+                let shown = if value.is_empty() { self.default_partition.as_str() } else { value.as_str() };
+                dir.push_str(&format!("{}={}", escape_partition_value(name), escape_partition_value(shown)));
+            }
+        }
+        Ok(dirs)
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for FileSink {
+    async fn write_batch(&mut self, batch: &RecordBatch, row_kinds: Option<&Int8Array>) -> Result<()> {
+        if let Some(kinds) = row_kinds {
+            if kinds.iter().any(|k| k.and_then(RowKind::from_code).is_some_and(|k| k != RowKind::Insert)) {
+                return Err(ConnectorError::options(
+                    &self.table,
+                    "the filesystem sink only accepts inserts (append-only), but received updates or deletes",
+                ));
+            }
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let keep: Vec<usize> = (0..batch.num_columns()).filter(|i| !self.partitions.contains(i)).collect();
+        let data = batch.project(&keep).map_err(|e| ConnectorError::arrow("filesystem sink", e))?;
+        let data = RecordBatch::try_new(self.data_schema.clone(), data.columns().to_vec())
+            .map_err(|e| ConnectorError::arrow("filesystem sink: schema", e))?;
+        if self.partitions.is_empty() {
+            return self.write_rows("", &data);
+        }
+        // Group rows by directory, keeping first-seen order of directories and rows.
+        let dirs = self.partition_dirs(batch)?;
+        let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (row, dir) in dirs.iter().enumerate() {
+            let g = *index.entry(dir.as_str()).or_insert_with(|| {
+                groups.push((dir.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(row as u32);
+        }
+        for (dir, rows) in groups {
+            let rows = arrow::compute::take_record_batch(&data, &UInt32Array::from(rows))
+                .map_err(|e| ConnectorError::arrow("filesystem sink: partitioning", e))?;
+            self.write_rows(&dir, &rows)?;
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        for (_, part) in self.open.drain() {
+            self.pending.push(part.close()?);
+        }
+        for (in_progress, committed) in self.pending.drain(..) {
+            std::fs::rename(&in_progress, &committed)
+                .map_err(|e| ConnectorError::io(format!("committing {}", committed.display()), e))?;
+        }
+        if let Some(name) = &self.settings.success_file {
+            for dir in &self.written_dirs {
+                let marker = dir.join(name);
+                File::create(&marker).map_err(|e| ConnectorError::io(marker.display().to_string(), e))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,348 @@
+//! The `csv` format, as Flink's: no header line, `csv.*` options for delimiter, quoting,
+//! escaping, comments, a null literal and skipping bad rows.
+//!
+//! Decoding splits records with `csv-core` (quoted fields may span lines), gathers each
+//! column's fields as strings, and converts whole columns with Arrow's cast kernels. A value
+//! that does not convert is found by comparing nulls before and after the cast, so the error
+//! can name its `file:line` and column — or, with `csv.ignore-parse-errors`, the row is
+//! dropped and counted. As in Flink, an empty field of a non-string column is NULL, and a row
+//! with too few fields is an error unless parse errors are ignored (then it is NULL-padded).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, StringArray, StringBuilder};
+use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use csv_core::{ReadRecordResult, ReaderBuilder};
+
+use super::{Decoder, LineEncoder, MAX_BATCH_ROWS};
+use crate::text::{self, Style};
+use crate::{ConnectorError, Options, Result};
+
+/// Options of the csv format.
+pub(crate) const OPTIONS: &[&str] = &[
+    "csv.field-delimiter",
+    "csv.quote-character",
+    "csv.disable-quote-character",
+    "csv.allow-comments",
+    "csv.ignore-parse-errors",
+    "csv.null-literal",
+    "csv.escape-character",
+];
+
+/// The checked `csv.*` options.
+#[derive(Debug, Clone)]
+pub(crate) struct CsvOptions {
+    delimiter: u8,
+    /// `None` with `csv.disable-quote-character`.
+    quote: Option<u8>,
+    escape: Option<u8>,
+    allow_comments: bool,
+    ignore_parse_errors: bool,
+    null_literal: Option<String>,
+}
+
+/// One ASCII character option; `\t`-style escapes are accepted as Flink documents.
+fn single_char(table: &str, o: &Options, key: &str, default: Option<u8>) -> Result<Option<u8>> {
+    let Some(v) = o.get(key) else { return Ok(default) };
+    let c = match v {
+        "\\t" => b'\t',
+        "\\n" => b'\n',
+        "\\r" => b'\r',
+        "\\\\" => b'\\',
+        s if s.len() == 1 && s.is_ascii() => s.as_bytes()[0],
+        _ => {
+            return Err(ConnectorError::options(
+                table,
+                format!("option '{key}' = '{v}' must be a single ASCII character"),
+            ))
+        }
+    };
+    Ok(Some(c))
+}
+
+impl CsvOptions {
+    /// Read and check the options.
+    pub(crate) fn parse(table: &str, o: &Options) -> Result<Self> {
+        let delimiter = single_char(table, o, "csv.field-delimiter", Some(b','))?.unwrap_or(b',');
+        let disable_quote = o.bool_or(table, "csv.disable-quote-character", false)?;
+        if disable_quote && o.get("csv.quote-character").is_some() {
+            return Err(ConnectorError::options(
+                table,
+                "'csv.quote-character' cannot be set when 'csv.disable-quote-character' is true",
+            ));
+        }
+        let quote = if disable_quote { None } else { single_char(table, o, "csv.quote-character", Some(b'"'))? };
+        if quote == Some(delimiter) {
+            return Err(ConnectorError::options(table, "'csv.quote-character' must differ from 'csv.field-delimiter'"));
+        }
+        Ok(Self {
+            delimiter,
+            quote,
+            escape: single_char(table, o, "csv.escape-character", None)?,
+            allow_comments: o.bool_or(table, "csv.allow-comments", false)?,
+            ignore_parse_errors: o.bool_or(table, "csv.ignore-parse-errors", false)?,
+            null_literal: o.get("csv.null-literal").map(str::to_string),
+        })
+    }
+
+    fn reader(&self) -> csv_core::Reader {
+        let mut b = ReaderBuilder::new();
+        b.delimiter(self.delimiter)
+            .quoting(self.quote.is_some())
+            .quote(self.quote.unwrap_or(b'"'))
+            .escape(self.escape)
+            .comment(self.allow_comments.then_some(b'#'));
+        b.build()
+    }
+}
+
+/// Decodes CSV records of one file.
+pub(crate) struct CsvDecoder {
+    options: CsvOptions,
+    schema: SchemaRef,
+    file: String,
+    /// Lines consumed so far.
+    line: u64,
+    skipped: u64,
+}
+
+impl CsvDecoder {
+    /// A decoder for `file`, producing `schema`.
+    pub(crate) fn new(options: CsvOptions, schema: SchemaRef, file: String) -> Self {
+        Self { options, schema, file, line: 0, skipped: 0 }
+    }
+
+    fn error(&self, line: u64, message: String) -> ConnectorError {
+        ConnectorError::bad_record(format!("{}:{line}", self.file), message)
+    }
+}
+
+/// Fields of the records gathered so far, one string column per table column.
+struct Gathered {
+    columns: Vec<StringBuilder>,
+    /// Line of each kept record (where it ends), for messages.
+    lines: Vec<u64>,
+}
+
+impl CsvDecoder {
+    /// Add one record's fields (`out[..ends[k]]`), or reject it.
+    fn gather(&mut self, g: &mut Gathered, out: &[u8], ends: &[usize], line: u64) -> Result<()> {
+        let fields = self.schema.fields();
+        if ends.len() < fields.len() && !self.options.ignore_parse_errors {
+            return Err(self.error(
+                line,
+                format!("row length mismatch: {} fields expected but was {}", fields.len(), ends.len()),
+            ));
+        }
+        let mut start = 0;
+        let mut values = Vec::with_capacity(fields.len());
+        for (k, field) in fields.iter().enumerate() {
+            let Some(&end) = ends.get(k) else {
+                values.push(None);
+                continue;
+            };
+            let raw = &out[start..end];
+            start = end;
+            let Ok(s) = std::str::from_utf8(raw) else {
+                if self.options.ignore_parse_errors {
+                    self.skipped += 1;
+                    return Ok(());
+                }
+                return Err(self.error(line, format!("column '{}' is not valid UTF-8", field.name())));
+            };
+            let value = if self.options.null_literal.as_deref() == Some(s) {
+                None
+            } else if field.data_type() == &DataType::Utf8 {
+                Some(s)
+            } else {
+                Some(s.trim()).filter(|t| !t.is_empty())
+            };
+            values.push(value);
+        }
+        for (column, value) in g.columns.iter_mut().zip(values) {
+            column.append_option(value);
+        }
+        g.lines.push(line);
+        Ok(())
+    }
+
+    /// Convert the gathered strings to the table's types; drop or report rows that fail.
+    fn convert(&mut self, mut g: Gathered) -> Result<RecordBatch> {
+        let rows = g.lines.len();
+        let mut keep = vec![true; rows];
+        let mut arrays = Vec::with_capacity(g.columns.len());
+        let safe = CastOptions { safe: true, ..Default::default() };
+        // The earliest bad row over all columns, so the message names the first bad line.
+        let mut first_error: Option<(usize, String)> = None;
+        for (field, builder) in self.schema.fields().iter().zip(g.columns.iter_mut()) {
+            let strings: ArrayRef = Arc::new(builder.finish());
+            if field.data_type() == &DataType::Utf8 {
+                arrays.push(strings);
+                continue;
+            }
+            let converted = cast_with_options(&strings, field.data_type(), &safe)
+                .map_err(|e| ConnectorError::arrow(format!("format 'csv': column '{}'", field.name()), e))?;
+            if converted.null_count() != strings.null_count() {
+                for row in (0..rows).filter(|&r| converted.is_null(r) && strings.is_valid(r)) {
+                    keep[row] = false;
+                    if first_error.as_ref().is_none_or(|(r, _)| row < *r) {
+                        let text = strings.as_any().downcast_ref::<StringArray>().map(|s| s.value(row));
+                        let message = format!(
+                            "cannot parse '{}' as {} for column '{}'",
+                            text.unwrap_or_default(),
+                            field.data_type(),
+                            field.name()
+                        );
+                        first_error = Some((row, message));
+                    }
+                }
+            }
+            arrays.push(converted);
+        }
+        if let Some((row, message)) = first_error.filter(|_| !self.options.ignore_parse_errors) {
+            return Err(self.error(g.lines[row], message));
+        }
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map_err(|e| ConnectorError::arrow("format 'csv': building batch", e))?;
+        let dropped = keep.iter().filter(|k| !**k).count();
+        if dropped == 0 {
+            return Ok(batch);
+        }
+        self.skipped += dropped as u64;
+        filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(|e| ConnectorError::arrow("format 'csv'", e))
+    }
+}
+
+impl Decoder for CsvDecoder {
+    fn decode(&mut self, buf: &[u8], eof: bool) -> Result<(Option<RecordBatch>, usize)> {
+        let mut reader = self.options.reader();
+        let width = self.schema.fields().len();
+        let mut g = Gathered {
+            columns: (0..width).map(|_| StringBuilder::with_capacity(1024, 16 * 1024)).collect(),
+            lines: Vec::new(),
+        };
+        let mut out = vec![0u8; 4096];
+        let mut ends = vec![0usize; width + 8];
+        let mut pos = 0;
+        let mut records = 0;
+        while records < MAX_BATCH_ROWS {
+            let record_start = pos;
+            let (mut nout, mut nends) = (0, 0);
+            let complete = loop {
+                let (result, nin, o, e) = reader.read_record(&buf[pos..], &mut out[nout..], &mut ends[nends..]);
+                pos += nin;
+                nout += o;
+                nends += e;
+                match result {
+                    ReadRecordResult::InputEmpty if !eof => break false,
+                    ReadRecordResult::InputEmpty => {}
+                    ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+                    ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                    ReadRecordResult::Record => break true,
+                    ReadRecordResult::End => break false,
+                }
+            };
+            if !complete {
+                // An unfinished record is re-read with more input on the next call.
+                pos = record_start;
+                break;
+            }
+            let newlines = buf[record_start..pos].iter().filter(|&&b| b == b'\n').count() as u64;
+            let trailing = u64::from(pos > record_start && buf[pos - 1] == b'\n');
+            let line = self.line + newlines + 1 - trailing;
+            self.line += newlines;
+            records += 1;
+            if let Err(e) = self.gather(&mut g, &out[..nout], &ends[..nends], line) {
+                // Report a bad value on an earlier line first.
+                if !g.lines.is_empty() {
+                    self.convert(g)?;
+                }
+                return Err(e);
+            }
+        }
+        if eof && pos == buf.len() {
+            // Count a last line without a newline, so later messages stay right.
+            self.line += u64::from(!buf.is_empty() && buf[buf.len() - 1] != b'\n');
+        }
+        if g.lines.is_empty() {
+            return Ok((None, pos));
+        }
+        Ok((Some(self.convert(g)?), pos))
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// Writes rows as CSV lines: fields quoted only when needed, NULL as the null literal
+/// (empty by default), timestamps as `2024-03-01 22:30:07.885`, doubles as Java prints them.
+pub(crate) struct CsvEncoder {
+    options: CsvOptions,
+    field: String,
+}
+
+impl CsvEncoder {
+    /// An encoder with these options.
+    pub(crate) fn new(options: CsvOptions) -> Self {
+        Self { options, field: String::new() }
+    }
+
+    fn write_field(&self, out: &mut Vec<u8>) {
+        let bytes = self.field.as_bytes();
+        let d = self.options.delimiter;
+        let special = |b: &u8| *b == d || *b == b'\n' || *b == b'\r' || Some(*b) == self.options.quote;
+        match self.options.quote {
+            Some(q) if bytes.iter().any(special) => {
+                out.push(q);
+                for &b in bytes {
+                    if b == q {
+                        // Doubled quote, or the escape character before it when one is set.
+                        out.push(self.options.escape.unwrap_or(q));
+                    }
+                    out.push(b);
+                }
+                out.push(q);
+            }
+            None if bytes.iter().any(special) && self.options.escape.is_some() => {
+                let esc = self.options.escape.unwrap_or(b'\\');
+                for &b in bytes {
+                    if special(&b) || b == esc {
+                        out.push(esc);
+                    }
+                    out.push(b);
+                }
+            }
+            _ => out.extend_from_slice(bytes),
+        }
+    }
+}
+
+impl LineEncoder for CsvEncoder {
+    fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>, row_ends: &mut Vec<usize>) -> Result<()> {
+        let null = self.options.null_literal.clone().unwrap_or_default();
+        for row in 0..batch.num_rows() {
+            for (k, column) in batch.columns().iter().enumerate() {
+                if k > 0 {
+                    out.push(self.options.delimiter);
+                }
+                if column.is_null(row) {
+                    out.extend_from_slice(null.as_bytes());
+                    continue;
+                }
+                self.field.clear();
+                text::write_value(&mut self.field, column.as_ref(), row, Style::Sql)?;
+                self.write_field(out);
+            }
+            out.push(b'\n');
+            row_ends.push(out.len());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+use std::sync::Arc;
+
+use arrow::array::*;
+use arrow::datatypes::*;
+use arrow::record_batch::RecordBatch;
+
+use super::*;
+use crate::Options;
+
+fn options(pairs: &[(&str, &str)]) -> Options {
+    Options::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+    ]))
+}
+
+fn decoder(format: Format, pairs: &[(&str, &str)]) -> Box<dyn Decoder> {
+    format.decoder("t", &options(pairs), schema(), "data/file.jsonl".into()).unwrap()
+}
+
+/// Decode all of `input` as one file.
+fn decode_all(d: &mut dyn Decoder, input: &[u8]) -> crate::Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        let (batch, used) = d.decode(&input[pos..], true)?;
+        pos += used;
+        match batch {
+            Some(b) => out.push(b),
+            None if pos >= input.len() => return Ok(out),
+            None => {}
+        }
+    }
+}
+
+fn ids(batches: &[RecordBatch]) -> Vec<Option<i64>> {
+    batches.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().iter().collect::<Vec<_>>()).collect()
+}
+
+#[test]
+fn json_decodes_a_chunk_into_arrow() {
+    let input = b"{\"id\": 1, \"name\": \"a\", \"price\": 1.5, \"ts\": \"2024-03-01 10:00:00.199\"}\n\
+                  \n\
+                  {\"id\": 2, \"name\": 42, \"extra\": [1]}\r\n\
+                  {\"id\": 3, \"name\": null, \"price\": 3, \"ts\": \"2024-03-01T10:00:01\"}";
+    let mut d = decoder(Format::Json, &[]);
+    let batches = decode_all(d.as_mut(), input).unwrap();
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    assert_eq!(ids(&batches), vec![Some(1), Some(2), Some(3)]);
+    // A number read into a STRING column is its text (as in Flink); missing fields are NULL.
+    assert_eq!(b.column(1).as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("a"), Some("42"), None]);
+    assert!(b.column(2).is_null(1));
+    let ts = b.column(3).as_primitive::<TimestampMillisecondType>();
+    assert_eq!(ts.value(0), 1709287200199);
+    assert_eq!(ts.value(2), 1709287201000);
+}
+
+#[test]
+fn json_keeps_an_unfinished_line_for_later() {
+    let mut d = decoder(Format::Json, &[]);
+    let (batch, used) = d.decode(b"{\"id\": 1}\n{\"id\": 2}\n{\"id\"", false).unwrap();
+    assert_eq!(batch.unwrap().num_rows(), 2);
+    assert_eq!(used, 20);
+    let (batch, used) = d.decode(b"{\"id\": 3}", false).unwrap();
+    assert!(batch.is_none() && used == 0);
+}
+
+#[test]
+fn json_bad_line_is_named() {
+    let input = b"{\"id\": 1}\n{\"id\": 2}\n{\"id\": 3, oops}\n{\"id\": 4}\n";
+    let err = decode_all(decoder(Format::Json, &[]).as_mut(), input).unwrap_err().to_string();
+    assert!(err.starts_with("data/file.jsonl:3: cannot parse JSON '{\"id\": 3, oops}'"), "{err}");
+
+    // A type error is a bad line too (unless errors are ignored).
+    let input = b"{\"id\": 1}\n\n{\"id\": \"x\"}\n";
+    let err = decode_all(decoder(Format::Json, &[]).as_mut(), input).unwrap_err().to_string();
+    assert!(err.starts_with("data/file.jsonl:3:"), "{err}");
+}
+
+#[test]
+fn json_ignore_parse_errors_skips_and_counts() {
+    let input = b"{\"id\": 1}\n{\"id\": 2\n{\"id\": \"x\"}\n[1]\n{\"id\": 5}\n";
+    let mut d = decoder(Format::Json, &[("json.ignore-parse-errors", "true")]);
+    let batches = decode_all(d.as_mut(), input).unwrap();
+    // Broken lines are skipped; a value of the wrong type becomes NULL (Flink's behaviour).
+    assert_eq!(ids(&batches), vec![Some(1), None, Some(5)]);
+    assert_eq!(d.skipped(), 2);
+}
+
+#[test]
+fn json_fail_on_missing_field() {
+    let pairs = [("json.fail-on-missing-field", "true")];
+    let input = b"{\"id\": 1, \"name\": null, \"price\": 1, \"ts\": null}\n{\"id\": 2, \"name\": \"b\", \"price\": 2}\n";
+    let err = decode_all(decoder(Format::Json, &pairs).as_mut(), input).unwrap_err().to_string();
+    assert!(err.contains("data/file.jsonl:2") && err.contains("'ts'"), "{err}");
+    let both = options(&[("json.fail-on-missing-field", "true"), ("json.ignore-parse-errors", "true")]);
+    assert!(Format::Json.validate("t", &both, &schema(), true).is_err());
+}
+
+fn sample_batch() -> RecordBatch {
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(vec![Some(1), None])),
+            Arc::new(StringArray::from(vec![Some("plain"), Some("a,\"b\"\nc")])),
+            Arc::new(Float64Array::from(vec![Some(0.1), Some(1e10)])),
+            Arc::new(TimestampMillisecondArray::from(vec![Some(1709287200123), Some(1709287200000)])),
+        ],
+    )
+    .unwrap()
+}
+
+fn encode(format: Format, pairs: &[(&str, &str)], batch: &RecordBatch) -> (String, Vec<usize>) {
+    let mut enc = format.encoder("t", &options(pairs)).unwrap().unwrap();
+    let (mut out, mut ends) = (Vec::new(), Vec::new());
+    enc.encode(batch, &mut out, &mut ends).unwrap();
+    (String::from_utf8(out).unwrap(), ends)
+}
+
+#[test]
+fn json_writer_is_flink_style() {
+    let (text, ends) = encode(Format::Json, &[], &sample_batch());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], r#"{"id":1,"name":"plain","price":0.1,"ts":"2024-03-01 10:00:00.123"}"#);
+    assert!(lines[1].starts_with(r#"{"id":null,"name":"a,\"b\"\nc","price":"#), "{}", lines[1]);
+    assert!(lines[1].ends_with(r#","ts":"2024-03-01 10:00:00"}"#), "{}", lines[1]);
+    assert_eq!(ends, vec![lines[0].len() + 1, text.len()]);
+    let (iso, _) = encode(Format::Json, &[("json.timestamp-format.standard", "ISO-8601")], &sample_batch());
+    assert!(iso.contains(r#""ts":"2024-03-01T10:00:00.123""#), "{iso}");
+    // What is written reads back.
+    let mut d = decoder(Format::Json, &[]);
+    assert_eq!(decode_all(d.as_mut(), text.as_bytes()).unwrap(), vec![sample_batch()]);
+}
+
+#[test]
+fn csv_reads_quotes_nulls_comments_and_delimiters() {
+    let input = b"1,plain,1.5,2024-03-01 10:00:00.199\n# a comment\n2,\"multi\nline, \"\"quoted\"\"\",,\n3,,-2, \n";
+    let mut d = decoder(Format::Csv, &[("csv.allow-comments", "true")]);
+    let batches = decode_all(d.as_mut(), input).unwrap();
+    let b = &batches[0];
+    assert_eq!(ids(&batches), vec![Some(1), Some(2), Some(3)]);
+    let names = b.column(1).as_string::<i32>();
+    assert_eq!(names.value(1), "multi\nline, \"quoted\"");
+    // An empty STRING is "", an empty number or timestamp is NULL.
+    assert_eq!(names.value(2), "");
+    assert!(b.column(2).is_null(1) && b.column(3).is_null(2));
+    assert_eq!(b.column(3).as_primitive::<TimestampMillisecondType>().value(0), 1709287200199);
+
+    let mut d = decoder(Format::Csv, &[("csv.field-delimiter", "\\t"), ("csv.null-literal", "NULL")]);
+    let batches = decode_all(d.as_mut(), b"7\tNULL\t2\tNULL\n").unwrap();
+    assert_eq!(ids(&batches), vec![Some(7)]);
+    assert!(batches[0].column(1).is_null(0) && batches[0].column(3).is_null(0));
+}
+
+#[test]
+fn csv_bad_value_is_named_or_skipped() {
+    let input = b"1,a,1,\n2,b,x,\n3,c\n4,d,4,\n";
+    let err = decode_all(decoder(Format::Csv, &[]).as_mut(), input).unwrap_err().to_string();
+    assert!(err.starts_with("data/file.jsonl:2:") && err.contains("'x'") && err.contains("'price'"), "{err}");
+    let err = decode_all(decoder(Format::Csv, &[]).as_mut(), b"1,a,1,\n3,c\n").unwrap_err().to_string();
+    assert!(err.starts_with("data/file.jsonl:2: row length mismatch"), "{err}");
+
+    let mut d = decoder(Format::Csv, &[("csv.ignore-parse-errors", "true")]);
+    let batches = decode_all(d.as_mut(), input).unwrap();
+    // Line 2 is dropped; line 3 is short and padded with NULLs (as Flink does).
+    assert_eq!(ids(&batches), vec![Some(1), Some(3), Some(4)]);
+    assert_eq!(d.skipped(), 1);
+}
+
+#[test]
+fn csv_writer_quotes_only_when_needed_and_round_trips() {
+    let (text, ends) = encode(Format::Csv, &[], &sample_batch());
+    assert_eq!(text, "1,plain,0.1,2024-03-01 10:00:00.123\n,\"a,\"\"b\"\"\nc\",1.0E10,2024-03-01 10:00:00\n");
+    assert_eq!(ends, vec![36, text.len()]);
+    let mut d = decoder(Format::Csv, &[]);
+    assert_eq!(decode_all(d.as_mut(), text.as_bytes()).unwrap(), vec![sample_batch()]);
+}
+
+#[test]
+fn format_options_are_checked() {
+    let e = Format::of("t", &options(&[("format", "avro")])).unwrap_err().to_string();
+    assert!(e.contains("unknown format 'avro'"), "{e}");
+    let e = Format::Csv.validate("t", &options(&[("csv.field-delimiter", ";;")]), &schema(), true).unwrap_err();
+    assert!(e.to_string().contains("csv.field-delimiter"), "{e}");
+    let nested = Arc::new(Schema::new(vec![Field::new(
+        "l",
+        DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+        true,
+    )]));
+    let e = Format::Csv.validate("t", &Options::default(), &nested, false).unwrap_err().to_string();
+    assert!(e.contains("column 'l'"), "{e}");
+    assert!(Format::Parquet.validate("t", &Options::default(), &schema(), true).is_err());
+    assert!(Format::Parquet.validate("t", &Options::default(), &schema(), false).is_ok());
+}

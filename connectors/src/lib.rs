@@ -1,0 +1,119 @@
+//! Eddy's connectors: where rows come from and where they go.
+//!
+//! Every connector is reached through two traits, [`Source`] and [`Sink`], and built by
+//! [`create_source`] / [`create_sink`] from a [`ConnectorTable`] — the table's name, its
+//! Arrow schema and its Flink `WITH (...)` options. The runtime never sees a connector's
+//! internals (files, generators, later Kafka), and connectors never see operators: this keeps
+//! the dependency arrow `engine -> connectors` one-way, as DESIGN.md draws it.
+//!
+//! Batches are Arrow [`RecordBatch`]es throughout. A changelog (updating) stream is given
+//! to a sink together with the row kinds ([`RowKind`], Flink's `+I -U +U -D`).
+
+pub mod changelog;
+pub mod error;
+pub mod options;
+
+pub use changelog::RowKind;
+pub use error::ConnectorError;
+pub use options::Options;
+
+use arrow::array::Int8Array;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+/// Result type of every connector call.
+pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;
+
+/// What a connector is told about the table it serves.
+#[derive(Debug, Clone)]
+pub struct ConnectorTable {
+    /// Table name as written in SQL (for messages).
+    pub name: String,
+    /// For a source: the columns the connector must produce, in this order (the table's
+    /// physical columns followed by its metadata columns, see `metadata`).
+    /// For a sink: the columns of the rows it receives (physical columns, in order).
+    pub schema: SchemaRef,
+    /// Metadata columns: (index into `schema`, metadata key such as `file.path`).
+    pub metadata: Vec<(usize, String)>,
+    /// Primary key column names (empty when none declared).
+    pub primary_key: Vec<String>,
+    /// `PARTITIONED BY` column names.
+    pub partition_keys: Vec<String>,
+    /// The `WITH (...)` options, keys as written.
+    pub options: Options,
+}
+
+/// Which part of a source one parallel task reads: split `index` of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// 0-based subtask index.
+    pub index: usize,
+    /// Number of parallel subtasks.
+    pub count: usize,
+}
+
+/// A batch produced by a source split.
+#[derive(Debug, Clone)]
+pub struct SourceBatch {
+    /// Rows in `ConnectorTable::schema` order.
+    pub batch: RecordBatch,
+    /// Row kinds when the source produces a changelog (e.g. debezium-json); `None` = all `+I`.
+    pub row_kinds: Option<Int8Array>,
+}
+
+/// A running source split. Pull-based: the runtime calls [`Source::next_batch`] in a loop.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// The next batch, or `Ok(None)` once a bounded source is exhausted. An unbounded source
+    /// never returns `None`; a rate-limited one sleeps inside this call.
+    async fn next_batch(&mut self) -> Result<Option<SourceBatch>>;
+
+    /// Records skipped as malformed so far (with `*.ignore-parse-errors`), for metrics.
+    fn skipped_records(&self) -> u64 {
+        0
+    }
+}
+
+/// A running sink subtask.
+#[async_trait::async_trait]
+pub trait Sink: Send {
+    /// Write one batch. `row_kinds` is `None` for an append-only stream (all `+I`).
+    async fn write_batch(&mut self, batch: &RecordBatch, row_kinds: Option<&Int8Array>) -> Result<()>;
+
+    /// The input ended: flush and commit everything written (e.g. rename in-progress files).
+    async fn finish(&mut self) -> Result<()>;
+}
+
+/// Build one split of the source for `table` (checks the options).
+pub fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
+    registry::create_source(table, split)
+}
+
+/// Build one subtask of the sink for `table` (checks the options).
+pub fn create_sink(table: &ConnectorTable, split: Split) -> Result<Box<dyn Sink>> {
+    registry::create_sink(table, split)
+}
+
+/// Check a table's options without building anything (used by `eddy check`).
+/// `as_source` / `as_sink` say how the table is used in the job.
+pub fn validate(table: &ConnectorTable, as_source: bool, as_sink: bool) -> Result<()> {
+    registry::validate(table, as_source, as_sink)
+}
+
+/// Whether this connector's source ends by itself (bounded) with these options.
+pub fn is_bounded(table: &ConnectorTable) -> Result<bool> {
+    registry::is_bounded(table)
+}
+
+mod blackhole;
+mod datagen;
+mod filesystem;
+mod format;
+mod nexmark;
+mod print;
+mod rate;
+mod registry;
+mod text;
+#[cfg(test)]
+mod test_util;
+

@@ -1,0 +1,207 @@
+//! The `nexmark` source: the Nexmark auction benchmark's event stream, as the
+//! `nexmark` connector of github.com/nexmark/nexmark for Flink.
+//!
+//! Why: the Nexmark queries are the standard streaming benchmark, and a Flink user's
+//! `ddl_gen.sql` should run unchanged. Events come from the `nexmark` crate (a port of the
+//! same generator). Every event's data is seeded by its id and its timestamp derives from
+//! `base-time` and the configured rates, so output is reproducible given `base-time`;
+//! emission is paced so that event time advances like wall-clock time (as Flink's
+//! `NexmarkSourceFunction` sleeps until each event is due). Subtask `i` of `n` generates
+//! events `i, i + n, ...` of the one global sequence, so parallelism does not change the data.
+
+mod columns;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use arrow::datatypes::SchemaRef;
+use nexmark::config::{NexmarkConfig, RateShape};
+use nexmark::event::Event;
+use nexmark::EventGenerator;
+use tokio::time::Instant;
+
+use crate::{ConnectorError, ConnectorTable, Result, Source, SourceBatch, Split};
+use columns::ColumnPlan;
+
+/// Options of the Flink nexmark connector that Eddy supports.
+const OPTIONS: &[&str] = &[
+    "connector",
+    "rate.shape",
+    "rate.period",
+    "rate.limited",
+    "first-event.rate",
+    "next-event.rate",
+    "person.avg-size",
+    "auction.avg-size",
+    "bid.avg-size",
+    "person.proportion",
+    "auction.proportion",
+    "bid.proportion",
+    "bid.hot-ratio.auctions",
+    "bid.hot-ratio.bidders",
+    "auction.hot-ratio.sellers",
+    "events.num",
+    "base-time",
+];
+
+/// Largest batch handed to the runtime.
+const MAX_BATCH: usize = 8192;
+
+/// The checked options.
+#[derive(Debug, Clone)]
+struct Config {
+    generator: NexmarkConfig,
+    /// Total events over all subtasks; `None` = endless.
+    events: Option<u64>,
+}
+
+impl Config {
+    fn parse(table: &ConnectorTable) -> Result<Self> {
+        let name = table.name.as_str();
+        let o = &table.options;
+        if let Some(key) = o.keys().find(|k| !OPTIONS.contains(k)) {
+            return Err(ConnectorError::options(
+                name,
+                format!("unsupported option '{key}' for connector 'nexmark'; supported: {}", OPTIONS.join(", ")),
+            ));
+        }
+        if let Some((_, key)) = table.metadata.first() {
+            return Err(ConnectorError::options(name, format!("nexmark has no metadata key '{key}'")));
+        }
+        o.bool_or(name, "rate.limited", false)?;
+        let positive = |key: &str, default: usize| -> Result<usize> {
+            match o.parse::<usize>(name, key)? {
+                None => Ok(default),
+                Some(0) => Err(ConnectorError::options(name, format!("option '{key}' must be greater than 0"))),
+                Some(v) => Ok(v),
+            }
+        };
+        let size = |key: &str, default: usize| -> Result<usize> {
+            Ok(o.memory_size(name, key)?.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX)))
+        };
+        let defaults = NexmarkConfig::default();
+        let rate_shape = match o.get("rate.shape").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("square") => RateShape::Square,
+            Some("sine") => RateShape::Sine,
+            Some(other) => {
+                return Err(ConnectorError::options(
+                    name,
+                    format!("option 'rate.shape' = '{other}' must be 'square' or 'sine'"),
+                ))
+            }
+        };
+        let first_rate = positive("first-event.rate", 10_000)?;
+        let next_rate = positive("next-event.rate", 10_000)?;
+        if rate_shape == RateShape::Sine && next_rate > first_rate {
+            // The generator computes the sine's amplitude as first - next (unsigned).
+            return Err(ConnectorError::options(
+                name,
+                "with 'rate.shape' = 'sine', 'next-event.rate' must not exceed 'first-event.rate' in Eddy",
+            ));
+        }
+        let rate_period = o.duration(name, "rate.period")?.unwrap_or(Duration::from_secs(600)).as_secs();
+        if rate_period == 0 {
+            return Err(ConnectorError::options(name, "option 'rate.period' must be at least 1 s"));
+        }
+        let base_time = match o.parse::<i64>(name, "base-time")? {
+            None | Some(0) => chrono::Utc::now().timestamp_millis(),
+            Some(t) if t > 0 => t,
+            Some(_) => return Err(ConnectorError::options(name, "option 'base-time' must be epoch milliseconds")),
+        };
+        let events = match o.parse::<i64>(name, "events.num")? {
+            Some(n) if n > 0 => Some(n as u64),
+            _ => None,
+        };
+        let generator = NexmarkConfig {
+            rate_shape,
+            rate_period: usize::try_from(rate_period).unwrap_or(usize::MAX),
+            first_rate,
+            next_rate,
+            avg_person_byte_size: size("person.avg-size", 200)?,
+            avg_auction_byte_size: size("auction.avg-size", 500)?,
+            avg_bid_byte_size: size("bid.avg-size", 100)?,
+            person_proportion: positive("person.proportion", 1)?,
+            auction_proportion: positive("auction.proportion", 3)?,
+            bid_proportion: positive("bid.proportion", 46)?,
+            hot_auction_ratio: positive("bid.hot-ratio.auctions", 2)?,
+            hot_bidder_ratio: positive("bid.hot-ratio.bidders", 4)?,
+            hot_seller_ratio: positive("auction.hot-ratio.sellers", 4)?,
+            base_time: base_time as u64,
+            num_event_generators: 1,
+            ..defaults
+        };
+        Ok(Self { generator, events })
+    }
+}
+
+/// Check options and the table's columns.
+pub(crate) fn validate(table: &ConnectorTable) -> Result<()> {
+    Config::parse(table)?;
+    ColumnPlan::new(&table.name, &table.schema)?;
+    Ok(())
+}
+
+/// Bounded iff `events.num` is set (> 0).
+pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
+    Ok(Config::parse(table)?.events.is_some())
+}
+
+/// Build one subtask of the source.
+pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
+    let config = Config::parse(table)?;
+    let plan = ColumnPlan::new(&table.name, &table.schema)?;
+    let count = split.count.max(1) as u64;
+    let index = split.index as u64;
+    // Events index, index + count, ... below the global `events.num`.
+    let events_left = config.events.map(|n| if n > index { (n - index).div_ceil(count) } else { 0 });
+    let base_time = config.generator.base_time;
+    let generator = EventGenerator::new(config.generator).with_offset(index).with_step(count);
+    Ok(Box::new(NexmarkSource {
+        schema: table.schema.clone(),
+        plan,
+        generator,
+        base_time,
+        events_left,
+        started: None,
+    }))
+}
+
+/// One subtask of a nexmark source.
+struct NexmarkSource {
+    schema: SchemaRef,
+    plan: ColumnPlan,
+    generator: EventGenerator,
+    base_time: u64,
+    events_left: Option<u64>,
+    /// Wall-clock instant that corresponds to `base_time` in event time.
+    started: Option<Instant>,
+}
+
+#[async_trait::async_trait]
+impl Source for NexmarkSource {
+    async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
+        let limit = self.events_left.map_or(MAX_BATCH, |n| n.min(MAX_BATCH as u64) as usize);
+        if limit == 0 {
+            return Ok(None);
+        }
+        let started = *self.started.get_or_insert_with(Instant::now);
+        // Wait until the next event is due, then take every event that is due by now.
+        let due = |ts: u64, base: u64| started + Duration::from_millis(ts.saturating_sub(base));
+        tokio::time::sleep_until(due(self.generator.timestamp(), self.base_time)).await;
+        let elapsed = Instant::now().duration_since(started).as_millis() as u64;
+        let horizon = self.base_time.saturating_add(elapsed);
+        let mut events: Vec<Event> = Vec::with_capacity(limit.min(1024));
+        while events.len() < limit && (events.is_empty() || self.generator.timestamp() <= horizon) {
+            match self.generator.next() {
+                Some(e) => events.push(e),
+                None => break,
+            }
+        }
+        if let Some(left) = &mut self.events_left {
+            *left -= events.len() as u64;
+        }
+        let batch = self.plan.build(&self.schema, &events)?;
+        Ok(Some(SourceBatch { batch, row_kinds: None }))
+    }
+}

@@ -1,0 +1,126 @@
+use arrow::array::*;
+use arrow::datatypes::*;
+
+use super::*;
+use crate::test_util::{concat, drain, table};
+
+/// 2024-03-01 10:00:00 UTC.
+const BASE: &str = "1709287200000";
+
+fn row(fields: &[(&str, DataType)]) -> DataType {
+    DataType::Struct(fields.iter().map(|(n, t)| Field::new(*n, t.clone(), true)).collect::<Vec<_>>().into())
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+fn nexmark_table(options: &[(&str, &str)]) -> ConnectorTable {
+    let person = row(&[
+        ("id", DataType::Int64),
+        ("name", DataType::Utf8),
+        ("emailAddress", DataType::Utf8),
+        ("creditCard", DataType::Utf8),
+        ("city", DataType::Utf8),
+        ("state", DataType::Utf8),
+        ("dateTime", ts()),
+        ("extra", DataType::Utf8),
+    ]);
+    let auction = row(&[("id", DataType::Int64), ("seller", DataType::Int64), ("expires", ts())]);
+    // Subset, other order, other case, narrower type: all allowed.
+    let bid = row(&[("PRICE", DataType::Int32), ("auction", DataType::Int64), ("dateTime", ts())]);
+    table(
+        vec![
+            Field::new("event_type", DataType::Int32, true),
+            Field::new("person", person, true),
+            Field::new("auction", auction, true),
+            Field::new("bid", bid, true),
+        ],
+        options,
+    )
+}
+
+async fn run(t: &ConnectorTable, split: Split) -> RecordBatch {
+    let mut src = create_source(t, split).unwrap();
+    concat(&drain(src.as_mut()).await)
+}
+
+#[tokio::test]
+async fn deterministic_columns() {
+    let t = nexmark_table(&[
+        ("connector", "nexmark"),
+        ("events.num", "100"),
+        ("first-event.rate", "1000"),
+        ("next-event.rate", "1000"),
+        ("base-time", BASE),
+    ]);
+    assert!(is_bounded(&t).unwrap());
+    let b = run(&t, Split { index: 0, count: 1 }).await;
+    assert_eq!(b.num_rows(), 100);
+    let kinds = b.column(0).as_primitive::<Int32Type>();
+    // Proportions 1:3:46 — event 0 a person, 1..=3 auctions, 4..=49 bids, 50 a person.
+    assert_eq!(&kinds.values()[..5], &[0, 1, 1, 1, 2]);
+    assert_eq!(kinds.value(50), 0);
+
+    let person = b.column(1).as_struct();
+    assert!(person.is_valid(0) && person.is_null(1));
+    assert_eq!(person.column(0).as_primitive::<Int64Type>().value(0), 1000);
+    // The generator's first person (seeded by event id 0), as in the nexmark crate's own test.
+    assert_eq!(person.column(1).as_string::<i32>().value(0), "vicky noris");
+    assert_eq!(person.column(2).as_string::<i32>().value(0), "yplkvgz@qbxfg.com");
+    assert_eq!(person.column(3).as_string::<i32>().value(0), "7878 5821 1864 2539");
+    assert_eq!(person.column(6).as_primitive::<TimestampMillisecondType>().value(0), 1709287200000);
+
+    let bid = b.column(3).as_struct();
+    assert!(bid.is_null(0) && bid.is_valid(4));
+    assert_eq!(bid.column(0).data_type(), &DataType::Int32);
+    // At 1000 events/s event i is due i ms after base-time.
+    assert_eq!(bid.column(2).as_primitive::<TimestampMillisecondType>().value(4), 1709287200004);
+    let auction = b.column(2).as_struct();
+    assert_eq!(auction.column(0).as_primitive::<Int64Type>().value(1), 1000);
+    assert!(auction.column(2).as_primitive::<TimestampMillisecondType>().value(1) > 1709287200001);
+
+    // Same options, same rows.
+    assert_eq!(run(&t, Split { index: 0, count: 1 }).await, b);
+}
+
+#[tokio::test]
+async fn subtasks_split_the_one_sequence() {
+    let opts = [("connector", "nexmark"), ("events.num", "60"), ("first-event.rate", "1000000"), ("base-time", BASE)];
+    let t = nexmark_table(&opts);
+    let whole = run(&t, Split { index: 0, count: 1 }).await;
+    let parts = [run(&t, Split { index: 0, count: 3 }).await, run(&t, Split { index: 1, count: 3 }).await, run(&t, Split { index: 2, count: 3 }).await];
+    assert_eq!(parts.iter().map(|p| p.num_rows()).sum::<usize>(), 60);
+    // Subtask i holds events i, i + 3, ...: interleaving them gives the single-subtask stream.
+    for (k, part) in parts.iter().enumerate() {
+        let idx = UInt32Array::from_iter_values((k as u32..60).step_by(3));
+        let expected = arrow::compute::take_record_batch(&whole, &idx).unwrap();
+        assert_eq!(part, &expected);
+    }
+}
+
+#[tokio::test]
+async fn paced_by_event_time() {
+    let t = nexmark_table(&[("connector", "nexmark"), ("events.num", "200"), ("first-event.rate", "1000")]);
+    let start = std::time::Instant::now();
+    let b = run(&t, Split { index: 0, count: 1 }).await;
+    assert_eq!(b.num_rows(), 200);
+    // The last event is due 199 ms after the first.
+    assert!(start.elapsed() >= std::time::Duration::from_millis(190), "{:?}", start.elapsed());
+    assert!(!is_bounded(&nexmark_table(&[("connector", "nexmark")])).unwrap());
+}
+
+#[test]
+fn bad_tables_are_rejected() {
+    let e = validate(&nexmark_table(&[("connector", "nexmark"), ("events.nun", "5")])).unwrap_err().to_string();
+    assert!(e.contains("events.nun"), "{e}");
+    let e = validate(&nexmark_table(&[("connector", "nexmark"), ("rate.shape", "zigzag")])).unwrap_err().to_string();
+    assert!(e.contains("rate.shape"), "{e}");
+    let e = validate(&nexmark_table(&[("connector", "nexmark"), ("person.proportion", "0")])).unwrap_err().to_string();
+    assert!(e.contains("person.proportion"), "{e}");
+    let t = table(vec![Field::new("bid", row(&[("cost", DataType::Int64)]), true)], &[("connector", "nexmark")]);
+    let e = validate(&t).unwrap_err().to_string();
+    assert!(e.contains("'cost'") && e.contains("price"), "{e}");
+    let t = table(vec![Field::new("x", DataType::Int64, true)], &[("connector", "nexmark")]);
+    assert!(validate(&t).unwrap_err().to_string().contains("no column 'x'"));
+}

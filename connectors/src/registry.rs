@@ -1,0 +1,157 @@
+//! Maps `'connector' = '...'` to an implementation, and says which connectors exist.
+//!
+//! One place lists every connector with what it can be (source, sink), so `validate` can
+//! reject a source-only connector used as a sink before anything runs, and an unknown name
+//! gets a message listing the ones that exist.
+
+use crate::*;
+
+/// A connector Eddy knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connector {
+    Datagen,
+    Nexmark,
+    Filesystem,
+    Print,
+    Blackhole,
+}
+
+impl Connector {
+    const ALL: [Connector; 5] = [Self::Datagen, Self::Nexmark, Self::Filesystem, Self::Print, Self::Blackhole];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Datagen => "datagen",
+            Self::Nexmark => "nexmark",
+            Self::Filesystem => "filesystem",
+            Self::Print => "print",
+            Self::Blackhole => "blackhole",
+        }
+    }
+
+    fn is_source(self) -> bool {
+        matches!(self, Self::Datagen | Self::Nexmark | Self::Filesystem)
+    }
+
+    fn is_sink(self) -> bool {
+        matches!(self, Self::Filesystem | Self::Print | Self::Blackhole)
+    }
+
+    /// The table's connector, or an error naming what exists.
+    fn of(table: &ConnectorTable) -> Result<Self> {
+        let name = table.options.required(&table.name, "connector")?;
+        if let Some(c) = Self::ALL.iter().find(|c| c.name() == name) {
+            return Ok(*c);
+        }
+        let supported: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
+        let message = match name {
+            "kafka" | "upsert-kafka" | "jdbc" => format!(
+                "connector '{name}' is not supported yet in this version of Eddy; supported connectors: {}",
+                supported.join(", ")
+            ),
+            _ => format!("unknown connector '{name}'; supported connectors: {}", supported.join(", ")),
+        };
+        Err(ConnectorError::options(&table.name, message))
+    }
+
+    fn not_a(self, table: &ConnectorTable, role: &str) -> ConnectorError {
+        let others: Vec<&str> = Self::ALL
+            .iter()
+            .filter(|c| if role == "source" { c.is_source() } else { c.is_sink() })
+            .map(|c| c.name())
+            .collect();
+        ConnectorError::options(
+            &table.name,
+            format!("connector '{}' cannot be used as a {role}; {role} connectors: {}", self.name(), others.join(", ")),
+        )
+    }
+}
+
+pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
+    match Connector::of(table)? {
+        Connector::Datagen => datagen::create_source(table, split),
+        Connector::Nexmark => nexmark::create_source(table, split),
+        Connector::Filesystem => filesystem::create_source(table, split),
+        c => Err(c.not_a(table, "source")),
+    }
+}
+
+pub(crate) fn create_sink(table: &ConnectorTable, split: Split) -> Result<Box<dyn Sink>> {
+    match Connector::of(table)? {
+        Connector::Filesystem => filesystem::create_sink(table, split),
+        Connector::Print => print::create_sink(table, split),
+        Connector::Blackhole => blackhole::create_sink(table),
+        c => Err(c.not_a(table, "sink")),
+    }
+}
+
+pub(crate) fn validate(table: &ConnectorTable, as_source: bool, as_sink: bool) -> Result<()> {
+    let connector = Connector::of(table)?;
+    if as_source && !connector.is_source() {
+        return Err(connector.not_a(table, "source"));
+    }
+    if as_sink && !connector.is_sink() {
+        return Err(connector.not_a(table, "sink"));
+    }
+    match connector {
+        Connector::Datagen => datagen::validate(table),
+        Connector::Nexmark => nexmark::validate(table),
+        Connector::Filesystem => filesystem::validate(table, as_source, as_sink),
+        Connector::Print => print::validate(table),
+        Connector::Blackhole => blackhole::validate(table),
+    }
+}
+
+pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
+    match Connector::of(table)? {
+        Connector::Datagen => datagen::is_bounded(table),
+        Connector::Nexmark => nexmark::is_bounded(table),
+        // The files present at start are read once (directory monitoring is not supported).
+        Connector::Filesystem => Ok(true),
+        c => Err(c.not_a(table, "source")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+    use crate::test_util::table;
+
+    fn t(options: &[(&str, &str)]) -> ConnectorTable {
+        table(vec![Field::new("a", DataType::Int64, true)], options)
+    }
+
+    #[test]
+    fn unknown_and_unsupported_connectors() {
+        let e = validate(&t(&[("connector", "kafka")]), true, false).unwrap_err().to_string();
+        assert!(e.contains("'kafka' is not supported yet in this version of Eddy") && e.contains("datagen"), "{e}");
+        let e = validate(&t(&[("connector", "foo")]), true, false).unwrap_err().to_string();
+        assert!(e.contains("unknown connector 'foo'") && e.contains("filesystem"), "{e}");
+        let e = validate(&t(&[]), true, false).unwrap_err().to_string();
+        assert!(e.contains("'connector'"), "{e}");
+    }
+
+    #[test]
+    fn roles_are_checked() {
+        let e = validate(&t(&[("connector", "datagen")]), false, true).unwrap_err().to_string();
+        assert!(e.contains("'datagen' cannot be used as a sink") && e.contains("print"), "{e}");
+        assert!(create_sink(&t(&[("connector", "nexmark")]), Split { index: 0, count: 1 }).is_err());
+        let e = validate(&t(&[("connector", "print")]), true, false).unwrap_err().to_string();
+        assert!(e.contains("cannot be used as a source"), "{e}");
+        assert!(validate(&t(&[("connector", "blackhole")]), false, true).is_ok());
+        assert!(validate(&t(&[("connector", "filesystem"), ("path", "/nonexistent"), ("format", "csv")]), true, true).is_ok());
+        let e = validate(&t(&[("connector", "filesystem"), ("format", "csv")]), true, false).unwrap_err().to_string();
+        assert!(e.contains("'path'"), "{e}");
+    }
+
+    #[test]
+    fn boundedness() {
+        assert!(is_bounded(&t(&[("connector", "filesystem"), ("path", "x"), ("format", "json")])).unwrap());
+        assert!(!is_bounded(&t(&[("connector", "datagen")])).unwrap());
+        assert!(is_bounded(&t(&[("connector", "datagen"), ("number-of-rows", "5")])).unwrap());
+        assert!(is_bounded(&t(&[("connector", "nexmark"), ("events.num", "5")])).unwrap());
+        assert!(is_bounded(&t(&[("connector", "print")])).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Jobs: a StreamPlan running as tasks.
+//!
+//! [`Job::new`] checks the plan and its connectors' options; [`Job::run`] starts one tokio
+//! task per chain subtask (see [`graph`]), wires them with bounded channels, and waits until
+//! every sink has finished (bounded sources) or the job is stopped ([`StopHandle`]). The
+//! first error stops the whole job; sinks commit only when their input ended normally.
+
+pub mod graph;
+mod task;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eddy_connectors::{ConnectorTable, Options};
+use eddy_sql::plan::{Operator, StreamPlan, TableSpec};
+use tokio::sync::watch;
+
+use crate::error::{EngineError, Result};
+use crate::metrics::JobMetrics;
+
+/// Stops a running job: sources end, in-flight data drains, sinks commit.
+#[derive(Clone, Debug)]
+pub struct StopHandle {
+    tx: Arc<watch::Sender<bool>>,
+}
+
+impl StopHandle {
+    fn new() -> Self {
+        Self { tx: Arc::new(watch::channel(false).0) }
+    }
+
+    /// Ask the job to stop.
+    pub fn stop(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// Whether stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
+    }
+}
+
+/// What a finished job did.
+#[derive(Debug, Clone)]
+pub struct JobSummary {
+    /// Rows read by sources.
+    pub rows_in: u64,
+    /// Rows written by sinks.
+    pub rows_out: u64,
+    /// Malformed records skipped.
+    pub records_skipped: u64,
+    /// Late rows dropped.
+    pub late_rows_dropped: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Whether it ended because it was stopped (rather than its sources ending).
+    pub stopped: bool,
+}
+
+/// A job ready to run.
+pub struct Job {
+    plan: StreamPlan,
+    metrics: Arc<JobMetrics>,
+    stop: StopHandle,
+}
+
+impl Job {
+    /// Check the plan and the options of every connector it uses.
+    pub fn new(plan: StreamPlan) -> Result<Self> {
+        check(&plan)?;
+        Ok(Self { plan, metrics: JobMetrics::new(), stop: StopHandle::new() })
+    }
+
+    /// Live counters.
+    pub fn metrics(&self) -> Arc<JobMetrics> {
+        self.metrics.clone()
+    }
+
+    /// A handle that stops the job.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Whether every source of the job ends by itself.
+    pub fn is_bounded(&self) -> Result<bool> {
+        for n in &self.plan.nodes {
+            if let Operator::Source(t) = &n.operator {
+                if !eddy_connectors::is_bounded(&connector_table(t))? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Run to completion.
+    pub async fn run(self) -> Result<JobSummary> {
+        let start = Instant::now();
+        let graph = graph::ChainGraph::build(&self.plan);
+        task::run_graph(&self.plan, &graph, self.metrics.clone(), &self.stop).await?;
+        let m = &self.metrics;
+        Ok(JobSummary {
+            rows_in: JobMetrics::get(&m.rows_in),
+            rows_out: JobMetrics::get(&m.rows_out),
+            records_skipped: JobMetrics::get(&m.records_skipped),
+            late_rows_dropped: JobMetrics::get(&m.late_rows_dropped),
+            elapsed: start.elapsed(),
+            stopped: self.stop.is_stopped(),
+        })
+    }
+}
+
+/// Validate a plan without running it (`eddy check`): connector options of every source
+/// and sink, and operators the runtime can execute.
+pub fn check(plan: &StreamPlan) -> Result<()> {
+    for n in &plan.nodes {
+        match &n.operator {
+            Operator::Source(t) => eddy_connectors::validate(&connector_table(t), true, false)?,
+            Operator::Sink(t) => {
+                eddy_connectors::validate(&connector_table(t), false, true)?;
+                if n.updating {
+                    return Err(EngineError::Plan(format!(
+                        "table '{}' is an append-only sink but the query produces updates",
+                        t.name
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The connector's view of a table.
+pub(crate) fn connector_table(t: &TableSpec) -> ConnectorTable {
+    ConnectorTable {
+        name: t.name.clone(),
+        schema: t.schema.clone(),
+        metadata: t.metadata.clone(),
+        primary_key: t.primary_key.clone(),
+        partition_keys: t.partition_keys.clone(),
+        options: Options::new(t.options.iter().cloned()),
+    }
+}

@@ -1,0 +1,297 @@
+//! Running chains: one tokio task per chain subtask, bounded channels between them.
+//!
+//! ```text
+//!  input (source split | VALUES | channel merge) ─▶ operator chain ─▶ output (sink | channels)
+//! ```
+//! A channel-fed subtask merges its inputs: watermarks are min-combined over the inputs
+//! still open, and it ends when every input has ended. A channel that closes without an
+//! `End` means the upstream task failed; the job's first error is the one reported.
+
+use std::sync::Arc;
+
+use eddy_connectors::{Sink, Source, Split};
+use eddy_sql::plan::{Operator, StreamPlan};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::graph::{ChainGraph, Partitioning};
+use super::{connector_table, StopHandle};
+use crate::error::{EngineError, Result};
+use crate::message::{Batch, Message, Watermark};
+use crate::metrics::JobMetrics;
+use crate::operators::{run_chain, FilterOperator, ProjectOperator, StreamOperator, UnnestOperator, WatermarkOperator};
+
+/// Messages buffered per channel: enough to keep both sides busy, small enough that a slow
+/// sink quickly slows its sources.
+const CHANNEL_CAPACITY: usize = 16;
+
+/// A message tagged with the receiving subtask's input number.
+type Envelope = (usize, Message);
+
+/// Where one subtask's outputs go along one edge.
+enum EdgeOutput {
+    Forward(mpsc::Sender<Envelope>, usize),
+    Rebalance { targets: Vec<(mpsc::Sender<Envelope>, usize)>, next: usize },
+}
+
+/// What feeds a subtask.
+enum Input {
+    Source { source: Box<dyn Source>, stop: watch::Receiver<bool>, table: String },
+    Values(std::vec::IntoIter<arrow::record_batch::RecordBatch>),
+    Channels(ChannelInput),
+}
+
+/// Merges the channel inputs of a subtask.
+struct ChannelInput {
+    rx: mpsc::Receiver<Envelope>,
+    watermarks: Vec<Watermark>,
+    ended: Vec<bool>,
+    emitted: Watermark,
+}
+
+pub(crate) async fn run_graph(plan: &StreamPlan, graph: &ChainGraph, metrics: Arc<JobMetrics>, stop: &StopHandle) -> Result<()> {
+    // Receivers and input counts per (chain, subtask).
+    let mut senders: Vec<Vec<Option<mpsc::Sender<Envelope>>>> = Vec::new();
+    let mut receivers: Vec<Vec<Option<mpsc::Receiver<Envelope>>>> = Vec::new();
+    let mut input_counts: Vec<Vec<usize>> = Vec::new();
+    for chain in &graph.chains {
+        let has_inputs = graph.edges.iter().any(|e| e.to == senders.len());
+        let mut s = Vec::new();
+        let mut r = Vec::new();
+        for _ in 0..chain.parallelism {
+            if has_inputs {
+                let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+                s.push(Some(tx));
+                r.push(Some(rx));
+            } else {
+                s.push(None);
+                r.push(None);
+            }
+        }
+        senders.push(s);
+        receivers.push(r);
+        input_counts.push(vec![0; chain.parallelism]);
+    }
+    // Outputs per (chain, subtask), assigning input numbers on the receiving side.
+    let mut outputs: Vec<Vec<Vec<EdgeOutput>>> =
+        graph.chains.iter().map(|c| (0..c.parallelism).map(|_| Vec::new()).collect()).collect();
+    for edge in &graph.edges {
+        let up = graph.chains[edge.from].parallelism;
+        let down = graph.chains[edge.to].parallelism;
+        for u in 0..up {
+            let out = match edge.partitioning {
+                Partitioning::Forward => {
+                    let tx = sender(&senders, edge.to, u)?;
+                    let id = next_input(&mut input_counts, edge.to, u);
+                    EdgeOutput::Forward(tx, id)
+                }
+                Partitioning::Rebalance => {
+                    let mut targets = Vec::with_capacity(down);
+                    for d in 0..down {
+                        let tx = sender(&senders, edge.to, d)?;
+                        targets.push((tx, next_input(&mut input_counts, edge.to, d)));
+                    }
+                    EdgeOutput::Rebalance { targets, next: u % down.max(1) }
+                }
+            };
+            outputs[edge.from][u].push(out);
+        }
+    }
+    drop(senders);
+
+    let mut tasks: JoinSet<Result<()>> = JoinSet::new();
+    for (c, chain) in graph.chains.iter().enumerate() {
+        for sub in (0..chain.parallelism).rev() {
+            let head = &plan.nodes[chain.head()];
+            let input = match &head.operator {
+                Operator::Source(t) => Input::Source {
+                    source: eddy_connectors::create_source(&connector_table(t), Split { index: sub, count: chain.parallelism })?,
+                    stop: stop.subscribe(),
+                    table: t.name.clone(),
+                },
+                Operator::Values(batches) => {
+                    Input::Values(if sub == 0 { batches.clone() } else { Vec::new() }.into_iter())
+                }
+                _ => {
+                    let n = input_counts[c][sub];
+                    let rx = receivers[c][sub].take().ok_or_else(|| EngineError::Internal("receiver taken twice".into()))?;
+                    Input::Channels(ChannelInput { rx, watermarks: vec![Watermark::MIN; n], ended: vec![false; n], emitted: Watermark::MIN })
+                }
+            };
+            let mut ops: Vec<Box<dyn StreamOperator>> = Vec::new();
+            let mut sink: Option<Box<dyn Sink>> = None;
+            for id in &chain.nodes {
+                let node = &plan.nodes[*id];
+                match &node.operator {
+                    Operator::Project(exprs) => ops.push(Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone()))),
+                    Operator::Filter(p) => ops.push(Box::new(FilterOperator::new(p.clone()))),
+                    Operator::Watermark(w) => ops.push(Box::new(WatermarkOperator::new(w.clone()))),
+                    Operator::Unnest(u) => ops.push(Box::new(UnnestOperator::new(u.clone(), node.schema.clone()))),
+                    Operator::Sink(t) => {
+                        sink = Some(eddy_connectors::create_sink(&connector_table(t), Split { index: sub, count: chain.parallelism })?)
+                    }
+                    Operator::Source(_) | Operator::Values(_) | Operator::Union => {}
+                }
+            }
+            let outs = outputs[c].pop().ok_or_else(|| EngineError::Internal("missing outputs".into()))?;
+            let metrics = metrics.clone();
+            tasks.spawn(run_subtask(input, ops, sink, outs, metrics));
+        }
+    }
+    let mut first_error: Option<EngineError> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.unwrap_or_else(|e| Err(EngineError::Internal(format!("task failed: {e}"))));
+        if let Err(e) = result {
+            if first_error.is_none() {
+                first_error = Some(e);
+                // Fail fast: the other tasks would only wait on closed channels.
+                tasks.abort_all();
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn sender(senders: &[Vec<Option<mpsc::Sender<Envelope>>>], chain: usize, sub: usize) -> Result<mpsc::Sender<Envelope>> {
+    senders[chain][sub].clone().ok_or_else(|| EngineError::Internal("no channel for a chained input".into()))
+}
+
+fn next_input(counts: &mut [Vec<usize>], chain: usize, sub: usize) -> usize {
+    let id = counts[chain][sub];
+    counts[chain][sub] += 1;
+    id
+}
+
+async fn run_subtask(
+    mut input: Input,
+    mut ops: Vec<Box<dyn StreamOperator>>,
+    mut sink: Option<Box<dyn Sink>>,
+    mut outputs: Vec<EdgeOutput>,
+    metrics: Arc<JobMetrics>,
+) -> Result<()> {
+    loop {
+        let msg = next_message(&mut input, &metrics).await?;
+        let is_end = matches!(msg, Message::End);
+        for out in run_chain(&mut ops, msg)? {
+            deliver(out, &mut sink, &mut outputs, &metrics).await?;
+        }
+        if is_end {
+            if let Input::Source { source, .. } = &input {
+                JobMetrics::add(&metrics.records_skipped, source.skipped_records());
+            }
+            return Ok(());
+        }
+    }
+}
+
+async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message> {
+    match input {
+        Input::Source { source, stop, table } => {
+            if *stop.borrow() {
+                return Ok(Message::End);
+            }
+            let next = tokio::select! {
+                r = source.next_batch() => r,
+                _ = stop.changed() => return Ok(Message::End),
+            };
+            match next {
+                Ok(Some(b)) => {
+                    JobMetrics::add(&metrics.rows_in, b.batch.num_rows() as u64);
+                    Ok(Message::Data(Batch { data: b.batch, row_kinds: b.row_kinds }))
+                }
+                Ok(None) => Ok(Message::End),
+                Err(e) => {
+                    tracing::debug!(table = %table, "source failed");
+                    Err(e.into())
+                }
+            }
+        }
+        Input::Values(it) => Ok(match it.next() {
+            Some(b) => {
+                JobMetrics::add(&metrics.rows_in, b.num_rows() as u64);
+                Message::Data(Batch::append(b))
+            }
+            None => Message::End,
+        }),
+        Input::Channels(ch) => ch.next().await,
+    }
+}
+
+impl ChannelInput {
+    async fn next(&mut self) -> Result<Message> {
+        loop {
+            if self.ended.iter().all(|e| *e) {
+                return Ok(Message::End);
+            }
+            let Some((i, msg)) = self.rx.recv().await else {
+                return Err(EngineError::Internal("an upstream task stopped without finishing".into()));
+            };
+            match msg {
+                Message::Data(b) => return Ok(Message::Data(b)),
+                Message::Watermark(w) => {
+                    self.watermarks[i] = self.watermarks[i].max(w);
+                    if let Some(w) = self.advance() {
+                        return Ok(Message::Watermark(w));
+                    }
+                }
+                Message::End => {
+                    self.ended[i] = true;
+                    self.watermarks[i] = Watermark::MAX;
+                    if self.ended.iter().all(|e| *e) {
+                        return Ok(Message::End);
+                    }
+                    if let Some(w) = self.advance() {
+                        return Ok(Message::Watermark(w));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The min over inputs, if it moved forward.
+    fn advance(&mut self) -> Option<Watermark> {
+        let min = self.watermarks.iter().copied().min().unwrap_or(Watermark::MIN);
+        if min > self.emitted {
+            self.emitted = min;
+            Some(min)
+        } else {
+            None
+        }
+    }
+}
+
+async fn deliver(msg: Message, sink: &mut Option<Box<dyn Sink>>, outputs: &mut [EdgeOutput], metrics: &JobMetrics) -> Result<()> {
+    if let Some(s) = sink {
+        match &msg {
+            Message::Data(b) => {
+                s.write_batch(&b.data, b.row_kinds.as_ref()).await?;
+                JobMetrics::add(&metrics.rows_out, b.num_rows() as u64);
+            }
+            Message::Watermark(_) => {}
+            Message::End => s.finish().await?,
+        }
+    }
+    for out in outputs.iter_mut() {
+        match (out, &msg) {
+            (EdgeOutput::Forward(tx, id), m) => send(tx, *id, m.clone()).await?,
+            (EdgeOutput::Rebalance { targets, next }, Message::Data(_)) => {
+                let (tx, id) = &targets[*next];
+                send(tx, *id, msg.clone()).await?;
+                *next = (*next + 1) % targets.len();
+            }
+            (EdgeOutput::Rebalance { targets, .. }, m) => {
+                for (tx, id) in targets.iter() {
+                    send(tx, *id, m.clone()).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn send(tx: &mpsc::Sender<Envelope>, id: usize, msg: Message) -> Result<()> {
+    tx.send((id, msg)).await.map_err(|_| EngineError::Internal("a downstream task stopped early".into()))
+}

@@ -1,0 +1,98 @@
+//! Flink's built-in scalar functions that DataFusion lacks or implements differently.
+//!
+//! The planner registers [`flink_functions`] after DataFusion's built-ins, so a function
+//! here with the same name as a DataFusion one replaces it.
+//!
+//! Every function is vectorised over Arrow arrays (scalars stay scalars), treats NULLs as
+//! Flink does, and never panics on input: it returns NULL where Flink returns NULL and an
+//! execution error where Flink throws.
+//!
+//! # Replaced DataFusion functions, and why
+//!
+//! | name | DataFusion | Flink |
+//! |---|---|---|
+//! | `date_format` | alias of `to_char`, chrono `%` patterns | Java patterns |
+//! | `to_timestamp` | chrono patterns, nanosecond result, errors on bad input | Java pattern, `TIMESTAMP(3)`, NULL on bad input |
+//! | `to_date` | chrono patterns | Java pattern (`SimpleDateFormat`) |
+//! | `from_unixtime` | returns a timestamp | returns a formatted string |
+//! | `round` | rounds the binary double (`ROUND(1.15, 1)` = 1.1) | half-up on the shortest decimal form (= 1.2) |
+//! | `concat` | skips NULL arguments | NULL if any argument is NULL |
+//! | `regexp_replace` | first match only unless flag `g`; `\1`/`${1}` group references | all matches; the replacement is literal text |
+//! | `initcap` | Unicode word rules | Calcite's ASCII-only rules |
+//!
+//! Functions DataFusion already has with Flink's semantics (`instr`, `split_part`, ...)
+//! are deliberately not redefined.
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::ScalarUDF;
+
+pub(crate) mod common;
+pub mod date_format;
+pub mod date_part;
+pub mod floor_ceil;
+pub(crate) mod java_datetime_format;
+pub(crate) mod java_regex;
+pub(crate) mod java_timezone;
+pub mod json_value;
+pub mod modulo;
+pub mod regexp;
+pub mod round;
+pub mod str_to_map;
+pub mod strings;
+pub(crate) mod time_unit;
+pub mod timestampdiff;
+pub mod to_timestamp;
+pub mod unix_time;
+
+/// Every Flink function defined here, each registered under its Flink name in lower case.
+pub fn flink_functions() -> Vec<Arc<ScalarUDF>> {
+    let mut fns = vec![
+        udf(date_format::DateFormat::new()),
+        udf(timestampdiff::TimestampDiff::new()),
+        udf(floor_ceil::TimeFloorCeil::floor()),
+        udf(floor_ceil::TimeFloorCeil::ceil()),
+        udf(round::Round::new()),
+        udf(to_timestamp::ToTimestamp::new()),
+        udf(to_timestamp::ToTimestampLtz::new()),
+        udf(to_timestamp::ToDate::new()),
+        udf(unix_time::UnixTimestamp::new()),
+        udf(unix_time::FromUnixtime::new()),
+        udf(unix_time::ConvertTz::new()),
+        udf(regexp::RegexpExtract::new()),
+        udf(regexp::RegexpReplace::new()),
+        udf(strings::SplitIndex::new()),
+        udf(strings::Concat::new()),
+        udf(strings::Locate::new()),
+        udf(strings::StringUnary::new(strings::StringFn::InitCap)),
+        udf(strings::StringUnary::new(strings::StringFn::HashCode)),
+        udf(strings::StringUnary::new(strings::StringFn::ToBase64)),
+        udf(strings::StringUnary::new(strings::StringFn::FromBase64)),
+        udf(strings::StringCheck::new(strings::StringPredicate::IsAlpha)),
+        udf(strings::StringCheck::new(strings::StringPredicate::IsDigit)),
+        udf(strings::StringCheck::new(strings::StringPredicate::IsDecimal)),
+        udf(str_to_map::StrToMap::new()),
+        udf(modulo::Mod::new()),
+        udf(json_value::JsonValue::new()),
+    ];
+    fns.extend(date_part::DatePartKind::ALL.into_iter().map(|k| udf(date_part::DatePart::new(k))));
+    fns
+}
+
+fn udf(f: impl datafusion::logical_expr::ScalarUDFImpl + 'static) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::new_from_impl(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_lower_case() {
+        let fns = flink_functions();
+        let names: HashSet<String> = fns.iter().map(|f| f.name().to_string()).collect();
+        assert_eq!(names.len(), fns.len());
+        assert!(names.iter().all(|n| n.chars().all(|c| !c.is_ascii_uppercase())));
+    }
+}

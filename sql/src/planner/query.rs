@@ -1,0 +1,82 @@
+//! Planning queries with DataFusion: AST (after Flink rewrites) -> DataFusion LogicalPlan,
+//! analysed and optimised, and DataFusion errors turned into located [`SqlError`]s.
+
+use datafusion::common::DataFusionError;
+use datafusion::logical_expr::{col, LogicalPlan, LogicalPlanBuilder};
+use datafusion::sql::planner::{ParserOptions, SqlToRel};
+use sqlparser::ast::{Query, Statement as SqlStatement};
+
+use super::context::EddyContext;
+use super::rewrite::rewrite_flink_syntax;
+use crate::catalog::ViewDef;
+use crate::error::{Location, SqlError};
+
+/// DataFusion's SQL planner configured for Flink: case-sensitive identifiers, strings as
+/// Utf8, float literals as DOUBLE, spans collected for error locations.
+pub(crate) fn sql_to_rel<'a>(ctx: &'a EddyContext<'a>) -> SqlToRel<'a, EddyContext<'a>> {
+    let mut options = ParserOptions::new();
+    options.enable_ident_normalization = false;
+    options.map_string_types_to_utf8view = false;
+    options.parse_float_as_decimal = false;
+    options.collect_spans = true;
+    SqlToRel::new_with_options(ctx, options)
+}
+
+/// The (unoptimised) logical plan of a query.
+pub(crate) fn plan_query(ctx: &EddyContext<'_>, query: &Query) -> Result<LogicalPlan, DataFusionError> {
+    let mut q = query.clone();
+    rewrite_flink_syntax(&mut q);
+    sql_to_rel(ctx).sql_statement_to_plan(SqlStatement::Query(Box::new(q)))
+}
+
+/// The plan of a view, with its declared column names and its name as alias.
+pub(crate) fn plan_view(ctx: &EddyContext<'_>, view: &ViewDef) -> Result<LogicalPlan, DataFusionError> {
+    let plan = plan_query(ctx, &view.query)?;
+    let mut builder = LogicalPlanBuilder::from(plan);
+    if !view.columns.is_empty() {
+        let exprs: Vec<_> = builder
+            .schema()
+            .columns()
+            .into_iter()
+            .zip(&view.columns)
+            .map(|(c, name)| col(c).alias(name))
+            .collect();
+        builder = builder.project(exprs)?;
+    }
+    builder.alias(view.name.as_str())?.build()
+}
+
+/// A DataFusion error as a located SQL error: the diagnostic's span when DataFusion gives
+/// one, else `fallback` (the statement's start).
+pub(crate) fn df_error(e: DataFusionError, fallback: Location) -> SqlError {
+    let location = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .map(|s| Location::new(s.start.line, s.start.column))
+        .filter(|l| l.is_known())
+        .unwrap_or(fallback);
+    let root = e.find_root();
+    let (kind_unsupported, message) = match root {
+        DataFusionError::NotImplemented(m) => (true, m.clone()),
+        DataFusionError::Plan(m) => (false, m.clone()),
+        DataFusionError::SchemaError(s, _) => (false, s.to_string()),
+        other => (false, other.to_string()),
+    };
+    let message = clean_message(&message);
+    let mut err = if kind_unsupported {
+        SqlError::unsupported(location, message)
+    } else {
+        SqlError::plan(location, message)
+    };
+    if let Some(help) = e.diagnostic().and_then(|d| d.helps.first()) {
+        err = err.with_hint(help.message.clone());
+    }
+    err
+}
+
+fn clean_message(m: &str) -> String {
+    let m = m.trim();
+    let m = m.strip_prefix("Error during planning: ").unwrap_or(m);
+    // DataFusion suggests `Valid fields are ...` with qualified names; keep it, it helps.
+    m.to_string()
+}
