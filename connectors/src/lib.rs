@@ -8,6 +8,19 @@
 //!
 //! Batches are Arrow [`RecordBatch`]es throughout. A changelog (updating) stream is given
 //! to a sink together with the row kinds ([`RowKind`], Flink's `+I -U +U -D`).
+//!
+//! Where things are:
+//!
+//! | module | what |
+//! |---|---|
+//! | `registry` | `'connector'` name -> implementation; which may be a source or a sink |
+//! | `datagen` | random / sequence rows (source) |
+//! | `nexmark` | the Nexmark benchmark's events (source) |
+//! | `filesystem` | files of a directory (source) and part files (sink) |
+//! | `format` | `json`, `csv` (decoders and line encoders) and `parquet` |
+//! | `print`, `blackhole` | sinks for looking at output and for discarding it |
+//! | `text` | values as Flink/Java text (print, csv) |
+//! | `rate` | the rate limiter of the generator sources |
 
 pub mod changelog;
 pub mod error;
@@ -113,7 +126,6 @@ mod nexmark;
 mod print;
 mod rate;
 mod registry;
-mod text;
 #[cfg(test)]
 mod test_util;
-
+mod text;

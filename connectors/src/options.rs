@@ -35,9 +35,7 @@ impl Options {
 
     /// A required option.
     pub fn required(&self, table: &str, key: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| {
-            ConnectorError::options(table, format!("missing required option '{key}'"))
-        })
+        self.get(key).ok_or_else(|| ConnectorError::options(table, format!("missing required option '{key}'")))
     }
 
     /// An option parsed with `FromStr`, or `None` when absent.
@@ -59,10 +57,7 @@ impl Options {
             None => Ok(default),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-            Some(v) => Err(ConnectorError::options(
-                table,
-                format!("option '{key}' = '{v}' must be 'true' or 'false'"),
-            )),
+            Some(v) => Err(ConnectorError::options(table, format!("option '{key}' = '{v}' must be 'true' or 'false'"))),
         }
     }
 

@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn flink_line_format_for_each_type() {
-        let row_type = Fields::from(vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)]);
+        let row_type =
+            Fields::from(vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)]);
         let schema = Arc::new(Schema::new(vec![
             Field::new("i", DataType::Int64, true),
             Field::new("s", DataType::Utf8, true),

@@ -34,12 +34,14 @@ impl RateLimiter {
     pub(crate) async fn acquire(&mut self, n: usize) {
         let now = Instant::now();
         let start = *self.start.get_or_insert(now);
-        let due = start + Duration::from_secs_f64(self.permits / self.per_second);
+        let offset = Duration::try_from_secs_f64(self.permits / self.per_second).unwrap_or(Duration::MAX);
+        // A rate so low that the due time is out of range: wait a day at a time.
+        let due = start.checked_add(offset).unwrap_or(now + Duration::from_secs(86_400));
         if due > now {
             tokio::time::sleep_until(due).await;
         } else if now.duration_since(due) > MAX_DEBT {
             // Fell behind (slow consumer): restart the schedule from now instead of bursting.
-            self.start = now.checked_sub(Duration::from_secs_f64(self.permits / self.per_second));
+            self.start = now.checked_sub(offset);
         }
         self.permits += n as f64;
     }

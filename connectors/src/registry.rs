@@ -141,7 +141,8 @@ mod tests {
         let e = validate(&t(&[("connector", "print")]), true, false).unwrap_err().to_string();
         assert!(e.contains("cannot be used as a source"), "{e}");
         assert!(validate(&t(&[("connector", "blackhole")]), false, true).is_ok());
-        assert!(validate(&t(&[("connector", "filesystem"), ("path", "/nonexistent"), ("format", "csv")]), true, true).is_ok());
+        assert!(validate(&t(&[("connector", "filesystem"), ("path", "/nonexistent"), ("format", "csv")]), true, true)
+            .is_ok());
         let e = validate(&t(&[("connector", "filesystem"), ("format", "csv")]), true, false).unwrap_err().to_string();
         assert!(e.contains("'path'"), "{e}");
     }

@@ -30,7 +30,15 @@ pub(crate) fn java_double(v: f64) -> String {
 
 /// Java's `Float.toString` (same rules, `f32` digits).
 pub(crate) fn java_float(v: f32) -> String {
-    java_number(f64::from(v), v.is_nan(), v.is_infinite(), v == 0.0, f64::from(v.abs()), || format!("{v}"), || format!("{v:e}"))
+    java_number(
+        f64::from(v),
+        v.is_nan(),
+        v.is_infinite(),
+        v == 0.0,
+        f64::from(v.abs()),
+        || format!("{v}"),
+        || format!("{v:e}"),
+    )
 }
 
 fn java_number(
@@ -228,7 +236,11 @@ pub(crate) fn write_value(out: &mut String, array: &dyn Array, i: usize, style: 
 }
 
 /// `[a, b, c]`.
-fn join<T>(out: &mut String, items: impl Iterator<Item = T>, mut f: impl FnMut(&mut String, T) -> Result<()>) -> Result<()> {
+fn join<T>(
+    out: &mut String,
+    items: impl Iterator<Item = T>,
+    mut f: impl FnMut(&mut String, T) -> Result<()>,
+) -> Result<()> {
     out.push('[');
     for (n, item) in items.enumerate() {
         if n > 0 {
@@ -254,9 +266,15 @@ fn time_value(array: &dyn Array, i: usize) -> Option<NaiveTime> {
 pub(crate) fn timestamp_value(array: &dyn Array, i: usize, unit: &TimeUnit) -> Option<NaiveDateTime> {
     let dt = match unit {
         TimeUnit::Second => DateTime::from_timestamp(array.as_primitive::<TimestampSecondType>().value(i), 0),
-        TimeUnit::Millisecond => DateTime::from_timestamp_millis(array.as_primitive::<TimestampMillisecondType>().value(i)),
-        TimeUnit::Microsecond => DateTime::from_timestamp_micros(array.as_primitive::<TimestampMicrosecondType>().value(i)),
-        TimeUnit::Nanosecond => Some(DateTime::from_timestamp_nanos(array.as_primitive::<TimestampNanosecondType>().value(i))),
+        TimeUnit::Millisecond => {
+            DateTime::from_timestamp_millis(array.as_primitive::<TimestampMillisecondType>().value(i))
+        }
+        TimeUnit::Microsecond => {
+            DateTime::from_timestamp_micros(array.as_primitive::<TimestampMicrosecondType>().value(i))
+        }
+        TimeUnit::Nanosecond => {
+            Some(DateTime::from_timestamp_nanos(array.as_primitive::<TimestampNanosecondType>().value(i)))
+        }
     };
     dt.map(|d| d.naive_utc())
 }

@@ -89,15 +89,15 @@ pub struct WatermarkSpec {
     pub idle_timeout_ms: u64,
 }
 
-/// How a list column is expanded.
+/// How a list column is expanded (one output row per element; NULL or empty lists give
+/// no rows, as a CROSS JOIN does).
 #[derive(Debug, Clone)]
 pub struct UnnestSpec {
     /// Index of the list column in the input.
     pub list_column: usize,
-    /// Input columns kept (by index), in output order, before the element column.
-    pub keep: Vec<usize>,
-    /// Whether the element is a ROW whose fields become separate columns.
-    pub expand_struct: bool,
+    /// For each output column, the input column it comes from; the list column's position
+    /// yields the element.
+    pub output_sources: Vec<usize>,
 }
 
 /// A connector table as a source or sink sees it.

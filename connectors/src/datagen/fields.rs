@@ -21,6 +21,10 @@ pub(crate) const FIELD_OPTIONS: &[&str] =
 
 /// Flink's default length of random strings, bytes and collections.
 const DEFAULT_LENGTH: usize = 100;
+/// Longest value or collection datagen makes (guards against a typo exhausting memory).
+const MAX_LENGTH: usize = 1 << 24;
+/// Furthest back a random date or timestamp may go (about 27,000 years).
+const MAX_PAST_DAYS: i64 = 10_000_000;
 
 /// Generates the values of one column (or nested child), `n` rows at a time.
 #[derive(Debug)]
@@ -32,19 +36,64 @@ pub(crate) struct FieldGen {
 #[derive(Debug)]
 enum GenKind {
     /// `start + index + k * count` for k = 0, 1, ... while <= `end`.
-    Sequence { next: i128, end: i128, step: i128, data_type: DataType },
+    Sequence {
+        next: i128,
+        end: i128,
+        step: i128,
+        data_type: DataType,
+    },
     Bool,
-    Int { min: i64, max: i64, data_type: DataType },
-    Float { min: f64, max: f64, data_type: DataType },
-    Decimal { min: f64, max: f64, precision: u8, scale: i8 },
-    Utf8 { length: usize, var_len: bool },
-    Binary { length: usize, var_len: bool },
-    Date { max_past_days: i64 },
-    Time { data_type: DataType },
-    Timestamp { unit: TimeUnit, tz: Option<Arc<str>>, max_past_ms: i64 },
-    List { element_field: FieldRef, length: usize, element: Box<FieldGen> },
-    Map { entries: FieldRef, sorted: bool, length: usize, key: Box<FieldGen>, value: Box<FieldGen> },
-    Struct { fields: Fields, children: Vec<FieldGen> },
+    Int {
+        min: i64,
+        max: i64,
+        data_type: DataType,
+    },
+    Float {
+        min: f64,
+        max: f64,
+        data_type: DataType,
+    },
+    Decimal {
+        min: f64,
+        max: f64,
+        precision: u8,
+        scale: i8,
+    },
+    Utf8 {
+        length: usize,
+        var_len: bool,
+    },
+    Binary {
+        length: usize,
+        var_len: bool,
+    },
+    Date {
+        max_past_days: i64,
+    },
+    Time {
+        data_type: DataType,
+    },
+    Timestamp {
+        unit: TimeUnit,
+        tz: Option<Arc<str>>,
+        max_past_ms: i64,
+    },
+    List {
+        element_field: FieldRef,
+        length: usize,
+        element: Box<FieldGen>,
+    },
+    Map {
+        entries: FieldRef,
+        sorted: bool,
+        length: usize,
+        key: Box<FieldGen>,
+        value: Box<FieldGen>,
+    },
+    Struct {
+        fields: Fields,
+        children: Vec<FieldGen>,
+    },
 }
 
 /// Reads `fields.<path>.<opt>` options for one path.
@@ -160,7 +209,7 @@ impl FieldGen {
                 )
             }
             GenKind::Utf8 { length, var_len } => {
-                let mut b = StringBuilder::with_capacity(n, n * *length);
+                let mut b = StringBuilder::with_capacity(n, n.saturating_mul(*length).min(1 << 26));
                 let mut s = String::with_capacity(*length);
                 for _ in 0..n {
                     s.clear();
@@ -172,7 +221,7 @@ impl FieldGen {
                 Arc::new(b.finish())
             }
             GenKind::Binary { length, var_len } => {
-                let mut b = BinaryBuilder::with_capacity(n, n * *length);
+                let mut b = BinaryBuilder::with_capacity(n, n.saturating_mul(*length).min(1 << 26));
                 for _ in 0..n {
                     let bytes: Vec<u8> = (0..pick_len(rng, *length, *var_len)).map(|_| rng.random()).collect();
                     b.append_value(bytes);
@@ -213,8 +262,7 @@ impl FieldGen {
                 )
             }
             GenKind::Struct { fields, children } => {
-                let columns =
-                    children.iter_mut().map(|c| c.generate(n, rng, now_ms)).collect::<Result<Vec<_>>>()?;
+                let columns = children.iter_mut().map(|c| c.generate(n, rng, now_ms)).collect::<Result<Vec<_>>>()?;
                 if fields.is_empty() {
                     Arc::new(StructArray::new_empty_fields(n, None))
                 } else {
@@ -255,7 +303,8 @@ fn sequence_kind(o: &FieldOpts<'_>, data_type: &DataType, split: Split) -> Resul
 fn random_kind(o: &FieldOpts<'_>, field: &Field, split: Split) -> Result<GenKind> {
     let data_type = field.data_type();
     let only_numbers = |o: &FieldOpts<'_>| o.reject(&["min", "max"], &format!("does not apply to type {data_type}"));
-    let only_strings = |o: &FieldOpts<'_>| o.reject(&["length", "var-len"], &format!("does not apply to type {data_type}"));
+    let only_strings =
+        |o: &FieldOpts<'_>| o.reject(&["length", "var-len"], &format!("does not apply to type {data_type}"));
     let only_time = |o: &FieldOpts<'_>| o.reject(&["max-past"], &format!("does not apply to type {data_type}"));
     let kind = match data_type {
         DataType::Boolean => GenKind::Bool,
@@ -286,7 +335,7 @@ fn random_kind(o: &FieldOpts<'_>, field: &Field, split: Split) -> Result<GenKind
         }
         DataType::Utf8 | DataType::Binary => {
             only_numbers(o)?;
-            let length = o.parse::<usize>("length")?.unwrap_or(DEFAULT_LENGTH);
+            let length = length(o)?;
             let var_len = o.options.bool_or(o.table, &o.key("var-len"), false)?;
             if matches!(data_type, DataType::Utf8) {
                 GenKind::Utf8 { length, var_len }
@@ -306,7 +355,7 @@ fn random_kind(o: &FieldOpts<'_>, field: &Field, split: Split) -> Result<GenKind
         DataType::List(element_field) => {
             only_numbers(o)?;
             o.reject(&["var-len"], "does not apply to arrays")?;
-            let length = o.parse::<usize>("length")?.unwrap_or(DEFAULT_LENGTH);
+            let length = length(o)?;
             let path = format!("{}.element", o.path);
             let element = nested(o, &path, element_field, split)?;
             GenKind::List { element_field: element_field.clone(), length, element }
@@ -320,7 +369,7 @@ fn random_kind(o: &FieldOpts<'_>, field: &Field, split: Split) -> Result<GenKind
             if kv.len() != 2 {
                 return Err(o.err("map entries must have a key and a value"));
             }
-            let length = o.parse::<usize>("length")?.unwrap_or(DEFAULT_LENGTH);
+            let length = length(o)?;
             let key = nested(o, &format!("{}.key", o.path), &kv[0], split)?;
             let value = nested(o, &format!("{}.value", o.path), &kv[1], split)?;
             GenKind::Map { entries: entries.clone(), sorted: *sorted, length, key, value }
@@ -360,7 +409,19 @@ fn nested(o: &FieldOpts<'_>, path: &str, field: &Field, split: Split) -> Result<
 
 fn max_past_ms(o: &FieldOpts<'_>) -> Result<i64> {
     let past = o.options.duration(o.table, &o.key("max-past"))?.unwrap_or_default();
-    Ok(i64::try_from(past.as_millis()).unwrap_or(i64::MAX))
+    let ms = i64::try_from(past.as_millis()).unwrap_or(i64::MAX);
+    if ms / 86_400_000 > MAX_PAST_DAYS {
+        return Err(o.err(format!("'{}' reaches back more than {MAX_PAST_DAYS} days", o.key("max-past"))));
+    }
+    Ok(ms)
+}
+
+fn length(o: &FieldOpts<'_>) -> Result<usize> {
+    let length = o.parse::<usize>("length")?.unwrap_or(DEFAULT_LENGTH);
+    if length > MAX_LENGTH {
+        return Err(o.err(format!("'{}' = {length} is larger than {MAX_LENGTH}", o.key("length"))));
+    }
+    Ok(length)
 }
 
 fn check_range(o: &FieldOpts<'_>, min: f64, max: f64, lo: f64, hi: f64) -> Result<()> {
@@ -431,8 +492,12 @@ fn sequence_array(values: &[i128], data_type: &DataType) -> Result<ArrayRef> {
 fn time_array(n: usize, rng: &mut SmallRng, data_type: &DataType) -> ArrayRef {
     let ms = (0..n).map(|_| rng.random_range(0..86_400_000i64));
     match data_type {
-        DataType::Time32(TimeUnit::Second) => Arc::new(Time32SecondArray::from_iter_values(ms.map(|v| (v / 1000) as i32))),
-        DataType::Time64(TimeUnit::Microsecond) => Arc::new(Time64MicrosecondArray::from_iter_values(ms.map(|v| v * 1000))),
+        DataType::Time32(TimeUnit::Second) => {
+            Arc::new(Time32SecondArray::from_iter_values(ms.map(|v| (v / 1000) as i32)))
+        }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            Arc::new(Time64MicrosecondArray::from_iter_values(ms.map(|v| v * 1000)))
+        }
         DataType::Time64(TimeUnit::Nanosecond) => {
             Arc::new(Time64NanosecondArray::from_iter_values(ms.map(|v| v * 1_000_000)))
         }

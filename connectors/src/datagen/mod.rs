@@ -80,12 +80,7 @@ fn check_keys(table: &ConnectorTable) -> Result<()> {
 }
 
 fn generators(table: &ConnectorTable, split: Split) -> Result<Vec<FieldGen>> {
-    table
-        .schema
-        .fields()
-        .iter()
-        .map(|f| FieldGen::new(&table.name, &table.options, f.name(), f, split))
-        .collect()
+    table.schema.fields().iter().map(|f| FieldGen::new(&table.name, &table.options, f.name(), f, split)).collect()
 }
 
 /// Check options and field generators without generating anything.
@@ -148,11 +143,8 @@ impl Source for DatagenSource {
         let n = n as usize;
         self.limiter.acquire(n).await;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let columns = self
-            .generators
-            .iter_mut()
-            .map(|g| g.generate(n, &mut self.rng, now_ms))
-            .collect::<Result<Vec<_>>>()?;
+        let columns =
+            self.generators.iter_mut().map(|g| g.generate(n, &mut self.rng, now_ms)).collect::<Result<Vec<_>>>()?;
         let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
             .map_err(|e| ConnectorError::arrow("datagen: building batch", e))?;

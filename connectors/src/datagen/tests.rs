@@ -98,9 +98,8 @@ async fn seed_makes_output_reproducible() {
 
 #[tokio::test]
 async fn timestamps_nested_types_and_max_past() {
-    let row = DataType::Struct(
-        vec![Field::new("x", DataType::Int16, true), Field::new("y", DataType::Utf8, true)].into(),
-    );
+    let row =
+        DataType::Struct(vec![Field::new("x", DataType::Int16, true), Field::new("y", DataType::Utf8, true)].into());
     let list = DataType::List(Arc::new(Field::new("item", DataType::Int8, true)));
     let t = table(
         vec![
@@ -157,9 +156,8 @@ fn bad_options_name_the_field() {
     let e = validate(&table(f.clone(), &[("connector", "datagen"), ("fields.ts.min", "1")])).unwrap_err().to_string();
     assert!(e.contains("fields.ts.min"), "{e}");
     let ints = vec![Field::new("i", DataType::Int8, true)];
-    let e = validate(&table(ints.clone(), &[("connector", "datagen"), ("fields.i.max", "1000")]))
-        .unwrap_err()
-        .to_string();
+    let e =
+        validate(&table(ints.clone(), &[("connector", "datagen"), ("fields.i.max", "1000")])).unwrap_err().to_string();
     assert!(e.contains("field 'i'"), "{e}");
     let e = validate(&table(ints, &[("connector", "datagen"), ("fields.i.kind", "sequence"), ("fields.i.start", "1")]))
         .unwrap_err()

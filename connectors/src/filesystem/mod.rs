@@ -6,6 +6,7 @@
 //! `k=v/` partition directories) keeps the output readable by the same tools. This module
 //! holds what source and sink share: options, the path, and partition directory names.
 
+mod parquet;
 mod sink;
 mod source;
 #[cfg(test)]
@@ -67,7 +68,7 @@ impl Config {
                     format!(
                         "unsupported option '{key}' for connector 'filesystem' with format '{}'; supported: {}",
                         format.name(),
-                        OPTIONS.join(", ")
+                        OPTIONS.iter().chain(format.known_options()).copied().collect::<Vec<_>>().join(", ")
                     ),
                 ));
             }
@@ -131,7 +132,8 @@ pub(crate) fn create_sink(table: &ConnectorTable, split: Split) -> Result<Box<dy
 /// Whether a partition value byte must be written as `%XX` in a directory name
 /// (Flink's `PartitionPathUtils.escapePathName`).
 fn needs_escape(c: char) -> bool {
-    c < ' ' || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\u{7f}' | '{' | '[' | ']' | '^')
+    c < ' '
+        || matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\u{7f}' | '{' | '[' | ']' | '^')
 }
 
 /// A partition value as a directory-name component.

@@ -52,7 +52,9 @@ fn sink_config(table: &ConnectorTable) -> Result<SinkConfig> {
     let o = &table.options;
     let file_size = o.memory_size(name, "sink.rolling-policy.file-size")?.unwrap_or(DEFAULT_FILE_SIZE).max(1);
     let rollover = o.duration(name, "sink.rolling-policy.rollover-interval")?.unwrap_or(DEFAULT_ROLLOVER);
-    for key in ["sink.rolling-policy.check-interval", "sink.rolling-policy.inactivity-interval", "sink.partition-commit.delay"] {
+    for key in
+        ["sink.rolling-policy.check-interval", "sink.rolling-policy.inactivity-interval", "sink.partition-commit.delay"]
+    {
         o.duration(name, key)?;
     }
     o.parse::<usize>(name, "sink.parallelism")?;
@@ -93,7 +95,7 @@ fn sink_config(table: &ConnectorTable) -> Result<SinkConfig> {
 pub(super) fn check(table: &ConnectorTable, config: &Config) -> Result<()> {
     sink_config(table)?;
     let (_, data) = split_schema(table);
-    config.format.validate(&table.name, &table.options, &data, false)?;
+    config.format.validate(&table.name, &table.options, &data)?;
     config.format.encoder(&table.name, &table.options)?;
     Ok(())
 }
@@ -101,11 +103,8 @@ pub(super) fn check(table: &ConnectorTable, config: &Config) -> Result<()> {
 /// Partition column indexes, and the schema of what goes into the files (the rest).
 fn split_schema(table: &ConnectorTable) -> (Vec<usize>, SchemaRef) {
     let fields = table.schema.fields();
-    let partitions: Vec<usize> = table
-        .partition_keys
-        .iter()
-        .filter_map(|k| fields.iter().position(|f| f.name() == k))
-        .collect();
+    let partitions: Vec<usize> =
+        table.partition_keys.iter().filter_map(|k| fields.iter().position(|f| f.name() == k)).collect();
     let data: Vec<_> =
         fields.iter().enumerate().filter(|(i, _)| !partitions.contains(i)).map(|(_, f)| f.clone()).collect();
     (partitions, Arc::new(Schema::new(data)))
@@ -235,9 +234,10 @@ impl FileSink {
 
     /// The open part of `partition`, rolled first when it is full or too old.
     fn part(&mut self, partition: &str) -> Result<&mut Part> {
-        let roll = self.open.get(partition).is_some_and(|p| {
-            p.size() >= self.settings.file_size || p.opened.elapsed() >= self.settings.rollover
-        });
+        let roll = self
+            .open
+            .get(partition)
+            .is_some_and(|p| p.size() >= self.settings.file_size || p.opened.elapsed() >= self.settings.rollover);
         if roll {
             if let Some(old) = self.open.remove(partition) {
                 self.pending.push(old.close()?);
@@ -247,9 +247,7 @@ impl FileSink {
             let part = self.open_part(partition)?;
             self.open.insert(partition.to_string(), part);
         }
-        self.open
-            .get_mut(partition)
-            .ok_or_else(|| ConnectorError::options(&self.table, "internal: part file vanished"))
+        self.open.get_mut(partition).ok_or_else(|| ConnectorError::options(&self.table, "internal: part file vanished"))
     }
 
     /// Write the rows of `data` (file columns only) into `partition`'s parts.
@@ -336,10 +334,22 @@ impl Sink for FileSink {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let keep: Vec<usize> = (0..batch.num_columns()).filter(|i| !self.partitions.contains(i)).collect();
-        let data = batch.project(&keep).map_err(|e| ConnectorError::arrow("filesystem sink", e))?;
-        let data = RecordBatch::try_new(self.data_schema.clone(), data.columns().to_vec())
-            .map_err(|e| ConnectorError::arrow("filesystem sink: schema", e))?;
+        // The file columns, in the table's declared types (the parquet writer insists on them).
+        let columns = (0..batch.num_columns())
+            .filter(|i| !self.partitions.contains(i))
+            .zip(self.data_schema.fields())
+            .map(|(i, field)| {
+                let column = batch.column(i);
+                if column.data_type() == field.data_type() {
+                    return Ok(column.clone());
+                }
+                arrow::compute::cast(column, field.data_type())
+                    .map_err(|e| ConnectorError::arrow(format!("filesystem sink: column '{}'", field.name()), e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let data = RecordBatch::try_new_with_options(self.data_schema.clone(), columns, &rows)
+            .map_err(|e| ConnectorError::arrow("filesystem sink: batch does not match the table", e))?;
         if self.partitions.is_empty() {
             return self.write_rows("", &data);
         }

@@ -7,6 +7,7 @@
 //!          └─▶ + partition columns (from `k=v/` directories) + metadata (`file.*`) ─▶ batch
 //! ```
 //! Files are read through tokio so a slow disk does not block the runtime's threads.
+//! Parquet files are read column-wise by [`ParquetReader`] instead of the byte decoders.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use tokio::io::AsyncReadExt;
 
+use super::parquet::ParquetReader;
 use super::{unescape_partition_value, Config, METADATA_KEYS};
 use crate::format::{Decoder, Format};
 use crate::{ConnectorError, ConnectorTable, Options, Result, Source, SourceBatch, Split};
@@ -45,7 +47,10 @@ fn layout(table: &ConnectorTable) -> Result<(Vec<ColumnSource>, SchemaRef)> {
             if !METADATA_KEYS.contains(&key.as_str()) {
                 return Err(ConnectorError::options(
                     &table.name,
-                    format!("unknown metadata key '{key}' for connector 'filesystem'; available: {}", METADATA_KEYS.join(", ")),
+                    format!(
+                        "unknown metadata key '{key}' for connector 'filesystem'; available: {}",
+                        METADATA_KEYS.join(", ")
+                    ),
                 ));
             }
             sources.push(ColumnSource::Metadata(key.clone()));
@@ -70,9 +75,11 @@ pub(super) fn check(table: &ConnectorTable, config: &Config) -> Result<()> {
             ));
         }
     }
-    config.format.validate(&table.name, &table.options, &physical, true)?;
+    config.format.validate(&table.name, &table.options, &physical)?;
     // Building a decoder checks that the format can produce every column type.
-    config.format.decoder(&table.name, &table.options, physical, String::new())?;
+    if config.format != Format::Parquet {
+        config.format.decoder(&table.name, &table.options, physical, String::new())?;
+    }
     Ok(())
 }
 
@@ -84,14 +91,16 @@ pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Re
     let count = split.count.max(1);
     let mine = files.into_iter().enumerate().filter(|(i, _)| i % count == split.index).map(|(_, f)| f).collect();
     Ok(Box::new(FileSource {
-        table: table.name.clone(),
-        options: table.options.clone(),
-        format: config.format,
-        default_partition: config.default_partition,
-        root: config.path,
-        schema: table.schema.clone(),
-        physical,
-        columns,
+        opener: Opener {
+            table: table.name.clone(),
+            options: table.options.clone(),
+            format: config.format,
+            default_partition: config.default_partition,
+            root: config.path,
+            schema: table.schema.clone(),
+            physical,
+            columns,
+        },
         files: mine,
         current: None,
         skipped_done: 0,
@@ -131,14 +140,57 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>> {
 
 /// The file being read.
 struct OpenFile {
-    file: tokio::fs::File,
-    buf: Vec<u8>,
-    eof: bool,
-    decoder: Box<dyn Decoder>,
+    reader: Reader,
     /// The path, for messages.
     shown: String,
-    /// One constant value per non-physical column, as text (partitions) or arrays (metadata).
+    /// One constant value per non-physical column (partition text or metadata array).
     constants: Vec<Option<Constant>>,
+}
+
+/// How a file's rows are read.
+enum Reader {
+    /// A text format: bytes in chunks through a decoder.
+    Text { file: tokio::fs::File, buf: Vec<u8>, eof: bool, decoder: Box<dyn Decoder> },
+    /// Parquet: column chunks through the parquet reader.
+    Parquet(Box<ParquetReader>),
+}
+
+impl Reader {
+    fn skipped(&self) -> u64 {
+        match self {
+            Self::Text { decoder, .. } => decoder.skipped(),
+            Self::Parquet(_) => 0,
+        }
+    }
+
+    /// The next decoded batch of this file, or `None` at its end.
+    async fn next(&mut self, shown: &str) -> Result<Option<RecordBatch>> {
+        let Self::Text { file, buf, eof, decoder } = self else {
+            let Self::Parquet(reader) = self else { return Ok(None) };
+            return reader.next().await;
+        };
+        loop {
+            // Keep at least a chunk buffered so batches are full-sized, not cut at chunk ends.
+            if !*eof && buf.len() < CHUNK {
+                buf.reserve(CHUNK);
+                *eof = file.read_buf(buf).await.map_err(|e| ConnectorError::io(shown, e))? == 0;
+                continue;
+            }
+            let (batch, used) = decoder.decode(buf, *eof)?;
+            buf.drain(..used);
+            if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
+                return Ok(Some(batch));
+            }
+            if *eof && (buf.is_empty() || used == 0) {
+                return Ok(None);
+            }
+            if used == 0 {
+                // A record longer than the buffer: read more before decoding again.
+                buf.reserve(CHUNK);
+                *eof = file.read_buf(buf).await.map_err(|e| ConnectorError::io(shown, e))? == 0;
+            }
+        }
+    }
 }
 
 /// The value of a partition or metadata column for a whole file.
@@ -149,6 +201,16 @@ enum Constant {
 
 /// One subtask of a filesystem source.
 struct FileSource {
+    opener: Opener,
+    files: VecDeque<PathBuf>,
+    current: Option<OpenFile>,
+    /// Records skipped in files already finished.
+    skipped_done: u64,
+}
+
+/// What it takes to open a file and shape its rows (kept apart from the open file, so
+/// opening borrows nothing that is not `Sync`).
+struct Opener {
     table: String,
     options: Options,
     format: Format,
@@ -157,13 +219,9 @@ struct FileSource {
     schema: SchemaRef,
     physical: SchemaRef,
     columns: Vec<ColumnSource>,
-    files: VecDeque<PathBuf>,
-    current: Option<OpenFile>,
-    /// Records skipped in files already finished.
-    skipped_done: u64,
 }
 
-impl FileSource {
+impl Opener {
     async fn open(&self, path: &Path) -> Result<OpenFile> {
         let shown = path.display().to_string();
         let file = tokio::fs::File::open(path).await.map_err(|e| ConnectorError::io(&shown, e))?;
@@ -195,8 +253,13 @@ impl FileSource {
                 })),
             })
             .collect();
-        let decoder = self.format.decoder(&self.table, &self.options, self.physical.clone(), shown.clone())?;
-        Ok(OpenFile { file, buf: Vec::with_capacity(CHUNK), eof: false, decoder, shown, constants })
+        let reader = if self.format == Format::Parquet {
+            Reader::Parquet(Box::new(ParquetReader::open(file, self.physical.clone(), shown.clone()).await?))
+        } else {
+            let decoder = self.format.decoder(&self.table, &self.options, self.physical.clone(), shown.clone())?;
+            Reader::Text { file, buf: Vec::with_capacity(CHUNK), eof: false, decoder }
+        };
+        Ok(OpenFile { reader, shown, constants })
     }
 }
 
@@ -231,12 +294,8 @@ fn assemble(
         };
         arrays.push(array);
     }
-    RecordBatch::try_new_with_options(
-        schema.clone(),
-        arrays,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )
-    .map_err(|e| ConnectorError::arrow(format!("table '{}': building batch", table), e))
+    RecordBatch::try_new_with_options(schema.clone(), arrays, &RecordBatchOptions::new().with_row_count(Some(rows)))
+        .map_err(|e| ConnectorError::arrow(format!("table '{}': building batch", table), e))
 }
 
 /// `name=value` directory components between `root` and `file`.
@@ -261,37 +320,24 @@ impl Source for FileSource {
         loop {
             let Some(current) = self.current.as_mut() else {
                 let Some(path) = self.files.pop_front() else { return Ok(None) };
-                self.current = Some(self.open(&path).await?);
+                self.current = Some(self.opener.open(&path).await?);
                 continue;
             };
-            // Keep at least a chunk buffered so batches are full-sized, not cut at chunk ends.
-            if !current.eof && current.buf.len() < CHUNK {
-                current.buf.reserve(CHUNK);
-                let n = current.file.read_buf(&mut current.buf).await.map_err(|e| ConnectorError::io(&current.shown, e))?;
-                current.eof = n == 0;
-                if !current.eof {
-                    continue;
+            match current.reader.next(&current.shown).await? {
+                Some(batch) => {
+                    let o = &self.opener;
+                    let batch = assemble(&o.table, &o.schema, &o.columns, batch, &current.constants)?;
+                    return Ok(Some(SourceBatch { batch, row_kinds: None }));
                 }
-            }
-            let (batch, used) = current.decoder.decode(&current.buf, current.eof)?;
-            current.buf.drain(..used);
-            if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
-                let batch = assemble(&self.table, &self.schema, &self.columns, batch, &current.constants)?;
-                return Ok(Some(SourceBatch { batch, row_kinds: None }));
-            }
-            if current.eof && (current.buf.is_empty() || used == 0) {
-                self.skipped_done += current.decoder.skipped();
-                self.current = None;
-            } else if used == 0 && !current.eof {
-                // A record longer than the buffer: read more before decoding again.
-                current.buf.reserve(CHUNK);
-                let n = current.file.read_buf(&mut current.buf).await.map_err(|e| ConnectorError::io(&current.shown, e))?;
-                current.eof = n == 0;
+                None => {
+                    self.skipped_done += current.reader.skipped();
+                    self.current = None;
+                }
             }
         }
     }
 
     fn skipped_records(&self) -> u64 {
-        self.skipped_done + self.current.as_ref().map_or(0, |c| c.decoder.skipped())
+        self.skipped_done + self.current.as_ref().map_or(0, |c| c.reader.skipped())
     }
 }

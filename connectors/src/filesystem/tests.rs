@@ -136,11 +136,8 @@ async fn metadata_and_partition_columns() {
 fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
     let schema = Arc::new(Schema::new(cols()));
     let names: Vec<String> = ids.clone().map(|i| format!("n{i}")).collect();
-    RecordBatch::try_new(
-        schema,
-        vec![Arc::new(Int64Array::from_iter_values(ids)), Arc::new(StringArray::from(names))],
-    )
-    .unwrap()
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(ids)), Arc::new(StringArray::from(names))])
+        .unwrap()
 }
 
 #[tokio::test]
@@ -160,7 +157,10 @@ async fn sink_commits_part_files_on_finish() {
         }
         let names = visible(&out);
         assert_eq!(names.len(), 2, "{names:?}");
-        assert!(names.iter().all(|n| n.starts_with("part-") && (n.ends_with("-0-0") || n.ends_with("-1-0"))), "{names:?}");
+        assert!(
+            names.iter().all(|n| n.starts_with("part-") && (n.ends_with("-0-0") || n.ends_with("-1-0"))),
+            "{names:?}"
+        );
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2, "no in-progress file left");
         let mut got = ids(&read_all(&t, Split { index: 0, count: 1 }).await);
         got.sort();
@@ -194,11 +194,7 @@ async fn sink_rolls_files_between_rows_in_order() {
 #[tokio::test]
 async fn partitioned_sink_writes_directories() {
     let dir = tempfile::tempdir().unwrap();
-    let mut t = fs_table(
-        dir.path(),
-        "json",
-        &[("sink.partition-commit.policy.kind", "success-file")],
-    );
+    let mut t = fs_table(dir.path(), "json", &[("sink.partition-commit.policy.kind", "success-file")]);
     let mut fields = cols();
     fields.push(Field::new("city", DataType::Utf8, true));
     t.schema = Arc::new(Schema::new(fields));
@@ -244,6 +240,19 @@ async fn parquet_sink_is_readable() {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
     assert_eq!(concat(&batches), batch(0..100));
+
+    // The filesystem source reads it back; columns are matched by name, a missing one is NULL.
+    assert_eq!(read_all(&t, Split { index: 0, count: 1 }).await, batch(0..100));
+    let mut t2 = t.clone();
+    t2.schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("missing", DataType::Int32, true),
+        Field::new("id", DataType::Int32, true),
+    ]));
+    let b = read_all(&t2, Split { index: 0, count: 1 }).await;
+    assert_eq!(b.column(0).as_string::<i32>().value(7), "n7");
+    assert_eq!(b.column(1).null_count(), 100);
+    assert_eq!(b.column(2).as_primitive::<Int32Type>().value(7), 7);
 }
 
 #[tokio::test]

@@ -131,10 +131,8 @@ impl CsvDecoder {
     fn gather(&mut self, g: &mut Gathered, out: &[u8], ends: &[usize], line: u64) -> Result<()> {
         let fields = self.schema.fields();
         if ends.len() < fields.len() && !self.options.ignore_parse_errors {
-            return Err(self.error(
-                line,
-                format!("row length mismatch: {} fields expected but was {}", fields.len(), ends.len()),
-            ));
+            return Err(self
+                .error(line, format!("row length mismatch: {} fields expected but was {}", fields.len(), ends.len())));
         }
         let mut start = 0;
         let mut values = Vec::with_capacity(fields.len());

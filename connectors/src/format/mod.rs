@@ -54,7 +54,7 @@ impl Format {
     }
 
     /// Option keys the format understands (with their `<format>.` prefix).
-    fn known_options(self) -> &'static [&'static str] {
+    pub(crate) fn known_options(self) -> &'static [&'static str] {
         match self {
             Self::Json => json::OPTIONS,
             Self::Csv => csv::OPTIONS,
@@ -68,7 +68,7 @@ impl Format {
     }
 
     /// Check the format's options and that it can carry the columns in `schema`.
-    pub(crate) fn validate(self, table: &str, options: &Options, schema: &SchemaRef, as_source: bool) -> Result<()> {
+    pub(crate) fn validate(self, table: &str, options: &Options, schema: &SchemaRef) -> Result<()> {
         match self {
             Self::Json => json::JsonOptions::parse(table, options).map(|_| ()),
             Self::Csv => {
@@ -88,20 +88,25 @@ impl Format {
                 }
                 Ok(())
             }
-            Self::Parquet if as_source => Err(ConnectorError::options(
-                table,
-                "format 'parquet' can only be written in this version of Eddy, not read; use 'json' or 'csv'",
-            )),
             Self::Parquet => Ok(()),
         }
     }
 
-    /// A decoder for one file (`file` names it in errors). Parquet has none.
-    pub(crate) fn decoder(self, table: &str, options: &Options, schema: SchemaRef, file: String) -> Result<Box<dyn Decoder>> {
+    /// A decoder for one file (`file` names it in errors). Parquet has none: it is not a
+    /// byte stream (the filesystem source reads it with the parquet reader).
+    pub(crate) fn decoder(
+        self,
+        table: &str,
+        options: &Options,
+        schema: SchemaRef,
+        file: String,
+    ) -> Result<Box<dyn Decoder>> {
         match self {
-            Self::Json => Ok(Box::new(json::JsonDecoder::new(json::JsonOptions::parse(table, options)?, schema, file)?)),
+            Self::Json => {
+                Ok(Box::new(json::JsonDecoder::new(json::JsonOptions::parse(table, options)?, schema, file)?))
+            }
             Self::Csv => Ok(Box::new(csv::CsvDecoder::new(csv::CsvOptions::parse(table, options)?, schema, file))),
-            Self::Parquet => Err(ConnectorError::options(table, "format 'parquet' cannot be read yet")),
+            Self::Parquet => Err(ConnectorError::options(table, "format 'parquet' has no byte-stream decoder")),
         }
     }
 

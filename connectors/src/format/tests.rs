@@ -97,11 +97,12 @@ fn json_ignore_parse_errors_skips_and_counts() {
 #[test]
 fn json_fail_on_missing_field() {
     let pairs = [("json.fail-on-missing-field", "true")];
-    let input = b"{\"id\": 1, \"name\": null, \"price\": 1, \"ts\": null}\n{\"id\": 2, \"name\": \"b\", \"price\": 2}\n";
+    let input =
+        b"{\"id\": 1, \"name\": null, \"price\": 1, \"ts\": null}\n{\"id\": 2, \"name\": \"b\", \"price\": 2}\n";
     let err = decode_all(decoder(Format::Json, &pairs).as_mut(), input).unwrap_err().to_string();
     assert!(err.contains("data/file.jsonl:2") && err.contains("'ts'"), "{err}");
     let both = options(&[("json.fail-on-missing-field", "true"), ("json.ignore-parse-errors", "true")]);
-    assert!(Format::Json.validate("t", &both, &schema(), true).is_err());
+    assert!(Format::Json.validate("t", &both, &schema()).is_err());
 }
 
 fn sample_batch() -> RecordBatch {
@@ -187,15 +188,63 @@ fn csv_writer_quotes_only_when_needed_and_round_trips() {
 fn format_options_are_checked() {
     let e = Format::of("t", &options(&[("format", "avro")])).unwrap_err().to_string();
     assert!(e.contains("unknown format 'avro'"), "{e}");
-    let e = Format::Csv.validate("t", &options(&[("csv.field-delimiter", ";;")]), &schema(), true).unwrap_err();
+    let e = Format::Csv.validate("t", &options(&[("csv.field-delimiter", ";;")]), &schema()).unwrap_err();
     assert!(e.to_string().contains("csv.field-delimiter"), "{e}");
     let nested = Arc::new(Schema::new(vec![Field::new(
         "l",
         DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
         true,
     )]));
-    let e = Format::Csv.validate("t", &Options::default(), &nested, false).unwrap_err().to_string();
+    let e = Format::Csv.validate("t", &Options::default(), &nested).unwrap_err().to_string();
     assert!(e.contains("column 'l'"), "{e}");
-    assert!(Format::Parquet.validate("t", &Options::default(), &schema(), true).is_err());
-    assert!(Format::Parquet.validate("t", &Options::default(), &schema(), false).is_ok());
+    assert!(Format::Parquet.validate("t", &Options::default(), &schema()).is_ok());
+}
+
+#[test]
+fn json_nested_decimal_and_dates() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("dec", DataType::Decimal128(10, 2), true),
+        Field::new("day", DataType::Date32, true),
+        Field::new("t", DataType::Time32(TimeUnit::Millisecond), true),
+        Field::new("ok", DataType::Boolean, true),
+        Field::new(
+            "r",
+            DataType::Struct(
+                vec![Field::new("a", DataType::Int32, true), Field::new("b", DataType::Utf8, true)].into(),
+            ),
+            true,
+        ),
+        Field::new("l", DataType::List(Arc::new(Field::new("item", DataType::Int64, true))), true),
+        Field::new(
+            "m",
+            DataType::Map(
+                Arc::new(Field::new(
+                    "entries",
+                    DataType::Struct(
+                        vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Int32, true)]
+                            .into(),
+                    ),
+                    false,
+                )),
+                false,
+            ),
+            true,
+        ),
+    ]));
+    let mut d = Format::Json.decoder("t", &options(&[]), schema.clone(), "f".into()).unwrap();
+    let line = br#"{"dec": 12.345, "day": "2024-03-01", "t": "22:30:07.885", "ok": true, "r": {"a": 1, "b": "x"}, "l": [1, 2], "m": {"k": 5}}"#;
+    let (batch, _) = d.decode(line, true).unwrap();
+    let b = batch.unwrap();
+    assert_eq!(b.column(0).as_primitive::<Decimal128Type>().value(0), 1234);
+    assert_eq!(b.column(1).as_primitive::<Date32Type>().value(0), 19783);
+    assert_eq!(b.column(2).as_primitive::<Time32MillisecondType>().value(0), 81_007_885);
+    assert_eq!(b.column(4).as_struct().column(1).as_string::<i32>().value(0), "x");
+    assert_eq!(b.column(5).as_list::<i32>().value(0).len(), 2);
+    assert_eq!(b.column(6).as_map().value(0).len(), 1);
+    // And back out again, one object per line.
+    let (text, _) = encode(Format::Json, &[], &b);
+    assert_eq!(
+        text,
+        "{\"dec\":12.34,\"day\":\"2024-03-01\",\"t\":\"22:30:07.885\",\"ok\":true,\"r\":{\"a\":1,\"b\":\"x\"},\"l\":[1,2],\"m\":{\"k\":5}}\n"
+    );
 }

@@ -146,7 +146,10 @@ impl ColumnPlan {
             let (entity, known) = match name.as_str() {
                 "event_type" => {
                     if !field.data_type().is_integer() {
-                        return Err(err(format!("nexmark column 'event_type' must be an integer, not {}", field.data_type())));
+                        return Err(err(format!(
+                            "nexmark column 'event_type' must be an integer, not {}",
+                            field.data_type()
+                        )));
                     }
                     columns.push(Column::EventType);
                     continue;
@@ -223,9 +226,9 @@ fn row_column(entity: Entity, children: &[usize], field: &Field, events: &[Event
         .zip(declared.iter())
         .map(|(&i, child)| {
             let natural: ArrayRef = match known[i].1 {
-                Kind::Int => Arc::new(
-                    events.iter().map(|e| value(e, i).and_then(|v| as_int(&v))).collect::<Int64Array>(),
-                ),
+                Kind::Int => {
+                    Arc::new(events.iter().map(|e| value(e, i).and_then(|v| as_int(&v))).collect::<Int64Array>())
+                }
                 Kind::Time => Arc::new(
                     events.iter().map(|e| value(e, i).and_then(|v| as_int(&v))).collect::<TimestampMillisecondArray>(),
                 ),

@@ -45,6 +45,9 @@ const OPTIONS: &[&str] = &[
     "base-time",
 ];
 
+/// Largest `*.avg-size` accepted.
+const MAX_AVG_SIZE: u64 = 1 << 20;
+
 /// Largest batch handed to the runtime.
 const MAX_BATCH: usize = 8192;
 
@@ -69,6 +72,7 @@ impl Config {
         if let Some((_, key)) = table.metadata.first() {
             return Err(ConnectorError::options(name, format!("nexmark has no metadata key '{key}'")));
         }
+        // Accepted as in Flink, where the source paces by event time whatever its value.
         o.bool_or(name, "rate.limited", false)?;
         let positive = |key: &str, default: usize| -> Result<usize> {
             match o.parse::<usize>(name, key)? {
@@ -78,7 +82,12 @@ impl Config {
             }
         };
         let size = |key: &str, default: usize| -> Result<usize> {
-            Ok(o.memory_size(name, key)?.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX)))
+            match o.memory_size(name, key)? {
+                None => Ok(default),
+                // Every event carries a string of about this size.
+                Some(v) if v <= MAX_AVG_SIZE => Ok(v as usize),
+                Some(_) => Err(ConnectorError::options(name, format!("option '{key}' must be at most 1 mb"))),
+            }
         };
         let defaults = NexmarkConfig::default();
         let rate_shape = match o.get("rate.shape").map(str::to_ascii_lowercase).as_deref() {
@@ -157,14 +166,7 @@ pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<
     let events_left = config.events.map(|n| if n > index { (n - index).div_ceil(count) } else { 0 });
     let base_time = config.generator.base_time;
     let generator = EventGenerator::new(config.generator).with_offset(index).with_step(count);
-    Ok(Box::new(NexmarkSource {
-        schema: table.schema.clone(),
-        plan,
-        generator,
-        base_time,
-        events_left,
-        started: None,
-    }))
+    Ok(Box::new(NexmarkSource { schema: table.schema.clone(), plan, generator, base_time, events_left, started: None }))
 }
 
 /// One subtask of a nexmark source.

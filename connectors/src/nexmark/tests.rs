@@ -89,7 +89,11 @@ async fn subtasks_split_the_one_sequence() {
     let opts = [("connector", "nexmark"), ("events.num", "60"), ("first-event.rate", "1000000"), ("base-time", BASE)];
     let t = nexmark_table(&opts);
     let whole = run(&t, Split { index: 0, count: 1 }).await;
-    let parts = [run(&t, Split { index: 0, count: 3 }).await, run(&t, Split { index: 1, count: 3 }).await, run(&t, Split { index: 2, count: 3 }).await];
+    let parts = [
+        run(&t, Split { index: 0, count: 3 }).await,
+        run(&t, Split { index: 1, count: 3 }).await,
+        run(&t, Split { index: 2, count: 3 }).await,
+    ];
     assert_eq!(parts.iter().map(|p| p.num_rows()).sum::<usize>(), 60);
     // Subtask i holds events i, i + 3, ...: interleaving them gives the single-subtask stream.
     for (k, part) in parts.iter().enumerate() {

@@ -19,7 +19,7 @@ pub struct UnnestOperator {
 }
 
 impl UnnestOperator {
-    /// An unnest producing `schema` (kept columns, then the element or its fields).
+    /// An unnest producing `schema`.
     pub fn new(spec: UnnestSpec, schema: SchemaRef) -> Self {
         Self { spec, schema }
     }
@@ -63,20 +63,14 @@ impl StreamOperator for UnnestOperator {
         if parent.is_empty() {
             return Ok(());
         }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-        for k in &self.spec.keep {
-            columns.push(take(batch.data.column(*k), &parent, None).map_err(arrow_err)?);
-        }
         let elements = take(values.as_ref(), &child, None).map_err(arrow_err)?;
-        if self.spec.expand_struct {
-            if let DataType::Struct(_) = elements.data_type() {
-                let s = elements.as_struct();
-                columns.extend(s.columns().iter().cloned());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        for source in &self.spec.output_sources {
+            if *source == self.spec.list_column {
+                columns.push(elements.clone());
             } else {
-                columns.push(elements);
+                columns.push(take(batch.data.column(*source), &parent, None).map_err(arrow_err)?);
             }
-        } else {
-            columns.push(elements);
         }
         let row_kinds = match &batch.row_kinds {
             Some(k) => Some(take(k, &parent, None).map_err(arrow_err)?.as_primitive().clone()),

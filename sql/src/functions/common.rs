@@ -39,14 +39,21 @@ pub(crate) fn output_shape(args: &[ColumnarValue], number_rows: usize) -> (usize
 /// Packages a computed array as the function result: a scalar when all inputs were scalars.
 pub(crate) fn finish(array: ArrayRef, all_scalar: bool) -> Result<ColumnarValue> {
     if all_scalar && array.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?))
     } else {
         Ok(ColumnarValue::Array(array))
     }
 }
 
 /// Checks the argument count during type coercion.
-pub(crate) fn check_arity(name: &str, arg_types: &[DataType], min: usize, max: usize) -> Result<()> {
+pub(crate) fn check_arity(
+    name: &str,
+    arg_types: &[DataType],
+    min: usize,
+    max: usize,
+) -> Result<()> {
     let n = arg_types.len();
     if n < min || n > max {
         let expected = if min == max {
@@ -61,7 +68,10 @@ pub(crate) fn check_arity(name: &str, arg_types: &[DataType], min: usize, max: u
 
 /// Whether a type is one of Arrow's string types.
 pub(crate) fn is_string(dt: &DataType) -> bool {
-    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 /// Whether a type is an integer type.
@@ -115,7 +125,10 @@ impl<'a> StrArg<'a> {
                     Ok(Self::Scalar(v.as_deref()))
                 }
                 ScalarValue::Null => Ok(Self::Scalar(None)),
-                other => exec_err!("{name} expects a string argument, got {}", other.data_type()),
+                other => exec_err!(
+                    "{name} expects a string argument, got {}",
+                    other.data_type()
+                ),
             },
             ColumnarValue::Array(a) => match a.data_type() {
                 DataType::Utf8 => Ok(Self::Utf8(a.as_string::<i32>())),
@@ -227,7 +240,7 @@ impl TemporalKind {
     }
 
     /// Raw value of this kind for epoch milliseconds (floor to days/seconds).
-    pub(crate) fn from_millis(&self, ms: i64) -> Option<i64> {
+    pub(crate) fn millis_to_raw(&self, ms: i64) -> Option<i64> {
         match self {
             Self::Date => Some(ms.div_euclid(MILLIS_PER_DAY)),
             Self::Timestamp(TimeUnit::Second, _) => Some(ms.div_euclid(1000)),
@@ -348,7 +361,10 @@ pub(crate) struct PatternCache<T> {
 
 impl<T> PatternCache<T> {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self { map: Mutex::new(HashMap::new()), capacity }
+        Self {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+        }
     }
 
     /// The compiled form of `key`, compiling it with `make` on a miss.
@@ -410,7 +426,10 @@ pub(crate) mod test_util {
 
     /// Coerces argument types like the planner would, derives the return field, and
     /// invokes the function.
-    pub(crate) fn invoke(udf: &dyn ScalarUDFImpl, args: Vec<ColumnarValue>) -> Result<ColumnarValue> {
+    pub(crate) fn invoke(
+        udf: &dyn ScalarUDFImpl,
+        args: Vec<ColumnarValue>,
+    ) -> Result<ColumnarValue> {
         let number_rows = args
             .iter()
             .find_map(|a| match a {
@@ -482,7 +501,11 @@ pub(crate) mod test_util {
     }
 
     pub(crate) fn ts_millis(v: &str) -> i64 {
-        let fmt = if v.contains('.') { "%Y-%m-%d %H:%M:%S%.f" } else { "%Y-%m-%d %H:%M:%S" };
+        let fmt = if v.contains('.') {
+            "%Y-%m-%d %H:%M:%S%.f"
+        } else {
+            "%Y-%m-%d %H:%M:%S"
+        };
         chrono::NaiveDateTime::parse_from_str(v, fmt)
             .unwrap()
             .and_utc()
@@ -509,7 +532,7 @@ mod tests {
     fn temporal_kind_conversions() {
         let k = TemporalKind::Timestamp(TimeUnit::Microsecond, None);
         assert_eq!(k.to_millis(-1), Some(-1));
-        assert_eq!(k.from_millis(5), Some(5000));
+        assert_eq!(k.millis_to_raw(5), Some(5000));
         let dt = k.to_naive_utc(1_500_000).unwrap();
         assert_eq!(dt.to_string(), "1970-01-01 00:00:01.500");
     }

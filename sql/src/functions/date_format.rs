@@ -34,7 +34,9 @@ pub struct DateFormat {
 
 impl DateFormat {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -89,14 +91,22 @@ impl ScalarUDFImpl for DateFormat {
     }
 }
 
-fn compiled_or_err<'f>(p: &str, compiled: &'f Result<JavaDateFormat, String>) -> Result<&'f JavaDateFormat> {
+fn compiled_or_err<'f>(
+    p: &str,
+    compiled: &'f Result<JavaDateFormat, String>,
+) -> Result<&'f JavaDateFormat> {
     match compiled {
         Ok(f) => Ok(f),
         Err(e) => exec_err!("DATE_FORMAT: invalid date-time pattern '{p}': {e}"),
     }
 }
 
-fn format_temporal(values: &TemporalArg, patterns: &StrArg, n: usize, out: &mut StringBuilder) -> Result<()> {
+fn format_temporal(
+    values: &TemporalArg,
+    patterns: &StrArg,
+    n: usize,
+    out: &mut StringBuilder,
+) -> Result<()> {
     let dialect = match values.kind {
         TemporalKind::Date => Dialect::SimpleDateFormat,
         TemporalKind::Timestamp(_, _) => Dialect::DateTimeFormatter,
@@ -115,13 +125,20 @@ fn format_temporal(values: &TemporalArg, patterns: &StrArg, n: usize, out: &mut 
             continue;
         };
         let offset = zone.as_ref().map_or(0, |z| z.offset_at_utc(&utc));
-        let local = utc + chrono::Duration::seconds(i64::from(offset));
-        out.append_value(fmt.format(&local, offset));
+        match utc.checked_add_signed(chrono::Duration::seconds(i64::from(offset))) {
+            Some(local) => out.append_value(fmt.format(&local, offset)),
+            None => out.append_null(),
+        }
     }
     Ok(())
 }
 
-fn format_strings(values: &StrArg, patterns: &StrArg, n: usize, out: &mut StringBuilder) -> Result<()> {
+fn format_strings(
+    values: &StrArg,
+    patterns: &StrArg,
+    n: usize,
+    out: &mut StringBuilder,
+) -> Result<()> {
     let mut parsers = Formats::new(Dialect::SimpleDateFormat);
     let mut formats = Formats::new(Dialect::SimpleDateFormat);
     for i in 0..n {
@@ -133,7 +150,7 @@ fn format_strings(values: &StrArg, patterns: &StrArg, n: usize, out: &mut String
         let fmt = compiled_or_err(p, &compiled)?;
         let parser = parsers.get("yyyy-MM-dd HH:mm:ss");
         match (*parser).as_ref().ok().and_then(|parser| parser.parse(v)) {
-            Some(parsed) => out.append_value(fmt.format(&parsed.to_utc(None), 0)),
+            Some(parsed) => out.append_value(fmt.format(&parsed.local, 0)),
             None => out.append_null(),
         }
     }
@@ -143,7 +160,9 @@ fn format_strings(values: &StrArg, patterns: &StrArg, n: usize, out: &mut String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::common::test_util::{invoke, invoke_array, invoke_scalar, null_str, s, ts, ts_millis};
+    use crate::functions::common::test_util::{
+        invoke, invoke_array, invoke_scalar, null_str, s, ts, ts_millis,
+    };
     use arrow::array::{Array, AsArray, TimestampMillisecondArray};
     use datafusion::common::ScalarValue;
 
@@ -155,26 +174,47 @@ mod tests {
     fn formats_timestamps() {
         let v = ts("2024-03-01 22:30:07.885");
         assert_eq!(fmt(v.clone(), "yyyy-MM-dd HH:mm"), s("2024-03-01 22:30"));
-        assert_eq!(fmt(v.clone(), "yyyy-MM-dd HH:mm:ss.SSS"), s("2024-03-01 22:30:07.885"));
-        assert_eq!(fmt(v.clone(), "EEE dd MMM yyyy hh:mm:ss a"), s("Fri 01 Mar 2024 10:30:07 PM"));
+        assert_eq!(
+            fmt(v.clone(), "yyyy-MM-dd HH:mm:ss.SSS"),
+            s("2024-03-01 22:30:07.885")
+        );
+        assert_eq!(
+            fmt(v.clone(), "EEE dd MMM yyyy hh:mm:ss a"),
+            s("Fri 01 Mar 2024 10:30:07 PM")
+        );
         assert_eq!(fmt(v, "yyyyMMdd'T'HHmmss"), s("20240301T223007"));
-        let micros = ScalarValue::TimestampMicrosecond(Some(ts_millis("2024-03-01 22:30:07.885") * 1000 + 123), None);
+        let micros = ScalarValue::TimestampMicrosecond(
+            Some(ts_millis("2024-03-01 22:30:07.885") * 1000 + 123),
+            None,
+        );
         assert_eq!(fmt(micros, "ss.SSSSSS"), s("07.885123"));
     }
 
     #[test]
     fn formats_ltz_in_its_zone_and_dates() {
-        let ltz = ScalarValue::TimestampMillisecond(Some(ts_millis("2024-03-01 22:30:07.885")), Some("UTC".into()));
+        let ltz = ScalarValue::TimestampMillisecond(
+            Some(ts_millis("2024-03-01 22:30:07.885")),
+            Some("UTC".into()),
+        );
         assert_eq!(fmt(ltz, "yyyy-MM-dd HH:mm:ss"), s("2024-03-01 22:30:07"));
-        let shanghai = ScalarValue::TimestampMillisecond(Some(ts_millis("2024-03-01 22:30:07.885")), Some("+08:00".into()));
-        assert_eq!(fmt(shanghai, "yyyy-MM-dd HH:mm XXX"), s("2024-03-02 06:30 +08:00"));
+        let shanghai = ScalarValue::TimestampMillisecond(
+            Some(ts_millis("2024-03-01 22:30:07.885")),
+            Some("+08:00".into()),
+        );
+        assert_eq!(
+            fmt(shanghai, "yyyy-MM-dd HH:mm XXX"),
+            s("2024-03-02 06:30 +08:00")
+        );
         let date = ScalarValue::Date32(Some(19783));
         assert_eq!(fmt(date, "yyyy/MM/dd HH:mm"), s("2024/03/01 00:00"));
     }
 
     #[test]
     fn formats_strings_like_simple_date_format() {
-        assert_eq!(fmt(s("2024-03-01 22:30:07.885"), "yyyy-MM-dd HH:mm:ss.SSS"), s("2024-03-01 22:30:07.000"));
+        assert_eq!(
+            fmt(s("2024-03-01 22:30:07.885"), "yyyy-MM-dd HH:mm:ss.SSS"),
+            s("2024-03-01 22:30:07.000")
+        );
         assert_eq!(fmt(s("2024-03-01 22:30:07"), "MM/dd/yy"), s("03/01/24"));
         assert_eq!(fmt(s("2024-03-01"), "yyyy"), null_str());
         assert_eq!(fmt(s("garbage"), "yyyy"), null_str());
@@ -189,15 +229,24 @@ mod tests {
         ]);
         let out = invoke_array(
             &DateFormat::new(),
-            vec![ColumnarValue::Array(Arc::new(values)), ColumnarValue::Scalar(s("yyyy-MM-dd HH:mm:ss.SSS"))],
+            vec![
+                ColumnarValue::Array(Arc::new(values)),
+                ColumnarValue::Scalar(s("yyyy-MM-dd HH:mm:ss.SSS")),
+            ],
         );
         let out = out.as_string::<i32>();
         assert_eq!(out.value(0), "2024-03-01 22:30:07.885");
         assert!(out.is_null(1));
         assert_eq!(out.value(2), "1969-12-31 23:59:59.999");
-        assert_eq!(fmt(ts("2024-03-01 00:00:00"), "yyyy").data_type(), DataType::Utf8);
         assert_eq!(
-            invoke_scalar(&DateFormat::new(), vec![ts("2024-03-01 00:00:00"), null_str()]),
+            fmt(ts("2024-03-01 00:00:00"), "yyyy").data_type(),
+            DataType::Utf8
+        );
+        assert_eq!(
+            invoke_scalar(
+                &DateFormat::new(),
+                vec![ts("2024-03-01 00:00:00"), null_str()]
+            ),
             null_str()
         );
     }
@@ -206,8 +255,14 @@ mod tests {
     fn invalid_pattern_is_an_error() {
         let r = invoke(
             &DateFormat::new(),
-            vec![ColumnarValue::Scalar(ts("2024-03-01 00:00:00")), ColumnarValue::Scalar(s("yyyy-bb"))],
+            vec![
+                ColumnarValue::Scalar(ts("2024-03-01 00:00:00")),
+                ColumnarValue::Scalar(s("yyyy-bb")),
+            ],
         );
-        assert!(r.unwrap_err().to_string().contains("Unknown pattern letter: b"));
+        assert!(r
+            .unwrap_err()
+            .to_string()
+            .contains("Unknown pattern letter: b"));
     }
 }

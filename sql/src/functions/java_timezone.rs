@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use arrow::array::timezone::Tz;
 
-use super::java_datetime_format::ParsedZone;
+use super::java_datetime_parse::ParsedZone;
 
 /// Java's legacy three-letter zone ids that are not IANA names.
 const SHORT_IDS: [(&str, &str); 25] = [
@@ -58,7 +58,10 @@ pub(crate) fn resolve(id: &str) -> Option<ParsedZone> {
     if id.starts_with(['+', '-']) || id.is_empty() {
         return None;
     }
-    let name = SHORT_IDS.iter().find(|(short, _)| *short == id).map_or(id, |(_, full)| full);
+    let name = SHORT_IDS
+        .iter()
+        .find(|(short, _)| *short == id)
+        .map_or(id, |(_, full)| full);
     Tz::from_str(name).ok().map(ParsedZone::Named)
 }
 
@@ -80,6 +83,9 @@ fn custom_offset(s: &str) -> Option<i32> {
         _ => return None,
     };
     let body = &s[1..];
+    if !body.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
     let (h, m) = match body.split_once(':') {
         Some((h, m)) if (1..=2).contains(&h.len()) && m.len() == 2 => (h, m),
         Some(_) => return None,
@@ -87,7 +93,7 @@ fn custom_offset(s: &str) -> Option<i32> {
         None if body.len() == 4 => (&body[..2], &body[2..]),
         None => return None,
     };
-    if !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+    if h.contains(':') || m.contains(':') {
         return None;
     }
     let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
@@ -115,7 +121,10 @@ mod tests {
         assert_eq!(offset("GMT+0530"), Some(5 * 3600 + 1800));
         assert_eq!(offset("GMT+8"), Some(8 * 3600));
         assert!(matches!(resolve("PST"), Some(ParsedZone::Named(_))));
-        assert!(matches!(resolve("Asia/Shanghai"), Some(ParsedZone::Named(_))));
+        assert!(matches!(
+            resolve("Asia/Shanghai"),
+            Some(ParsedZone::Named(_))
+        ));
         assert!(resolve("Not/AZone").is_none());
         assert!(resolve("+08:00").is_none());
         assert!(matches!(zone_by_id("Not/AZone"), ParsedZone::Fixed(0)));

@@ -30,7 +30,9 @@ pub struct Mod {
 
 impl Mod {
     pub fn new() -> Self {
-        Self { signature: Signature::user_defined(Volatility::Immutable) }
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -47,7 +49,9 @@ fn exact_decimal(dt: &DataType) -> Option<(u8, i8)> {
         DataType::Int16 | DataType::UInt16 => (5, 0),
         DataType::Int32 | DataType::UInt32 => (10, 0),
         DataType::Int64 | DataType::UInt64 | DataType::Null => (19, 0),
-        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => (*p, *s),
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
+            (*p, *s)
+        }
         DataType::Decimal256(p, s) if *p <= 38 => (*p, *s),
         _ => return None,
     })
@@ -56,7 +60,10 @@ fn exact_decimal(dt: &DataType) -> Option<(u8, i8)> {
 fn is_decimal(dt: &DataType) -> bool {
     matches!(
         dt,
-        DataType::Decimal32(_, _) | DataType::Decimal64(_, _) | DataType::Decimal128(_, _) | DataType::Decimal256(_, _)
+        DataType::Decimal32(_, _)
+            | DataType::Decimal64(_, _)
+            | DataType::Decimal128(_, _)
+            | DataType::Decimal256(_, _)
     )
 }
 
@@ -167,7 +174,10 @@ impl ScalarUDFImpl for Mod {
     }
 }
 
-fn build<T: arrow::datatypes::ArrowPrimitiveType>(values: Vec<Option<i64>>, narrow: impl Fn(i64) -> T::Native) -> ArrayRef {
+fn build<T: arrow::datatypes::ArrowPrimitiveType>(
+    values: Vec<Option<i64>>,
+    narrow: impl Fn(i64) -> T::Native,
+) -> ArrayRef {
     let mut b = PrimitiveBuilder::<T>::with_capacity(values.len());
     b.extend(values.into_iter().map(|v| v.map(&narrow)));
     Arc::new(b.finish())
@@ -195,7 +205,7 @@ fn decimal_mod(args: &[ColumnarValue], n: usize, precision: u8, scale: i8) -> Re
         let (x, y) = (rescale(a.value(i), sa), rescale(b.value(i), sb));
         match (x, y) {
             (_, Some(0)) => return exec_err!("MOD: division by zero"),
-            (Some(x), Some(y)) => out.append_value(x % y),
+            (Some(x), Some(y)) => out.append_option(x.checked_rem(y)),
             _ => out.append_null(),
         }
     }
@@ -214,9 +224,19 @@ mod tests {
         assert_eq!(invoke_scalar(&f, vec![i(7), i(3)]), i(1));
         assert_eq!(invoke_scalar(&f, vec![i(-7), i(3)]), i(-1));
         assert_eq!(invoke_scalar(&f, vec![i(7), i(-3)]), i(1));
-        assert_eq!(invoke_scalar(&f, vec![i(7), ScalarValue::Int32(Some(3))]), ScalarValue::Int32(Some(1)));
-        assert_eq!(invoke_scalar(&f, vec![i(7), ScalarValue::Int64(None)]), ScalarValue::Int64(None));
-        assert!(invoke(&f, vec![ColumnarValue::Scalar(i(7)), ColumnarValue::Scalar(i(0))]).is_err());
+        assert_eq!(
+            invoke_scalar(&f, vec![i(7), ScalarValue::Int32(Some(3))]),
+            ScalarValue::Int32(Some(1))
+        );
+        assert_eq!(
+            invoke_scalar(&f, vec![i(7), ScalarValue::Int64(None)]),
+            ScalarValue::Int64(None)
+        );
+        assert!(invoke(
+            &f,
+            vec![ColumnarValue::Scalar(i(7)), ColumnarValue::Scalar(i(0))]
+        )
+        .is_err());
     }
 
     #[test]
@@ -225,7 +245,10 @@ mod tests {
         let dec = |v: i128, p: u8, s: i8| ScalarValue::Decimal128(Some(v), p, s);
         // 7.5 % 2 = 1.5 as DECIMAL(min(3-1, 19-0) + 1, 1)
         assert_eq!(invoke_scalar(&f, vec![dec(75, 3, 1), i(2)]), dec(15, 3, 1));
-        assert_eq!(invoke_scalar(&f, vec![dec(-75, 3, 1), dec(20, 3, 1)]), dec(-15, 3, 1));
+        assert_eq!(
+            invoke_scalar(&f, vec![dec(-75, 3, 1), dec(20, 3, 1)]),
+            dec(-15, 3, 1)
+        );
         let r = invoke_scalar(&f, vec![ScalarValue::Float64(Some(-7.5)), i(2)]);
         assert_eq!(r, ScalarValue::Float64(Some(-1.5)));
     }

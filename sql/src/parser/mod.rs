@@ -314,7 +314,7 @@ impl<'a> FlinkParser<'a> {
             match peek_upper(&t).as_deref() {
                 Some("ESTIMATED_COST" | "CHANGELOG_MODE" | "PLAN_ADVICE" | "JSON_EXECUTION_PLAN") => {
                     self.p.next_token();
-                    self.p.consume_token(&Token::Comma);
+                    let _ = self.p.consume_token(&Token::Comma);
                 }
                 _ => break,
             }

@@ -129,7 +129,7 @@ fn errors_point_at_line_and_column() {
 
     let sql = "CREATE TABLE t (a INT) WITH ('connector' = 'datagen' 'x' = 'y')";
     let e = parse_sql(sql).unwrap_err();
-    assert_eq!(e.location.column, 55, "{e:?}");
+    assert_eq!(e.location.column, 54, "{e:?}");
 
     let sql = "SELECT a FROM t WHERE a = 'unterminated";
     let e = parse_sql(sql).unwrap_err();

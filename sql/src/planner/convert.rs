@@ -23,7 +23,7 @@ use super::query::{df_error, plan_query};
 use super::{JobStatement, Session};
 use crate::catalog::{table_key, ColumnSource, TableDef};
 use crate::error::{Location, Result, SqlError};
-use crate::plan::{ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, StreamPlan, TableSpec, WatermarkSpec};
+use crate::plan::{ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, StreamPlan, TableSpec, UnnestSpec, WatermarkSpec};
 use crate::types::FlinkType;
 
 /// Builds one job's StreamPlan statement by statement.
@@ -382,9 +382,18 @@ impl<'a> PlanBuilder<'a> {
         Ok(node)
     }
 
+    /// DataFusion's Unnest of one list column, one level deep: every other output column is
+    /// an input column repeated per element.
     fn convert_unnest(&mut self, u: &datafusion::logical_expr::Unnest, schema: SchemaRef) -> Result<NodeId> {
-        let _ = (u, schema);
-        Err(self.unsupported("UNNEST", "CROSS JOIN UNNEST arrives with the next step of this issue"))
+        let ([(list_column, list)], []) = (u.list_type_columns.as_slice(), u.struct_type_columns.as_slice()) else {
+            return Err(self.unsupported("UNNEST of several columns or of a ROW", ""));
+        };
+        if list.depth != 1 {
+            return Err(self.unsupported("nested UNNEST", ""));
+        }
+        let input = self.convert(&u.input)?;
+        let spec = UnnestSpec { list_column: *list_column, output_sources: u.dependency_indices.clone() };
+        Ok(self.add(Operator::Unnest(spec), vec![input], schema))
     }
 }
 

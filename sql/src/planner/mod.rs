@@ -12,6 +12,7 @@ mod ddl;
 mod query;
 pub mod rewrite;
 pub mod settings;
+mod unnest;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@ use sqlparser::ast::{Query, Statement as SqlStatement};
 
 use super::context::EddyContext;
 use super::rewrite::rewrite_flink_syntax;
+use super::unnest::rewrite_unnest;
 use crate::catalog::ViewDef;
 use crate::error::{Location, SqlError};
 
@@ -25,6 +26,7 @@ pub(crate) fn sql_to_rel<'a>(ctx: &'a EddyContext<'a>) -> SqlToRel<'a, EddyConte
 /// The (unoptimised) logical plan of a query.
 pub(crate) fn plan_query(ctx: &EddyContext<'_>, query: &Query) -> Result<LogicalPlan, DataFusionError> {
     let mut q = query.clone();
+    rewrite_unnest(&mut q).map_err(DataFusionError::NotImplemented)?;
     rewrite_flink_syntax(&mut q);
     sql_to_rel(ctx).sql_statement_to_plan(SqlStatement::Query(Box::new(q)))
 }

@@ -1,0 +1,81 @@
+//! Reading Parquet files for the filesystem source.
+//!
+//! Parquet is columnar and self-describing, so it does not fit the byte-stream
+//! [`Decoder`](crate::format::Decoder) of the text formats: the file's footer says where
+//! each column is. The table's columns are matched to the file's by name; only those are
+//! read, a column missing from the file is NULL (as Flink's reader does), and a column stored
+//! in another type is cast to the declared one.
+
+use arrow::array::new_null_array;
+use arrow::compute::cast;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use futures::StreamExt;
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+
+use crate::format::MAX_BATCH_ROWS;
+use crate::{ConnectorError, Result};
+
+/// An open Parquet file producing batches of the table's physical columns.
+pub(super) struct ParquetReader {
+    stream: ParquetRecordBatchStream<tokio::fs::File>,
+    schema: SchemaRef,
+    /// For each table column, its index in the batches the stream yields.
+    columns: Vec<Option<usize>>,
+    shown: String,
+}
+
+impl ParquetReader {
+    /// Open `file` (named `shown` in errors) for the columns of `schema`.
+    pub(super) async fn open(file: tokio::fs::File, schema: SchemaRef, shown: String) -> Result<Self> {
+        let builder =
+            ParquetRecordBatchStreamBuilder::new(file).await.map_err(|e| ConnectorError::parquet(&shown, e))?;
+        let file_fields = builder.schema().fields().clone();
+        let mut wanted: Vec<usize> =
+            schema.fields().iter().filter_map(|f| file_fields.iter().position(|g| g.name() == f.name())).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Projected batches hold the chosen root columns in file order.
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let in_file = file_fields.iter().position(|g| g.name() == f.name())?;
+                wanted.iter().position(|&w| w == in_file)
+            })
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+        let stream = builder
+            .with_projection(mask)
+            .with_batch_size(MAX_BATCH_ROWS)
+            .build()
+            .map_err(|e| ConnectorError::parquet(&shown, e))?;
+        Ok(Self { stream, schema, columns, shown })
+    }
+
+    /// The next batch, or `None` at the end of the file.
+    pub(super) async fn next(&mut self) -> Result<Option<RecordBatch>> {
+        let Some(batch) = self.stream.next().await else { return Ok(None) };
+        let batch = batch.map_err(|e| ConnectorError::parquet(&self.shown, e))?;
+        let rows = batch.num_rows();
+        let arrays = self
+            .columns
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(index, field)| match index {
+                None => Ok(new_null_array(field.data_type(), rows)),
+                Some(i) if batch.column(*i).data_type() == field.data_type() => Ok(batch.column(*i).clone()),
+                Some(i) => cast(batch.column(*i), field.data_type())
+                    .map_err(|e| ConnectorError::arrow(format!("{}: column '{}'", self.shown, field.name()), e)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(rows)),
+        )
+        .map(Some)
+        .map_err(|e| ConnectorError::arrow(&self.shown, e))
+    }
+}
