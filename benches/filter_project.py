@@ -54,6 +54,8 @@ def generate(path, rows, seed=42):
 
 
 EDDY_SQL = """
+-- Two tasks, as DuckDB uses both cores of this machine.
+SET 'parallelism.default' = '2';
 CREATE TABLE bids (
   auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING,
   date_time TIMESTAMP(3), extra STRING
@@ -79,7 +81,7 @@ import sys, time, duckdb
 t = time.perf_counter()
 con = duckdb.connect()
 rows = 0
-reader = con.execute(sys.argv[1]).fetch_record_batch(1 << 16)
+reader = con.sql(sys.argv[1]).fetch_arrow_reader(1 << 16)
 for batch in reader:
     rows += batch.num_rows
 print(rows, time.perf_counter() - t)
@@ -133,10 +135,11 @@ def main():
         # Each measurement in its own child, so peak RSS is per process.
         w, _, out = timed(["python3", "-c",
                            "import resource,subprocess,sys,time;t=time.perf_counter();"
-                           "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL,stderr=subprocess.DEVNULL);"
-                           "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+                           "r=subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL,stderr=subprocess.PIPE,text=True);"
+                           "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+                           "r.stderr.split(' rows out')[0].split()[-1].replace(',',''))",
                            eddy, "run", "--quiet", sql])
-        secs, rss = out.stdout.split()
+        secs, rss, eddy_rows = out.stdout.split()
         eddy_walls.append(float(secs))
         eddy_rss.append(int(rss) / 1024.0)
         w, rss, out = timed([py, "-c", DUCKDB_SCRIPT, query])
@@ -147,7 +150,7 @@ def main():
 
     e, d, dq = statistics.median(eddy_walls), statistics.median(duck_walls), statistics.median(duck_query)
     print("input: %d bids, %.0f MB of JSON lines (%s)" % (a.rows, size_mb, data))
-    print("filter+projection rows out (duckdb): %s" % rows)
+    print("filter+projection rows out: eddy %s, duckdb %s%s" % (eddy_rows, rows, "" if eddy_rows == rows else "  MISMATCH"))
     print("eddy   run, whole process: %.3f s median of %d  (%.0f k rows/s)  peak RSS %.0f MB" % (e, a.runs, a.rows / e / 1e3, max(eddy_rss)))
     print("duckdb python, whole process: %.3f s median of %d  peak RSS %.0f MB" % (d, a.runs, max(duck_rss)))
     print("duckdb query alone: %.3f s median of %d" % (dq, a.runs))

@@ -57,8 +57,7 @@ fn main() -> ExitCode {
             println!("  - {name}: {}", first_line(reason));
         }
     }
-    let regressions: Vec<&str> =
-        failed.iter().map(|(n, _)| n.as_str()).filter(|n| MUST_PASS.contains(n)).collect();
+    let regressions: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).filter(|n| MUST_PASS.contains(n)).collect();
     if regressions.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::script::{prepare, ScriptError};
-use crate::{EXIT_USAGE};
+use crate::EXIT_USAGE;
 
 /// Check a file; returns the exit code.
 pub fn check_file(path: &Path) -> u8 {
@@ -34,6 +34,11 @@ pub fn check_file(path: &Path) -> u8 {
         return EXIT_USAGE;
     }
     print!("{}", eddy_sql::explain::render(&plan));
-    println!("{}: OK ({} statement{} in one job)", script.name, script.job.len(), if script.job.len() == 1 { "" } else { "s" });
+    println!(
+        "{}: OK ({} statement{} in one job)",
+        script.name,
+        script.job.len(),
+        if script.job.len() == 1 { "" } else { "s" }
+    );
     0
 }

@@ -49,6 +49,9 @@ mod tests {
     #[test]
     fn boxed_table() {
         let r = ResultRows { header: vec!["table name".into()], rows: vec![vec!["bids".into()]] };
-        assert_eq!(format_rows(&r), "+------------+\n| table name |\n+------------+\n| bids       |\n+------------+\n1 row in set\n");
+        assert_eq!(
+            format_rows(&r),
+            "+------------+\n| table name |\n+------------+\n| bids       |\n+------------+\n1 row in set\n"
+        );
     }
 }

@@ -21,7 +21,14 @@ pub fn spawn_progress(metrics: Arc<JobMetrics>) -> Option<tokio::task::JoinHandl
             let rows_out = JobMetrics::get(&metrics.rows_out);
             let rate = if secs > 0.0 { rows_in as f64 / secs } else { 0.0 };
             let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K  rows in {} | out {} | {}/s | {:.1}s", group(rows_in), group(rows_out), group(rate as u64), secs);
+            let _ = write!(
+                err,
+                "\r\x1b[2K  rows in {} | out {} | {}/s | {:.1}s",
+                group(rows_in),
+                group(rows_out),
+                group(rate as u64),
+                secs
+            );
             let _ = err.flush();
         }
     }))

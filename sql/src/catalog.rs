@@ -77,9 +77,7 @@ impl TableDef {
 
     /// The columns a source produces: physical and metadata columns, in declaration order.
     pub fn source_columns(&self) -> Vec<usize> {
-        (0..self.columns.len())
-            .filter(|i| !matches!(self.columns[*i].kind, ColumnSource::Computed(_)))
-            .collect()
+        (0..self.columns.len()).filter(|i| !matches!(self.columns[*i].kind, ColumnSource::Computed(_))).collect()
     }
 
     /// The columns a sink receives: physical and non-virtual metadata columns.

@@ -81,12 +81,7 @@ impl SqlError {
 
     /// An internal error (a bug).
     pub fn internal(message: impl Into<String>) -> Self {
-        Self {
-            kind: SqlErrorKind::Internal,
-            message: message.into(),
-            location: Location::default(),
-            hint: None,
-        }
+        Self { kind: SqlErrorKind::Internal, message: message.into(), location: Location::default(), hint: None }
     }
 
     /// Attach a hint.

@@ -40,7 +40,13 @@ pub fn describe(op: &Operator) -> String {
         Operator::Project(exprs) => {
             let items: Vec<String> = exprs
                 .iter()
-                .map(|p| if p.expr.display == p.name { p.name.clone() } else { format!("{} AS {}", p.expr.display, p.name) })
+                .map(|p| {
+                    if p.expr.display == p.name {
+                        p.name.clone()
+                    } else {
+                        format!("{} AS {}", p.expr.display, p.name)
+                    }
+                })
                 .collect();
             format!("Project: {}", items.join(", "))
         }

@@ -104,9 +104,7 @@ impl FlinkType {
             TypeKind::Timestamp(p) => DataType::Timestamp(time_unit(*p), None),
             TypeKind::TimestampLtz(p) => DataType::Timestamp(time_unit(*p), Some("UTC".into())),
             TypeKind::Binary(_) | TypeKind::Varbinary(_) => DataType::Binary,
-            TypeKind::Array(t) => {
-                DataType::List(Arc::new(Field::new("element", t.to_arrow(), t.nullable)))
-            }
+            TypeKind::Array(t) => DataType::List(Arc::new(Field::new("element", t.to_arrow(), t.nullable))),
             TypeKind::Map(k, v) => {
                 let entries = Field::new(
                     "entries",
@@ -146,9 +144,10 @@ impl FlinkType {
             DataType::Int64 | DataType::UInt32 | DataType::UInt64 => TypeKind::BigInt,
             DataType::Float16 | DataType::Float32 => TypeKind::Float,
             DataType::Float64 => TypeKind::Double,
-            DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => {
-                TypeKind::Decimal(*p, *s)
-            }
+            DataType::Decimal32(p, s)
+            | DataType::Decimal64(p, s)
+            | DataType::Decimal128(p, s)
+            | DataType::Decimal256(p, s) => TypeKind::Decimal(*p, *s),
             DataType::Date32 | DataType::Date64 => TypeKind::Date,
             DataType::Time32(u) | DataType::Time64(u) => TypeKind::Time(precision(u)),
             DataType::Timestamp(u, None) => TypeKind::Timestamp(precision(u)),

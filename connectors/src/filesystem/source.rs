@@ -27,6 +27,39 @@ use crate::{ConnectorError, ConnectorTable, Options, Result, Source, SourceBatch
 /// Bytes read from a file at a time.
 const CHUNK: usize = 1 << 20;
 
+/// A JSON-lines file at least this big is read by every subtask, each its own byte range,
+/// so one big file is decoded in parallel (smaller files go whole to one subtask).
+pub(super) const MIN_SPLIT_BYTES: u64 = 4 << 20;
+
+/// A file, or a byte range of one, assigned to a subtask.
+#[derive(Debug, Clone)]
+struct FilePart {
+    path: PathBuf,
+    /// `[start, end)`: the lines whose first byte lies in it; `None` = the whole file.
+    range: Option<(u64, u64)>,
+}
+
+/// Assign files to subtask `split.index`: big splittable files by byte range, the others
+/// whole and round-robin.
+fn assign(files: Vec<PathBuf>, splittable: bool, split: Split) -> Result<VecDeque<FilePart>> {
+    let count = split.count.max(1) as u64;
+    let index = split.index as u64;
+    let mut mine = VecDeque::new();
+    let mut whole = 0u64;
+    for path in files {
+        let size = std::fs::metadata(&path).map_err(|e| ConnectorError::io(path.display().to_string(), e))?.len();
+        if splittable && count > 1 && size >= MIN_SPLIT_BYTES {
+            mine.push_back(FilePart { range: Some((size * index / count, size * (index + 1) / count)), path });
+        } else {
+            if whole % count == index {
+                mine.push_back(FilePart { path, range: None });
+            }
+            whole += 1;
+        }
+    }
+    Ok(mine)
+}
+
 /// Where each output column comes from.
 #[derive(Debug, Clone)]
 enum ColumnSource {
@@ -88,8 +121,9 @@ pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Re
     check(table, &config)?;
     let (columns, physical) = layout(table)?;
     let files = list_files(&config.path)?;
-    let count = split.count.max(1);
-    let mine = files.into_iter().enumerate().filter(|(i, _)| i % count == split.index).map(|(_, f)| f).collect();
+    // JSON lines never contain a raw newline inside a record; CSV may (quoted), so a CSV
+    // file is never cut.
+    let mine = assign(files, config.format == Format::Json, split)?;
     Ok(Box::new(FileSource {
         opener: Opener {
             table: table.name.clone(),
@@ -150,7 +184,7 @@ struct OpenFile {
 /// How a file's rows are read.
 enum Reader {
     /// A text format: bytes in chunks through a decoder.
-    Text { file: tokio::fs::File, buf: Vec<u8>, eof: bool, decoder: Box<dyn Decoder> },
+    Text(TextReader, Box<dyn Decoder>),
     /// Parquet: column chunks through the parquet reader.
     Parquet(Box<ParquetReader>),
 }
@@ -158,37 +192,119 @@ enum Reader {
 impl Reader {
     fn skipped(&self) -> u64 {
         match self {
-            Self::Text { decoder, .. } => decoder.skipped(),
+            Self::Text(_, decoder) => decoder.skipped(),
             Self::Parquet(_) => 0,
         }
     }
 
     /// The next decoded batch of this file, or `None` at its end.
     async fn next(&mut self, shown: &str) -> Result<Option<RecordBatch>> {
-        let Self::Text { file, buf, eof, decoder } = self else {
+        let Self::Text(text, decoder) = self else {
             let Self::Parquet(reader) = self else { return Ok(None) };
             return reader.next().await;
         };
         loop {
             // Keep at least a chunk buffered so batches are full-sized, not cut at chunk ends.
-            if !*eof && buf.len() < CHUNK {
-                buf.reserve(CHUNK);
-                *eof = file.read_buf(buf).await.map_err(|e| ConnectorError::io(shown, e))? == 0;
+            if !text.eof && text.buf.len() < CHUNK {
+                text.fill(shown).await?;
                 continue;
             }
-            let (batch, used) = decoder.decode(buf, *eof)?;
-            buf.drain(..used);
+            let (batch, used) = decoder.decode(&text.buf, text.eof)?;
+            text.consume(used);
             if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
                 return Ok(Some(batch));
             }
-            if *eof && (buf.is_empty() || used == 0) {
+            if text.eof && (text.buf.is_empty() || used == 0) {
                 return Ok(None);
             }
             if used == 0 {
                 // A record longer than the buffer: read more before decoding again.
-                buf.reserve(CHUNK);
-                *eof = file.read_buf(buf).await.map_err(|e| ConnectorError::io(shown, e))? == 0;
+                text.fill(shown).await?;
             }
+        }
+    }
+}
+
+/// Bytes of a text file (or of a byte range of it) in chunks.
+struct TextReader {
+    file: tokio::fs::File,
+    buf: Vec<u8>,
+    eof: bool,
+    /// File offset of `buf[0]`.
+    buf_start: u64,
+    /// End of the byte range: reading stops after the line holding byte `end - 1`.
+    end: Option<u64>,
+}
+
+impl TextReader {
+    /// Read another chunk; at the range's end keep only through the line that crosses it.
+    async fn fill(&mut self, shown: &str) -> Result<()> {
+        self.buf.reserve(CHUNK);
+        self.eof = self.file.read_buf(&mut self.buf).await.map_err(|e| ConnectorError::io(shown, e))? == 0;
+        self.clip();
+        Ok(())
+    }
+
+    /// At the range's end keep only the bytes through the line that crosses it.
+    fn clip(&mut self) {
+        let Some(end) = self.end else { return };
+        if self.buf_start >= end {
+            // No line starts inside what is left of the range.
+            self.buf.clear();
+            self.eof = true;
+            return;
+        }
+        if self.buf_start + self.buf.len() as u64 >= end {
+            let from = (end - 1 - self.buf_start) as usize;
+            if let Some(k) = self.buf[from..].iter().position(|b| *b == b'\n') {
+                self.buf.truncate(from + k + 1);
+                self.eof = true;
+            }
+        }
+    }
+
+    fn consume(&mut self, used: usize) {
+        self.buf.drain(..used);
+        self.buf_start += used as u64;
+    }
+
+    /// Position at the first line starting at or after `start`; returns the number of
+    /// lines before it (so errors can name the line in the whole file).
+    async fn seek_to_line(&mut self, start: u64, shown: &str) -> Result<u64> {
+        if start == 0 {
+            return Ok(0);
+        }
+        let io = |e| ConnectorError::io(shown, e);
+        // Count the lines before the range, then skip the partial line it starts in.
+        let mut lines = 0u64;
+        let mut offset = 0u64;
+        let mut chunk = vec![0u8; CHUNK];
+        while offset < start - 1 {
+            let want = ((start - 1 - offset) as usize).min(CHUNK);
+            let n = self.file.read(&mut chunk[..want]).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            lines += chunk[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            offset += n as u64;
+        }
+        // `offset` is now start - 1: the line starting at `start` begins after a newline there.
+        loop {
+            self.buf.clear();
+            self.buf.reserve(CHUNK);
+            let n = self.file.read_buf(&mut self.buf).await.map_err(io)?;
+            if n == 0 {
+                self.eof = true;
+                self.buf_start = offset;
+                return Ok(lines);
+            }
+            if let Some(k) = self.buf.iter().position(|b| *b == b'\n') {
+                self.buf.drain(..=k);
+                self.buf_start = offset + k as u64 + 1;
+                lines += 1;
+                return Ok(lines);
+            }
+            offset += n as u64;
         }
     }
 }
@@ -202,7 +318,7 @@ enum Constant {
 /// One subtask of a filesystem source.
 struct FileSource {
     opener: Opener,
-    files: VecDeque<PathBuf>,
+    files: VecDeque<FilePart>,
     current: Option<OpenFile>,
     /// Records skipped in files already finished.
     skipped_done: u64,
@@ -222,9 +338,10 @@ struct Opener {
 }
 
 impl Opener {
-    async fn open(&self, path: &Path) -> Result<OpenFile> {
+    async fn open(&self, part: &FilePart) -> Result<OpenFile> {
+        let path = part.path.as_path();
         let shown = path.display().to_string();
-        let file = tokio::fs::File::open(path).await.map_err(|e| ConnectorError::io(&shown, e))?;
+        let mut file = tokio::fs::File::open(path).await.map_err(|e| ConnectorError::io(&shown, e))?;
         let meta = file.metadata().await.map_err(|e| ConnectorError::io(&shown, e))?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let modified = meta
@@ -256,8 +373,15 @@ impl Opener {
         let reader = if self.format == Format::Parquet {
             Reader::Parquet(Box::new(ParquetReader::open(file, self.physical.clone(), shown.clone()).await?))
         } else {
-            let decoder = self.format.decoder(&self.table, &self.options, self.physical.clone(), shown.clone())?;
-            Reader::Text { file, buf: Vec::with_capacity(CHUNK), eof: false, decoder }
+            let mut decoder = self.format.decoder(&self.table, &self.options, self.physical.clone(), shown.clone())?;
+            let mut text = TextReader { file, buf: Vec::with_capacity(CHUNK), eof: false, buf_start: 0, end: None };
+            if let Some((start, end)) = part.range {
+                let lines_before = text.seek_to_line(start, &shown).await?;
+                decoder.skip_lines(lines_before);
+                text.end = Some(end);
+                text.clip();
+            }
+            Reader::Text(text, decoder)
         };
         Ok(OpenFile { reader, shown, constants })
     }
@@ -319,8 +443,8 @@ impl Source for FileSource {
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>> {
         loop {
             let Some(current) = self.current.as_mut() else {
-                let Some(path) = self.files.pop_front() else { return Ok(None) };
-                self.current = Some(self.opener.open(&path).await?);
+                let Some(part) = self.files.pop_front() else { return Ok(None) };
+                self.current = Some(self.opener.open(&part).await?);
                 continue;
             };
             match current.reader.next(&current.shown).await? {

@@ -283,3 +283,60 @@ async fn sink_rejects_updates_and_bad_options() {
     crate::validate(&fs_table(&missing, "json", &[]), false, true).unwrap();
     assert!(!missing.exists());
 }
+
+/// A JSON-lines file big enough to be read in byte ranges by several subtasks.
+fn big_json(path: &Path, rows: i64, bad_line: Option<i64>) {
+    let mut text = String::new();
+    for i in 1..=rows {
+        if Some(i) == bad_line {
+            text.push_str("{\"id\": oops}\n");
+        } else {
+            // Varying lengths so range ends fall at different places within lines.
+            text.push_str(&format!("{{\"id\": {i}, \"name\": \"{}\"}}\n", "n".repeat((i % 37) as usize)));
+        }
+    }
+    write(path, &text);
+}
+
+#[tokio::test]
+async fn one_big_json_file_is_read_in_byte_ranges_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    big_json(&path, 200_000, None);
+    assert!(std::fs::metadata(&path).unwrap().len() > 2 * super::source::MIN_SPLIT_BYTES);
+    for count in [1, 2, 3, 7] {
+        let t = fs_table(&path, "json", &[]);
+        let mut all = Vec::new();
+        let mut per_split = Vec::new();
+        for index in 0..count {
+            let mut src = create_source(&t, Split { index, count }).unwrap();
+            let got: Vec<i64> = drain(src.as_mut()).await.iter().flat_map(ids).collect();
+            per_split.push(got.len());
+            all.extend(got);
+        }
+        all.sort();
+        assert_eq!(all, (1..=200_000).collect::<Vec<i64>>(), "count {count}");
+        if count > 1 {
+            assert!(per_split.iter().all(|n| *n > 0), "every subtask reads a range: {per_split:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_bad_line_in_a_later_range_names_its_line_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    big_json(&path, 200_000, Some(150_001));
+    let t = fs_table(&path, "json", &[]);
+    let mut src = create_source(&t, Split { index: 1, count: 2 }).unwrap();
+    let mut err = None;
+    while err.is_none() {
+        match src.next_batch().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => err = Some(e.to_string()),
+        }
+    }
+    let err = err.expect("the bad line is in the second half");
+    assert!(err.contains("big.jsonl:150001:"), "{err}");
+}

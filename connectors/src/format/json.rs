@@ -211,6 +211,10 @@ impl Decoder for JsonDecoder {
         Ok((Some(batch), pos))
     }
 
+    fn skip_lines(&mut self, lines: u64) {
+        self.line += lines;
+    }
+
     fn skipped(&self) -> u64 {
         self.skipped
     }

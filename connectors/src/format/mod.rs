@@ -130,6 +130,10 @@ pub(crate) trait Decoder: Send + Sync {
 
     /// Records skipped as malformed (with `<format>.ignore-parse-errors`).
     fn skipped(&self) -> u64;
+
+    /// The input starts after `lines` lines of the file (a byte-range split), so errors
+    /// name the right line. Only formats that can be split need it.
+    fn skip_lines(&mut self, _lines: u64) {}
 }
 
 /// Encodes batches as lines of text, one per row.

@@ -49,7 +49,12 @@ struct ChannelInput {
     emitted: Watermark,
 }
 
-pub(crate) async fn run_graph(plan: &StreamPlan, graph: &ChainGraph, metrics: Arc<JobMetrics>, stop: &StopHandle) -> Result<()> {
+pub(crate) async fn run_graph(
+    plan: &StreamPlan,
+    graph: &ChainGraph,
+    metrics: Arc<JobMetrics>,
+    stop: &StopHandle,
+) -> Result<()> {
     // Receivers and input counts per (chain, subtask).
     let mut senders: Vec<Vec<Option<mpsc::Sender<Envelope>>>> = Vec::new();
     let mut receivers: Vec<Vec<Option<mpsc::Receiver<Envelope>>>> = Vec::new();
@@ -105,7 +110,10 @@ pub(crate) async fn run_graph(plan: &StreamPlan, graph: &ChainGraph, metrics: Ar
             let head = &plan.nodes[chain.head()];
             let input = match &head.operator {
                 Operator::Source(t) => Input::Source {
-                    source: eddy_connectors::create_source(&connector_table(t), Split { index: sub, count: chain.parallelism })?,
+                    source: eddy_connectors::create_source(
+                        &connector_table(t),
+                        Split { index: sub, count: chain.parallelism },
+                    )?,
                     stop: stop.subscribe(),
                     table: t.name.clone(),
                 },
@@ -114,8 +122,14 @@ pub(crate) async fn run_graph(plan: &StreamPlan, graph: &ChainGraph, metrics: Ar
                 }
                 _ => {
                     let n = input_counts[c][sub];
-                    let rx = receivers[c][sub].take().ok_or_else(|| EngineError::Internal("receiver taken twice".into()))?;
-                    Input::Channels(ChannelInput { rx, watermarks: vec![Watermark::MIN; n], ended: vec![false; n], emitted: Watermark::MIN })
+                    let rx =
+                        receivers[c][sub].take().ok_or_else(|| EngineError::Internal("receiver taken twice".into()))?;
+                    Input::Channels(ChannelInput {
+                        rx,
+                        watermarks: vec![Watermark::MIN; n],
+                        ended: vec![false; n],
+                        emitted: Watermark::MIN,
+                    })
                 }
             };
             let mut ops: Vec<Box<dyn StreamOperator>> = Vec::new();
@@ -123,12 +137,17 @@ pub(crate) async fn run_graph(plan: &StreamPlan, graph: &ChainGraph, metrics: Ar
             for id in &chain.nodes {
                 let node = &plan.nodes[*id];
                 match &node.operator {
-                    Operator::Project(exprs) => ops.push(Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone()))),
+                    Operator::Project(exprs) => {
+                        ops.push(Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone())))
+                    }
                     Operator::Filter(p) => ops.push(Box::new(FilterOperator::new(p.clone()))),
                     Operator::Watermark(w) => ops.push(Box::new(WatermarkOperator::new(w.clone()))),
                     Operator::Unnest(u) => ops.push(Box::new(UnnestOperator::new(u.clone(), node.schema.clone()))),
                     Operator::Sink(t) => {
-                        sink = Some(eddy_connectors::create_sink(&connector_table(t), Split { index: sub, count: chain.parallelism })?)
+                        sink = Some(eddy_connectors::create_sink(
+                            &connector_table(t),
+                            Split { index: sub, count: chain.parallelism },
+                        )?)
                     }
                     Operator::Source(_) | Operator::Values(_) | Operator::Union => {}
                 }
@@ -263,7 +282,12 @@ impl ChannelInput {
     }
 }
 
-async fn deliver(msg: Message, sink: &mut Option<Box<dyn Sink>>, outputs: &mut [EdgeOutput], metrics: &JobMetrics) -> Result<()> {
+async fn deliver(
+    msg: Message,
+    sink: &mut Option<Box<dyn Sink>>,
+    outputs: &mut [EdgeOutput],
+    metrics: &JobMetrics,
+) -> Result<()> {
     if let Some(s) = sink {
         match &msg {
             Message::Data(b) => {

@@ -37,14 +37,26 @@ impl StreamOperator for UnnestOperator {
             DataType::List(_) => {
                 let l = list_col.as_list::<i32>();
                 let offs = (0..l.len())
-                    .map(|i| if l.is_null(i) { (0, 0) } else { (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize) })
+                    .map(|i| {
+                        if l.is_null(i) {
+                            (0, 0)
+                        } else {
+                            (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize)
+                        }
+                    })
                     .collect();
                 (l.values().clone(), offs)
             }
             DataType::LargeList(_) => {
                 let l = list_col.as_list::<i64>();
                 let offs = (0..l.len())
-                    .map(|i| if l.is_null(i) { (0, 0) } else { (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize) })
+                    .map(|i| {
+                        if l.is_null(i) {
+                            (0, 0)
+                        } else {
+                            (l.value_offsets()[i] as usize, l.value_offsets()[i + 1] as usize)
+                        }
+                    })
                     .collect();
                 (l.values().clone(), offs)
             }

@@ -34,7 +34,8 @@ impl WatermarkOperator {
             .evaluate(&batch.data)
             .and_then(|v| v.into_array(batch.num_rows()))
             .map_err(|source| EngineError::Expression { operator: self.name(), source })?;
-        let millis = to_millis(value.as_ref()).map_err(|source| EngineError::Arrow { operator: self.name(), source })?;
+        let millis =
+            to_millis(value.as_ref()).map_err(|source| EngineError::Arrow { operator: self.name(), source })?;
         Ok(max(millis.as_primitive::<Int64Type>()))
     }
 }

@@ -11,8 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, LargeStringArray, StringArray,
-    StringViewArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, LargeStringArray, StringArray, StringViewArray,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, TimeUnit};
@@ -39,28 +38,17 @@ pub(crate) fn output_shape(args: &[ColumnarValue], number_rows: usize) -> (usize
 /// Packages a computed array as the function result: a scalar when all inputs were scalars.
 pub(crate) fn finish(array: ArrayRef, all_scalar: bool) -> Result<ColumnarValue> {
     if all_scalar && array.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-            &array, 0,
-        )?))
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
     } else {
         Ok(ColumnarValue::Array(array))
     }
 }
 
 /// Checks the argument count during type coercion.
-pub(crate) fn check_arity(
-    name: &str,
-    arg_types: &[DataType],
-    min: usize,
-    max: usize,
-) -> Result<()> {
+pub(crate) fn check_arity(name: &str, arg_types: &[DataType], min: usize, max: usize) -> Result<()> {
     let n = arg_types.len();
     if n < min || n > max {
-        let expected = if min == max {
-            format!("{min}")
-        } else {
-            format!("{min} to {max}")
-        };
+        let expected = if min == max { format!("{min}") } else { format!("{min} to {max}") };
         return plan_err!("{name} expects {expected} argument(s), got {n}");
     }
     Ok(())
@@ -68,10 +56,7 @@ pub(crate) fn check_arity(
 
 /// Whether a type is one of Arrow's string types.
 pub(crate) fn is_string(dt: &DataType) -> bool {
-    matches!(
-        dt,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    )
+    matches!(dt, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
 }
 
 /// Whether a type is an integer type.
@@ -125,10 +110,7 @@ impl<'a> StrArg<'a> {
                     Ok(Self::Scalar(v.as_deref()))
                 }
                 ScalarValue::Null => Ok(Self::Scalar(None)),
-                other => exec_err!(
-                    "{name} expects a string argument, got {}",
-                    other.data_type()
-                ),
+                other => exec_err!("{name} expects a string argument, got {}", other.data_type()),
             },
             ColumnarValue::Array(a) => match a.data_type() {
                 DataType::Utf8 => Ok(Self::Utf8(a.as_string::<i32>())),
@@ -255,15 +237,9 @@ impl TemporalKind {
         let (secs, nanos) = match self {
             Self::Date => (v.checked_mul(86_400)?, 0),
             Self::Timestamp(TimeUnit::Second, _) => (v, 0),
-            Self::Timestamp(TimeUnit::Millisecond, _) => {
-                (v.div_euclid(1000), v.rem_euclid(1000) * 1_000_000)
-            }
-            Self::Timestamp(TimeUnit::Microsecond, _) => {
-                (v.div_euclid(1_000_000), v.rem_euclid(1_000_000) * 1000)
-            }
-            Self::Timestamp(TimeUnit::Nanosecond, _) => {
-                (v.div_euclid(1_000_000_000), v.rem_euclid(1_000_000_000))
-            }
+            Self::Timestamp(TimeUnit::Millisecond, _) => (v.div_euclid(1000), v.rem_euclid(1000) * 1_000_000),
+            Self::Timestamp(TimeUnit::Microsecond, _) => (v.div_euclid(1_000_000), v.rem_euclid(1_000_000) * 1000),
+            Self::Timestamp(TimeUnit::Nanosecond, _) => (v.div_euclid(1_000_000_000), v.rem_euclid(1_000_000_000)),
         };
         DateTime::from_timestamp(secs, u32::try_from(nanos).ok()?).map(|d| d.naive_utc())
     }
@@ -361,10 +337,7 @@ pub(crate) struct PatternCache<T> {
 
 impl<T> PatternCache<T> {
     pub(crate) fn new(capacity: usize) -> Self {
-        Self {
-            map: Mutex::new(HashMap::new()),
-            capacity,
-        }
+        Self { map: Mutex::new(HashMap::new()), capacity }
     }
 
     /// The compiled form of `key`, compiling it with `make` on a miss.
@@ -393,12 +366,7 @@ impl<'a, T> LastPattern<'a, T> {
         Self { last: None }
     }
 
-    pub(crate) fn get(
-        &mut self,
-        cache: &PatternCache<T>,
-        key: &'a str,
-        make: impl FnOnce(&str) -> T,
-    ) -> Arc<T> {
+    pub(crate) fn get(&mut self, cache: &PatternCache<T>, key: &'a str, make: impl FnOnce(&str) -> T) -> Arc<T> {
         if let Some((k, v)) = &self.last {
             if *k == key {
                 return Arc::clone(v);
@@ -420,16 +388,11 @@ pub(crate) mod test_util {
     use arrow::datatypes::Field;
     use datafusion::common::config::ConfigOptions;
     use datafusion::common::{Result, ScalarValue};
-    use datafusion::logical_expr::{
-        ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl,
-    };
+    use datafusion::logical_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl};
 
     /// Coerces argument types like the planner would, derives the return field, and
     /// invokes the function.
-    pub(crate) fn invoke(
-        udf: &dyn ScalarUDFImpl,
-        args: Vec<ColumnarValue>,
-    ) -> Result<ColumnarValue> {
+    pub(crate) fn invoke(udf: &dyn ScalarUDFImpl, args: Vec<ColumnarValue>) -> Result<ColumnarValue> {
         let number_rows = args
             .iter()
             .find_map(|a| match a {
@@ -437,11 +400,8 @@ pub(crate) mod test_util {
                 ColumnarValue::Scalar(_) => None,
             })
             .unwrap_or(1);
-        let arg_fields: Vec<_> = args
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Arc::new(Field::new(format!("a{i}"), a.data_type(), true)))
-            .collect();
+        let arg_fields: Vec<_> =
+            args.iter().enumerate().map(|(i, a)| Arc::new(Field::new(format!("a{i}"), a.data_type(), true))).collect();
         let scalars: Vec<Option<&ScalarValue>> = args
             .iter()
             .map(|a| match a {
@@ -449,10 +409,8 @@ pub(crate) mod test_util {
                 ColumnarValue::Array(_) => None,
             })
             .collect();
-        let return_field = udf.return_field_from_args(ReturnFieldArgs {
-            arg_fields: &arg_fields,
-            scalar_arguments: &scalars,
-        })?;
+        let return_field =
+            udf.return_field_from_args(ReturnFieldArgs { arg_fields: &arg_fields, scalar_arguments: &scalars })?;
         udf.invoke_with_args(ScalarFunctionArgs {
             args,
             arg_fields,
@@ -501,15 +459,8 @@ pub(crate) mod test_util {
     }
 
     pub(crate) fn ts_millis(v: &str) -> i64 {
-        let fmt = if v.contains('.') {
-            "%Y-%m-%d %H:%M:%S%.f"
-        } else {
-            "%Y-%m-%d %H:%M:%S"
-        };
-        chrono::NaiveDateTime::parse_from_str(v, fmt)
-            .unwrap()
-            .and_utc()
-            .timestamp_millis()
+        let fmt = if v.contains('.') { "%Y-%m-%d %H:%M:%S%.f" } else { "%Y-%m-%d %H:%M:%S" };
+        chrono::NaiveDateTime::parse_from_str(v, fmt).unwrap().and_utc().timestamp_millis()
     }
 }
 

@@ -15,14 +15,10 @@
 use arrow::array::StringBuilder;
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use std::sync::Arc;
 
-use super::common::{
-    check_arity, coerce_string, finish, output_shape, StrArg, TemporalArg, TemporalKind,
-};
+use super::common::{check_arity, coerce_string, finish, output_shape, StrArg, TemporalArg, TemporalKind};
 use super::java_datetime_format::{Dialect, Formats, JavaDateFormat};
 use super::java_timezone::arrow_zone;
 
@@ -34,9 +30,7 @@ pub struct DateFormat {
 
 impl DateFormat {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -91,22 +85,14 @@ impl ScalarUDFImpl for DateFormat {
     }
 }
 
-fn compiled_or_err<'f>(
-    p: &str,
-    compiled: &'f Result<JavaDateFormat, String>,
-) -> Result<&'f JavaDateFormat> {
+fn compiled_or_err<'f>(p: &str, compiled: &'f Result<JavaDateFormat, String>) -> Result<&'f JavaDateFormat> {
     match compiled {
         Ok(f) => Ok(f),
         Err(e) => exec_err!("DATE_FORMAT: invalid date-time pattern '{p}': {e}"),
     }
 }
 
-fn format_temporal(
-    values: &TemporalArg,
-    patterns: &StrArg,
-    n: usize,
-    out: &mut StringBuilder,
-) -> Result<()> {
+fn format_temporal(values: &TemporalArg, patterns: &StrArg, n: usize, out: &mut StringBuilder) -> Result<()> {
     let dialect = match values.kind {
         TemporalKind::Date => Dialect::SimpleDateFormat,
         TemporalKind::Timestamp(_, _) => Dialect::DateTimeFormatter,
@@ -133,12 +119,7 @@ fn format_temporal(
     Ok(())
 }
 
-fn format_strings(
-    values: &StrArg,
-    patterns: &StrArg,
-    n: usize,
-    out: &mut StringBuilder,
-) -> Result<()> {
+fn format_strings(values: &StrArg, patterns: &StrArg, n: usize, out: &mut StringBuilder) -> Result<()> {
     let mut parsers = Formats::new(Dialect::SimpleDateFormat);
     let mut formats = Formats::new(Dialect::SimpleDateFormat);
     for i in 0..n {
@@ -160,9 +141,7 @@ fn format_strings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::common::test_util::{
-        invoke, invoke_array, invoke_scalar, null_str, s, ts, ts_millis,
-    };
+    use crate::functions::common::test_util::{invoke, invoke_array, invoke_scalar, null_str, s, ts, ts_millis};
     use arrow::array::{Array, AsArray, TimestampMillisecondArray};
     use datafusion::common::ScalarValue;
 
@@ -174,47 +153,27 @@ mod tests {
     fn formats_timestamps() {
         let v = ts("2024-03-01 22:30:07.885");
         assert_eq!(fmt(v.clone(), "yyyy-MM-dd HH:mm"), s("2024-03-01 22:30"));
-        assert_eq!(
-            fmt(v.clone(), "yyyy-MM-dd HH:mm:ss.SSS"),
-            s("2024-03-01 22:30:07.885")
-        );
-        assert_eq!(
-            fmt(v.clone(), "EEE dd MMM yyyy hh:mm:ss a"),
-            s("Fri 01 Mar 2024 10:30:07 PM")
-        );
+        assert_eq!(fmt(v.clone(), "yyyy-MM-dd HH:mm:ss.SSS"), s("2024-03-01 22:30:07.885"));
+        assert_eq!(fmt(v.clone(), "EEE dd MMM yyyy hh:mm:ss a"), s("Fri 01 Mar 2024 10:30:07 PM"));
         assert_eq!(fmt(v, "yyyyMMdd'T'HHmmss"), s("20240301T223007"));
-        let micros = ScalarValue::TimestampMicrosecond(
-            Some(ts_millis("2024-03-01 22:30:07.885") * 1000 + 123),
-            None,
-        );
+        let micros = ScalarValue::TimestampMicrosecond(Some(ts_millis("2024-03-01 22:30:07.885") * 1000 + 123), None);
         assert_eq!(fmt(micros, "ss.SSSSSS"), s("07.885123"));
     }
 
     #[test]
     fn formats_ltz_in_its_zone_and_dates() {
-        let ltz = ScalarValue::TimestampMillisecond(
-            Some(ts_millis("2024-03-01 22:30:07.885")),
-            Some("UTC".into()),
-        );
+        let ltz = ScalarValue::TimestampMillisecond(Some(ts_millis("2024-03-01 22:30:07.885")), Some("UTC".into()));
         assert_eq!(fmt(ltz, "yyyy-MM-dd HH:mm:ss"), s("2024-03-01 22:30:07"));
-        let shanghai = ScalarValue::TimestampMillisecond(
-            Some(ts_millis("2024-03-01 22:30:07.885")),
-            Some("+08:00".into()),
-        );
-        assert_eq!(
-            fmt(shanghai, "yyyy-MM-dd HH:mm XXX"),
-            s("2024-03-02 06:30 +08:00")
-        );
+        let shanghai =
+            ScalarValue::TimestampMillisecond(Some(ts_millis("2024-03-01 22:30:07.885")), Some("+08:00".into()));
+        assert_eq!(fmt(shanghai, "yyyy-MM-dd HH:mm XXX"), s("2024-03-02 06:30 +08:00"));
         let date = ScalarValue::Date32(Some(19783));
         assert_eq!(fmt(date, "yyyy/MM/dd HH:mm"), s("2024/03/01 00:00"));
     }
 
     #[test]
     fn formats_strings_like_simple_date_format() {
-        assert_eq!(
-            fmt(s("2024-03-01 22:30:07.885"), "yyyy-MM-dd HH:mm:ss.SSS"),
-            s("2024-03-01 22:30:07.000")
-        );
+        assert_eq!(fmt(s("2024-03-01 22:30:07.885"), "yyyy-MM-dd HH:mm:ss.SSS"), s("2024-03-01 22:30:07.000"));
         assert_eq!(fmt(s("2024-03-01 22:30:07"), "MM/dd/yy"), s("03/01/24"));
         assert_eq!(fmt(s("2024-03-01"), "yyyy"), null_str());
         assert_eq!(fmt(s("garbage"), "yyyy"), null_str());
@@ -229,40 +188,22 @@ mod tests {
         ]);
         let out = invoke_array(
             &DateFormat::new(),
-            vec![
-                ColumnarValue::Array(Arc::new(values)),
-                ColumnarValue::Scalar(s("yyyy-MM-dd HH:mm:ss.SSS")),
-            ],
+            vec![ColumnarValue::Array(Arc::new(values)), ColumnarValue::Scalar(s("yyyy-MM-dd HH:mm:ss.SSS"))],
         );
         let out = out.as_string::<i32>();
         assert_eq!(out.value(0), "2024-03-01 22:30:07.885");
         assert!(out.is_null(1));
         assert_eq!(out.value(2), "1969-12-31 23:59:59.999");
-        assert_eq!(
-            fmt(ts("2024-03-01 00:00:00"), "yyyy").data_type(),
-            DataType::Utf8
-        );
-        assert_eq!(
-            invoke_scalar(
-                &DateFormat::new(),
-                vec![ts("2024-03-01 00:00:00"), null_str()]
-            ),
-            null_str()
-        );
+        assert_eq!(fmt(ts("2024-03-01 00:00:00"), "yyyy").data_type(), DataType::Utf8);
+        assert_eq!(invoke_scalar(&DateFormat::new(), vec![ts("2024-03-01 00:00:00"), null_str()]), null_str());
     }
 
     #[test]
     fn invalid_pattern_is_an_error() {
         let r = invoke(
             &DateFormat::new(),
-            vec![
-                ColumnarValue::Scalar(ts("2024-03-01 00:00:00")),
-                ColumnarValue::Scalar(s("yyyy-bb")),
-            ],
+            vec![ColumnarValue::Scalar(ts("2024-03-01 00:00:00")), ColumnarValue::Scalar(s("yyyy-bb"))],
         );
-        assert!(r
-            .unwrap_err()
-            .to_string()
-            .contains("Unknown pattern letter: b"));
+        assert!(r.unwrap_err().to_string().contains("Unknown pattern letter: b"));
     }
 }

@@ -13,9 +13,7 @@ use arrow::array::Int64Builder;
 use arrow::datatypes::DataType;
 use chrono::{Datelike, Duration, NaiveDateTime, Timelike};
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::common::{check_arity, coerce_temporal, finish, output_shape, TemporalArg};
 use super::java_timezone::arrow_zone;
@@ -90,10 +88,7 @@ pub struct DatePart {
 
 impl DatePart {
     pub fn new(kind: DatePartKind) -> Self {
-        Self {
-            kind,
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { kind, signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -118,26 +113,17 @@ impl ScalarUDFImpl for DatePart {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let args = &args.args;
         if args.len() != 1 {
-            return exec_err!(
-                "{} expects 1 argument, got {}",
-                self.kind.name(),
-                args.len()
-            );
+            return exec_err!("{} expects 1 argument, got {}", self.kind.name(), args.len());
         }
         let (n, all_scalar) = output_shape(args, 1);
         let values = TemporalArg::new(self.kind.name(), &args[0])?;
         let zone = values.kind.zone().map(arrow_zone);
         let mut out = Int64Builder::with_capacity(n);
         for i in 0..n {
-            let local = values
-                .get(i)
-                .and_then(|v| values.kind.to_naive_utc(v))
-                .and_then(|utc| match &zone {
-                    Some(z) => {
-                        utc.checked_add_signed(Duration::seconds(i64::from(z.offset_at_utc(&utc))))
-                    }
-                    None => Some(utc),
-                });
+            let local = values.get(i).and_then(|v| values.kind.to_naive_utc(v)).and_then(|utc| match &zone {
+                Some(z) => utc.checked_add_signed(Duration::seconds(i64::from(z.offset_at_utc(&utc)))),
+                None => Some(utc),
+            });
             out.append_option(local.map(|t| self.kind.extract(&t)));
         }
         finish(Arc::new(out.finish()), all_scalar)
@@ -173,14 +159,8 @@ mod tests {
         assert_eq!(part(DatePartKind::Minute, v.clone()), Some(14));
         assert_eq!(part(DatePartKind::Second, v), Some(15));
         // ISO week of 2021-01-01 (a Friday) is week 53 of 2020.
-        assert_eq!(
-            part(DatePartKind::Week, ts("2021-01-01 00:00:00")),
-            Some(53)
-        );
-        assert_eq!(
-            part(DatePartKind::DayOfWeek, ts("2024-03-03 00:00:00")),
-            Some(1)
-        );
+        assert_eq!(part(DatePartKind::Week, ts("2021-01-01 00:00:00")), Some(53));
+        assert_eq!(part(DatePartKind::DayOfWeek, ts("2024-03-03 00:00:00")), Some(1));
     }
 
     #[test]
@@ -188,26 +168,13 @@ mod tests {
         let date = ScalarValue::Date32(Some(19783)); // 2024-03-01
         assert_eq!(part(DatePartKind::DayOfMonth, date.clone()), Some(1));
         assert_eq!(part(DatePartKind::Hour, date), Some(0));
-        let ltz = ScalarValue::TimestampMillisecond(
-            Some(ts_millis("2024-03-01 22:30:00")),
-            Some("+08:00".into()),
-        );
+        let ltz = ScalarValue::TimestampMillisecond(Some(ts_millis("2024-03-01 22:30:00")), Some("+08:00".into()));
         assert_eq!(part(DatePartKind::Hour, ltz.clone()), Some(6));
         assert_eq!(part(DatePartKind::DayOfMonth, ltz), Some(2));
-        assert_eq!(
-            part(
-                DatePartKind::Year,
-                ScalarValue::TimestampMillisecond(None, None)
-            ),
-            None
-        );
+        assert_eq!(part(DatePartKind::Year, ScalarValue::TimestampMillisecond(None, None)), None);
 
-        let values =
-            TimestampMillisecondArray::from(vec![Some(ts_millis("2024-03-01 22:30:00")), None]);
-        let out = invoke_array(
-            &DatePart::new(DatePartKind::Minute),
-            vec![ColumnarValue::Array(Arc::new(values))],
-        );
+        let values = TimestampMillisecondArray::from(vec![Some(ts_millis("2024-03-01 22:30:00")), None]);
+        let out = invoke_array(&DatePart::new(DatePartKind::Minute), vec![ColumnarValue::Array(Arc::new(values))]);
         let out = out.as_primitive::<Int64Type>();
         assert_eq!(out.value(0), 30);
         assert!(out.is_null(1));

@@ -17,17 +17,15 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Date32Builder, PrimitiveBuilder};
 use arrow::datatypes::{
-    DataType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
+    DataType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::common::{
-    check_arity, coerce_string, coerce_temporal, finish, output_shape, ymd_to_unix_date, StrArg,
-    TemporalArg, TemporalKind, MILLIS_PER_DAY,
+    check_arity, coerce_string, coerce_temporal, finish, output_shape, ymd_to_unix_date, StrArg, TemporalArg,
+    TemporalKind, MILLIS_PER_DAY,
 };
 use super::java_timezone::arrow_zone;
 use super::time_unit::FlinkTimeUnit;
@@ -44,17 +42,11 @@ pub struct TimeFloorCeil {
 
 impl TimeFloorCeil {
     pub fn floor() -> Self {
-        Self {
-            ceil: false,
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { ceil: false, signature: Signature::user_defined(Volatility::Immutable) }
     }
 
     pub fn ceil() -> Self {
-        Self {
-            ceil: true,
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { ceil: true, signature: Signature::user_defined(Volatility::Immutable) }
     }
 
     fn sql_name(&self) -> &'static str {
@@ -81,10 +73,7 @@ impl ScalarUDFImpl for TimeFloorCeil {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         check_arity(self.sql_name(), arg_types, 2, 2)?;
-        Ok(vec![
-            coerce_string(&arg_types[0]),
-            coerce_temporal(self.sql_name(), &arg_types[1])?,
-        ])
+        Ok(vec![coerce_string(&arg_types[0]), coerce_temporal(self.sql_name(), &arg_types[1])?])
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -97,11 +86,7 @@ impl ScalarUDFImpl for TimeFloorCeil {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let args = &args.args;
         if args.len() != 2 {
-            return exec_err!(
-                "{} expects 2 arguments, got {}",
-                self.sql_name(),
-                args.len()
-            );
+            return exec_err!("{} expects 2 arguments, got {}", self.sql_name(), args.len());
         }
         let (n, all_scalar) = output_shape(args, 1);
         let units = StrArg::new(self.sql_name(), &args[0])?;
@@ -128,9 +113,7 @@ impl ScalarUDFImpl for TimeFloorCeil {
                 TemporalKind::Date => Some(round_date(unit, v, self.ceil)),
                 kind => {
                     let offset_ms = match &zone {
-                        Some(z) => kind
-                            .to_naive_utc(v)
-                            .map_or(0, |utc| i64::from(z.offset_at_utc(&utc)) * 1000),
+                        Some(z) => kind.to_naive_utc(v).map_or(0, |utc| i64::from(z.offset_at_utc(&utc)) * 1000),
                         None => 0,
                     };
                     kind.to_millis(v)
@@ -145,10 +128,7 @@ impl ScalarUDFImpl for TimeFloorCeil {
 }
 
 fn build(kind: &TemporalKind, values: Vec<Option<i64>>) -> ArrayRef {
-    fn ts<T: arrow::datatypes::ArrowTimestampType>(
-        values: Vec<Option<i64>>,
-        tz: Option<Arc<str>>,
-    ) -> ArrayRef {
+    fn ts<T: arrow::datatypes::ArrowTimestampType>(values: Vec<Option<i64>>, tz: Option<Arc<str>>) -> ArrayRef {
         let mut b = PrimitiveBuilder::<T>::with_capacity(values.len()).with_timezone_opt(tz);
         b.extend(values);
         Arc::new(b.finish())
@@ -156,11 +136,7 @@ fn build(kind: &TemporalKind, values: Vec<Option<i64>>) -> ArrayRef {
     match kind {
         TemporalKind::Date => {
             let mut b = Date32Builder::with_capacity(values.len());
-            b.extend(
-                values
-                    .into_iter()
-                    .map(|v| v.and_then(|d| i32::try_from(d).ok())),
-            );
+            b.extend(values.into_iter().map(|v| v.and_then(|d| i32::try_from(d).ok())));
             Arc::new(b.finish())
         }
         TemporalKind::Timestamp(unit, tz) => match unit {
@@ -191,27 +167,17 @@ fn round_timestamp(unit: FlinkTimeUnit, ms: i64, offset_ms: i64, ceil: bool) -> 
     match unit {
         FlinkTimeUnit::Millisecond | FlinkTimeUnit::Second | FlinkTimeUnit::Minute => {
             let step = unit.millis()?;
-            Some(if ceil {
-                ceil_div(ms, step)
-            } else {
-                floor_div(ms, step)
-            })
+            Some(if ceil { ceil_div(ms, step) } else { floor_div(ms, step) })
         }
         FlinkTimeUnit::Hour | FlinkTimeUnit::Day => {
             let step = unit.millis()?;
-            let r = if ceil {
-                ceil_div(local, step)
-            } else {
-                floor_div(local, step)
-            };
+            let r = if ceil { ceil_div(local, step) } else { floor_div(local, step) };
             r.checked_sub(offset_ms)
         }
         _ => {
             // Flink truncates toward zero here (`(int) (ts / MILLIS_PER_DAY)`).
             let days = local / MILLIS_PER_DAY;
-            julian_date_floor(unit, days + EPOCH_JULIAN, !ceil)
-                .checked_mul(MILLIS_PER_DAY)?
-                .checked_sub(offset_ms)
+            julian_date_floor(unit, days + EPOCH_JULIAN, !ceil).checked_mul(MILLIS_PER_DAY)?.checked_sub(offset_ms)
         }
     }
 }
@@ -257,15 +223,7 @@ fn julian_date_floor(unit: FlinkTimeUnit, julian: i64, floor: bool) -> i64 {
             let base = 100 * ((year + 99) / 100);
             ymd_to_unix_date(if floor { base - 99 } else { base + 1 }, 1, 1)
         }
-        FlinkTimeUnit::Decade => ymd_to_unix_date(
-            if floor {
-                10 * (year / 10)
-            } else {
-                10 * (1 + year / 10)
-            },
-            1,
-            1,
-        ),
+        FlinkTimeUnit::Decade => ymd_to_unix_date(if floor { 10 * (year / 10) } else { 10 * (1 + year / 10) }, 1, 1),
         FlinkTimeUnit::Year => {
             if !floor && (month > 1 || day > 1) {
                 year += 1;
@@ -329,16 +287,10 @@ mod tests {
         // 2024-03-01 is a Friday; Flink weeks start on Sunday.
         assert_eq!(floor("WEEK", v), ts("2024-02-25 00:00:00"));
         assert_eq!(floor("MONTH", v), ts("2024-03-01 00:00:00"));
-        assert_eq!(
-            floor("QUARTER", "2024-05-17 10:00:00"),
-            ts("2024-04-01 00:00:00")
-        );
+        assert_eq!(floor("QUARTER", "2024-05-17 10:00:00"), ts("2024-04-01 00:00:00"));
         assert_eq!(floor("YEAR", v), ts("2024-01-01 00:00:00"));
         assert_eq!(floor("DECADE", v), ts("2020-01-01 00:00:00"));
-        assert_eq!(
-            floor("MINUTE", "1969-12-31 23:59:30"),
-            ts("1969-12-31 23:59:00")
-        );
+        assert_eq!(floor("MINUTE", "1969-12-31 23:59:30"), ts("1969-12-31 23:59:00"));
     }
 
     #[test]
@@ -346,34 +298,16 @@ mod tests {
         let v = "2024-03-01 22:30:07.885";
         assert_eq!(ceil("SECOND", v), ts("2024-03-01 22:30:08"));
         assert_eq!(ceil("MINUTE", v), ts("2024-03-01 22:31:00"));
-        assert_eq!(
-            ceil("MINUTE", "2024-03-01 22:31:00"),
-            ts("2024-03-01 22:31:00")
-        );
+        assert_eq!(ceil("MINUTE", "2024-03-01 22:31:00"), ts("2024-03-01 22:31:00"));
         assert_eq!(ceil("HOUR", v), ts("2024-03-01 23:00:00"));
         assert_eq!(ceil("DAY", v), ts("2024-03-02 00:00:00"));
         assert_eq!(ceil("WEEK", v), ts("2024-03-03 00:00:00"));
-        assert_eq!(
-            ceil("MONTH", "2024-03-15 10:00:00"),
-            ts("2024-04-01 00:00:00")
-        );
-        assert_eq!(
-            ceil("YEAR", "2024-03-15 10:00:00"),
-            ts("2025-01-01 00:00:00")
-        );
-        assert_eq!(
-            ceil("QUARTER", "2024-02-15 10:00:00"),
-            ts("2024-04-01 00:00:00")
-        );
+        assert_eq!(ceil("MONTH", "2024-03-15 10:00:00"), ts("2024-04-01 00:00:00"));
+        assert_eq!(ceil("YEAR", "2024-03-15 10:00:00"), ts("2025-01-01 00:00:00"));
+        assert_eq!(ceil("QUARTER", "2024-02-15 10:00:00"), ts("2024-04-01 00:00:00"));
         // Flink's date-only ceiling for months and longer.
-        assert_eq!(
-            ceil("MONTH", "2024-03-01 10:00:00"),
-            ts("2024-03-01 00:00:00")
-        );
-        assert_eq!(
-            ceil("QUARTER", "2024-04-01 00:00:00"),
-            ts("2024-07-01 00:00:00")
-        );
+        assert_eq!(ceil("MONTH", "2024-03-01 10:00:00"), ts("2024-03-01 00:00:00"));
+        assert_eq!(ceil("QUARTER", "2024-04-01 00:00:00"), ts("2024-07-01 00:00:00"));
     }
 
     #[test]
@@ -381,49 +315,27 @@ mod tests {
         let d = ScalarValue::Date32(Some(19783)); // 2024-03-01, a Friday
         let r = invoke_scalar(&TimeFloorCeil::floor(), vec![s("WEEK"), d.clone()]);
         assert_eq!(r, ScalarValue::Date32(Some(19783 - 5)));
-        let r = invoke_scalar(
-            &TimeFloorCeil::ceil(),
-            vec![s("MONTH"), ScalarValue::Date32(Some(19784))],
-        );
+        let r = invoke_scalar(&TimeFloorCeil::ceil(), vec![s("MONTH"), ScalarValue::Date32(Some(19784))]);
         assert_eq!(r, ScalarValue::Date32(Some(19783 + 31)));
         let r = invoke_scalar(&TimeFloorCeil::floor(), vec![s("DAY"), d.clone()]);
         assert_eq!(r, d);
 
-        let micros = ScalarValue::TimestampMicrosecond(
-            Some(ts_millis("2024-03-01 22:30:07.885") * 1000 + 1),
-            None,
-        );
+        let micros = ScalarValue::TimestampMicrosecond(Some(ts_millis("2024-03-01 22:30:07.885") * 1000 + 1), None);
         let r = invoke_scalar(&TimeFloorCeil::floor(), vec![s("SECOND"), micros]);
-        assert_eq!(
-            r,
-            ScalarValue::TimestampMicrosecond(Some(ts_millis("2024-03-01 22:30:07") * 1000), None)
-        );
+        assert_eq!(r, ScalarValue::TimestampMicrosecond(Some(ts_millis("2024-03-01 22:30:07") * 1000), None));
 
-        let ltz = ScalarValue::TimestampMillisecond(
-            Some(ts_millis("2024-03-01 22:30:07")),
-            Some("+08:00".into()),
-        );
+        let ltz = ScalarValue::TimestampMillisecond(Some(ts_millis("2024-03-01 22:30:07")), Some("+08:00".into()));
         let r = invoke_scalar(&TimeFloorCeil::floor(), vec![s("DAY"), ltz]);
         // 22:30 UTC is 06:30 the next day in +08:00; the local day starts at 16:00 UTC.
-        assert_eq!(
-            r,
-            ScalarValue::TimestampMillisecond(
-                Some(ts_millis("2024-03-01 16:00:00")),
-                Some("+08:00".into())
-            )
-        );
+        assert_eq!(r, ScalarValue::TimestampMillisecond(Some(ts_millis("2024-03-01 16:00:00")), Some("+08:00".into())));
     }
 
     #[test]
     fn arrays_with_nulls() {
-        let values =
-            TimestampMillisecondArray::from(vec![Some(ts_millis("2024-03-01 22:30:07.885")), None]);
+        let values = TimestampMillisecondArray::from(vec![Some(ts_millis("2024-03-01 22:30:07.885")), None]);
         let out = invoke_array(
             &TimeFloorCeil::floor(),
-            vec![
-                ColumnarValue::Scalar(s("HOUR")),
-                ColumnarValue::Array(Arc::new(values)),
-            ],
+            vec![ColumnarValue::Scalar(s("HOUR")), ColumnarValue::Array(Arc::new(values))],
         );
         let out = out.as_primitive::<TimestampMillisecondType>();
         assert_eq!(out.value(0), ts_millis("2024-03-01 22:00:00"));

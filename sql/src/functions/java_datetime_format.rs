@@ -40,15 +40,7 @@ pub(super) const MONTHS: [&str; 12] = [
 ];
 
 /// Monday first, like chrono's `num_days_from_monday`.
-pub(super) const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
+pub(super) const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// Which Java formatter's rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,9 +101,7 @@ impl JavaDateFormat {
                     i += 1;
                 }
                 if !closed {
-                    return Err(format!(
-                        "Pattern ends with an incomplete string literal: {pattern}"
-                    ));
+                    return Err(format!("Pattern ends with an incomplete string literal: {pattern}"));
                 }
                 continue;
             }
@@ -139,9 +129,7 @@ impl JavaDateFormat {
                             tokens.push(Token::OptionalStart);
                         } else {
                             if depth == 0 {
-                                return Err(format!(
-                                    "Pattern invalid as it contains ] without previous [: {pattern}"
-                                ));
+                                return Err(format!("Pattern invalid as it contains ] without previous [: {pattern}"));
                             }
                             depth -= 1;
                             tokens.push(Token::OptionalEnd);
@@ -188,10 +176,8 @@ impl JavaDateFormat {
 /// A compiled pattern, or the reason it does not compile.
 pub(crate) type Compiled = Result<JavaDateFormat, String>;
 
-static DATE_TIME_FORMATTER_CACHE: LazyLock<PatternCache<Compiled>> =
-    LazyLock::new(|| PatternCache::new(256));
-static SIMPLE_DATE_FORMAT_CACHE: LazyLock<PatternCache<Compiled>> =
-    LazyLock::new(|| PatternCache::new(256));
+static DATE_TIME_FORMATTER_CACHE: LazyLock<PatternCache<Compiled>> = LazyLock::new(|| PatternCache::new(256));
+static SIMPLE_DATE_FORMAT_CACHE: LazyLock<PatternCache<Compiled>> = LazyLock::new(|| PatternCache::new(256));
 
 /// Looks up compiled patterns of one dialect during a batch: each distinct pattern is
 /// compiled once per process, and a repeated pattern costs no lookup at all.
@@ -202,10 +188,7 @@ pub(crate) struct Formats<'a> {
 
 impl<'a> Formats<'a> {
     pub(crate) fn new(dialect: Dialect) -> Self {
-        Self {
-            dialect,
-            memo: LastPattern::new(),
-        }
+        Self { dialect, memo: LastPattern::new() }
     }
 
     /// The compiled form of `pattern`.
@@ -215,8 +198,7 @@ impl<'a> Formats<'a> {
             Dialect::DateTimeFormatter => &DATE_TIME_FORMATTER_CACHE,
             Dialect::SimpleDateFormat => &SIMPLE_DATE_FORMAT_CACHE,
         };
-        self.memo
-            .get(cache, pattern, |p| JavaDateFormat::compile(p, dialect))
+        self.memo.get(cache, pattern, |p| JavaDateFormat::compile(p, dialect))
     }
 }
 
@@ -292,8 +274,8 @@ fn validate_letter(dialect: Dialect, c: char, n: usize) -> Result<(), String> {
             _ => Err(format!("Unknown pattern letter: {c}")),
         },
         Dialect::SimpleDateFormat => match c {
-            'G' | 'y' | 'Y' | 'M' | 'L' | 'w' | 'W' | 'D' | 'd' | 'F' | 'E' | 'u' | 'a' | 'H'
-            | 'k' | 'K' | 'h' | 'm' | 's' | 'S' | 'z' | 'Z' => Ok(()),
+            'G' | 'y' | 'Y' | 'M' | 'L' | 'w' | 'W' | 'D' | 'd' | 'F' | 'E' | 'u' | 'a' | 'H' | 'k' | 'K' | 'h'
+            | 'm' | 's' | 'S' | 'z' | 'Z' => Ok(()),
             'X' => {
                 if n > 3 {
                     Err("invalid ISO 8601 format: length=4".to_string())
@@ -385,11 +367,7 @@ fn push_gmt(out: &mut String, secs: i32, long: bool) {
 
 fn push_zone_name(out: &mut String, secs: i32, long: bool) {
     if secs == 0 {
-        out.push_str(if long {
-            "Coordinated Universal Time"
-        } else {
-            "UTC"
-        });
+        out.push_str(if long { "Coordinated Universal Time" } else { "UTC" });
     } else {
         push_gmt(out, secs, true);
     }
@@ -432,9 +410,7 @@ fn format_dtf(out: &mut String, c: char, n: usize, dt: &NaiveDateTime, offset: i
                 1 | 5 => push_num(out, q, 1),
                 2 => push_num(out, q, 2),
                 3 => out.push_str(&format!("Q{q}")),
-                _ => out.push_str(
-                    ["1st quarter", "2nd quarter", "3rd quarter", "4th quarter"][(q - 1) as usize],
-                ),
+                _ => out.push_str(["1st quarter", "2nd quarter", "3rd quarter", "4th quarter"][(q - 1) as usize]),
             }
         }
         'M' | 'L' => {
@@ -460,11 +436,7 @@ fn format_dtf(out: &mut String, c: char, n: usize, dt: &NaiveDateTime, offset: i
         'a' => out.push_str(if dt.hour() < 12 { "AM" } else { "PM" }),
         'h' => push_num(out, i64::from((dt.hour() + 11) % 12 + 1), n),
         'K' => push_num(out, i64::from(dt.hour() % 12), n),
-        'k' => push_num(
-            out,
-            i64::from(if dt.hour() == 0 { 24 } else { dt.hour() }),
-            n,
-        ),
+        'k' => push_num(out, i64::from(if dt.hour() == 0 { 24 } else { dt.hour() }), n),
         'H' => push_num(out, i64::from(dt.hour()), n),
         'm' => push_num(out, i64::from(dt.minute()), n),
         's' => push_num(out, i64::from(dt.second()), n),
@@ -472,17 +444,13 @@ fn format_dtf(out: &mut String, c: char, n: usize, dt: &NaiveDateTime, offset: i
             let frac = format!("{:09}", dt.nanosecond() % 1_000_000_000);
             out.push_str(&frac[..n.min(9)]);
         }
-        'A' => push_num(
-            out,
-            i64::from(dt.num_seconds_from_midnight()) * 1000
-                + i64::from(dt.nanosecond() / 1_000_000),
-            n,
-        ),
+        'A' => {
+            push_num(out, i64::from(dt.num_seconds_from_midnight()) * 1000 + i64::from(dt.nanosecond() / 1_000_000), n)
+        }
         'n' => push_num(out, i64::from(dt.nanosecond() % 1_000_000_000), n),
         'N' => push_num(
             out,
-            i64::from(dt.num_seconds_from_midnight()) * 1_000_000_000
-                + i64::from(dt.nanosecond() % 1_000_000_000),
+            i64::from(dt.num_seconds_from_midnight()) * 1_000_000_000 + i64::from(dt.nanosecond() % 1_000_000_000),
             n,
         ),
         'V' => {
@@ -525,11 +493,7 @@ fn format_sdf(out: &mut String, c: char, n: usize, dt: &NaiveDateTime, offset: i
     match c {
         'G' => out.push_str(if dt.year() > 0 { "AD" } else { "BC" }),
         'y' | 'Y' => {
-            let v = if c == 'y' {
-                year_of_era(dt)
-            } else {
-                us_week_of_year(date).0
-            };
+            let v = if c == 'y' { year_of_era(dt) } else { us_week_of_year(date).0 };
             if n == 2 {
                 push_num(out, v.rem_euclid(100), 2);
             } else {
@@ -553,20 +517,12 @@ fn format_sdf(out: &mut String, c: char, n: usize, dt: &NaiveDateTime, offset: i
         'u' => push_num(out, i64::from(dt.weekday().number_from_monday()), n),
         'a' => out.push_str(if dt.hour() < 12 { "AM" } else { "PM" }),
         'H' => push_num(out, i64::from(dt.hour()), n),
-        'k' => push_num(
-            out,
-            i64::from(if dt.hour() == 0 { 24 } else { dt.hour() }),
-            n,
-        ),
+        'k' => push_num(out, i64::from(if dt.hour() == 0 { 24 } else { dt.hour() }), n),
         'K' => push_num(out, i64::from(dt.hour() % 12), n),
         'h' => push_num(out, i64::from((dt.hour() + 11) % 12 + 1), n),
         'm' => push_num(out, i64::from(dt.minute()), n),
         's' => push_num(out, i64::from(dt.second()), n),
-        'S' => push_num(
-            out,
-            i64::from(dt.nanosecond() % 1_000_000_000 / 1_000_000),
-            n,
-        ),
+        'S' => push_num(out, i64::from(dt.nanosecond() % 1_000_000_000 / 1_000_000), n),
         'z' => push_zone_name(out, offset, n >= 4),
         'Z' => push_offset(out, offset, false, true),
         'X' => {
@@ -593,15 +549,11 @@ mod tests {
     }
 
     fn dtf(p: &str, v: &str) -> String {
-        JavaDateFormat::compile(p, Dialect::DateTimeFormatter)
-            .unwrap()
-            .format(&dt(v), 0)
+        JavaDateFormat::compile(p, Dialect::DateTimeFormatter).unwrap().format(&dt(v), 0)
     }
 
     fn sdf(p: &str, v: &str) -> String {
-        JavaDateFormat::compile(p, Dialect::SimpleDateFormat)
-            .unwrap()
-            .format(&dt(v), 0)
+        JavaDateFormat::compile(p, Dialect::SimpleDateFormat).unwrap().format(&dt(v), 0)
     }
 
     #[test]

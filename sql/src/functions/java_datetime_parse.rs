@@ -24,11 +24,9 @@ impl ParsedZone {
     pub(crate) fn offset_at(&self, local: &NaiveDateTime) -> i32 {
         match self {
             Self::Fixed(secs) => *secs,
-            Self::Named(tz) => tz
-                .offset_from_local_datetime(local)
-                .earliest()
-                .map(|o| o.fix().local_minus_utc())
-                .unwrap_or(0),
+            Self::Named(tz) => {
+                tz.offset_from_local_datetime(local).earliest().map(|o| o.fix().local_minus_utc()).unwrap_or(0)
+            }
         }
     }
 
@@ -56,8 +54,7 @@ impl ParsedDateTime {
             (Some(z), _) | (None, Some(z)) => z.offset_at(&self.local),
             (None, None) => 0,
         };
-        self.local
-            .checked_sub_signed(Duration::seconds(i64::from(offset)))
+        self.local.checked_sub_signed(Duration::seconds(i64::from(offset)))
     }
 }
 
@@ -76,19 +73,10 @@ impl JavaDateFormat {
             Dialect::DateTimeFormatter => fields.resolve_strict()?,
             Dialect::SimpleDateFormat => fields.resolve_lenient()?,
         };
-        Some(ParsedDateTime {
-            local,
-            zone: fields.zone,
-        })
+        Some(ParsedDateTime { local, zone: fields.zone })
     }
 
-    fn parse_tokens(
-        &self,
-        tokens: &[Token],
-        text: &str,
-        mut pos: usize,
-        f: &mut Fields,
-    ) -> Option<usize> {
+    fn parse_tokens(&self, tokens: &[Token], text: &str, mut pos: usize, f: &mut Fields) -> Option<usize> {
         let mut k = 0;
         while k < tokens.len() {
             match &tokens[k] {
@@ -170,12 +158,7 @@ impl JavaDateFormat {
                 Some(pos + 2)
             }
             'G' => {
-                for (word, bc) in [
-                    ("Anno Domini", false),
-                    ("Before Christ", true),
-                    ("AD", false),
-                    ("BC", true),
-                ] {
+                for (word, bc) in [("Anno Domini", false), ("Before Christ", true), ("AD", false), ("BC", true)] {
                     if starts_with_ignore_case(rest, word) {
                         f.bc = bc;
                         return Some(pos + word.len());
@@ -193,15 +176,9 @@ impl JavaDateFormat {
     }
 
     /// Minimum and maximum digits a numeric field may take at this point.
-    fn digit_bounds(
-        &self,
-        tokens: &[Token],
-        k: usize,
-        c: char,
-        n: usize,
-        rest: &str,
-    ) -> (usize, usize) {
-        let next_numeric = matches!(tokens.get(k + 1), Some(Token::Field(c2, n2)) if is_numeric(self.dialect, *c2, *n2));
+    fn digit_bounds(&self, tokens: &[Token], k: usize, c: char, n: usize, rest: &str) -> (usize, usize) {
+        let next_numeric =
+            matches!(tokens.get(k + 1), Some(Token::Field(c2, n2)) if is_numeric(self.dialect, *c2, *n2));
         match self.dialect {
             Dialect::SimpleDateFormat => {
                 // Abutting numeric fields obey the letter count; otherwise greedy.
@@ -215,44 +192,26 @@ impl JavaDateFormat {
                 if let Some(w) = dtf_fixed_width(c, n) {
                     return (w, w);
                 }
-                let min = if matches!(c, 'y' | 'u' | 'Y') && n != 2 {
-                    n
-                } else {
-                    1
-                };
+                let min = if matches!(c, 'y' | 'u' | 'Y') && n != 2 { n } else { 1 };
                 // Adjacent value parsing: leave room for the fixed-width fields that follow.
                 let mut reserved = 0;
                 for t in &tokens[k + 1..] {
                     match t {
-                        Token::Field(c2, n2) if is_numeric(self.dialect, *c2, *n2) => {
-                            match dtf_fixed_width(*c2, *n2) {
-                                Some(w) => reserved += w,
-                                None => break,
-                            }
-                        }
+                        Token::Field(c2, n2) if is_numeric(self.dialect, *c2, *n2) => match dtf_fixed_width(*c2, *n2) {
+                            Some(w) => reserved += w,
+                            None => break,
+                        },
                         _ => break,
                     }
                 }
                 let avail = rest.bytes().take_while(u8::is_ascii_digit).count();
-                let max = if reserved > 0 {
-                    avail.saturating_sub(reserved)
-                } else {
-                    18
-                };
+                let max = if reserved > 0 { avail.saturating_sub(reserved) } else { 18 };
                 (min, max.min(18))
             }
         }
     }
 
-    fn store_number(
-        &self,
-        f: &mut Fields,
-        c: char,
-        n: usize,
-        v: i64,
-        ndigits: usize,
-        digits: &str,
-    ) {
+    fn store_number(&self, f: &mut Fields, c: char, n: usize, v: i64, ndigits: usize, digits: &str) {
         match c {
             'y' | 'u' | 'Y' => {
                 let sdf_u = self.dialect == Dialect::SimpleDateFormat && c == 'u';
@@ -319,8 +278,7 @@ fn match_literal(text: &str, pos: usize, lit: &str) -> Option<usize> {
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.get(..prefix.len())
-        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+    s.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }
 
 /// Matches a full or three-letter English name, returning its index and length.
@@ -462,13 +420,9 @@ impl Fields {
         } else if let Some(k) = self.clock_hour_of_day {
             (1..=24).contains(&k).then_some(k % 24)?
         } else if let (Some(pm), Some(h)) = (self.pm, self.clock_hour_of_ampm) {
-            (1..=12)
-                .contains(&h)
-                .then_some(h % 12 + if pm { 12 } else { 0 })?
+            (1..=12).contains(&h).then_some(h % 12 + if pm { 12 } else { 0 })?
         } else if let (Some(pm), Some(h)) = (self.pm, self.hour_of_ampm) {
-            (0..=11)
-                .contains(&h)
-                .then_some(h + if pm { 12 } else { 0 })?
+            (0..=11).contains(&h).then_some(h + if pm { 12 } else { 0 })?
         } else {
             // An am/pm hour without `a` does not resolve to an hour of day in java.time,
             // and Flink then defaults the hour to 0.
@@ -477,14 +431,10 @@ impl Fields {
         let minute = self.minute.unwrap_or(0);
         let second = self.second.unwrap_or(0);
         let nanos = self.nanos.unwrap_or(0);
-        if !(0..=59).contains(&minute)
-            || !(0..=59).contains(&second)
-            || !(0..1_000_000_000).contains(&nanos)
-        {
+        if !(0..=59).contains(&minute) || !(0..=59).contains(&second) || !(0..1_000_000_000).contains(&nanos) {
             return None;
         }
-        let mut time =
-            NaiveTime::from_hms_nano_opt(hour as u32, minute as u32, second as u32, nanos as u32)?;
+        let mut time = NaiveTime::from_hms_nano_opt(hour as u32, minute as u32, second as u32, nanos as u32)?;
         if self.hour_of_day.is_none() && self.minute.is_none() {
             if let Some(ms) = self.milli_of_day {
                 time = NaiveTime::MIN + Duration::milliseconds(ms.rem_euclid(86_400_000));
@@ -503,8 +453,7 @@ impl Fields {
             date = add_months(date, self.month.unwrap_or(1) - 1)?;
             date = date.checked_add_signed(Duration::try_days(self.day.unwrap_or(1) - 1)?)?;
         } else {
-            date =
-                date.checked_add_signed(Duration::try_days(self.day_of_year.unwrap_or(1) - 1)?)?;
+            date = date.checked_add_signed(Duration::try_days(self.day_of_year.unwrap_or(1) - 1)?)?;
         }
         let pm = if self.pm == Some(true) { 12 } else { 0 };
         let hour = if let Some(h) = self.hour_of_day {
@@ -550,8 +499,9 @@ fn last_day_of_month(year: i32, month: u32) -> Option<u32> {
 /// Whether a pattern letter is a number (as opposed to text or a zone) in this dialect.
 fn is_numeric(dialect: Dialect, c: char, n: usize) -> bool {
     match c {
-        'y' | 'u' | 'Y' | 'd' | 'D' | 'H' | 'h' | 'K' | 'k' | 'm' | 's' | 'S' | 'w' | 'W' | 'F'
-        | 'A' | 'n' | 'N' => true,
+        'y' | 'u' | 'Y' | 'd' | 'D' | 'H' | 'h' | 'K' | 'k' | 'm' | 's' | 'S' | 'w' | 'W' | 'F' | 'A' | 'n' | 'N' => {
+            true
+        }
         'M' | 'L' => n <= 2,
         'Q' | 'q' | 'e' | 'c' => dialect == Dialect::DateTimeFormatter && n <= 2,
         _ => false,
@@ -564,9 +514,7 @@ fn dtf_fixed_width(c: char, n: usize) -> Option<usize> {
     match c {
         'S' => Some(n),
         'y' | 'u' | 'Y' => (n == 2).then_some(2),
-        'M' | 'L' | 'd' | 'H' | 'h' | 'K' | 'k' | 'm' | 's' | 'w' | 'Q' | 'q' | 'e' | 'c' => {
-            (n == 2).then_some(2)
-        }
+        'M' | 'L' | 'd' | 'H' | 'h' | 'K' | 'k' | 'm' | 's' | 'w' | 'Q' | 'q' | 'e' | 'c' => (n == 2).then_some(2),
         'D' => (n == 3).then_some(3),
         'W' | 'F' => Some(1),
         _ => None,
@@ -583,79 +531,45 @@ mod tests {
 
     #[test]
     fn parses_strictly_with_date_time_formatter() {
-        let f =
-            JavaDateFormat::compile("yyyy-MM-dd HH:mm:ss.SSS", Dialect::DateTimeFormatter).unwrap();
+        let f = JavaDateFormat::compile("yyyy-MM-dd HH:mm:ss.SSS", Dialect::DateTimeFormatter).unwrap();
         let p = f.parse("2024-03-01 22:30:07.885").unwrap();
         assert_eq!(p.local, dt("2024-03-01 22:30:07.885"));
         assert!(f.parse("2024-03-01 22:30:07.88").is_none());
         assert!(f.parse("2024-03-01 22:30:07.885 trailing").is_none());
         assert!(f.parse("2024-13-01 22:30:07.885").is_none());
 
-        let compact =
-            JavaDateFormat::compile("yyyyMMddHHmmss", Dialect::DateTimeFormatter).unwrap();
-        assert_eq!(
-            compact.parse("20240301223007").unwrap().local,
-            dt("2024-03-01 22:30:07.0")
-        );
+        let compact = JavaDateFormat::compile("yyyyMMddHHmmss", Dialect::DateTimeFormatter).unwrap();
+        assert_eq!(compact.parse("20240301223007").unwrap().local, dt("2024-03-01 22:30:07.0"));
 
         // Missing fields default to 1970-01-01 00:00:00; days past month end clamp.
         let hm = JavaDateFormat::compile("HH:mm", Dialect::DateTimeFormatter).unwrap();
-        assert_eq!(
-            hm.parse("10:20").unwrap().local,
-            dt("1970-01-01 10:20:00.0")
-        );
+        assert_eq!(hm.parse("10:20").unwrap().local, dt("1970-01-01 10:20:00.0"));
         let ymd = JavaDateFormat::compile("yyyy-MM-dd", Dialect::DateTimeFormatter).unwrap();
-        assert_eq!(
-            ymd.parse("2023-02-30").unwrap().local,
-            dt("2023-02-28 00:00:00.0")
-        );
+        assert_eq!(ymd.parse("2023-02-30").unwrap().local, dt("2023-02-28 00:00:00.0"));
 
-        let text =
-            JavaDateFormat::compile("dd MMM yyyy hh:mm a", Dialect::DateTimeFormatter).unwrap();
-        assert_eq!(
-            text.parse("05 Mar 2024 01:15 PM").unwrap().local,
-            dt("2024-03-05 13:15:00.0")
-        );
+        let text = JavaDateFormat::compile("dd MMM yyyy hh:mm a", Dialect::DateTimeFormatter).unwrap();
+        assert_eq!(text.parse("05 Mar 2024 01:15 PM").unwrap().local, dt("2024-03-05 13:15:00.0"));
     }
 
     #[test]
     fn parses_leniently_with_simple_date_format() {
         let f = JavaDateFormat::compile("yyyy-MM-dd HH:mm:ss", Dialect::SimpleDateFormat).unwrap();
         // Trailing text is ignored, single digits are fine, overflow rolls over.
-        assert_eq!(
-            f.parse("2024-03-01 22:30:07.885").unwrap().local,
-            dt("2024-03-01 22:30:07.0")
-        );
-        assert_eq!(
-            f.parse("2024-3-1 2:3:4").unwrap().local,
-            dt("2024-03-01 02:03:04.0")
-        );
-        assert_eq!(
-            f.parse("2024-13-01 00:00:00").unwrap().local,
-            dt("2025-01-01 00:00:00.0")
-        );
+        assert_eq!(f.parse("2024-03-01 22:30:07.885").unwrap().local, dt("2024-03-01 22:30:07.0"));
+        assert_eq!(f.parse("2024-3-1 2:3:4").unwrap().local, dt("2024-03-01 02:03:04.0"));
+        assert_eq!(f.parse("2024-13-01 00:00:00").unwrap().local, dt("2025-01-01 00:00:00.0"));
         assert!(f.parse("2024-03-01").is_none());
 
-        let ms = JavaDateFormat::compile("yyyy-MM-dd HH:mm:ss.SSS X", Dialect::SimpleDateFormat)
-            .unwrap();
+        let ms = JavaDateFormat::compile("yyyy-MM-dd HH:mm:ss.SSS X", Dialect::SimpleDateFormat).unwrap();
         let p = ms.parse("1970-01-01 08:00:01.001 +0800").unwrap();
         assert_eq!(p.to_utc(None), Some(dt("1970-01-01 00:00:01.001")));
     }
 
     #[test]
     fn parses_zones() {
-        assert!(matches!(
-            parse_zone("+08:00"),
-            Some((ParsedZone::Fixed(28800), 6))
-        ));
-        assert!(matches!(
-            parse_zone("-0530"),
-            Some((ParsedZone::Fixed(-19800), 5))
-        ));
-        assert!(matches!(
-            parse_zone("GMT+8"),
-            Some((ParsedZone::Fixed(28800), 5))
-        ));
+        assert!(matches!(parse_zone("+08:00"), Some((ParsedZone::Fixed(28800), 6))));
+        assert!(matches!(parse_zone("-0530"), Some((ParsedZone::Fixed(-19800), 5))));
+        assert!(matches!(parse_zone("GMT+8"), Some((ParsedZone::Fixed(28800), 5))));
         assert!(matches!(parse_zone("Z"), Some((ParsedZone::Fixed(0), 1))));
         assert!(matches!(parse_zone("UTC"), Some((ParsedZone::Fixed(0), 3))));
     }

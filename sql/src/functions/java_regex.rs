@@ -18,8 +18,7 @@ use regex::Regex;
 
 use super::common::{LastPattern, PatternCache};
 
-static REGEX_CACHE: LazyLock<PatternCache<Option<Regex>>> =
-    LazyLock::new(|| PatternCache::new(256));
+static REGEX_CACHE: LazyLock<PatternCache<Option<Regex>>> = LazyLock::new(|| PatternCache::new(256));
 
 /// Looks up compiled Java patterns during a batch.
 pub(crate) struct Regexes<'a> {
@@ -28,15 +27,12 @@ pub(crate) struct Regexes<'a> {
 
 impl<'a> Regexes<'a> {
     pub(crate) fn new() -> Self {
-        Self {
-            memo: LastPattern::new(),
-        }
+        Self { memo: LastPattern::new() }
     }
 
     /// The compiled pattern, `None` inside if it does not compile.
     pub(crate) fn get(&mut self, pattern: &'a str) -> Arc<Option<Regex>> {
-        self.memo
-            .get(&REGEX_CACHE, pattern, |p| Regex::new(&translate(p)).ok())
+        self.memo.get(&REGEX_CACHE, pattern, |p| Regex::new(&translate(p)).ok())
     }
 }
 
@@ -60,24 +56,14 @@ pub(crate) fn translate(java: &str) -> String {
                 let in_class = depth > 0;
                 match e {
                     'd' => out.push_str(if in_class { "0-9" } else { "[0-9]" }),
-                    'w' => out.push_str(if in_class {
-                        "0-9A-Za-z_"
-                    } else {
-                        "[0-9A-Za-z_]"
-                    }),
-                    's' => out.push_str(if in_class {
-                        r"\t\n\x0B\x0C\r "
-                    } else {
-                        r"[\t\n\x0B\x0C\r ]"
-                    }),
+                    'w' => out.push_str(if in_class { "0-9A-Za-z_" } else { "[0-9A-Za-z_]" }),
+                    's' => out.push_str(if in_class { r"\t\n\x0B\x0C\r " } else { r"[\t\n\x0B\x0C\r ]" }),
                     'D' if !in_class => out.push_str("[^0-9]"),
                     'W' if !in_class => out.push_str("[^0-9A-Za-z_]"),
                     'S' if !in_class => out.push_str(r"[^\t\n\x0B\x0C\r ]"),
                     'Q' => {
                         let mut lit = String::new();
-                        while i < chars.len()
-                            && !(chars[i] == '\\' && chars.get(i + 1) == Some(&'E'))
-                        {
+                        while i < chars.len() && !(chars[i] == '\\' && chars.get(i + 1) == Some(&'E')) {
                             lit.push(chars[i]);
                             i += 1;
                         }
@@ -158,10 +144,7 @@ pub(crate) fn translate(java: &str) -> String {
                 out.push(c);
                 after_quantifier = true;
             }
-            '(' if depth == 0
-                && chars.get(i + 1) == Some(&'?')
-                && chars.get(i + 2) == Some(&'>') =>
-            {
+            '(' if depth == 0 && chars.get(i + 1) == Some(&'?') && chars.get(i + 2) == Some(&'>') => {
                 out.push_str("(?:");
                 i += 3;
                 continue;

@@ -58,10 +58,7 @@ pub(crate) fn resolve(id: &str) -> Option<ParsedZone> {
     if id.starts_with(['+', '-']) || id.is_empty() {
         return None;
     }
-    let name = SHORT_IDS
-        .iter()
-        .find(|(short, _)| *short == id)
-        .map_or(id, |(_, full)| full);
+    let name = SHORT_IDS.iter().find(|(short, _)| *short == id).map_or(id, |(_, full)| full);
     Tz::from_str(name).ok().map(ParsedZone::Named)
 }
 
@@ -121,10 +118,7 @@ mod tests {
         assert_eq!(offset("GMT+0530"), Some(5 * 3600 + 1800));
         assert_eq!(offset("GMT+8"), Some(8 * 3600));
         assert!(matches!(resolve("PST"), Some(ParsedZone::Named(_))));
-        assert!(matches!(
-            resolve("Asia/Shanghai"),
-            Some(ParsedZone::Named(_))
-        ));
+        assert!(matches!(resolve("Asia/Shanghai"), Some(ParsedZone::Named(_))));
         assert!(resolve("Not/AZone").is_none());
         assert!(resolve("+08:00").is_none());
         assert!(matches!(zone_by_id("Not/AZone"), ParsedZone::Fixed(0)));

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use arrow::array::StringBuilder;
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::common::{check_arity, coerce_string, finish, output_shape, StrArg};
 
@@ -29,9 +27,7 @@ pub struct JsonValue {
 
 impl JsonValue {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -85,11 +81,7 @@ impl ScalarUDFImpl for JsonValue {
 }
 
 fn json_value(doc: &str, path: &Path) -> Option<String> {
-    let mut parser = Parser {
-        s: doc.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
+    let mut parser = Parser { s: doc.as_bytes(), pos: 0, depth: 0 };
     let root = parser.value()?;
     parser.skip_ws();
     if parser.pos != parser.s.len() {
@@ -98,9 +90,7 @@ fn json_value(doc: &str, path: &Path) -> Option<String> {
     let mut current = &root;
     for step in &path.steps {
         current = match (step, current) {
-            (Step::Key(k), Json::Object(members)) => {
-                &members.iter().rev().find(|(name, _)| name == k)?.1
-            }
+            (Step::Key(k), Json::Object(members)) => &members.iter().rev().find(|(name, _)| name == k)?.1,
             (Step::Index(i), Json::Array(items)) => items.get(*i)?,
             (Step::Index(0), other) if path.lax => other,
             _ => return None,
@@ -142,19 +132,11 @@ pub(crate) fn java_double_to_string(v: f64) -> String {
     let sign = if v < 0.0 { "-" } else { "" };
     if (1e-3..1e7).contains(&abs) {
         let s = format!("{abs}");
-        return if s.contains('.') {
-            format!("{sign}{s}")
-        } else {
-            format!("{sign}{s}.0")
-        };
+        return if s.contains('.') { format!("{sign}{s}") } else { format!("{sign}{s}.0") };
     }
     let e = format!("{abs:e}");
     let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let mantissa = if mantissa.contains('.') {
-        mantissa.to_string()
-    } else {
-        format!("{mantissa}.0")
-    };
+    let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
     format!("{sign}{mantissa}E{exp}")
 }
 
@@ -183,9 +165,7 @@ impl Parser<'_> {
     }
 
     fn eat(&mut self, lit: &[u8]) -> Option<()> {
-        self.s[self.pos..]
-            .starts_with(lit)
-            .then(|| self.pos += lit.len())
+        self.s[self.pos..].starts_with(lit).then(|| self.pos += lit.len())
     }
 
     fn value(&mut self) -> Option<Json> {
@@ -282,10 +262,7 @@ impl Parser<'_> {
         let mut out = String::new();
         loop {
             let start = self.pos;
-            while self.pos < self.s.len()
-                && !matches!(self.s[self.pos], b'"' | b'\\')
-                && self.s[self.pos] >= 0x20
-            {
+            while self.pos < self.s.len() && !matches!(self.s[self.pos], b'"' | b'\\') && self.s[self.pos] >= 0x20 {
                 self.pos += 1;
             }
             out.push_str(std::str::from_utf8(&self.s[start..self.pos]).ok()?);
@@ -417,9 +394,7 @@ impl Path {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    s.get(..prefix.len())
-        .filter(|h| h.eq_ignore_ascii_case(prefix))
-        .map(|_| &s[prefix.len()..])
+    s.get(..prefix.len()).filter(|h| h.eq_ignore_ascii_case(prefix)).map(|_| &s[prefix.len()..])
 }
 
 /// A `'...'` or `"..."` name starting at `i`; returns it and the index after the quote.
@@ -447,17 +422,8 @@ mod tests {
         assert_eq!(jv(r#"{"a": [1, 2.50, 1e10]}"#, "$.a[1]"), s("2.5"));
         assert_eq!(jv(r#"{"a": [1, 2.50, 1e10]}"#, "$.a[2]"), s("1.0E10"));
         assert_eq!(jv(r#"{"a": [1, 2.50, 1e10]}"#, "lax $.a[0]"), s("1"));
-        assert_eq!(
-            jv(r#"{"a.b": [0.998, 0.996]}"#, r#"$.["a.b"][0]"#),
-            s("0.998")
-        );
-        assert_eq!(
-            jv(
-                r#"{"contains blank": "right"}"#,
-                "strict $.['contains blank']"
-            ),
-            s("right")
-        );
+        assert_eq!(jv(r#"{"a.b": [0.998, 0.996]}"#, r#"$.["a.b"][0]"#), s("0.998"));
+        assert_eq!(jv(r#"{"contains blank": "right"}"#, "strict $.['contains blank']"), s("right"));
         assert_eq!(jv(r#"{"a": "\u00e9\ud83d\ude00"}"#, "$.a"), s("é😀"));
         assert_eq!(jv(r#"{"a": 1, "a": 2}"#, "$.a"), s("2"));
         assert_eq!(jv(r#"{"a": 5}"#, "$.a[0]"), s("5"));
@@ -473,18 +439,12 @@ mod tests {
         assert_eq!(jv(r#"{"a": 1} x"#, "$.a"), null_str());
         assert_eq!(jv(r#"{"a": 1}"#, "a"), null_str());
         assert_eq!(jv(r#"{"a": [1, 2]}"#, "$.a[*]"), null_str());
-        assert_eq!(
-            invoke_scalar(&JsonValue::new(), vec![null_str(), s("$.a")]),
-            null_str()
-        );
+        assert_eq!(invoke_scalar(&JsonValue::new(), vec![null_str(), s("$.a")]), null_str());
 
         let docs = StringArray::from(vec![Some(r#"{"id": 7}"#), None, Some("[")]);
         let out = invoke_array(
             &JsonValue::new(),
-            vec![
-                ColumnarValue::Array(Arc::new(docs)),
-                ColumnarValue::Scalar(s("$.id")),
-            ],
+            vec![ColumnarValue::Array(Arc::new(docs)), ColumnarValue::Scalar(s("$.id"))],
         );
         let out = out.as_string::<i32>();
         assert_eq!(out.value(0), "7");

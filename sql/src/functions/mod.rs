@@ -102,18 +102,12 @@ pub fn flink_functions() -> Vec<Arc<ScalarUDF>> {
         udf(strings::StringUnary::new(strings::StringFn::FromBase64)),
         udf(strings::StringCheck::new(strings::StringPredicate::IsAlpha)),
         udf(strings::StringCheck::new(strings::StringPredicate::IsDigit)),
-        udf(strings::StringCheck::new(
-            strings::StringPredicate::IsDecimal,
-        )),
+        udf(strings::StringCheck::new(strings::StringPredicate::IsDecimal)),
         udf(str_to_map::StrToMap::new()),
         udf(modulo::Mod::new()),
         udf(json_value::JsonValue::new()),
     ];
-    fns.extend(
-        date_part::DatePartKind::ALL
-            .into_iter()
-            .map(|k| udf(date_part::DatePart::new(k))),
-    );
+    fns.extend(date_part::DatePartKind::ALL.into_iter().map(|k| udf(date_part::DatePart::new(k))));
     fns
 }
 

@@ -16,9 +16,7 @@ use arrow::array::{ArrayRef, AsArray, Decimal128Builder, Float64Builder, Primiti
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Decimal128Type, Int16Type, Int32Type, Int64Type, Int8Type};
 use datafusion::common::{exec_err, plan_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::common::{check_arity, finish, output_shape, FloatArg, IntArg};
 
@@ -30,9 +28,7 @@ pub struct Mod {
 
 impl Mod {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -49,9 +45,7 @@ fn exact_decimal(dt: &DataType) -> Option<(u8, i8)> {
         DataType::Int16 | DataType::UInt16 => (5, 0),
         DataType::Int32 | DataType::UInt32 => (10, 0),
         DataType::Int64 | DataType::UInt64 | DataType::Null => (19, 0),
-        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => {
-            (*p, *s)
-        }
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) | DataType::Decimal128(p, s) => (*p, *s),
         DataType::Decimal256(p, s) if *p <= 38 => (*p, *s),
         _ => return None,
     })
@@ -60,10 +54,7 @@ fn exact_decimal(dt: &DataType) -> Option<(u8, i8)> {
 fn is_decimal(dt: &DataType) -> bool {
     matches!(
         dt,
-        DataType::Decimal32(_, _)
-            | DataType::Decimal64(_, _)
-            | DataType::Decimal128(_, _)
-            | DataType::Decimal256(_, _)
+        DataType::Decimal32(_, _) | DataType::Decimal64(_, _) | DataType::Decimal128(_, _) | DataType::Decimal256(_, _)
     )
 }
 
@@ -193,9 +184,8 @@ fn decimal_mod(args: &[ColumnarValue], n: usize, precision: u8, scale: i8) -> Re
     }
     let (a, sa) = (sides[0].0.as_primitive::<Decimal128Type>(), sides[0].1);
     let (b, sb) = (sides[1].0.as_primitive::<Decimal128Type>(), sides[1].1);
-    let rescale = |v: i128, from: i8| -> Option<i128> {
-        v.checked_mul(10i128.checked_pow(u32::try_from(scale - from).ok()?)?)
-    };
+    let rescale =
+        |v: i128, from: i8| -> Option<i128> { v.checked_mul(10i128.checked_pow(u32::try_from(scale - from).ok()?)?) };
     let mut out = Decimal128Builder::with_capacity(n).with_precision_and_scale(precision, scale)?;
     for i in 0..n {
         if arrow::array::Array::is_null(a, i) || arrow::array::Array::is_null(b, i) {
@@ -224,19 +214,9 @@ mod tests {
         assert_eq!(invoke_scalar(&f, vec![i(7), i(3)]), i(1));
         assert_eq!(invoke_scalar(&f, vec![i(-7), i(3)]), i(-1));
         assert_eq!(invoke_scalar(&f, vec![i(7), i(-3)]), i(1));
-        assert_eq!(
-            invoke_scalar(&f, vec![i(7), ScalarValue::Int32(Some(3))]),
-            ScalarValue::Int32(Some(1))
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![i(7), ScalarValue::Int64(None)]),
-            ScalarValue::Int64(None)
-        );
-        assert!(invoke(
-            &f,
-            vec![ColumnarValue::Scalar(i(7)), ColumnarValue::Scalar(i(0))]
-        )
-        .is_err());
+        assert_eq!(invoke_scalar(&f, vec![i(7), ScalarValue::Int32(Some(3))]), ScalarValue::Int32(Some(1)));
+        assert_eq!(invoke_scalar(&f, vec![i(7), ScalarValue::Int64(None)]), ScalarValue::Int64(None));
+        assert!(invoke(&f, vec![ColumnarValue::Scalar(i(7)), ColumnarValue::Scalar(i(0))]).is_err());
     }
 
     #[test]
@@ -245,10 +225,7 @@ mod tests {
         let dec = |v: i128, p: u8, s: i8| ScalarValue::Decimal128(Some(v), p, s);
         // 7.5 % 2 = 1.5 as DECIMAL(min(3-1, 19-0) + 1, 1)
         assert_eq!(invoke_scalar(&f, vec![dec(75, 3, 1), i(2)]), dec(15, 3, 1));
-        assert_eq!(
-            invoke_scalar(&f, vec![dec(-75, 3, 1), dec(20, 3, 1)]),
-            dec(-15, 3, 1)
-        );
+        assert_eq!(invoke_scalar(&f, vec![dec(-75, 3, 1), dec(20, 3, 1)]), dec(-15, 3, 1));
         let r = invoke_scalar(&f, vec![ScalarValue::Float64(Some(-7.5)), i(2)]);
         assert_eq!(r, ScalarValue::Float64(Some(-1.5)));
     }

@@ -16,14 +16,10 @@ use std::sync::Arc;
 use arrow::array::StringBuilder;
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use regex::NoExpand;
 
-use super::common::{
-    check_arity, coerce_integer, coerce_string, finish, output_shape, IntArg, StrArg,
-};
+use super::common::{check_arity, coerce_integer, coerce_string, finish, output_shape, IntArg, StrArg};
 use super::java_regex::Regexes;
 
 /// The `REGEXP_EXTRACT` function.
@@ -34,9 +30,7 @@ pub struct RegexpExtract {
 
 impl RegexpExtract {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -71,10 +65,7 @@ impl ScalarUDFImpl for RegexpExtract {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let args = &args.args;
         if args.len() < 2 || args.len() > 3 {
-            return exec_err!(
-                "REGEXP_EXTRACT expects 2 or 3 arguments, got {}",
-                args.len()
-            );
+            return exec_err!("REGEXP_EXTRACT expects 2 or 3 arguments, got {}", args.len());
         }
         let (n, all_scalar) = output_shape(args, 1);
         let strings = StrArg::new("REGEXP_EXTRACT", &args[0])?;
@@ -86,16 +77,13 @@ impl ScalarUDFImpl for RegexpExtract {
         let mut regexes = Regexes::new();
         let mut out = StringBuilder::with_capacity(n, n * 8);
         for i in 0..n {
-            let (Some(s), Some(p), Some(idx)) = (strings.get(i), patterns.get(i), indexes.get(i))
-            else {
+            let (Some(s), Some(p), Some(idx)) = (strings.get(i), patterns.get(i), indexes.get(i)) else {
                 out.append_null();
                 continue;
             };
             let re = regexes.get(p);
             let group = (*re).as_ref().and_then(|re| {
-                let idx = usize::try_from(idx)
-                    .ok()
-                    .filter(|idx| *idx < re.captures_len())?;
+                let idx = usize::try_from(idx).ok().filter(|idx| *idx < re.captures_len())?;
                 let mut locs = re.capture_locations();
                 re.captures_read(&mut locs, s)?;
                 locs.get(idx).map(|(start, end)| &s[start..end])
@@ -114,9 +102,7 @@ pub struct RegexpReplace {
 
 impl RegexpReplace {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -156,9 +142,7 @@ impl ScalarUDFImpl for RegexpReplace {
         let mut regexes = Regexes::new();
         let mut out = StringBuilder::with_capacity(n, n * 16);
         for i in 0..n {
-            let (Some(s), Some(p), Some(r)) =
-                (strings.get(i), patterns.get(i), replacements.get(i))
-            else {
+            let (Some(s), Some(p), Some(r)) = (strings.get(i), patterns.get(i), replacements.get(i)) else {
                 out.append_null();
                 continue;
             };
@@ -187,24 +171,15 @@ mod tests {
         let re = "([a-zA-Z0-9._]+)@([a-zA-Z0-9.]+)";
         assert_eq!(extract("charlie.364@example.com", re, 2), s("example.com"));
         assert_eq!(extract("charlie.364@example.com", re, 1), s("charlie.364"));
-        assert_eq!(
-            extract("charlie.364@example.com", re, 0),
-            s("charlie.364@example.com")
-        );
+        assert_eq!(extract("charlie.364@example.com", re, 0), s("charlie.364@example.com"));
         assert_eq!(extract("no at sign", re, 1), null_str());
         assert_eq!(extract("charlie.364@example.com", re, 3), null_str());
         assert_eq!(extract("charlie.364@example.com", re, -1), null_str());
         assert_eq!(extract("foothebar", "foo(.*?)(bar)", 2), s("bar"));
         assert_eq!(extract("ab", "a(x)?b", 1), null_str());
         assert_eq!(extract("abc", "(unclosed", 1), null_str());
-        assert_eq!(
-            invoke_scalar(&RegexpExtract::new(), vec![s("100-200"), s(r"(\d+)-(\d+)")]),
-            s("100-200")
-        );
-        assert_eq!(
-            invoke_scalar(&RegexpExtract::new(), vec![null_str(), s("a"), i(0)]),
-            null_str()
-        );
+        assert_eq!(invoke_scalar(&RegexpExtract::new(), vec![s("100-200"), s(r"(\d+)-(\d+)")]), s("100-200"));
+        assert_eq!(invoke_scalar(&RegexpExtract::new(), vec![null_str(), s("a"), i(0)]), null_str());
     }
 
     #[test]
@@ -227,20 +202,12 @@ mod tests {
 
     #[test]
     fn replaces_all_matches_literally() {
-        let replace = |v: &str, re: &str, r: &str| {
-            invoke_scalar(&RegexpReplace::new(), vec![s(v), s(re), s(r)])
-        };
+        let replace = |v: &str, re: &str, r: &str| invoke_scalar(&RegexpReplace::new(), vec![s(v), s(re), s(r)]);
         assert_eq!(replace("foobar", "oo|ar", ""), s("fb"));
         assert_eq!(replace("a1b22c333", r"\d+", "#"), s("a#b#c#"));
-        assert_eq!(
-            replace("111222333", r"(\d{3})\d*(\d{3})", "$1***$2"),
-            s("$1***$2")
-        );
+        assert_eq!(replace("111222333", r"(\d{3})\d*(\d{3})", "$1***$2"), s("$1***$2"));
         assert_eq!(replace("abc", "", "-"), s("-a-b-c-"));
         assert_eq!(replace("abc", "(", "-"), null_str());
-        assert_eq!(
-            invoke_scalar(&RegexpReplace::new(), vec![s("abc"), s("b"), null_str()]),
-            null_str()
-        );
+        assert_eq!(invoke_scalar(&RegexpReplace::new(), vec![s("abc"), s("b"), null_str()]), null_str());
     }
 }

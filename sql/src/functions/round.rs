@@ -17,12 +17,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, AsArray, Decimal128Builder, Float32Builder, Float64Builder, PrimitiveBuilder,
-};
-use arrow::datatypes::{
-    DataType, Decimal128Type, Field, FieldRef, Int16Type, Int32Type, Int64Type, Int8Type,
-};
+use arrow::array::{ArrayRef, AsArray, Decimal128Builder, Float32Builder, Float64Builder, PrimitiveBuilder};
+use arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Int16Type, Int32Type, Int64Type, Int8Type};
 use datafusion::common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
@@ -38,9 +34,7 @@ pub struct Round {
 
 impl Round {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -75,9 +69,7 @@ impl ScalarUDFImpl for Round {
             DataType::UInt32 | DataType::UInt64 => DataType::Int64,
             DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => DataType::Decimal128(*p, *s),
             DataType::Decimal256(p, s) if *p <= 38 => DataType::Decimal128(*p, *s),
-            DataType::Null | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                DataType::Float64
-            }
+            DataType::Null | DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => DataType::Float64,
             other => return plan_err!("ROUND expects a numeric argument, got {other}"),
         };
         let mut out = vec![x];
@@ -280,23 +272,13 @@ fn round_integer(x: i128, d: i64) -> i128 {
     }
     let m = 10i128.pow((-d) as u32);
     let (q, r) = (x / m, x % m);
-    let q = if r.abs() >= m - r.abs() {
-        q + x.signum()
-    } else {
-        q
-    };
+    let q = if r.abs() >= m - r.abs() { q + x.signum() } else { q };
     q.checked_mul(m).unwrap_or(0)
 }
 
 /// Rounds a decimal (`v` at `scale`) half away from zero to `d` places, returned at
 /// `target_scale`; `None` if it does not fit `target_precision`.
-fn round_decimal(
-    v: i128,
-    scale: i8,
-    d: i64,
-    target_precision: u8,
-    target_scale: i8,
-) -> Option<i128> {
+fn round_decimal(v: i128, scale: i8, d: i64, target_precision: u8, target_scale: i8) -> Option<i128> {
     let (s, ts) = (i64::from(scale), i64::from(target_scale));
     let (q, q_scale) = if d >= s {
         (v, s)
@@ -307,11 +289,7 @@ fn round_decimal(
         } else {
             let m = 10i128.pow(drop as u32);
             let (q, r) = (v / m, v % m);
-            let q = if r.abs() >= m - r.abs() {
-                q + v.signum()
-            } else {
-                q
-            };
+            let q = if r.abs() >= m - r.abs() { q + v.signum() } else { q };
             (q, d)
         }
     };
@@ -357,55 +335,22 @@ mod tests {
         assert_eq!(round(f(9.995), 2), f(10.0));
         assert_eq!(round(f(123456789.98765432), 3), f(123456789.988));
         assert_eq!(invoke_scalar(&Round::new(), vec![f(2.5)]), f(3.0));
-        assert_eq!(
-            round(ScalarValue::Float32(Some(1.25)), 1),
-            ScalarValue::Float32(Some(1.3))
-        );
+        assert_eq!(round(ScalarValue::Float32(Some(1.25)), 1), ScalarValue::Float32(Some(1.3)));
         // A float is widened first: 1.15f is 1.149999976158142.
-        assert_eq!(
-            round(ScalarValue::Float32(Some(1.15)), 1),
-            ScalarValue::Float32(Some(1.1))
-        );
+        assert_eq!(round(ScalarValue::Float32(Some(1.15)), 1), ScalarValue::Float32(Some(1.1)));
     }
 
     #[test]
     fn integers_and_nulls() {
-        assert_eq!(
-            round(ScalarValue::Int32(Some(15)), -1),
-            ScalarValue::Int32(Some(20))
-        );
-        assert_eq!(
-            round(ScalarValue::Int32(Some(-15)), -1),
-            ScalarValue::Int32(Some(-20))
-        );
-        assert_eq!(
-            round(ScalarValue::Int32(Some(14)), -1),
-            ScalarValue::Int32(Some(10))
-        );
-        assert_eq!(
-            round(ScalarValue::Int64(Some(1234)), 2),
-            ScalarValue::Int64(Some(1234))
-        );
-        assert_eq!(
-            round(ScalarValue::Int8(Some(127)), -1),
-            ScalarValue::Int8(Some(-126))
-        );
-        assert_eq!(
-            round(ScalarValue::Float64(None), 1),
-            ScalarValue::Float64(None)
-        );
-        assert_eq!(
-            invoke_scalar(&Round::new(), vec![f(1.5), ScalarValue::Int64(None)]),
-            ScalarValue::Float64(None)
-        );
+        assert_eq!(round(ScalarValue::Int32(Some(15)), -1), ScalarValue::Int32(Some(20)));
+        assert_eq!(round(ScalarValue::Int32(Some(-15)), -1), ScalarValue::Int32(Some(-20)));
+        assert_eq!(round(ScalarValue::Int32(Some(14)), -1), ScalarValue::Int32(Some(10)));
+        assert_eq!(round(ScalarValue::Int64(Some(1234)), 2), ScalarValue::Int64(Some(1234)));
+        assert_eq!(round(ScalarValue::Int8(Some(127)), -1), ScalarValue::Int8(Some(-126)));
+        assert_eq!(round(ScalarValue::Float64(None), 1), ScalarValue::Float64(None));
+        assert_eq!(invoke_scalar(&Round::new(), vec![f(1.5), ScalarValue::Int64(None)]), ScalarValue::Float64(None));
         let arr = Float64Array::from(vec![Some(1.15), None, Some(-2.25)]);
-        let out = invoke_array(
-            &Round::new(),
-            vec![
-                ColumnarValue::Array(Arc::new(arr)),
-                ColumnarValue::Scalar(i(1)),
-            ],
-        );
+        let out = invoke_array(&Round::new(), vec![ColumnarValue::Array(Arc::new(arr)), ColumnarValue::Scalar(i(1))]);
         let out = out.as_primitive::<Float64Type>();
         assert_eq!(out.value(0), 1.2);
         assert!(out.is_null(1));
@@ -420,23 +365,14 @@ mod tests {
         assert_eq!(round(dec(12344, 10, 3), 2), dec(1234, 10, 2));
         assert_eq!(round(dec(12345, 10, 3), 5), dec(12345, 10, 3));
         assert_eq!(round(dec(15678, 10, 2), -2), dec(200, 9, 0)); // 156.78 -> 200
-        assert_eq!(
-            invoke_scalar(&Round::new(), vec![dec(995, 5, 2)]),
-            dec(10, 4, 0)
-        );
+        assert_eq!(invoke_scalar(&Round::new(), vec![dec(995, 5, 2)]), dec(10, 4, 0));
         // Full precision: 99.99 rounds to 100.0 which needs the extra digit.
         assert_eq!(round(dec(9999, 4, 2), 1), dec(1000, 4, 1));
     }
 
     #[test]
     fn nan_is_an_error() {
-        let r = invoke(
-            &Round::new(),
-            vec![
-                ColumnarValue::Scalar(f(f64::NAN)),
-                ColumnarValue::Scalar(i(1)),
-            ],
-        );
+        let r = invoke(&Round::new(), vec![ColumnarValue::Scalar(f(f64::NAN)), ColumnarValue::Scalar(i(1))]);
         assert!(r.is_err());
     }
 }

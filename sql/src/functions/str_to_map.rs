@@ -16,9 +16,7 @@ use std::sync::Arc;
 use arrow::array::{MapBuilder, MapFieldNames, StringBuilder};
 use arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use regex::Regex;
 
 use super::common::{check_arity, coerce_string, finish, output_shape, StrArg};
@@ -32,9 +30,7 @@ pub struct StrToMap {
 
 impl StrToMap {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -45,23 +41,14 @@ impl Default for StrToMap {
 }
 
 fn field_names() -> MapFieldNames {
-    MapFieldNames {
-        entry: "entries".to_string(),
-        key: "key".to_string(),
-        value: "value".to_string(),
-    }
+    MapFieldNames { entry: "entries".to_string(), key: "key".to_string(), value: "value".to_string() }
 }
 
 /// `MAP<STRING, STRING>` as the builder produces it.
 fn map_type() -> DataType {
-    let entries = Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("value", DataType::Utf8, true),
-    ]);
-    DataType::Map(
-        Arc::new(Field::new("entries", DataType::Struct(entries), false)),
-        false,
-    )
+    let entries =
+        Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, true)]);
+    DataType::Map(Arc::new(Field::new("entries", DataType::Struct(entries), false)), false)
 }
 
 impl ScalarUDFImpl for StrToMap {
@@ -93,24 +80,15 @@ impl ScalarUDFImpl for StrToMap {
         let (n, all_scalar) = output_shape(args, 1);
         let texts = StrArg::new("STR_TO_MAP", &args[0])?;
         let (pair_delims, kv_delims) = if args.len() == 3 {
-            (
-                StrArg::new("STR_TO_MAP", &args[1])?,
-                StrArg::new("STR_TO_MAP", &args[2])?,
-            )
+            (StrArg::new("STR_TO_MAP", &args[1])?, StrArg::new("STR_TO_MAP", &args[2])?)
         } else {
             (StrArg::Scalar(Some(",")), StrArg::Scalar(Some("=")))
         };
         let mut pair_res = Regexes::new();
         let mut kv_res = Regexes::new();
-        let mut out = MapBuilder::new(
-            Some(field_names()),
-            StringBuilder::new(),
-            StringBuilder::new(),
-        );
+        let mut out = MapBuilder::new(Some(field_names()), StringBuilder::new(), StringBuilder::new());
         for i in 0..n {
-            let (Some(text), Some(pd), Some(kd)) =
-                (texts.get(i), pair_delims.get(i), kv_delims.get(i))
-            else {
+            let (Some(text), Some(pd), Some(kd)) = (texts.get(i), pair_delims.get(i), kv_delims.get(i)) else {
                 out.append(false)?;
                 continue;
             };
@@ -129,11 +107,7 @@ impl ScalarUDFImpl for StrToMap {
 }
 
 /// The entries of the map, in Java `HashMap` iteration order.
-fn str_to_map<'a>(
-    text: &'a str,
-    pair_re: &Regex,
-    kv_re: &Regex,
-) -> Vec<(&'a str, Option<&'a str>)> {
+fn str_to_map<'a>(text: &'a str, pair_re: &Regex, kv_re: &Regex) -> Vec<(&'a str, Option<&'a str>)> {
     if text.is_empty() {
         return Vec::new();
     }
@@ -197,9 +171,7 @@ fn hash_map_order(entries: &mut [(&str, Option<&str>)], initial_capacity: usize)
     }
     let mask = (capacity - 1) as u32;
     entries.sort_by_key(|(k, _)| {
-        let h = k
-            .encode_utf16()
-            .fold(0u32, |h, u| h.wrapping_mul(31).wrapping_add(u32::from(u)));
+        let h = k.encode_utf16().fold(0u32, |h, u| h.wrapping_mul(31).wrapping_add(u32::from(u)));
         (h ^ (h >> 16)) & mask
     });
 }
@@ -215,12 +187,7 @@ mod tests {
         let keys = e.column(0).as_string::<i32>();
         let values = e.column(1).as_string::<i32>();
         (0..e.len())
-            .map(|i| {
-                (
-                    keys.value(i).to_string(),
-                    (!values.is_null(i)).then(|| values.value(i).to_string()),
-                )
-            })
+            .map(|i| (keys.value(i).to_string(), (!values.is_null(i)).then(|| values.value(i).to_string())))
             .collect()
     }
 
@@ -230,17 +197,10 @@ mod tests {
 
     #[test]
     fn splits_pairs() {
-        let values =
-            StringArray::from(vec![Some("a=1,b=2,c"), None, Some(""), Some("x=1=2,,x=3,")]);
-        let out = invoke_array(
-            &StrToMap::new(),
-            vec![ColumnarValue::Array(Arc::new(values))],
-        );
+        let values = StringArray::from(vec![Some("a=1,b=2,c"), None, Some(""), Some("x=1=2,,x=3,")]);
+        let out = invoke_array(&StrToMap::new(), vec![ColumnarValue::Array(Arc::new(values))]);
         let map = out.as_map();
-        assert_eq!(
-            entries(map, 0),
-            vec![kv("a", Some("1")), kv("b", Some("2")), kv("c", None)]
-        );
+        assert_eq!(entries(map, 0), vec![kv("a", Some("1")), kv("b", Some("2")), kv("c", None)]);
         assert!(map.is_null(1));
         assert_eq!(entries(map, 2), vec![]);
         assert_eq!(entries(map, 3), vec![kv("x", Some("3")), kv("", None)]);
@@ -250,22 +210,13 @@ mod tests {
     fn custom_regex_delimiters_and_hash_order() {
         let out = invoke_scalar(&StrToMap::new(), vec![s("k1:v1;k2:v2"), s(";"), s(":")]);
         let arr = out.to_array().unwrap();
-        assert_eq!(
-            entries(arr.as_map(), 0),
-            vec![kv("k1", Some("v1")), kv("k2", Some("v2"))]
-        );
+        assert_eq!(entries(arr.as_map(), 0), vec![kv("k1", Some("v1")), kv("k2", Some("v2"))]);
         // '|' is a regex metacharacter and must be escaped, as in Flink.
         let out = invoke_scalar(&StrToMap::new(), vec![s("a=1|b=2"), s(r"\|"), s("=")]);
-        assert_eq!(
-            entries(out.to_array().unwrap().as_map(), 0),
-            vec![kv("a", Some("1")), kv("b", Some("2"))]
-        );
+        assert_eq!(entries(out.to_array().unwrap().as_map(), 0), vec![kv("a", Some("1")), kv("b", Some("2"))]);
         // HashMap order: by bucket (hash 97 for "a", 98 for "b" in a table of 4).
         let out = invoke_scalar(&StrToMap::new(), vec![s("b=1,a=2")]);
-        assert_eq!(
-            entries(out.to_array().unwrap().as_map(), 0),
-            vec![kv("a", Some("2")), kv("b", Some("1"))]
-        );
+        assert_eq!(entries(out.to_array().unwrap().as_map(), 0), vec![kv("a", Some("2")), kv("b", Some("1"))]);
         let out = invoke_scalar(&StrToMap::new(), vec![null_str()]);
         assert!(out.is_null());
     }

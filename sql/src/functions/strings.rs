@@ -16,14 +16,10 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::{ArrayRef, BooleanBuilder, Int32Builder, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, plan_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use regex::Regex;
 
-use super::common::{
-    check_arity, coerce_integer, coerce_string, finish, is_string, output_shape, IntArg, StrArg,
-};
+use super::common::{check_arity, coerce_integer, coerce_string, finish, is_string, output_shape, IntArg, StrArg};
 
 /// `SPLIT_INDEX(str, separator, index)`: the `index`-th (0-based) piece of `str` split on
 /// the literal `separator` (Apache Commons `splitByWholeSeparatorPreserveAllTokens`: empty
@@ -36,9 +32,7 @@ pub struct SplitIndex {
 
 impl SplitIndex {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -81,9 +75,7 @@ impl ScalarUDFImpl for SplitIndex {
         let indexes = IntArg::new("SPLIT_INDEX", &args[2])?;
         let mut out = StringBuilder::with_capacity(n, n * 8);
         for i in 0..n {
-            let (Some(s), Some(sep), Some(idx)) =
-                (strings.get(i), separators.get(i), indexes.get(i))
-            else {
+            let (Some(s), Some(sep), Some(idx)) = (strings.get(i), separators.get(i), indexes.get(i)) else {
                 out.append_null();
                 continue;
             };
@@ -123,9 +115,7 @@ pub struct Concat {
 
 impl Concat {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -161,10 +151,7 @@ impl ScalarUDFImpl for Concat {
             return exec_err!("CONCAT expects at least one argument");
         }
         let (n, all_scalar) = output_shape(args, 1);
-        let parts = args
-            .iter()
-            .map(|a| StrArg::new("CONCAT", a))
-            .collect::<Result<Vec<_>>>()?;
+        let parts = args.iter().map(|a| StrArg::new("CONCAT", a)).collect::<Result<Vec<_>>>()?;
         let mut out = StringBuilder::with_capacity(n, n * 16);
         let mut buf = String::new();
         'rows: for i in 0..n {
@@ -194,9 +181,7 @@ pub struct Locate {
 
 impl Locate {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -243,9 +228,7 @@ impl ScalarUDFImpl for Locate {
         let mut out = Int32Builder::with_capacity(n);
         for i in 0..n {
             match (needles.get(i), haystacks.get(i), froms.get(i)) {
-                (Some(needle), Some(hay), Some(from)) => {
-                    out.append_value(locate(needle, hay, from))
-                }
+                (Some(needle), Some(hay), Some(from)) => out.append_value(locate(needle, hay, from)),
                 _ => out.append_null(),
             }
         }
@@ -292,10 +275,7 @@ pub struct StringUnary {
 
 impl StringUnary {
     pub fn new(func: StringFn) -> Self {
-        Self {
-            func,
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { func, signature: Signature::user_defined(Volatility::Immutable) }
     }
 
     fn sql_name(&self) -> &'static str {
@@ -374,8 +354,7 @@ impl ScalarUDFImpl for StringUnary {
 
 /// Java's `String.hashCode` over UTF-16 code units.
 fn java_hash_code(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
+    s.encode_utf16().fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)))
 }
 
 /// Calcite's `SqlFunctions.initcap`.
@@ -405,11 +384,7 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -459,9 +434,7 @@ fn base64_decode(s: &str) -> std::result::Result<Vec<u8>, String> {
         _ => {}
     }
     if sp < src.len() {
-        return Err(format!(
-            "Input byte array has incorrect ending byte at {sp}"
-        ));
+        return Err(format!("Input byte array has incorrect ending byte at {sp}"));
     }
     Ok(out)
 }
@@ -486,10 +459,7 @@ pub struct StringCheck {
 
 impl StringCheck {
     pub fn new(predicate: StringPredicate) -> Self {
-        Self {
-            predicate,
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { predicate, signature: Signature::user_defined(Volatility::Immutable) }
     }
 
     fn sql_name(&self) -> &'static str {
@@ -503,8 +473,7 @@ impl StringCheck {
 
 static LETTERS: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\A\p{L}+\z").ok());
 static DIGITS: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\A\p{Nd}+\z").ok());
-static JAVA_INTEGER: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"\A[+-]?\p{Nd}+\z").ok());
+static JAVA_INTEGER: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\A[+-]?\p{Nd}+\z").ok());
 static JAVA_DOUBLE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(concat!(
         r"\A[+-]?(?:NaN|Infinity|(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?",
@@ -550,11 +519,7 @@ impl ScalarUDFImpl for StringCheck {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         check_arity(self.sql_name(), arg_types, 1, 1)?;
         let t = &arg_types[0];
-        Ok(vec![if t.is_numeric() {
-            t.clone()
-        } else {
-            coerce_string(t)
-        }])
+        Ok(vec![if t.is_numeric() { t.clone() } else { coerce_string(t) }])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -598,9 +563,7 @@ impl ScalarUDFImpl for StringCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::common::test_util::{
-        i, invoke, invoke_array, invoke_scalar, null_str, s,
-    };
+    use crate::functions::common::test_util::{i, invoke, invoke_array, invoke_scalar, null_str, s};
     use arrow::array::{Array, AsArray, StringArray};
     use datafusion::common::ScalarValue;
 
@@ -619,23 +582,13 @@ mod tests {
         assert_eq!(run("a b", "", 1), s("b"));
         assert_eq!(run("", ";", 0), null_str());
         assert_eq!(run("abc", "x", 0), s("abc"));
-        assert_eq!(
-            invoke_scalar(&f, vec![null_str(), s(";"), i(0)]),
-            null_str()
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("a;b"), s(";"), ScalarValue::Int64(None)]),
-            null_str()
-        );
+        assert_eq!(invoke_scalar(&f, vec![null_str(), s(";"), i(0)]), null_str());
+        assert_eq!(invoke_scalar(&f, vec![s("a;b"), s(";"), ScalarValue::Int64(None)]), null_str());
 
         let values = StringArray::from(vec![Some("x,y"), None, Some("z")]);
         let out = invoke_array(
             &f,
-            vec![
-                ColumnarValue::Array(Arc::new(values)),
-                ColumnarValue::Scalar(s(",")),
-                ColumnarValue::Scalar(i(1)),
-            ],
+            vec![ColumnarValue::Array(Arc::new(values)), ColumnarValue::Scalar(s(",")), ColumnarValue::Scalar(i(1))],
         );
         let out = out.as_string::<i32>();
         assert_eq!(out.value(0), "y");
@@ -645,22 +598,10 @@ mod tests {
     #[test]
     fn concat_is_null_if_any_argument_is() {
         let f = Concat::new();
-        assert_eq!(
-            invoke_scalar(&f, vec![s("AA"), s("BB"), s("CC")]),
-            s("AABBCC")
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("AA"), null_str(), s("CC")]),
-            null_str()
-        );
+        assert_eq!(invoke_scalar(&f, vec![s("AA"), s("BB"), s("CC")]), s("AABBCC"));
+        assert_eq!(invoke_scalar(&f, vec![s("AA"), null_str(), s("CC")]), null_str());
         let values = StringArray::from(vec![Some("a"), None]);
-        let out = invoke_array(
-            &f,
-            vec![
-                ColumnarValue::Array(Arc::new(values)),
-                ColumnarValue::Scalar(s("-")),
-            ],
-        );
+        let out = invoke_array(&f, vec![ColumnarValue::Array(Arc::new(values)), ColumnarValue::Scalar(s("-"))]);
         let out = out.as_string::<i32>();
         assert_eq!(out.value(0), "a-");
         assert!(out.is_null(1));
@@ -677,54 +618,27 @@ mod tests {
         assert_eq!(invoke_scalar(&f, vec![s(""), s("abc"), i(3)]), int(1));
         assert_eq!(invoke_scalar(&f, vec![s("b"), s("abc"), i(-5)]), int(2));
         assert_eq!(invoke_scalar(&f, vec![s("b"), s("abc"), i(10)]), int(0));
-        assert_eq!(
-            invoke_scalar(&f, vec![null_str(), s("abc")]),
-            ScalarValue::Int32(None)
-        );
+        assert_eq!(invoke_scalar(&f, vec![null_str(), s("abc")]), ScalarValue::Int32(None));
     }
 
     #[test]
     fn unary_string_functions() {
         let hash = StringUnary::new(StringFn::HashCode);
-        assert_eq!(
-            invoke_scalar(&hash, vec![s("hello")]),
-            ScalarValue::Int32(Some(99_162_322))
-        );
-        assert_eq!(
-            invoke_scalar(&hash, vec![s("")]),
-            ScalarValue::Int32(Some(0))
-        );
+        assert_eq!(invoke_scalar(&hash, vec![s("hello")]), ScalarValue::Int32(Some(99_162_322)));
+        assert_eq!(invoke_scalar(&hash, vec![s("")]), ScalarValue::Int32(Some(0)));
         // "polygenelubricants".hashCode() is Integer.MIN_VALUE; abs keeps it.
-        assert_eq!(
-            invoke_scalar(&hash, vec![s("polygenelubricants")]),
-            ScalarValue::Int32(Some(i32::MIN))
-        );
-        assert_eq!(
-            invoke_scalar(&hash, vec![s("Aa")]),
-            invoke_scalar(&hash, vec![s("BB")])
-        );
+        assert_eq!(invoke_scalar(&hash, vec![s("polygenelubricants")]), ScalarValue::Int32(Some(i32::MIN)));
+        assert_eq!(invoke_scalar(&hash, vec![s("Aa")]), invoke_scalar(&hash, vec![s("BB")]));
 
         let initcap = StringUnary::new(StringFn::InitCap);
-        assert_eq!(
-            invoke_scalar(&initcap, vec![s("hello wORLD-foo_bar 1st")]),
-            s("Hello World-Foo_Bar 1st")
-        );
-        assert_eq!(
-            invoke_scalar(&initcap, vec![s("élan vital")]),
-            s("éLan Vital")
-        );
+        assert_eq!(invoke_scalar(&initcap, vec![s("hello wORLD-foo_bar 1st")]), s("Hello World-Foo_Bar 1st"));
+        assert_eq!(invoke_scalar(&initcap, vec![s("élan vital")]), s("éLan Vital"));
 
         let enc = StringUnary::new(StringFn::ToBase64);
         let dec = StringUnary::new(StringFn::FromBase64);
-        assert_eq!(
-            invoke_scalar(&enc, vec![s("hello world")]),
-            s("aGVsbG8gd29ybGQ=")
-        );
+        assert_eq!(invoke_scalar(&enc, vec![s("hello world")]), s("aGVsbG8gd29ybGQ="));
         assert_eq!(invoke_scalar(&enc, vec![s("ab")]), s("YWI="));
-        assert_eq!(
-            invoke_scalar(&dec, vec![s("aGVsbG8gd29ybGQ=")]),
-            s("hello world")
-        );
+        assert_eq!(invoke_scalar(&dec, vec![s("aGVsbG8gd29ybGQ=")]), s("hello world"));
         assert_eq!(invoke_scalar(&dec, vec![s("YWI")]), s("ab"));
         assert_eq!(invoke_scalar(&dec, vec![null_str()]), null_str());
         assert!(invoke(&dec, vec![ColumnarValue::Scalar(s("a"))]).is_err());
@@ -745,35 +659,14 @@ mod tests {
         assert_eq!(invoke_scalar(&digit, vec![s("0123")]), b(true));
         assert_eq!(invoke_scalar(&digit, vec![s("-1")]), b(false));
         assert_eq!(invoke_scalar(&digit, vec![i(-1)]), b(true));
-        assert_eq!(
-            invoke_scalar(&digit, vec![ScalarValue::Float64(Some(1.0))]),
-            b(false)
-        );
-        for ok in [
-            "1",
-            "-1",
-            "+1.5",
-            "1e10",
-            ".5",
-            "5.",
-            " 1.5 ",
-            "1.5f",
-            "NaN",
-            "-Infinity",
-            "0x1p3",
-        ] {
+        assert_eq!(invoke_scalar(&digit, vec![ScalarValue::Float64(Some(1.0))]), b(false));
+        for ok in ["1", "-1", "+1.5", "1e10", ".5", "5.", " 1.5 ", "1.5f", "NaN", "-Infinity", "0x1p3"] {
             assert_eq!(invoke_scalar(&decimal, vec![s(ok)]), b(true), "{ok}");
         }
         for bad in ["", "abc", "1.2.3", "e5", "1e", "--1"] {
             assert_eq!(invoke_scalar(&decimal, vec![s(bad)]), b(false), "{bad}");
         }
-        assert_eq!(
-            invoke_scalar(&decimal, vec![ScalarValue::Float64(Some(1.0))]),
-            b(true)
-        );
-        assert_eq!(
-            invoke_scalar(&decimal, vec![ScalarValue::Float64(None)]),
-            b(false)
-        );
+        assert_eq!(invoke_scalar(&decimal, vec![ScalarValue::Float64(Some(1.0))]), b(true));
+        assert_eq!(invoke_scalar(&decimal, vec![ScalarValue::Float64(None)]), b(false));
     }
 }

@@ -41,13 +41,7 @@ fn query(ctx: &SessionContext, sql: &str) -> Vec<Vec<String>> {
             rows.push(
                 b.columns()
                     .iter()
-                    .map(|c| {
-                        if c.is_null(r) {
-                            "NULL".to_string()
-                        } else {
-                            array_value_to_string(c, r).unwrap()
-                        }
-                    })
+                    .map(|c| if c.is_null(r) { "NULL".to_string() } else { array_value_to_string(c, r).unwrap() })
                     .collect(),
             );
         }
@@ -64,12 +58,9 @@ fn single_row(sql: &str) -> Vec<String> {
 #[test]
 fn names_are_unique_and_lower_case() {
     let fns = flink_functions();
-    let names: std::collections::HashSet<String> =
-        fns.iter().map(|f| f.name().to_string()).collect();
+    let names: std::collections::HashSet<String> = fns.iter().map(|f| f.name().to_string()).collect();
     assert_eq!(names.len(), fns.len());
-    assert!(names
-        .iter()
-        .all(|n| n.chars().all(|c| !c.is_ascii_uppercase())));
+    assert!(names.iter().all(|n| n.chars().all(|c| !c.is_ascii_uppercase())));
 }
 
 #[test]
@@ -95,7 +86,17 @@ fn replaced_builtins_follow_flink() {
              from_unixtime(44), to_timestamp('2024-03-01 10:00:00'), to_timestamp('bad'), \
              to_date('2024-03-01'), initcap('hello wORLD'), date_format('2024-03-01 22:30:07', 'MM/dd')"
         ),
-        ["NULL", "ab", "a$1b$1", "1970-01-01 00:00:44", "2024-03-01T10:00:00", "NULL", "2024-03-01", "Hello World", "03/01"]
+        [
+            "NULL",
+            "ab",
+            "a$1b$1",
+            "1970-01-01 00:00:44",
+            "2024-03-01T10:00:00",
+            "NULL",
+            "2024-03-01",
+            "Hello World",
+            "03/01"
+        ]
     );
 }
 
@@ -126,9 +127,7 @@ fn temporal_functions_from_sql() {
         )),
         ["1994", "3", "9", "39", "270", "27", "3", "13", "14", "15"]
     );
-    let now: i64 = single_row("SELECT unix_timestamp()")[0]
-        .parse()
-        .unwrap_or(0);
+    let now: i64 = single_row("SELECT unix_timestamp()")[0].parse().unwrap_or(0);
     assert!(now > 1_700_000_000);
 }
 
@@ -158,8 +157,5 @@ fn columns_with_nulls() {
         ["NULL", "NULL", "NULL", "NULL"],
         ["-2.3", "-2.25", "00:00:00.000", "1000"],
     ];
-    assert_eq!(
-        rows,
-        expected.map(|r| r.map(String::from).to_vec()).to_vec()
-    );
+    assert_eq!(rows, expected.map(|r| r.map(String::from).to_vec()).to_vec());
 }

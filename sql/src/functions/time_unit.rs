@@ -81,14 +81,8 @@ mod tests {
     fn parses_units() {
         assert_eq!(FlinkTimeUnit::parse("SECOND"), Some(FlinkTimeUnit::Second));
         assert_eq!(FlinkTimeUnit::parse("minutes"), Some(FlinkTimeUnit::Minute));
-        assert_eq!(
-            FlinkTimeUnit::parse("SQL_TSI_DAY"),
-            Some(FlinkTimeUnit::Day)
-        );
-        assert_eq!(
-            FlinkTimeUnit::parse("centuries"),
-            Some(FlinkTimeUnit::Century)
-        );
+        assert_eq!(FlinkTimeUnit::parse("SQL_TSI_DAY"), Some(FlinkTimeUnit::Day));
+        assert_eq!(FlinkTimeUnit::parse("centuries"), Some(FlinkTimeUnit::Century));
         assert_eq!(FlinkTimeUnit::parse("fortnight"), None);
     }
 }

@@ -18,13 +18,11 @@ use arrow::array::Int32Builder;
 use arrow::datatypes::DataType;
 use chrono::Datelike;
 use datafusion::common::{exec_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::common::{
-    check_arity, coerce_string, coerce_temporal, finish, output_shape, unix_date_to_naive,
-    ymd_to_unix_date, StrArg, TemporalArg, MILLIS_PER_DAY,
+    check_arity, coerce_string, coerce_temporal, finish, output_shape, unix_date_to_naive, ymd_to_unix_date, StrArg,
+    TemporalArg, MILLIS_PER_DAY,
 };
 use super::time_unit::FlinkTimeUnit;
 
@@ -36,9 +34,7 @@ pub struct TimestampDiff {
 
 impl TimestampDiff {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -156,11 +152,7 @@ fn subtract_months_dates(date0: i64, date1: i64) -> Option<i64> {
 /// Calcite's `addMonths(int date, int m)`: clamps the day to the target month's length.
 pub(crate) fn add_months(date: i64, m: i64) -> Option<i64> {
     let d = unix_date_to_naive(date)?;
-    let (y0, m0, d0) = (
-        i64::from(d.year()),
-        i64::from(d.month()) + m,
-        i64::from(d.day()),
-    );
+    let (y0, m0, d0) = (i64::from(d.year()), i64::from(d.month()) + m, i64::from(d.day()));
     let mut year = y0 + m0.div_euclid(12);
     let mut month = m0.rem_euclid(12);
     if month == 0 {
@@ -179,9 +171,7 @@ pub(crate) fn add_months(date: i64, m: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::common::test_util::{
-        invoke, invoke_array, invoke_scalar, s, ts, ts_millis,
-    };
+    use crate::functions::common::test_util::{invoke, invoke_array, invoke_scalar, s, ts, ts_millis};
     use arrow::array::{Array, AsArray, TimestampMillisecondArray};
     use arrow::datatypes::Int32Type;
     use datafusion::common::ScalarValue;
@@ -196,113 +186,42 @@ mod tests {
 
     #[test]
     fn truncates_toward_zero() {
-        assert_eq!(
-            tsdiff(
-                "SECOND",
-                "2024-03-01 22:30:07.885",
-                "2024-03-01 22:30:06.900"
-            ),
-            int(0)
-        );
-        assert_eq!(
-            tsdiff(
-                "SECOND",
-                "2024-03-01 22:30:06.900",
-                "2024-03-01 22:30:07.885"
-            ),
-            int(0)
-        );
-        assert_eq!(
-            tsdiff("SECOND", "2024-03-01 22:30:00", "2024-03-01 22:31:01.999"),
-            int(61)
-        );
-        assert_eq!(
-            tsdiff("MINUTE", "2024-03-01 22:31:00", "2024-03-01 22:30:00.001"),
-            int(0)
-        );
-        assert_eq!(
-            tsdiff("HOUR", "2024-03-01 00:00:00", "2024-02-29 21:00:00"),
-            int(-3)
-        );
-        assert_eq!(
-            tsdiff("DAY", "2003-01-02 10:00:00", "2003-01-03 10:00:00"),
-            int(1)
-        );
-        assert_eq!(
-            tsdiff("WEEK", "2024-03-01 00:00:00", "2024-03-15 00:00:00"),
-            int(2)
-        );
-        assert_eq!(
-            tsdiff(
-                "SQL_TSI_SECONDS",
-                "2024-03-01 00:00:00",
-                "2024-03-01 00:00:10"
-            ),
-            int(10)
-        );
+        assert_eq!(tsdiff("SECOND", "2024-03-01 22:30:07.885", "2024-03-01 22:30:06.900"), int(0));
+        assert_eq!(tsdiff("SECOND", "2024-03-01 22:30:06.900", "2024-03-01 22:30:07.885"), int(0));
+        assert_eq!(tsdiff("SECOND", "2024-03-01 22:30:00", "2024-03-01 22:31:01.999"), int(61));
+        assert_eq!(tsdiff("MINUTE", "2024-03-01 22:31:00", "2024-03-01 22:30:00.001"), int(0));
+        assert_eq!(tsdiff("HOUR", "2024-03-01 00:00:00", "2024-02-29 21:00:00"), int(-3));
+        assert_eq!(tsdiff("DAY", "2003-01-02 10:00:00", "2003-01-03 10:00:00"), int(1));
+        assert_eq!(tsdiff("WEEK", "2024-03-01 00:00:00", "2024-03-15 00:00:00"), int(2));
+        assert_eq!(tsdiff("SQL_TSI_SECONDS", "2024-03-01 00:00:00", "2024-03-01 00:00:10"), int(10));
     }
 
     #[test]
     fn counts_calendar_months() {
-        assert_eq!(
-            tsdiff("MONTH", "2024-01-31 00:00:00", "2024-02-29 00:00:00"),
-            int(1)
-        );
-        assert_eq!(
-            tsdiff("MONTH", "2024-01-15 12:00:00", "2024-02-15 11:59:59"),
-            int(0)
-        );
-        assert_eq!(
-            tsdiff("MONTH", "2024-01-15 12:00:00", "2024-02-15 12:00:00"),
-            int(1)
-        );
-        assert_eq!(
-            tsdiff("YEAR", "2020-02-29 00:00:00", "2024-02-28 00:00:00"),
-            int(3)
-        );
-        assert_eq!(
-            tsdiff("YEAR", "2024-03-01 00:00:00", "2020-03-01 00:00:00"),
-            int(-4)
-        );
-        assert_eq!(
-            tsdiff("QUARTER", "2024-01-01 00:00:00", "2024-12-31 00:00:00"),
-            int(3)
-        );
+        assert_eq!(tsdiff("MONTH", "2024-01-31 00:00:00", "2024-02-29 00:00:00"), int(1));
+        assert_eq!(tsdiff("MONTH", "2024-01-15 12:00:00", "2024-02-15 11:59:59"), int(0));
+        assert_eq!(tsdiff("MONTH", "2024-01-15 12:00:00", "2024-02-15 12:00:00"), int(1));
+        assert_eq!(tsdiff("YEAR", "2020-02-29 00:00:00", "2024-02-28 00:00:00"), int(3));
+        assert_eq!(tsdiff("YEAR", "2024-03-01 00:00:00", "2020-03-01 00:00:00"), int(-4));
+        assert_eq!(tsdiff("QUARTER", "2024-01-01 00:00:00", "2024-12-31 00:00:00"), int(3));
         // Calcite's quirk for negative differences landing on the same day of month.
-        assert_eq!(
-            tsdiff("MONTH", "2024-02-01 12:00:00", "2024-01-01 10:00:00"),
-            int(-2)
-        );
+        assert_eq!(tsdiff("MONTH", "2024-02-01 12:00:00", "2024-01-01 10:00:00"), int(-2));
     }
 
     #[test]
     fn dates_mixed_and_nulls() {
         let d = |days| ScalarValue::Date32(Some(days));
-        let r = invoke_scalar(
-            &TimestampDiff::new(),
-            vec![s("DAY"), d(19783), ts("2024-03-03 12:00:00")],
-        );
+        let r = invoke_scalar(&TimestampDiff::new(), vec![s("DAY"), d(19783), ts("2024-03-03 12:00:00")]);
         assert_eq!(r, int(2));
-        let r = invoke_scalar(
-            &TimestampDiff::new(),
-            vec![s("MONTH"), d(19783), d(19783 + 31)],
-        );
+        let r = invoke_scalar(&TimestampDiff::new(), vec![s("MONTH"), d(19783), d(19783 + 31)]);
         assert_eq!(r, int(1));
         let r = invoke_scalar(
             &TimestampDiff::new(),
-            vec![
-                s("DAY"),
-                ScalarValue::TimestampMillisecond(None, None),
-                ts("2024-03-03 12:00:00"),
-            ],
+            vec![s("DAY"), ScalarValue::TimestampMillisecond(None, None), ts("2024-03-03 12:00:00")],
         );
         assert_eq!(r, ScalarValue::Int32(None));
 
-        let t1 = TimestampMillisecondArray::from(vec![
-            Some(ts_millis("2024-03-01 00:00:00")),
-            None,
-            Some(0),
-        ]);
+        let t1 = TimestampMillisecondArray::from(vec![Some(ts_millis("2024-03-01 00:00:00")), None, Some(0)]);
         let out = invoke_array(
             &TimestampDiff::new(),
             vec![
@@ -315,10 +234,7 @@ mod tests {
         assert_eq!(out.value(0), 60);
         assert!(out.is_null(1));
         // Java's (int) cast wraps.
-        assert_eq!(
-            out.value(2),
-            (ts_millis("2024-03-01 01:00:00") / 60_000) as i32
-        );
+        assert_eq!(out.value(2), (ts_millis("2024-03-01 01:00:00") / 60_000) as i32);
     }
 
     #[test]

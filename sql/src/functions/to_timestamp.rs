@@ -24,13 +24,11 @@ use arrow::array::{AsArray, Date32Builder, TimestampMillisecondBuilder};
 use arrow::datatypes::{DataType, Decimal128Type, TimeUnit};
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use datafusion::common::{exec_err, plan_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::common::{
-    check_arity, coerce_integer, coerce_string, finish, is_string, naive_to_unix_date,
-    output_shape, FloatArg, IntArg, StrArg,
+    check_arity, coerce_integer, coerce_string, finish, is_string, naive_to_unix_date, output_shape, FloatArg, IntArg,
+    StrArg,
 };
 use super::java_datetime_format::{Dialect, Formats};
 use super::java_datetime_parse::ParsedZone;
@@ -49,9 +47,7 @@ pub struct ToTimestamp {
 
 impl ToTimestamp {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -86,10 +82,7 @@ impl ScalarUDFImpl for ToTimestamp {
         }
         let (n, all_scalar) = output_shape(args, 1);
         let values = StrArg::new("TO_TIMESTAMP", &args[0])?;
-        let formats = args
-            .get(1)
-            .map(|f| StrArg::new("TO_TIMESTAMP", f))
-            .transpose()?;
+        let formats = args.get(1).map(|f| StrArg::new("TO_TIMESTAMP", f)).transpose()?;
         let mut out = TimestampMillisecondBuilder::with_capacity(n);
         let mut parser = Formats::new(Dialect::DateTimeFormatter);
         for i in 0..n {
@@ -109,11 +102,7 @@ impl ScalarUDFImpl for ToTimestamp {
 
 /// `DateTimeUtils.parseTimestampData(str, format)`: the pattern, else the JDBC fallbacks.
 /// An invalid pattern gives NULL (Flink wraps the call in a try/catch).
-fn parse_with_format<'a>(
-    parser: &mut Formats<'a>,
-    value: &str,
-    format: &'a str,
-) -> Option<NaiveDateTime> {
+fn parse_with_format<'a>(parser: &mut Formats<'a>, value: &str, format: &'a str) -> Option<NaiveDateTime> {
     let compiled = parser.get(format);
     let parsed = match compiled.as_ref() {
         Ok(f) => f.parse(value).map(|p| p.local),
@@ -137,9 +126,7 @@ pub struct ToTimestampLtz {
 
 impl ToTimestampLtz {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -173,11 +160,7 @@ impl ScalarUDFImpl for ToTimestampLtz {
             DataType::Decimal128(_, _) => first.clone(),
             DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => DataType::Decimal128(*p, *s),
             t if t.is_floating() => DataType::Float64,
-            other => {
-                return plan_err!(
-                    "TO_TIMESTAMP_LTZ expects a numeric or string argument, got {other}"
-                )
-            }
+            other => return plan_err!("TO_TIMESTAMP_LTZ expects a numeric or string argument, got {other}"),
         };
         let mut out = vec![value];
         if let Some(p) = arg_types.get(1) {
@@ -187,33 +170,21 @@ impl ScalarUDFImpl for ToTimestampLtz {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Timestamp(
-            TimeUnit::Millisecond,
-            Some("UTC".into()),
-        ))
+        Ok(DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let args = &args.args;
         if args.is_empty() || args.len() > 3 {
-            return exec_err!(
-                "TO_TIMESTAMP_LTZ expects 1 to 3 arguments, got {}",
-                args.len()
-            );
+            return exec_err!("TO_TIMESTAMP_LTZ expects 1 to 3 arguments, got {}", args.len());
         }
         let (n, all_scalar) = output_shape(args, 1);
         let mut out = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
         let first_type = args[0].data_type();
         if is_string(&first_type) {
             let values = StrArg::new("TO_TIMESTAMP_LTZ", &args[0])?;
-            let formats = args
-                .get(1)
-                .map(|a| StrArg::new("TO_TIMESTAMP_LTZ", a))
-                .transpose()?;
-            let zones = args
-                .get(2)
-                .map(|a| StrArg::new("TO_TIMESTAMP_LTZ", a))
-                .transpose()?;
+            let formats = args.get(1).map(|a| StrArg::new("TO_TIMESTAMP_LTZ", a)).transpose()?;
+            let zones = args.get(2).map(|a| StrArg::new("TO_TIMESTAMP_LTZ", a)).transpose()?;
             let mut parser = Formats::new(Dialect::DateTimeFormatter);
             for i in 0..n {
                 let Some(v) = values.get(i) else {
@@ -258,9 +229,7 @@ impl ScalarUDFImpl for ToTimestampLtz {
         }
         let owned;
         let values = match &first_type {
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-                Values::Float(FloatArg::new(&args[0])?)
-            }
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => Values::Float(FloatArg::new(&args[0])?),
             DataType::Decimal128(_, s) => {
                 owned = args[0].to_array(n)?;
                 Values::Decimal(owned.as_primitive::<Decimal128Type>(), *s)
@@ -282,30 +251,25 @@ impl ScalarUDFImpl for ToTimestampLtz {
                 Values::Float(a) => a.get(i).and_then(|v| match precision {
                     // Java's (long) cast: truncation toward zero, saturating; NaN is 0.
                     0 => {
-                        let secs_ok = (MIN_EPOCH_MILLIS / 1000) as f64 <= v
-                            && v <= (MAX_EPOCH_MILLIS / 1000) as f64;
+                        let secs_ok = (MIN_EPOCH_MILLIS / 1000) as f64 <= v && v <= (MAX_EPOCH_MILLIS / 1000) as f64;
                         secs_ok.then_some((v * 1000.0) as i64)
                     }
                     3 => Some(v as i64),
                     6 => Some((v / 1000.0) as i64),
                     _ => Some((v / 1_000_000.0) as i64),
                 }),
-                Values::Decimal(a, scale) => (!arrow::array::Array::is_null(*a, i))
-                    .then(|| a.value(i))
-                    .and_then(|v| {
-                        let whole = v / 10i128.checked_pow(u32::try_from(*scale).ok()?)?;
-                        let whole = i64::try_from(whole).ok()?;
-                        match precision {
-                            0 => whole.checked_mul(1000),
-                            3 => Some(whole),
-                            6 => Some(whole / 1000),
-                            _ => Some(whole / 1_000_000),
-                        }
-                    }),
+                Values::Decimal(a, scale) => (!arrow::array::Array::is_null(*a, i)).then(|| a.value(i)).and_then(|v| {
+                    let whole = v / 10i128.checked_pow(u32::try_from(*scale).ok()?)?;
+                    let whole = i64::try_from(whole).ok()?;
+                    match precision {
+                        0 => whole.checked_mul(1000),
+                        3 => Some(whole),
+                        6 => Some(whole / 1000),
+                        _ => Some(whole / 1_000_000),
+                    }
+                }),
             };
-            out.append_option(
-                millis.filter(|ms| (MIN_EPOCH_MILLIS..=MAX_EPOCH_MILLIS).contains(ms)),
-            );
+            out.append_option(millis.filter(|ms| (MIN_EPOCH_MILLIS..=MAX_EPOCH_MILLIS).contains(ms)));
         }
         finish(Arc::new(out.finish()), all_scalar)
     }
@@ -329,9 +293,7 @@ pub struct ToDate {
 
 impl ToDate {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -379,14 +341,9 @@ impl ScalarUDFImpl for ToDate {
                         let compiled = parser.get(fmt);
                         let parser = match compiled.as_ref() {
                             Ok(p) => p,
-                            Err(e) => {
-                                return exec_err!("TO_DATE: invalid date-time pattern '{fmt}': {e}")
-                            }
+                            Err(e) => return exec_err!("TO_DATE: invalid date-time pattern '{fmt}': {e}"),
                         };
-                        parser
-                            .parse(v)
-                            .and_then(|p| p.to_utc(None))
-                            .map(|utc| naive_to_unix_date(utc.date()))
+                        parser.parse(v).and_then(|p| p.to_utc(None)).map(|utc| naive_to_unix_date(utc.date()))
                     }
                 },
             };
@@ -530,20 +487,14 @@ pub(crate) fn parse_flink_date(s: &str) -> Option<i64> {
     if !(0..=9999).contains(&y) {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(
-        i32::try_from(y).ok()?,
-        u32::try_from(m).ok()?,
-        u32::try_from(d).ok()?,
-    )?;
+    let date = NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, u32::try_from(m).ok()?, u32::try_from(d).ok()?)?;
     Some(naive_to_unix_date(date))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::functions::common::test_util::{
-        i, invoke, invoke_array, invoke_scalar, null_str, s, ts_millis,
-    };
+    use crate::functions::common::test_util::{i, invoke, invoke_array, invoke_scalar, null_str, s, ts_millis};
     use arrow::array::{Array, StringArray};
     use arrow::datatypes::TimestampMillisecondType;
     use datafusion::common::ScalarValue;
@@ -559,22 +510,10 @@ mod tests {
     #[test]
     fn to_timestamp_default_format() {
         let f = ToTimestamp::new();
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2024-03-01 22:30:07")]),
-            ts3("2024-03-01 22:30:07")
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2024-03-01 22:30:07.885123")]),
-            ts3("2024-03-01 22:30:07.885")
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2024-3-1 2:3:4")]),
-            ts3("2024-03-01 02:03:04")
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2024-03-01")]),
-            ts3("2024-03-01 00:00:00")
-        );
+        assert_eq!(invoke_scalar(&f, vec![s("2024-03-01 22:30:07")]), ts3("2024-03-01 22:30:07"));
+        assert_eq!(invoke_scalar(&f, vec![s("2024-03-01 22:30:07.885123")]), ts3("2024-03-01 22:30:07.885"));
+        assert_eq!(invoke_scalar(&f, vec![s("2024-3-1 2:3:4")]), ts3("2024-03-01 02:03:04"));
+        assert_eq!(invoke_scalar(&f, vec![s("2024-03-01")]), ts3("2024-03-01 00:00:00"));
         let null = ScalarValue::TimestampMillisecond(None, None);
         assert_eq!(invoke_scalar(&f, vec![s("2024-03-01 22:30")]), null);
         assert_eq!(invoke_scalar(&f, vec![s("2024-03-01T22:30:07")]), null);
@@ -586,28 +525,13 @@ mod tests {
     fn to_timestamp_with_format() {
         let f = ToTimestamp::new();
         let run = |v: &str, fmt: &str| invoke_scalar(&f, vec![s(v), s(fmt)]);
-        assert_eq!(
-            run("01/03/2024 22:30", "dd/MM/yyyy HH:mm"),
-            ts3("2024-03-01 22:30:00")
-        );
-        assert_eq!(
-            run("20240301223007885", "yyyyMMddHHmmssSSS"),
-            ts3("2024-03-01 22:30:07.885")
-        );
+        assert_eq!(run("01/03/2024 22:30", "dd/MM/yyyy HH:mm"), ts3("2024-03-01 22:30:00"));
+        assert_eq!(run("20240301223007885", "yyyyMMddHHmmssSSS"), ts3("2024-03-01 22:30:07.885"));
         // Pattern mismatch: Flink falls back to Timestamp.valueOf.
-        assert_eq!(
-            run("2024-03-01 22:30:07", "yyyy/MM/dd"),
-            ts3("2024-03-01 22:30:07")
-        );
+        assert_eq!(run("2024-03-01 22:30:07", "yyyy/MM/dd"), ts3("2024-03-01 22:30:07"));
         assert_eq!(run("2024-03-01", "yyyy/MM/dd"), ts3("2024-03-01 00:00:00"));
-        assert_eq!(
-            run("garbage", "yyyy/MM/dd"),
-            ScalarValue::TimestampMillisecond(None, None)
-        );
-        assert_eq!(
-            run("2024", "yyyy-bb"),
-            ScalarValue::TimestampMillisecond(None, None)
-        );
+        assert_eq!(run("garbage", "yyyy/MM/dd"), ScalarValue::TimestampMillisecond(None, None));
+        assert_eq!(run("2024", "yyyy-bb"), ScalarValue::TimestampMillisecond(None, None));
 
         let values = StringArray::from(vec![Some("2024-03-01 00:00:01"), None, Some("x")]);
         let out = invoke_array(&f, vec![ColumnarValue::Array(Arc::new(values))]);
@@ -619,68 +543,31 @@ mod tests {
     #[test]
     fn to_timestamp_ltz_from_numbers() {
         let f = ToTimestampLtz::new();
+        assert_eq!(invoke_scalar(&f, vec![i(1_709_332_207), i(0)]), ltz("2024-03-01 22:30:07"));
+        assert_eq!(invoke_scalar(&f, vec![i(1_709_332_207_885), i(3)]), ltz("2024-03-01 22:30:07.885"));
+        assert_eq!(invoke_scalar(&f, vec![i(1_709_332_207_885)]), ltz("2024-03-01 22:30:07.885"));
         assert_eq!(
-            invoke_scalar(&f, vec![i(1_709_332_207), i(0)]),
-            ltz("2024-03-01 22:30:07")
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![i(1_709_332_207_885), i(3)]),
+            invoke_scalar(&f, vec![ScalarValue::Float64(Some(1_709_332_207.885)), i(0)]),
             ltz("2024-03-01 22:30:07.885")
         );
         assert_eq!(
-            invoke_scalar(&f, vec![i(1_709_332_207_885)]),
-            ltz("2024-03-01 22:30:07.885")
-        );
-        assert_eq!(
-            invoke_scalar(
-                &f,
-                vec![ScalarValue::Float64(Some(1_709_332_207.885)), i(0)]
-            ),
-            ltz("2024-03-01 22:30:07.885")
-        );
-        assert_eq!(
-            invoke_scalar(
-                &f,
-                vec![
-                    ScalarValue::Decimal128(Some(1_709_332_207_885), 13, 3),
-                    i(0)
-                ]
-            ),
+            invoke_scalar(&f, vec![ScalarValue::Decimal128(Some(1_709_332_207_885), 13, 3), i(0)]),
             ltz("2024-03-01 22:30:07")
         );
         let null = ScalarValue::TimestampMillisecond(None, Some("UTC".into()));
         assert_eq!(invoke_scalar(&f, vec![i(i64::MAX), i(0)]), null);
-        assert_eq!(
-            invoke_scalar(&f, vec![ScalarValue::Int64(None), i(0)]),
-            null
-        );
-        let r = invoke(
-            &f,
-            vec![ColumnarValue::Scalar(i(1)), ColumnarValue::Scalar(i(2))],
-        );
+        assert_eq!(invoke_scalar(&f, vec![ScalarValue::Int64(None), i(0)]), null);
+        let r = invoke(&f, vec![ColumnarValue::Scalar(i(1)), ColumnarValue::Scalar(i(2))]);
         assert!(r.is_err());
     }
 
     #[test]
     fn to_timestamp_ltz_from_strings() {
         let f = ToTimestampLtz::new();
+        assert_eq!(invoke_scalar(&f, vec![s("2024-03-01 22:30:07.885")]), ltz("2024-03-01 22:30:07.885"));
+        assert_eq!(invoke_scalar(&f, vec![s("01/03/2024 22:30"), s("dd/MM/yyyy HH:mm")]), ltz("2024-03-01 22:30:00"));
         assert_eq!(
-            invoke_scalar(&f, vec![s("2024-03-01 22:30:07.885")]),
-            ltz("2024-03-01 22:30:07.885")
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("01/03/2024 22:30"), s("dd/MM/yyyy HH:mm")]),
-            ltz("2024-03-01 22:30:00")
-        );
-        assert_eq!(
-            invoke_scalar(
-                &f,
-                vec![
-                    s("2024-03-01 22:30:00"),
-                    s("yyyy-MM-dd HH:mm:ss"),
-                    s("Asia/Shanghai")
-                ]
-            ),
+            invoke_scalar(&f, vec![s("2024-03-01 22:30:00"), s("yyyy-MM-dd HH:mm:ss"), s("Asia/Shanghai")]),
             ltz("2024-03-01 14:30:00")
         );
     }
@@ -692,22 +579,10 @@ mod tests {
         assert_eq!(invoke_scalar(&f, vec![s("2024-03-01")]), d(19783));
         assert_eq!(invoke_scalar(&f, vec![s("2024-3-1 10:00:00")]), d(19783));
         assert_eq!(invoke_scalar(&f, vec![s("2024")]), d(19723));
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2023-02-29")]),
-            ScalarValue::Date32(None)
-        );
+        assert_eq!(invoke_scalar(&f, vec![s("2023-02-29")]), ScalarValue::Date32(None));
         assert_eq!(invoke_scalar(&f, vec![s("abc")]), ScalarValue::Date32(None));
-        assert_eq!(
-            invoke_scalar(&f, vec![s("01/03/2024"), s("dd/MM/yyyy")]),
-            d(19783)
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("20240301"), s("yyyyMMdd")]),
-            d(19783)
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("nope"), s("yyyyMMdd")]),
-            ScalarValue::Date32(None)
-        );
+        assert_eq!(invoke_scalar(&f, vec![s("01/03/2024"), s("dd/MM/yyyy")]), d(19783));
+        assert_eq!(invoke_scalar(&f, vec![s("20240301"), s("yyyyMMdd")]), d(19783));
+        assert_eq!(invoke_scalar(&f, vec![s("nope"), s("yyyyMMdd")]), ScalarValue::Date32(None));
     }
 }

@@ -20,24 +20,16 @@ use arrow::array::{Int64Builder, StringBuilder};
 use arrow::datatypes::DataType;
 use chrono::{DateTime, Duration};
 use datafusion::common::{exec_err, plan_err, Result};
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
-};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
-use super::common::{
-    check_arity, coerce_string, finish, is_string, output_shape, IntArg, StrArg, TemporalArg,
-};
+use super::common::{check_arity, coerce_string, finish, is_string, output_shape, IntArg, StrArg, TemporalArg};
 use super::java_datetime_format::{Dialect, Formats, JavaDateFormat};
 use super::java_timezone::zone_by_id;
 
 /// Flink's default timestamp pattern.
 const DEFAULT_PATTERN: &str = "yyyy-MM-dd HH:mm:ss";
 
-fn compiled<'f>(
-    name: &str,
-    p: &str,
-    c: &'f Result<JavaDateFormat, String>,
-) -> Result<&'f JavaDateFormat> {
+fn compiled<'f>(name: &str, p: &str, c: &'f Result<JavaDateFormat, String>) -> Result<&'f JavaDateFormat> {
     match c {
         Ok(f) => Ok(f),
         Err(e) => exec_err!("{name}: invalid date-time pattern '{p}': {e}"),
@@ -52,9 +44,7 @@ pub struct UnixTimestamp {
 
 impl UnixTimestamp {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Volatile),
-        }
+        Self { signature: Signature::user_defined(Volatility::Volatile) }
     }
 }
 
@@ -93,21 +83,14 @@ impl ScalarUDFImpl for UnixTimestamp {
         let args = &args.args;
         if args.is_empty() {
             let now = chrono::Utc::now().timestamp_millis() / 1000;
-            return Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::Int64(Some(now)),
-            ));
+            return Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::Int64(Some(now))));
         }
         let (n, all_scalar) = output_shape(args, number_rows);
         let mut out = Int64Builder::with_capacity(n);
         if !is_string(&args[0].data_type()) && args[0].data_type() != DataType::Null {
             let values = TemporalArg::new("UNIX_TIMESTAMP", &args[0])?;
             for i in 0..n {
-                out.append_option(
-                    values
-                        .get(i)
-                        .and_then(|v| values.kind.to_millis(v))
-                        .map(|ms| ms / 1000),
-                );
+                out.append_option(values.get(i).and_then(|v| values.kind.to_millis(v)).map(|ms| ms / 1000));
             }
             return finish(Arc::new(out.finish()), all_scalar);
         }
@@ -143,9 +126,7 @@ pub struct FromUnixtime {
 
 impl FromUnixtime {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -201,10 +182,7 @@ impl ScalarUDFImpl for FromUnixtime {
             };
             let c = formats.get(p);
             let fmt = compiled("FROM_UNIXTIME", p, &c)?;
-            let utc = secs
-                .checked_mul(1000)
-                .and_then(DateTime::from_timestamp_millis)
-                .map(|d| d.naive_utc());
+            let utc = secs.checked_mul(1000).and_then(DateTime::from_timestamp_millis).map(|d| d.naive_utc());
             out.append_option(utc.map(|t| fmt.format(&t, 0)));
         }
         finish(Arc::new(out.finish()), all_scalar)
@@ -219,9 +197,7 @@ pub struct ConvertTz {
 
 impl ConvertTz {
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -268,14 +244,11 @@ impl ScalarUDFImpl for ConvertTz {
                 continue;
             };
             let (from, to) = (zone_by_id(from), zone_by_id(to));
-            let converted = fmt
-                .parse(v)
-                .and_then(|p| p.to_utc(Some(&from)))
-                .and_then(|utc| {
-                    let offset = to.offset_at_utc(&utc);
-                    let local = utc.checked_add_signed(Duration::seconds(i64::from(offset)))?;
-                    Some(fmt.format(&local, offset))
-                });
+            let converted = fmt.parse(v).and_then(|p| p.to_utc(Some(&from))).and_then(|utc| {
+                let offset = to.offset_at_utc(&utc);
+                let local = utc.checked_add_signed(Duration::seconds(i64::from(offset)))?;
+                Some(fmt.format(&local, offset))
+            });
             out.append_option(converted);
         }
         finish(Arc::new(out.finish()), all_scalar)
@@ -296,68 +269,28 @@ mod tests {
     fn unix_timestamp_parses_strings() {
         let f = UnixTimestamp::new();
         assert_eq!(invoke_scalar(&f, vec![s("1970-01-01 00:00:44")]), big(44));
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2024-03-01 22:30:07")]),
-            big(1_709_332_207)
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2024-03-01 22:30:07.885")]),
-            big(1_709_332_207)
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![s("2024/03/01"), s("yyyy/MM/dd")]),
-            big(1_709_251_200)
-        );
-        assert_eq!(
-            invoke_scalar(
-                &f,
-                vec![
-                    s("1970-01-01 08:00:01.001 +0800"),
-                    s("yyyy-MM-dd HH:mm:ss.SSS X")
-                ]
-            ),
-            big(1)
-        );
+        assert_eq!(invoke_scalar(&f, vec![s("2024-03-01 22:30:07")]), big(1_709_332_207));
+        assert_eq!(invoke_scalar(&f, vec![s("2024-03-01 22:30:07.885")]), big(1_709_332_207));
+        assert_eq!(invoke_scalar(&f, vec![s("2024/03/01"), s("yyyy/MM/dd")]), big(1_709_251_200));
+        assert_eq!(invoke_scalar(&f, vec![s("1970-01-01 08:00:01.001 +0800"), s("yyyy-MM-dd HH:mm:ss.SSS X")]), big(1));
         assert_eq!(invoke_scalar(&f, vec![s("2024-03-01")]), big(i64::MIN));
-        assert_eq!(
-            invoke_scalar(&f, vec![null_str()]),
-            ScalarValue::Int64(None)
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![ts("2024-03-01 22:30:07.885")]),
-            big(1_709_332_207)
-        );
+        assert_eq!(invoke_scalar(&f, vec![null_str()]), ScalarValue::Int64(None));
+        assert_eq!(invoke_scalar(&f, vec![ts("2024-03-01 22:30:07.885")]), big(1_709_332_207));
         match invoke(&f, vec![]).unwrap() {
             ColumnarValue::Scalar(ScalarValue::Int64(Some(now))) => assert!(now > 1_700_000_000),
             other => panic!("unexpected {other:?}"),
         }
-        assert!(invoke(
-            &f,
-            vec![
-                ColumnarValue::Scalar(s("x")),
-                ColumnarValue::Scalar(s("yyyy-T"))
-            ]
-        )
-        .is_err());
+        assert!(invoke(&f, vec![ColumnarValue::Scalar(s("x")), ColumnarValue::Scalar(s("yyyy-T"))]).is_err());
     }
 
     #[test]
     fn from_unixtime_formats() {
         let f = FromUnixtime::new();
         assert_eq!(invoke_scalar(&f, vec![i(44)]), s("1970-01-01 00:00:44"));
-        assert_eq!(
-            invoke_scalar(&f, vec![i(1_709_332_207)]),
-            s("2024-03-01 22:30:07")
-        );
-        assert_eq!(
-            invoke_scalar(&f, vec![i(1_709_332_207), s("yyyyMMdd HH")]),
-            s("20240301 22")
-        );
+        assert_eq!(invoke_scalar(&f, vec![i(1_709_332_207)]), s("2024-03-01 22:30:07"));
+        assert_eq!(invoke_scalar(&f, vec![i(1_709_332_207), s("yyyyMMdd HH")]), s("20240301 22"));
         assert_eq!(invoke_scalar(&f, vec![i(-1)]), s("1969-12-31 23:59:59"));
-        assert_eq!(
-            invoke_scalar(&f, vec![ScalarValue::Int64(None)]),
-            null_str()
-        );
+        assert_eq!(invoke_scalar(&f, vec![ScalarValue::Int64(None)]), null_str());
         assert_eq!(invoke_scalar(&f, vec![i(i64::MAX)]), null_str());
     }
 
@@ -365,26 +298,11 @@ mod tests {
     fn convert_tz_between_zones() {
         let f = ConvertTz::new();
         let run = |v: &str, a: &str, b: &str| invoke_scalar(&f, vec![s(v), s(a), s(b)]);
-        assert_eq!(
-            run("1970-01-01 00:00:00", "UTC", "America/Los_Angeles"),
-            s("1969-12-31 16:00:00")
-        );
-        assert_eq!(
-            run("2024-03-01 12:00:00", "Asia/Shanghai", "UTC"),
-            s("2024-03-01 04:00:00")
-        );
-        assert_eq!(
-            run("2024-07-01 12:00:00", "UTC", "PST"),
-            s("2024-07-01 05:00:00")
-        );
-        assert_eq!(
-            run("2024-03-01 12:00:00", "GMT+08:00", "GMT-01:00"),
-            s("2024-03-01 03:00:00")
-        );
-        assert_eq!(
-            run("2024-03-01 12:00:00", "Nowhere", "UTC"),
-            s("2024-03-01 12:00:00")
-        );
+        assert_eq!(run("1970-01-01 00:00:00", "UTC", "America/Los_Angeles"), s("1969-12-31 16:00:00"));
+        assert_eq!(run("2024-03-01 12:00:00", "Asia/Shanghai", "UTC"), s("2024-03-01 04:00:00"));
+        assert_eq!(run("2024-07-01 12:00:00", "UTC", "PST"), s("2024-07-01 05:00:00"));
+        assert_eq!(run("2024-03-01 12:00:00", "GMT+08:00", "GMT-01:00"), s("2024-03-01 03:00:00"));
+        assert_eq!(run("2024-03-01 12:00:00", "Nowhere", "UTC"), s("2024-03-01 12:00:00"));
         assert_eq!(run("garbage", "UTC", "UTC"), null_str());
     }
 }

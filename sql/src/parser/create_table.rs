@@ -61,7 +61,8 @@ impl<'a> FlinkParser<'a> {
             } else if self.parse_word("WITH") {
                 table.options = self.parse_options()?;
             } else if self.peek_word("LIKE") {
-                return Err(self.unsupported_here("CREATE TABLE ... LIKE")
+                return Err(self
+                    .unsupported_here("CREATE TABLE ... LIKE")
                     .with_hint("repeat the columns and options of the other table"));
             } else if self.parse_word("AS") {
                 table.as_query = Some(self.query()?);
@@ -169,7 +170,10 @@ impl<'a> FlinkParser<'a> {
             d.buckets = Some(self.buckets()?);
         } else {
             let t = self.p.peek_token();
-            return Err(SqlError::syntax(loc(&t), format!("expected BY or INTO after DISTRIBUTED, found {}", describe_token(&t.token))));
+            return Err(SqlError::syntax(
+                loc(&t),
+                format!("expected BY or INTO after DISTRIBUTED, found {}", describe_token(&t.token)),
+            ));
         }
         Ok(d)
     }
@@ -212,8 +216,11 @@ impl<'a> FlinkParser<'a> {
                     s.clone()
                 }
                 _ => {
-                    return Err(SqlError::syntax(loc(&t), format!("expected an option key in quotes, found {}", describe_token(&t.token)))
-                        .with_hint("options are written 'key' = 'value'"))
+                    return Err(SqlError::syntax(
+                        loc(&t),
+                        format!("expected an option key in quotes, found {}", describe_token(&t.token)),
+                    )
+                    .with_hint("options are written 'key' = 'value'"))
                 }
             };
             self.expect_token(&Token::Eq)?;
@@ -224,8 +231,11 @@ impl<'a> FlinkParser<'a> {
                     s.clone()
                 }
                 _ => {
-                    return Err(SqlError::syntax(loc(&vt), format!("expected the value of option '{key}' in quotes, found {}", describe_token(&vt.token)))
-                        .with_hint(format!("write '{key}' = '...'")))
+                    return Err(SqlError::syntax(
+                        loc(&vt),
+                        format!("expected the value of option '{key}' in quotes, found {}", describe_token(&vt.token)),
+                    )
+                    .with_hint(format!("write '{key}' = '...'")))
                 }
             };
             if out.iter().any(|(k, _)| k == &key) {
@@ -243,7 +253,11 @@ impl<'a> FlinkParser<'a> {
             } else {
                 "close the option list with ')'"
             };
-            return Err(SqlError::syntax(loc(&t), format!("expected ',' or ')' in WITH options, found {}", describe_token(&t.token))).with_hint(hint));
+            return Err(SqlError::syntax(
+                loc(&t),
+                format!("expected ',' or ')' in WITH options, found {}", describe_token(&t.token)),
+            )
+            .with_hint(hint));
         }
         Ok(out)
     }

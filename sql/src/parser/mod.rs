@@ -74,13 +74,15 @@ impl<'a> FlinkParser<'a> {
                 }
                 "EXPLAIN" => self.parse_explain()?,
                 "DROP" => self.parse_drop()?,
-                "USE" | "ALTER" | "LOAD" | "UNLOAD" | "ANALYZE" | "CALL" | "TRUNCATE" | "DELETE"
-                | "UPDATE" | "ADD" | "REMOVE" => {
+                "USE" | "ALTER" | "LOAD" | "UNLOAD" | "ANALYZE" | "CALL" | "TRUNCATE" | "DELETE" | "UPDATE" | "ADD"
+                | "REMOVE" => {
                     return Err(SqlError::unsupported(
                         location,
                         format!("'{}' statements are not supported yet", upper(w)),
                     )
-                    .with_hint("Eddy runs CREATE TABLE/VIEW, INSERT, SELECT, SET/RESET, SHOW, DESCRIBE, EXPLAIN and DROP"))
+                    .with_hint(
+                        "Eddy runs CREATE TABLE/VIEW, INSERT, SELECT, SET/RESET, SHOW, DESCRIBE, EXPLAIN and DROP",
+                    ))
                 }
                 _ => return Err(self.expected_statement(&start)),
             },
@@ -91,10 +93,7 @@ impl<'a> FlinkParser<'a> {
     }
 
     fn expected_statement(&self, t: &TokenWithSpan) -> SqlError {
-        let mut e = SqlError::syntax(
-            loc(t),
-            format!("expected a statement, found {}", describe_token(&t.token)),
-        );
+        let mut e = SqlError::syntax(loc(t), format!("expected a statement, found {}", describe_token(&t.token)));
         if let Token::Word(w) = &t.token {
             if let Some(s) = did_you_mean(&upper(w)) {
                 e = e.with_hint(format!("did you mean {s}?"));
@@ -119,14 +118,23 @@ impl<'a> FlinkParser<'a> {
                 self.p.next_token();
                 Ok(Statement::CreateView(Box::new(self.parse_create_view(temporary)?)))
             }
-            Some("MATERIALIZED") => Err(SqlError::unsupported(loc(&t), "CREATE MATERIALIZED VIEW is not supported yet")
-                .with_hint("it arrives with `eddy serve` and managed result tables; use CREATE TABLE + INSERT INTO for now")),
+            Some("MATERIALIZED") => {
+                Err(SqlError::unsupported(loc(&t), "CREATE MATERIALIZED VIEW is not supported yet").with_hint(
+                    "it arrives with `eddy serve` and managed result tables; use CREATE TABLE + INSERT INTO for now",
+                ))
+            }
             Some("FUNCTION") => Err(self.unsupported_here("CREATE FUNCTION (user-defined functions)")),
             Some("CATALOG") | Some("DATABASE") => Err(SqlError::unsupported(
                 loc(&t),
-                format!("CREATE {} is not supported: Eddy has one built-in catalog and database", peek_upper(&t).unwrap_or_default()),
+                format!(
+                    "CREATE {} is not supported: Eddy has one built-in catalog and database",
+                    peek_upper(&t).unwrap_or_default()
+                ),
             )),
-            _ => Err(SqlError::syntax(loc(&t), format!("expected TABLE or VIEW after CREATE, found {}", describe_token(&t.token)))),
+            _ => Err(SqlError::syntax(
+                loc(&t),
+                format!("expected TABLE or VIEW after CREATE, found {}", describe_token(&t.token)),
+            )),
         }
     }
 
@@ -278,8 +286,11 @@ impl<'a> FlinkParser<'a> {
             }
         }
         if text.is_empty() {
-            return Err(SqlError::syntax(loc(&t), format!("expected a {} after SET", if is_key { "key" } else { "value" }))
-                .with_hint("write SET 'key' = 'value'"));
+            return Err(SqlError::syntax(
+                loc(&t),
+                format!("expected a {} after SET", if is_key { "key" } else { "value" }),
+            )
+            .with_hint("write SET 'key' = 'value'"));
         }
         Ok(text)
     }
@@ -322,9 +333,7 @@ impl<'a> FlinkParser<'a> {
         let inner = self.parse_statement()?;
         match &inner.node {
             Statement::Insert(_) | Statement::Query(_) | Statement::StatementSet(_) => {}
-            _ => {
-                return Err(SqlError::syntax(inner.location, "EXPLAIN takes an INSERT, a SELECT or a statement set"))
-            }
+            _ => return Err(SqlError::syntax(inner.location, "EXPLAIN takes an INSERT, a SELECT or a statement set")),
         }
         Ok(Statement::Explain(Box::new(inner)))
     }
@@ -483,8 +492,8 @@ pub(crate) fn from_parser_error(e: ParserError) -> SqlError {
 /// A likely statement keyword for a misspelled one.
 fn did_you_mean(word: &str) -> Option<&'static str> {
     const KEYWORDS: [&str; 12] = [
-        "CREATE", "INSERT", "SELECT", "WITH", "VALUES", "EXECUTE", "BEGIN", "SET", "RESET", "SHOW",
-        "DESCRIBE", "EXPLAIN",
+        "CREATE", "INSERT", "SELECT", "WITH", "VALUES", "EXECUTE", "BEGIN", "SET", "RESET", "SHOW", "DESCRIBE",
+        "EXPLAIN",
     ];
     KEYWORDS.iter().copied().find(|k| edit_distance(k, word) <= 2 && word.len() >= 3)
 }

@@ -38,7 +38,9 @@ fn create_table_with_everything() {
     let ColumnKind::Physical(tags) = &t.columns[3].kind else { panic!() };
     assert_eq!(tags.to_string(), "ARRAY<ROW<`k` STRING, `v` MAP<STRING, BIGINT>>>");
     assert!(matches!(&t.columns[6].kind, ColumnKind::Computed(_)));
-    assert!(matches!(&t.columns[7].kind, ColumnKind::Metadata { key: Some(k), virtual_: true, .. } if k == "partition"));
+    assert!(
+        matches!(&t.columns[7].kind, ColumnKind::Metadata { key: Some(k), virtual_: true, .. } if k == "partition")
+    );
     assert!(matches!(&t.columns[8].kind, ColumnKind::Metadata { key: None, virtual_: true, .. }));
     let wm = t.watermark.as_ref().unwrap();
     assert_eq!(wm.column, "ts");
@@ -64,7 +66,9 @@ fn distributed_into_and_table_level_key() {
 
 #[test]
 fn ctas_and_views_and_inserts() {
-    let Statement::CreateTable(t) = one("CREATE TABLE t2 WITH ('connector'='print') AS SELECT * FROM t") else { panic!() };
+    let Statement::CreateTable(t) = one("CREATE TABLE t2 WITH ('connector'='print') AS SELECT * FROM t") else {
+        panic!()
+    };
     assert!(t.as_query.is_some());
     assert!(matches!(one("CREATE TEMPORARY VIEW v AS SELECT a FROM t"), Statement::CreateView(_)));
     let Statement::Insert(i) = one("INSERT INTO `result` (a, b) SELECT a, b FROM t") else { panic!() };
@@ -95,8 +99,12 @@ fn set_reset_show_describe_explain_drop() {
                DROP TABLE IF EXISTS t;\nDROP TEMPORARY VIEW v;";
     let v = parse_sql(sql).unwrap();
     assert_eq!(v.len(), 12);
-    assert!(matches!(&v[0].node, Statement::Set { key: Some(k), value: Some(val) } if k == "parallelism.default" && val == "2"));
-    assert!(matches!(&v[1].node, Statement::Set { key: Some(k), value: Some(val) } if k == "table.exec.x" && val == "5"));
+    assert!(
+        matches!(&v[0].node, Statement::Set { key: Some(k), value: Some(val) } if k == "parallelism.default" && val == "2")
+    );
+    assert!(
+        matches!(&v[1].node, Statement::Set { key: Some(k), value: Some(val) } if k == "table.exec.x" && val == "5")
+    );
     assert!(matches!(&v[2].node, Statement::Set { key: None, .. }));
     assert!(matches!(&v[4].node, Statement::Reset { key: None }));
     assert!(matches!(&v[8].node, Statement::Explain(_)));
@@ -141,7 +149,23 @@ fn errors_point_at_line_and_column() {
 
 #[test]
 fn never_panics_on_garbage() {
-    for sql in ["(", ")", "CREATE", "CREATE TABLE", "CREATE TABLE t (", "INSERT INTO", "SET 'a' =", "EXECUTE STATEMENT SET BEGIN", "BEGIN STATEMENT SET;", "WATERMARK", "CREATE TABLE t (a ARRAY<INT) WITH ()", "CREATE TABLE t (a ROW<b ARRAY<INT>>) WITH ()", "\u{0}", "'", "`"] {
+    for sql in [
+        "(",
+        ")",
+        "CREATE",
+        "CREATE TABLE",
+        "CREATE TABLE t (",
+        "INSERT INTO",
+        "SET 'a' =",
+        "EXECUTE STATEMENT SET BEGIN",
+        "BEGIN STATEMENT SET;",
+        "WATERMARK",
+        "CREATE TABLE t (a ARRAY<INT) WITH ()",
+        "CREATE TABLE t (a ROW<b ARRAY<INT>>) WITH ()",
+        "\u{0}",
+        "'",
+        "`",
+    ] {
         let _ = parse_sql(sql);
     }
     assert!(parse_sql("CREATE TABLE t (a ROW<b ARRAY<INT>>) WITH ()").is_ok());

@@ -181,7 +181,12 @@ impl<'a> FlinkParser<'a> {
         let kind = match peek_upper(&t).as_deref() {
             Some("YEAR") | Some("MONTH") => TypeKind::IntervalYearMonth,
             Some("DAY") | Some("HOUR") | Some("MINUTE") | Some("SECOND") => TypeKind::IntervalDayTime,
-            _ => return Err(SqlError::syntax(loc(&t), "expected an interval unit (YEAR, MONTH, DAY, HOUR, MINUTE, SECOND)")),
+            _ => {
+                return Err(SqlError::syntax(
+                    loc(&t),
+                    "expected an interval unit (YEAR, MONTH, DAY, HOUR, MINUTE, SECOND)",
+                ))
+            }
         };
         // Optional precision and `TO unit(p)`.
         let _ = self.length(1);

@@ -10,8 +10,8 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::{plan_err, Result as DfResult, TableReference};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
-use datafusion::logical_expr::{AggregateUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF};
 use datafusion::logical_expr::HigherOrderUDF;
+use datafusion::logical_expr::{AggregateUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF};
 
 use crate::catalog::{Catalog, CatalogEntry};
 use crate::planner::query::plan_view;

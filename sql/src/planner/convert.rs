@@ -23,7 +23,9 @@ use super::query::{df_error, plan_query};
 use super::{JobStatement, Session};
 use crate::catalog::{table_key, ColumnSource, TableDef};
 use crate::error::{Location, Result, SqlError};
-use crate::plan::{ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, StreamPlan, TableSpec, UnnestSpec, WatermarkSpec};
+use crate::plan::{
+    ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, StreamPlan, TableSpec, UnnestSpec, WatermarkSpec,
+};
 use crate::types::FlinkType;
 
 /// Builds one job's StreamPlan statement by statement.
@@ -59,7 +61,11 @@ impl<'a> PlanBuilder<'a> {
                 let insert = &ins.node;
                 let name = table_key(&insert.table, insert.table_location)?;
                 let Some(table) = self.session.catalog.table(&name).cloned() else {
-                    let what = if self.session.catalog.contains(&name) { "is a view; INSERT needs a table" } else { "does not exist" };
+                    let what = if self.session.catalog.contains(&name) {
+                        "is a view; INSERT needs a table"
+                    } else {
+                        "does not exist"
+                    };
                     return Err(SqlError::plan(insert.table_location, format!("table '{name}' {what}")));
                 };
                 let ctx = self.session.context();
@@ -79,7 +85,13 @@ impl<'a> PlanBuilder<'a> {
                 let spec = table_spec(&table, schema.clone(), metadata);
                 let parallelism = sink_parallelism(&table).unwrap_or(self.parallelism);
                 let updating = self.plan.nodes[node].updating;
-                self.plan.add(PlanNode { operator: Operator::Sink(spec), inputs: vec![node], schema, parallelism, updating });
+                self.plan.add(PlanNode {
+                    operator: Operator::Sink(spec),
+                    inputs: vec![node],
+                    schema,
+                    parallelism,
+                    updating,
+                });
             }
             JobStatement::Query(q) => {
                 self.at = q.location;
@@ -97,7 +109,13 @@ impl<'a> PlanBuilder<'a> {
                     partition_keys: vec![],
                     options: vec![("connector".into(), "print".into())],
                 };
-                self.plan.add(PlanNode { operator: Operator::Sink(spec), inputs: vec![node], schema, parallelism: 1, updating });
+                self.plan.add(PlanNode {
+                    operator: Operator::Sink(spec),
+                    inputs: vec![node],
+                    schema,
+                    parallelism: 1,
+                    updating,
+                });
             }
         }
         Ok(())
@@ -115,7 +133,13 @@ impl<'a> PlanBuilder<'a> {
         let qfields: Vec<(Expr, DataType, String)> = query
             .schema()
             .iter()
-            .map(|(q, f)| (Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())), f.data_type().clone(), f.name().clone()))
+            .map(|(q, f)| {
+                (
+                    Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())),
+                    f.data_type().clone(),
+                    f.name().clone(),
+                )
+            })
             .collect();
         let sink_names: Vec<&str> = sink_cols.iter().map(|i| table.columns[*i].name.as_str()).collect();
         // Which query column feeds each sink column (None = NULL).
@@ -126,11 +150,17 @@ impl<'a> PlanBuilder<'a> {
             (0..sink_cols.len()).map(Some).collect()
         } else {
             if listed.len() != qfields.len() {
-                return Err(SqlError::plan(at, format!("INSERT lists {} columns but the query returns {}", listed.len(), qfields.len())));
+                return Err(SqlError::plan(
+                    at,
+                    format!("INSERT lists {} columns but the query returns {}", listed.len(), qfields.len()),
+                ));
             }
             for l in listed {
                 if !sink_names.contains(&l.as_str()) {
-                    return Err(SqlError::plan(at, format!("column '{l}' is not a writable column of table '{}'", table.name)));
+                    return Err(SqlError::plan(
+                        at,
+                        format!("column '{l}' is not a writable column of table '{}'", table.name),
+                    ));
                 }
             }
             sink_names.iter().map(|n| listed.iter().position(|l| l == n)).collect()
@@ -154,7 +184,8 @@ impl<'a> PlanBuilder<'a> {
                             FlinkType::from_arrow(from, true),
                             column.data_type
                         );
-                        return Err(self.schema_mismatch(table, sink_cols, &qfields, &cause, at)
+                        return Err(self
+                            .schema_mismatch(table, sink_cols, &qfields, &cause, at)
                             .with_hint(format!("CAST the value to {} in the SELECT", column.data_type)));
                     }
                 }
@@ -164,8 +195,16 @@ impl<'a> PlanBuilder<'a> {
         LogicalPlanBuilder::from(query).project(exprs).and_then(|b| b.build()).map_err(|e| df_error(e, at))
     }
 
-    fn schema_mismatch(&self, table: &TableDef, sink_cols: &[usize], q: &[(Expr, DataType, String)], cause: &str, at: Location) -> SqlError {
-        let query_schema: Vec<String> = q.iter().map(|(_, t, n)| format!("{n}: {}", FlinkType::from_arrow(t, true))).collect();
+    fn schema_mismatch(
+        &self,
+        table: &TableDef,
+        sink_cols: &[usize],
+        q: &[(Expr, DataType, String)],
+        cause: &str,
+        at: Location,
+    ) -> SqlError {
+        let query_schema: Vec<String> =
+            q.iter().map(|(_, t, n)| format!("{n}: {}", FlinkType::from_arrow(t, true))).collect();
         let sink_schema: Vec<String> =
             sink_cols.iter().map(|i| format!("{}: {}", table.columns[*i].name, table.columns[*i].data_type)).collect();
         SqlError::plan(
@@ -214,14 +253,18 @@ impl<'a> PlanBuilder<'a> {
                 let mut node = self.source_chain(&src.name.clone())?;
                 let full = self.plan.nodes[node].schema.clone();
                 if !scan.filters.is_empty() {
-                    let df_full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &full).map_err(|e| df_error(e, self.at))?;
+                    let df_full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &full)
+                        .map_err(|e| df_error(e, self.at))?;
                     for f in &scan.filters {
                         let pred = self.physical(f, &df_full)?;
                         node = self.add(Operator::Filter(pred), vec![node], full.clone());
                     }
                 }
                 if scan.fetch.is_some() {
-                    return Err(self.unsupported("LIMIT on a stream", "a streaming LIMIT needs a stateful operator that is not built yet"));
+                    return Err(self.unsupported(
+                        "LIMIT on a stream",
+                        "a streaming LIMIT needs a stateful operator that is not built yet",
+                    ));
                 }
                 if let Some(proj) = &scan.projection {
                     let identity = proj.len() == full.fields().len() && proj.iter().enumerate().all(|(i, p)| i == *p);
@@ -231,7 +274,10 @@ impl<'a> PlanBuilder<'a> {
                             .map(|i| {
                                 let f = full.field(*i);
                                 ProjectExpr {
-                                    expr: ExprSpec { expr: Arc::new(Column::new(f.name(), *i)), display: f.name().clone() },
+                                    expr: ExprSpec {
+                                        expr: Arc::new(Column::new(f.name(), *i)),
+                                        display: f.name().clone(),
+                                    },
                                     name: f.name().clone(),
                                 }
                             })
@@ -251,9 +297,14 @@ impl<'a> PlanBuilder<'a> {
             }
             LogicalPlan::EmptyRelation(e) => {
                 let rows = usize::from(e.produce_one_row);
-                let columns: Vec<ArrayRef> = schema.fields().iter().map(|f| new_null_array(f.data_type(), rows)).collect();
-                let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
-                    .map_err(|e| SqlError::internal(e.to_string()))?;
+                let columns: Vec<ArrayRef> =
+                    schema.fields().iter().map(|f| new_null_array(f.data_type(), rows)).collect();
+                let batch = RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &RecordBatchOptions::new().with_row_count(Some(rows)),
+                )
+                .map_err(|e| SqlError::internal(e.to_string()))?;
                 Ok(self.add_values(if rows == 0 { vec![] } else { vec![batch] }, schema))
             }
             LogicalPlan::Unnest(u) => self.convert_unnest(u, schema),
@@ -263,16 +314,26 @@ impl<'a> PlanBuilder<'a> {
             )),
             LogicalPlan::Join(_) => Err(self.unsupported("joins", "streaming joins are not built yet")),
             LogicalPlan::Window(_) => Err(self.unsupported("OVER windows", "OVER aggregations are not built yet")),
-            LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY on a stream", "Flink allows only ORDER BY the time attribute on streams")),
-            LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT on a stream", "a streaming LIMIT needs a stateful operator that is not built yet")),
-            LogicalPlan::Distinct(_) => Err(self.unsupported("SELECT DISTINCT", "DISTINCT needs a stateful operator that is not built yet")),
+            LogicalPlan::Sort(_) => {
+                Err(self
+                    .unsupported("ORDER BY on a stream", "Flink allows only ORDER BY the time attribute on streams"))
+            }
+            LogicalPlan::Limit(_) => Err(self
+                .unsupported("LIMIT on a stream", "a streaming LIMIT needs a stateful operator that is not built yet")),
+            LogicalPlan::Distinct(_) => {
+                Err(self.unsupported("SELECT DISTINCT", "DISTINCT needs a stateful operator that is not built yet"))
+            }
             other => Err(self.unsupported(&format!("the '{}' operator", other.display()), "")),
         }
     }
 
     fn unsupported(&self, what: &str, why: &str) -> SqlError {
         let e = SqlError::unsupported(self.at, format!("{what} is not supported yet in this version of Eddy"));
-        if why.is_empty() { e } else { e.with_hint(why.to_string()) }
+        if why.is_empty() {
+            e
+        } else {
+            e.with_hint(why.to_string())
+        }
     }
 
     fn add(&mut self, operator: Operator, inputs: Vec<NodeId>, schema: SchemaRef) -> NodeId {
@@ -282,24 +343,37 @@ impl<'a> PlanBuilder<'a> {
     }
 
     fn add_values(&mut self, batches: Vec<RecordBatch>, schema: SchemaRef) -> NodeId {
-        self.plan.add(PlanNode { operator: Operator::Values(batches), inputs: vec![], schema, parallelism: 1, updating: false })
+        self.plan.add(PlanNode {
+            operator: Operator::Values(batches),
+            inputs: vec![],
+            schema,
+            parallelism: 1,
+            updating: false,
+        })
     }
 
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<ExprSpec> {
-        let expr = self.session.state().create_physical_expr(e.clone(), schema).map_err(|err| df_error(err, self.at))?;
+        let expr =
+            self.session.state().create_physical_expr(e.clone(), schema).map_err(|err| df_error(err, self.at))?;
         Ok(ExprSpec { expr, display: e.clone().unalias().human_display().to_string() })
     }
 
     /// Evaluate `VALUES` rows into one batch of `schema`.
     fn values_batch(&self, rows: &[Vec<Expr>], schema: &SchemaRef) -> Result<RecordBatch> {
         let empty = DFSchema::empty();
-        let one_row = RecordBatch::try_new_with_options(Arc::new(Schema::empty()), vec![], &RecordBatchOptions::new().with_row_count(Some(1)))
-            .map_err(|e| SqlError::internal(e.to_string()))?;
+        let one_row = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )
+        .map_err(|e| SqlError::internal(e.to_string()))?;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         for (c, field) in schema.fields().iter().enumerate() {
             let mut scalars = Vec::with_capacity(rows.len());
             for row in rows {
-                let Some(e) = row.get(c) else { return Err(SqlError::plan(self.at, "VALUES rows have different lengths")) };
+                let Some(e) = row.get(c) else {
+                    return Err(SqlError::plan(self.at, "VALUES rows have different lengths"));
+                };
                 let phys = self.physical(e, &empty)?;
                 let v = phys.expr.evaluate(&one_row).map_err(|e| df_error(e, self.at))?;
                 let array = v.into_array(1).map_err(|e| df_error(e, self.at))?;
@@ -313,8 +387,12 @@ impl<'a> PlanBuilder<'a> {
             };
             columns.push(array);
         }
-        RecordBatch::try_new_with_options(schema.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows.len())))
-            .map_err(|e| SqlError::plan(self.at, format!("VALUES: {e}")))
+        RecordBatch::try_new_with_options(
+            schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )
+        .map_err(|e| SqlError::plan(self.at, format!("VALUES: {e}")))
     }
 
     /// The nodes that read a table and give its full rows: source, then computed columns,
@@ -435,4 +513,3 @@ fn sink_parallelism(t: &TableDef) -> Option<usize> {
 fn scan_parallelism(t: &TableDef) -> Option<usize> {
     t.option("scan.parallelism").and_then(|v| v.trim().parse().ok()).filter(|n| *n > 0)
 }
-

@@ -39,7 +39,9 @@ impl Session {
                     ColumnSource::Metadata { key: key.clone().unwrap_or_else(|| c.name.clone()), virtual_: *virtual_ },
                 ),
                 // Typed below, once all non-computed columns are known.
-                ColumnKind::Computed(e) => (FlinkType::nullable(crate::types::TypeKind::Boolean), ColumnSource::Computed(e.clone())),
+                ColumnKind::Computed(e) => {
+                    (FlinkType::nullable(crate::types::TypeKind::Boolean), ColumnSource::Computed(e.clone()))
+                }
             };
             columns.push(Column { name: c.name.clone(), data_type, kind, comment: c.comment.clone() });
         }
@@ -61,7 +63,8 @@ impl Session {
         // Computed columns see the physical and metadata columns.
         let base: Vec<usize> =
             (0..columns.len()).filter(|i| !matches!(columns[*i].kind, ColumnSource::Computed(_))).collect();
-        let base_schema = Schema::new(base.iter().map(|i| columns[*i].data_type.to_field(&columns[*i].name)).collect::<Vec<_>>());
+        let base_schema =
+            Schema::new(base.iter().map(|i| columns[*i].data_type.to_field(&columns[*i].name)).collect::<Vec<_>>());
         for (i, c) in ct.columns.iter().enumerate() {
             if let ColumnKind::Computed(e) = &c.kind {
                 let dt = self.expr_type(e, &base_schema, c.location)?;
@@ -97,7 +100,10 @@ impl Session {
         let must_exist = |cols: &[String], what: &str| -> Result<()> {
             for c in cols {
                 if t.column_index(c).is_none() {
-                    return Err(SqlError::plan(at, format!("{what} column '{c}' is not a column of table '{}'", t.name)));
+                    return Err(SqlError::plan(
+                        at,
+                        format!("{what} column '{c}' is not a column of table '{}'", t.name),
+                    ));
                 }
             }
             Ok(())
@@ -109,7 +115,13 @@ impl Session {
         }
         if let Some(wm) = &t.watermark {
             let Some(idx) = t.column_index(&wm.column) else {
-                return Err(SqlError::plan(wm.location, format!("the rowtime attribute '{}' of the WATERMARK is not a column of table '{}'", wm.column, t.name)));
+                return Err(SqlError::plan(
+                    wm.location,
+                    format!(
+                        "the rowtime attribute '{}' of the WATERMARK is not a column of table '{}'",
+                        wm.column, t.name
+                    ),
+                ));
             };
             let dt = t.columns[idx].data_type.to_arrow();
             let ok = matches!(&dt, DataType::Timestamp(TimeUnit::Millisecond | TimeUnit::Second, _));
@@ -123,7 +135,10 @@ impl Session {
             let full = t.schema();
             let wm_type = self.expr_type(&wm.expr, &full, wm.location)?;
             if !matches!(wm_type, DataType::Timestamp(_, _)) {
-                return Err(SqlError::plan(wm.location, format!("the watermark expression must return a timestamp, it returns {wm_type}")));
+                return Err(SqlError::plan(
+                    wm.location,
+                    format!("the watermark expression must return a timestamp, it returns {wm_type}"),
+                ));
             }
         }
         Ok(())
@@ -147,9 +162,7 @@ impl Session {
         let df_schema = DFSchema::try_from(schema.clone()).map_err(|e| df_error(e, at))?;
         let ctx = self.context();
         let planner = sql_to_rel(&ctx);
-        let logical = planner
-            .sql_to_expr(e, &df_schema, &mut Default::default())
-            .map_err(|e| df_error(e, at))?;
+        let logical = planner.sql_to_expr(e, &df_schema, &mut Default::default()).map_err(|e| df_error(e, at))?;
         self.state().create_physical_expr(logical, &df_schema).map_err(|e| df_error(e, at))
     }
 
@@ -167,7 +180,11 @@ impl Session {
         if !cv.columns.is_empty() && cv.columns.len() != fields.len() {
             return Err(SqlError::plan(
                 at,
-                format!("view '{name}' lists {} column names but its query returns {} columns", cv.columns.len(), fields.len()),
+                format!(
+                    "view '{name}' lists {} column names but its query returns {} columns",
+                    cv.columns.len(),
+                    fields.len()
+                ),
             ));
         }
         let schema = Schema::new(
@@ -232,7 +249,12 @@ impl Session {
                         } else {
                             String::new()
                         };
-                        let wm = t.watermark.as_ref().filter(|w| w.column == c.name).map(|w| w.expr.to_string()).unwrap_or_default();
+                        let wm = t
+                            .watermark
+                            .as_ref()
+                            .filter(|w| w.column == c.name)
+                            .map(|w| w.expr.to_string())
+                            .unwrap_or_default();
                         vec![
                             c.name.clone(),
                             type_text,
@@ -253,7 +275,14 @@ impl Session {
                     .iter()
                     .map(|f| {
                         let ty = FlinkType::from_arrow(f.data_type(), true);
-                        vec![f.name().clone(), ty.to_string(), if f.is_nullable() { "TRUE" } else { "FALSE" }.into(), String::new(), String::new(), String::new()]
+                        vec![
+                            f.name().clone(),
+                            ty.to_string(),
+                            if f.is_nullable() { "TRUE" } else { "FALSE" }.into(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                        ]
                     })
                     .collect(),
             }),
@@ -284,24 +313,37 @@ impl Session {
                     lines.push(format!("  WATERMARK FOR {} AS {}", quote(&w.column), w.expr));
                 }
                 if !t.primary_key.is_empty() {
-                    lines.push(format!("  PRIMARY KEY ({}) NOT ENFORCED", t.primary_key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")));
+                    lines.push(format!(
+                        "  PRIMARY KEY ({}) NOT ENFORCED",
+                        t.primary_key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+                    ));
                 }
                 let mut out = format!("CREATE TABLE {} (\n{}\n)", quote(&t.name), lines.join(",\n"));
                 if let Some(d) = &t.distribution {
                     out.push_str("\nDISTRIBUTED");
                     if !d.columns.is_empty() {
-                        out.push_str(&format!(" BY ({})", d.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")));
+                        out.push_str(&format!(
+                            " BY ({})",
+                            d.columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+                        ));
                     }
                     if let Some(n) = d.buckets {
                         out.push_str(&format!(" INTO {n} BUCKETS"));
                     }
                 }
                 if !t.partitioned_by.is_empty() {
-                    out.push_str(&format!("\nPARTITIONED BY ({})", t.partitioned_by.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")));
+                    out.push_str(&format!(
+                        "\nPARTITIONED BY ({})",
+                        t.partitioned_by.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+                    ));
                 }
                 out.push_str(&format!(
                     "\nWITH (\n{}\n)\n",
-                    t.options.iter().map(|(k, v)| format!("  '{k}' = '{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(",\n")
+                    t.options
+                        .iter()
+                        .map(|(k, v)| format!("  '{k}' = '{}'", v.replace('\'', "''")))
+                        .collect::<Vec<_>>()
+                        .join(",\n")
                 ));
                 Ok(out)
             }

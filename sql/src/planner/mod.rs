@@ -156,7 +156,9 @@ impl Session {
                     Statement::Insert(i) => {
                         vec![JobStatement::Insert(Located { node: (**i).clone(), location: inner.location })]
                     }
-                    Statement::Query(q) => vec![JobStatement::Query(Located { node: q.clone(), location: inner.location })],
+                    Statement::Query(q) => {
+                        vec![JobStatement::Query(Located { node: q.clone(), location: inner.location })]
+                    }
                     Statement::StatementSet(s) => s.iter().cloned().map(JobStatement::Insert).collect(),
                     _ => return Err(SqlError::syntax(at, "EXPLAIN takes an INSERT, a SELECT or a statement set")),
                 };
@@ -201,3 +203,6 @@ impl Session {
 
 /// Shared pointer to a session (for the server later).
 pub type SessionRef = Arc<std::sync::Mutex<Session>>;
+
+#[cfg(test)]
+mod tests;

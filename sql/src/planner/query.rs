@@ -36,13 +36,8 @@ pub(crate) fn plan_view(ctx: &EddyContext<'_>, view: &ViewDef) -> Result<Logical
     let plan = plan_query(ctx, &view.query)?;
     let mut builder = LogicalPlanBuilder::from(plan);
     if !view.columns.is_empty() {
-        let exprs: Vec<_> = builder
-            .schema()
-            .columns()
-            .into_iter()
-            .zip(&view.columns)
-            .map(|(c, name)| col(c).alias(name))
-            .collect();
+        let exprs: Vec<_> =
+            builder.schema().columns().into_iter().zip(&view.columns).map(|(c, name)| col(c).alias(name)).collect();
         builder = builder.project(exprs)?;
     }
     builder.alias(view.name.as_str())?.build()
@@ -65,11 +60,8 @@ pub(crate) fn df_error(e: DataFusionError, fallback: Location) -> SqlError {
         other => (false, other.to_string()),
     };
     let message = clean_message(&message);
-    let mut err = if kind_unsupported {
-        SqlError::unsupported(location, message)
-    } else {
-        SqlError::plan(location, message)
-    };
+    let mut err =
+        if kind_unsupported { SqlError::unsupported(location, message) } else { SqlError::plan(location, message) };
     if let Some(help) = e.diagnostic().and_then(|d| d.helps.first()) {
         err = err.with_hint(help.message.clone());
     }

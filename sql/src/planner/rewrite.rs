@@ -9,11 +9,11 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{
-    CaseWhen, CeilFloorKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, TimezoneInfo, Value, VisitMut, visit_expressions_mut,
-};
 use sqlparser::ast::helpers::attached_token::AttachedToken;
+use sqlparser::ast::{
+    visit_expressions_mut, CaseWhen, CeilFloorKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, TimezoneInfo, Value, VisitMut,
+};
 use sqlparser::tokenizer::Span;
 
 /// Rewrite every expression inside `node` (a query, an expression...).
@@ -76,9 +76,7 @@ fn rewrite_type(t: &mut DataType) {
             let n = name.to_string().to_ascii_uppercase();
             let precision = args.first().and_then(|a| a.parse::<u64>().ok());
             match n.as_str() {
-                "TIMESTAMP_LTZ" => {
-                    *t = DataType::Timestamp(Some(precision.unwrap_or(6)), TimezoneInfo::WithTimeZone)
-                }
+                "TIMESTAMP_LTZ" => *t = DataType::Timestamp(Some(precision.unwrap_or(6)), TimezoneInfo::WithTimeZone),
                 "BYTES" => *t = DataType::Bytea,
                 _ => {}
             }
@@ -112,8 +110,8 @@ fn string(s: &str) -> Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parser::parse_sql;
     use crate::ast::Statement;
+    use crate::parser::parse_sql;
 
     fn rewritten(sql: &str) -> String {
         let mut v = parse_sql(sql).unwrap();

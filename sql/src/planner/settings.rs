@@ -14,7 +14,8 @@ impl Settings {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         match key {
             "parallelism.default" => {
-                let n: usize = value.trim().parse().map_err(|_| format!("'{key}' must be a positive integer, got '{value}'"))?;
+                let n: usize =
+                    value.trim().parse().map_err(|_| format!("'{key}' must be a positive integer, got '{value}'"))?;
                 if n == 0 || n > 1024 {
                     return Err(format!("'{key}' must be between 1 and 1024, got {n}"));
                 }

@@ -14,8 +14,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, Ident, JoinConstraint, JoinOperator, ObjectNamePart, Query, Select, SetExpr,
-    TableAlias, TableFactor,
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, Ident, JoinConstraint, JoinOperator, ObjectNamePart,
+    Query, Select, SetExpr, TableAlias, TableFactor,
 };
 
 use crate::dialect::FlinkDialect;
@@ -75,11 +75,14 @@ fn rewrite_select(sel: &mut Select) -> Result<(), String> {
     // `FROM a, UNNEST(..)` is `FROM a CROSS JOIN UNNEST(..)`.
     while sel.from.len() > 1 && is_unnest(&sel.from[1].relation) && sel.from[1].joins.is_empty() {
         let u = sel.from.remove(1);
-        sel.from[0].joins.insert(0, sqlparser::ast::Join {
-            relation: u.relation,
-            global: false,
-            join_operator: JoinOperator::CrossJoin(JoinConstraint::None),
-        });
+        sel.from[0].joins.insert(
+            0,
+            sqlparser::ast::Join {
+                relation: u.relation,
+                global: false,
+                join_operator: JoinOperator::CrossJoin(JoinConstraint::None),
+            },
+        );
     }
     let mut renames: Vec<(String, String)> = Vec::new();
     for twj in sel.from.iter_mut() {
@@ -116,8 +119,8 @@ fn rewrite_select(sel: &mut Select) -> Result<(), String> {
                     return Err("UNNEST of an array of ROWs into several columns is not supported yet; unnest it into one column and use col.field".into())
                 }
             };
-            let left_name = relation_name(&twj.relation)
-                .ok_or("the table before CROSS JOIN UNNEST needs a name or an alias")?;
+            let left_name =
+                relation_name(&twj.relation).ok_or("the table before CROSS JOIN UNNEST needs a name or an alias")?;
             let left = twj.relation.to_string();
             let sql = format!("SELECT {left_name}.*, unnest({array}) AS {column} FROM {left}");
             let inner = sqlparser::parser::Parser::new(&FlinkDialect)
@@ -161,4 +164,3 @@ fn relation_name(t: &TableFactor) -> Option<Ident> {
         _ => None,
     }
 }
-
