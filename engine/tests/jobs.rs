@@ -13,9 +13,8 @@ fn run(dir: &Path, sql: &str) -> Vec<String> {
     let mut session = Session::new();
     let mut job = Vec::new();
     for s in eddy_sql::parse_sql(&sql).unwrap() {
-        match session.execute(&s).unwrap_or_else(|e| panic!("{}", e.render("t.sql", &sql))) {
-            Outcome::Job(j) => job.extend(j),
-            _ => {}
+        if let Outcome::Job(j) = session.execute(&s).unwrap_or_else(|e| panic!("{}", e.render("t.sql", &sql))) {
+            job.extend(j)
         }
     }
     let plan = session.plan_job(&job).unwrap();

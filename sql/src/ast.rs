@@ -125,7 +125,7 @@ pub enum ColumnKind {
     /// `name TYPE`
     Physical(FlinkType),
     /// `name AS expr`
-    Computed(Expr),
+    Computed(Box<Expr>),
     /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`
     Metadata {
         /// Declared type.

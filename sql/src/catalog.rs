@@ -34,7 +34,7 @@ pub enum ColumnSource {
     /// Read from the record's payload.
     Physical,
     /// Computed from other columns.
-    Computed(Expr),
+    Computed(Box<Expr>),
     /// Connector metadata (`key`); `virtual_` columns are not written by sinks.
     Metadata {
         /// Metadata key, e.g. `timestamp` or `file.path`.

@@ -341,7 +341,7 @@ impl Opener {
     async fn open(&self, part: &FilePart) -> Result<OpenFile> {
         let path = part.path.as_path();
         let shown = path.display().to_string();
-        let mut file = tokio::fs::File::open(path).await.map_err(|e| ConnectorError::io(&shown, e))?;
+        let file = tokio::fs::File::open(path).await.map_err(|e| ConnectorError::io(&shown, e))?;
         let meta = file.metadata().await.map_err(|e| ConnectorError::io(&shown, e))?;
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let modified = meta

@@ -81,9 +81,8 @@ pub(crate) async fn run_graph(
     let mut outputs: Vec<Vec<Vec<EdgeOutput>>> =
         graph.chains.iter().map(|c| (0..c.parallelism).map(|_| Vec::new()).collect()).collect();
     for edge in &graph.edges {
-        let up = graph.chains[edge.from].parallelism;
         let down = graph.chains[edge.to].parallelism;
-        for u in 0..up {
+        for (u, upstream) in outputs[edge.from].iter_mut().enumerate() {
             let out = match edge.partitioning {
                 Partitioning::Forward => {
                     let tx = sender(&senders, edge.to, u)?;
@@ -99,7 +98,7 @@ pub(crate) async fn run_graph(
                     EdgeOutput::Rebalance { targets, next: u % down.max(1) }
                 }
             };
-            outputs[edge.from][u].push(out);
+            upstream.push(out);
         }
     }
     drop(senders);

@@ -107,7 +107,7 @@ impl<'a> FlinkParser<'a> {
         if self.parse_word("AS") {
             let expr = self.expr()?;
             let comment = if self.parse_word("COMMENT") { Some(self.string_literal()?) } else { None };
-            table.columns.push(ColumnDef { name, location, kind: ColumnKind::Computed(expr), comment });
+            table.columns.push(ColumnDef { name, location, kind: ColumnKind::Computed(Box::new(expr)), comment });
             return Ok(());
         }
         let data_type = self.parse_flink_type()?;

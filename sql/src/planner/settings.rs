@@ -20,15 +20,15 @@ impl Settings {
                     return Err(format!("'{key}' must be between 1 and 1024, got {n}"));
                 }
             }
-            "execution.runtime-mode" => {
-                if !matches!(value.to_ascii_lowercase().as_str(), "streaming" | "batch" | "automatic") {
-                    return Err(format!("'{key}' must be 'streaming', 'batch' or 'automatic', got '{value}'"));
-                }
+            "execution.runtime-mode"
+                if !matches!(value.to_ascii_lowercase().as_str(), "streaming" | "batch" | "automatic") =>
+            {
+                return Err(format!("'{key}' must be 'streaming', 'batch' or 'automatic', got '{value}'"));
             }
-            "pipeline.auto-watermark-interval" | "table.exec.source.idle-timeout" => {
-                if parse_duration_ms(value).is_none() {
-                    return Err(format!("'{key}' must be a duration such as '200 ms' or '10 s', got '{value}'"));
-                }
+            "pipeline.auto-watermark-interval" | "table.exec.source.idle-timeout"
+                if parse_duration_ms(value).is_none() =>
+            {
+                return Err(format!("'{key}' must be a duration such as '200 ms' or '10 s', got '{value}'"));
             }
             _ => {}
         }
