@@ -170,3 +170,12 @@ fn never_panics_on_garbage() {
     }
     assert!(parse_sql("CREATE TABLE t (a ROW<b ARRAY<INT>>) WITH ()").is_ok());
 }
+
+#[test]
+fn window_tvfs_are_reported_as_not_supported_yet() {
+    let sql = "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nSELECT window_start, COUNT(*)\nFROM TABLE(\n  TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND))\nGROUP BY window_start, window_end;";
+    let e = parse_sql(sql).unwrap_err();
+    assert_eq!(e.kind, crate::error::SqlErrorKind::Unsupported, "{e:?}");
+    assert_eq!((e.location.line, e.location.column), (4, 3));
+    assert!(e.message.contains("TUMBLE"));
+}

@@ -60,6 +60,18 @@ pub(crate) fn df_error(e: DataFusionError, fallback: Location) -> SqlError {
         other => (false, other.to_string()),
     };
     let message = clean_message(&message);
+    // Flink's legacy group windows (GROUP BY TUMBLE(ts, ..) with TUMBLE_START ...) look like
+    // unknown functions to DataFusion.
+    let lower = message.to_ascii_lowercase();
+    for f in ["tumble", "hop", "session"] {
+        if lower.contains(&format!("invalid function '{f}")) {
+            return SqlError::unsupported(
+                location,
+                format!("the group window function {} is not supported yet", f.to_uppercase()),
+            )
+            .with_hint("event-time windows (TUMBLE, HOP, CUMULATE, SESSION) are the next step of Eddy");
+        }
+    }
     let mut err =
         if kind_unsupported { SqlError::unsupported(location, message) } else { SqlError::plan(location, message) };
     if let Some(help) = e.diagnostic().and_then(|d| d.helps.first()) {
