@@ -114,3 +114,31 @@ fn bad_connector_option_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn a_closed_stdout_is_not_a_failure() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "many.sql",
+        "CREATE TABLE g (id BIGINT) WITH ('connector' = 'datagen', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '2000000');
+CREATE TABLE p (id BIGINT) WITH ('connector' = 'print');
+INSERT INTO p SELECT * FROM g;
+",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["run", "--quiet", "many.sql"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    assert_eq!(&first[..7], b"+I[1]\n+");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+}

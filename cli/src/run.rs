@@ -71,10 +71,26 @@ pub fn run_file(path: &Path, quiet: bool) -> u8 {
                     0
                 }
             }
+            // `eddy run x.sql | head`: the reader left; that is not a failure (as ripgrep).
+            Err(e) if is_broken_pipe(&e) => 0,
             Err(e) => {
                 eprintln!("Job failed: {e}");
                 EXIT_FAILURE
             }
         }
     })
+}
+
+/// Whether an error comes from writing to a closed pipe.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::BrokenPipe {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
