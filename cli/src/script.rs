@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use eddy_sql::ast::Statement;
 use eddy_sql::planner::{JobStatement, Outcome, Session};
 use eddy_sql::SqlError;
 
@@ -46,9 +45,6 @@ pub fn prepare(path: &Path, print: bool) -> Result<Script, ScriptError> {
             Outcome::Explain(text) if print => println!("{text}"),
             Outcome::Rows(_) | Outcome::Explain(_) => {}
             Outcome::Job(stmts) => job.extend(stmts),
-        }
-        if let Statement::Explain(_) = &s.node {
-            continue;
         }
     }
     Ok(Script { name, text, session, job })

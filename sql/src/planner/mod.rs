@@ -14,8 +14,6 @@ pub mod rewrite;
 pub mod settings;
 mod unnest;
 
-use std::sync::Arc;
-
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionConfig;
@@ -200,9 +198,6 @@ impl Session {
         &self.state
     }
 }
-
-/// Shared pointer to a session (for the server later).
-pub type SessionRef = Arc<std::sync::Mutex<Session>>;
 
 #[cfg(test)]
 mod tests;
