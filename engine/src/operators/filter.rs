@@ -37,11 +37,12 @@ impl StreamOperator for FilterOperator {
             return Err(EngineError::Plan(format!("{}: predicate is {}, not BOOLEAN", self.name(), value.data_type())));
         }
         let mask = value.as_boolean();
-        if mask.true_count() == batch.num_rows() {
+        let kept = mask.true_count();
+        if kept == batch.num_rows() {
             out.push(Message::Data(batch));
             return Ok(());
         }
-        if mask.true_count() == 0 {
+        if kept == 0 {
             return Ok(());
         }
         let arrow_err = |source| EngineError::Arrow { operator: self.name(), source };
