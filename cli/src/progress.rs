@@ -58,6 +58,8 @@ pub fn summary(s: &JobSummary) -> String {
     }
     if s.late_rows_dropped > 0 {
         line.push_str(&format!(", {} late rows dropped", group(s.late_rows_dropped)));
+        let by: Vec<String> = s.late_rows_by_operator.iter().map(|(op, n)| format!("{op}: {}", group(*n))).collect();
+        line.push_str(&format!(" ({})", by.join(", ")));
     }
     line
 }

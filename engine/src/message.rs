@@ -1,7 +1,9 @@
 //! The core vocabulary of a running stream.
 #![deny(missing_docs)]
 
-use arrow::array::Int8Array;
+use arrow::array::{AsArray, BooleanArray, Int64Array, Int8Array, UInt32Array};
+use arrow::compute::{filter, take};
+use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 /// Event time in milliseconds since the epoch.
@@ -27,17 +29,52 @@ pub struct Batch {
     /// `None` for append-only streams (every row is `+I`), else one
     /// [`eddy_connectors::RowKind`] code per row.
     pub row_kinds: Option<Int8Array>,
+    /// The watermark in effect when each row arrived, in ms, when it is finer than the
+    /// receiving operator's current watermark. With `pipeline.auto-watermark-interval` = 0
+    /// Flink emits a watermark after every row, so lateness is decided per row: the
+    /// assigner fills this with the running maximum of the rows *before* each row, and
+    /// windowed operators drop a row iff its window closed under
+    /// `max(current watermark, arrival watermark)`. `None`: the current watermark applies.
+    pub arrival_watermarks: Option<Int64Array>,
 }
 
 impl Batch {
     /// An append-only batch.
     pub fn append(data: RecordBatch) -> Self {
-        Self { data, row_kinds: None }
+        Self { data, row_kinds: None, arrival_watermarks: None }
     }
 
     /// Number of rows.
     pub fn num_rows(&self) -> usize {
         self.data.num_rows()
+    }
+
+    /// `data` (rows already selected from `self` by `indices`) with the matching row kinds
+    /// and arrival watermarks.
+    pub fn taken(&self, data: RecordBatch, indices: &UInt32Array) -> Result<Batch, ArrowError> {
+        let row_kinds = match &self.row_kinds {
+            Some(k) => Some(take(k, indices, None)?.as_primitive().clone()),
+            None => None,
+        };
+        let arrival_watermarks = match &self.arrival_watermarks {
+            Some(w) => Some(take(w, indices, None)?.as_primitive().clone()),
+            None => None,
+        };
+        Ok(Batch { data, row_kinds, arrival_watermarks })
+    }
+
+    /// `data` (rows already selected from `self` by `mask`) with the matching row kinds and
+    /// arrival watermarks.
+    pub fn filtered(&self, data: RecordBatch, mask: &BooleanArray) -> Result<Batch, ArrowError> {
+        let row_kinds = match &self.row_kinds {
+            Some(k) => Some(filter(k, mask)?.as_primitive().clone()),
+            None => None,
+        };
+        let arrival_watermarks = match &self.arrival_watermarks {
+            Some(w) => Some(filter(w, mask)?.as_primitive().clone()),
+            None => None,
+        };
+        Ok(Batch { data, row_kinds, arrival_watermarks })
     }
 }
 

@@ -2,7 +2,7 @@
 //! later `/metrics`). Plain atomics: tasks bump them per batch, readers poll.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Counters of one job.
 #[derive(Debug, Default)]
@@ -13,14 +13,73 @@ pub struct JobMetrics {
     pub rows_out: AtomicU64,
     /// Malformed records skipped by sources (`*.ignore-parse-errors`).
     pub records_skipped: AtomicU64,
-    /// Rows dropped because they arrived behind the watermark.
+    /// Rows dropped because they arrived behind the watermark (all operators).
     pub late_rows_dropped: AtomicU64,
+    /// Late rows dropped per operator subtask: (operator name, counter).
+    late_by_operator: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+}
+
+/// Counts the late rows one operator subtask drops, into its own counter and the job's.
+#[derive(Debug, Clone)]
+pub struct LateRowCounter {
+    job: Arc<JobMetrics>,
+    own: Arc<AtomicU64>,
+}
+
+impl LateRowCounter {
+    /// Record `n` dropped rows.
+    pub fn add(&self, n: u64) {
+        if n > 0 {
+            self.own.fetch_add(n, Ordering::Relaxed);
+            self.job.late_rows_dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// A counter attached to no job (for operator unit tests).
+    pub fn detached() -> Self {
+        Self::register(&JobMetrics::new(), "detached")
+    }
+
+    /// Rows recorded by this counter.
+    pub fn get(&self) -> u64 {
+        self.own.load(Ordering::Relaxed)
+    }
+
+    fn register(job: &Arc<JobMetrics>, operator: &str) -> Self {
+        let own = Arc::new(AtomicU64::new(0));
+        if let Ok(mut list) = job.late_by_operator.lock() {
+            list.push((operator.to_string(), own.clone()));
+        }
+        Self { job: job.clone(), own }
+    }
 }
 
 impl JobMetrics {
     /// New zeroed counters.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A late-row counter for one operator subtask.
+    pub fn late_counter(self: &Arc<Self>, operator: &str) -> LateRowCounter {
+        LateRowCounter::register(self, operator)
+    }
+
+    /// Late rows dropped per operator, summed over its subtasks, in registration order;
+    /// operators that dropped nothing are left out.
+    pub fn late_rows_by_operator(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        if let Ok(list) = self.late_by_operator.lock() {
+            for (name, c) in list.iter() {
+                let n = c.load(Ordering::Relaxed);
+                match out.iter_mut().find(|(o, _)| o == name) {
+                    Some((_, total)) => *total += n,
+                    None => out.push((name.clone(), n)),
+                }
+            }
+        }
+        out.retain(|(_, n)| *n > 0);
+        out
     }
 
     /// Read one counter.

@@ -1,7 +1,7 @@
 //! EXPLAIN: the operator graph as an indented tree, sink first, with parallelism and
 //! whether each edge carries an updating changelog.
 
-use crate::plan::{NodeId, Operator, StreamPlan};
+use crate::plan::{ExprSpec, NodeId, Operator, SortKey, StreamPlan, WindowKind};
 
 /// Render a plan: one tree per sink; a node shared by several sinks (a source read once
 /// for a statement set) is printed in full the first time and referenced after.
@@ -57,9 +57,57 @@ pub fn describe(op: &Operator) -> String {
         ),
         Operator::Unnest(u) => format!("Unnest: column #{}", u.list_column),
         Operator::Union => "Union".to_string(),
+        Operator::WindowAssign(w) => format!("WindowTableFunction: {}, time=#{}", window(&w.window), w.time_column),
+        Operator::WindowAggregate(a) => {
+            let aggs: Vec<&str> = a.aggregates.iter().map(|a| a.display.as_str()).collect();
+            format!(
+                "WindowAggregate: {}, time=#{}, keys=[{}], aggs=[{}]",
+                window(&a.window),
+                a.time_column,
+                exprs(&a.keys),
+                aggs.join(", ")
+            )
+        }
+        Operator::WindowTopN(t) => format!(
+            "WindowRank: window=[#{}, #{}], partition=[{}], order=[{}], rownum<={}{}",
+            t.window_start_column,
+            t.window_end_column,
+            exprs(&t.partition_keys),
+            sort_keys(&t.order_by),
+            t.limit,
+            if t.emit_rank { ", rownum emitted" } else { "" }
+        ),
+        Operator::Deduplicate(d) => format!(
+            "Deduplicate: keep=FirstRow, keys=[{}], rowtime=#{}",
+            exprs(&d.keys),
+            d.time_column
+        ),
         Operator::Sink(t) => {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
             format!("Sink: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "))
         }
     }
+}
+
+fn window(w: &WindowKind) -> String {
+    let offset = |o: &i64| if *o == 0 { String::new() } else { format!(", offset={o}ms") };
+    match w {
+        WindowKind::Tumble { size, offset: o } => format!("TUMBLE(size={size}ms{})", offset(o)),
+        WindowKind::Hop { slide, size, offset: o } => format!("HOP(slide={slide}ms, size={size}ms{})", offset(o)),
+        WindowKind::Cumulate { step, size, offset: o } => {
+            format!("CUMULATE(step={step}ms, size={size}ms{})", offset(o))
+        }
+        WindowKind::Session { gap } => format!("SESSION(gap={gap}ms)"),
+    }
+}
+
+fn exprs(e: &[ExprSpec]) -> String {
+    e.iter().map(|e| e.display.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn sort_keys(keys: &[SortKey]) -> String {
+    keys.iter()
+        .map(|k| format!("{} {}", k.expr.display, if k.descending { "DESC" } else { "ASC" }))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

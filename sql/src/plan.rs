@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
 
 /// Index of a node in [`StreamPlan::nodes`].
@@ -54,6 +55,18 @@ pub enum Operator {
     Unnest(UnnestSpec),
     /// Merges its inputs (`UNION ALL`).
     Union,
+    /// A window table function whose rows are used as such (not aggregated): appends
+    /// `window_start`, `window_end`, `window_time`; HOP and CUMULATE emit a row per window.
+    WindowAssign(WindowAssignSpec),
+    /// Aggregation per window and key (`GROUP BY window_start, window_end, k`), emitted
+    /// append-only when the watermark passes the window's end. Input hash-partitioned by `keys`.
+    WindowAggregate(WindowAggSpec),
+    /// `ROW_NUMBER() OVER (PARTITION BY window_start, window_end, k ORDER BY ..) <= n` over
+    /// windowed rows, emitted when the watermark passes the window's end.
+    WindowTopN(WindowTopNSpec),
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY rowtime ASC) = 1` on an append-only stream:
+    /// the first row per key in event time, emitted once the watermark passes it.
+    Deduplicate(DeduplicateSpec),
     /// Writes to a connector table.
     Sink(TableSpec),
 }
@@ -100,6 +113,134 @@ pub struct UnnestSpec {
     pub output_sources: Vec<usize>,
 }
 
+/// How a window table function assigns rows to windows. Times are milliseconds; windows are
+/// aligned to the epoch plus `offset` (Flink's optional OFFSET argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub enum WindowKind {
+    /// `TUMBLE(.., size)`: `[k*size + offset, (k+1)*size + offset)`.
+    Tumble {
+        /// Window size.
+        size: i64,
+        /// Alignment offset.
+        offset: i64,
+    },
+    /// `HOP(.., slide, size)`: windows of `size` starting every `slide`.
+    Hop {
+        /// Distance between window starts.
+        slide: i64,
+        /// Window size.
+        size: i64,
+        /// Alignment offset.
+        offset: i64,
+    },
+    /// `CUMULATE(.., step, size)`: within each `size`-aligned period, windows
+    /// `[period_start, period_start + n*step)` for n = 1..size/step.
+    Cumulate {
+        /// Growth step.
+        step: i64,
+        /// Maximum window size (the period).
+        size: i64,
+        /// Alignment offset.
+        offset: i64,
+    },
+    /// `SESSION(.., gap)`: per key, rows closer than or exactly `gap` apart share a window
+    /// `[first, last + gap)`.
+    Session {
+        /// Inactivity gap.
+        gap: i64,
+    },
+}
+
+/// Where an output column of a windowed operator comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowOutput {
+    /// The i-th grouping key.
+    Key(usize),
+    /// `window_start`.
+    WindowStart,
+    /// `window_end`.
+    WindowEnd,
+    /// `window_time` (= window_end - 1 ms, a rowtime attribute).
+    WindowTime,
+    /// The i-th aggregate's value.
+    Aggregate(usize),
+}
+
+/// A window table function whose rows are used directly.
+#[derive(Debug, Clone)]
+pub struct WindowAssignSpec {
+    /// The window.
+    pub window: WindowKind,
+    /// Index of the time attribute column in the input (a millisecond timestamp).
+    pub time_column: usize,
+}
+
+/// One aggregate call of a [`WindowAggSpec`].
+#[derive(Debug, Clone)]
+pub struct AggregateSpec {
+    /// DataFusion's physical aggregate (arguments bound to the operator's input schema).
+    pub function: Arc<AggregateFunctionExpr>,
+    /// The `FILTER (WHERE ..)` predicate, if any.
+    pub filter: Option<ExprSpec>,
+    /// How EXPLAIN shows the call.
+    pub display: String,
+}
+
+/// Windowed aggregation.
+#[derive(Debug, Clone)]
+pub struct WindowAggSpec {
+    /// The window.
+    pub window: WindowKind,
+    /// Index of the time attribute column in the input (a millisecond timestamp).
+    pub time_column: usize,
+    /// Grouping keys besides the window columns, evaluated on the input. For SESSION they
+    /// also partition the sessions.
+    pub keys: Vec<ExprSpec>,
+    /// Aggregate calls.
+    pub aggregates: Vec<AggregateSpec>,
+    /// For each output column (in `PlanNode::schema` order), where it comes from.
+    pub output: Vec<WindowOutput>,
+}
+
+/// One `ORDER BY` key of a Top-N.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    /// The expression (on the operator's input).
+    pub expr: ExprSpec,
+    /// `DESC`.
+    pub descending: bool,
+    /// `NULLS FIRST`.
+    pub nulls_first: bool,
+}
+
+/// Window Top-N: rows of windowed input ranked within each window and partition.
+#[derive(Debug, Clone)]
+pub struct WindowTopNSpec {
+    /// Index of the `window_start` column in the input.
+    pub window_start_column: usize,
+    /// Index of the `window_end` column in the input.
+    pub window_end_column: usize,
+    /// Partition keys besides the window (the exchange hashes on these and the window end).
+    pub partition_keys: Vec<ExprSpec>,
+    /// Ranking order.
+    pub order_by: Vec<SortKey>,
+    /// Keep ranks `1..=limit`.
+    pub limit: usize,
+    /// Whether the rank is output as the last column (`rownum` kept in the SELECT).
+    pub emit_rank: bool,
+}
+
+/// Event-time deduplication keeping each key's first row.
+#[derive(Debug, Clone)]
+pub struct DeduplicateSpec {
+    /// Keys (the exchange hashes on these).
+    pub keys: Vec<ExprSpec>,
+    /// Index of the rowtime column in the input (a millisecond timestamp).
+    pub time_column: usize,
+    /// Whether the rank (always 1) is output as the last column.
+    pub emit_rank: bool,
+}
+
 /// A connector table as a source or sink sees it.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -121,6 +262,25 @@ impl TableSpec {
     /// The `connector` option.
     pub fn connector(&self) -> &str {
         self.options.iter().find(|(k, _)| k == "connector").map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+}
+
+impl Operator {
+    /// For a keyed operator, the expressions its input must be hash-partitioned by when it
+    /// runs in parallel (an empty list means all rows go to one subtask).
+    pub fn input_partitioning(&self) -> Option<Vec<Arc<dyn PhysicalExpr>>> {
+        use datafusion::physical_expr::expressions::Column;
+        let exprs = |keys: &[ExprSpec]| keys.iter().map(|k| k.expr.clone()).collect::<Vec<_>>();
+        match self {
+            Operator::WindowAggregate(a) => Some(exprs(&a.keys)),
+            Operator::Deduplicate(d) => Some(exprs(&d.keys)),
+            Operator::WindowTopN(t) => {
+                let mut keys = exprs(&t.partition_keys);
+                keys.push(Arc::new(Column::new("window_end", t.window_end_column)));
+                Some(keys)
+            }
+            _ => None,
+        }
     }
 }
 

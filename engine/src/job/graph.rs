@@ -2,9 +2,15 @@
 //! are connected by channels.
 //!
 //! A node joins its input's chain when it has exactly one input, the same parallelism, and
-//! is that input's only consumer (Flink's chaining rule, minus the partitioning cases that
-//! arrive with keyed operators). Sources, VALUES and UNION always start a chain.
+//! is that input's only consumer (Flink's chaining rule). A keyed operator (window
+//! aggregation, Top-N, deduplication) needs its input hash-partitioned by key, so it starts
+//! a chain behind a hash exchange — unless everything runs in one subtask, where the
+//! exchange would send every row to the same place. Sources, VALUES and UNION always start
+//! a chain.
 
+use std::sync::Arc;
+
+use datafusion::physical_expr::PhysicalExpr;
 use eddy_sql::plan::{NodeId, Operator, StreamPlan};
 
 /// Nodes fused into one task, run as `parallelism` subtasks.
@@ -29,12 +35,14 @@ impl Chain {
 }
 
 /// How an upstream chain's subtasks reach a downstream chain's subtasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Partitioning {
     /// Upstream subtask i sends to downstream subtask i (same parallelism).
     Forward,
     /// Each upstream subtask sends round-robin to every downstream subtask.
     Rebalance,
+    /// Each row goes to the downstream subtask its key hashes to (no keys: subtask 0).
+    Hash(Vec<Arc<dyn PhysicalExpr>>),
 }
 
 /// A channel connection between two chains.
@@ -68,7 +76,8 @@ impl ChainGraph {
                 let input = node.inputs[0];
                 let same_par = plan.nodes[input].parallelism == node.parallelism;
                 let only_consumer = plan.consumers(input).len() == 1;
-                (same_par && only_consumer).then_some(chain_of[input])
+                let keyed_in_parallel = node.operator.input_partitioning().is_some() && node.parallelism > 1;
+                (same_par && only_consumer && !keyed_in_parallel).then_some(chain_of[input])
             } else {
                 None
             };
@@ -85,9 +94,12 @@ impl ChainGraph {
         }
         let mut edges = Vec::new();
         for (c, chain) in chains.iter().enumerate() {
-            for input in &plan.nodes[chain.head()].inputs {
+            let head = &plan.nodes[chain.head()];
+            for input in &head.inputs {
                 let from = chain_of[*input];
-                let partitioning = if chains[from].parallelism == chain.parallelism {
+                let partitioning = if let Some(keys) = head.operator.input_partitioning() {
+                    Partitioning::Hash(keys)
+                } else if chains[from].parallelism == chain.parallelism {
                     Partitioning::Forward
                 } else {
                     Partitioning::Rebalance

@@ -55,6 +55,8 @@ pub struct JobSummary {
     pub records_skipped: u64,
     /// Late rows dropped.
     pub late_rows_dropped: u64,
+    /// Late rows dropped per operator (`#4 WindowAggregate`), those that dropped any.
+    pub late_rows_by_operator: Vec<(String, u64)>,
     /// Wall time.
     pub elapsed: Duration,
     /// Whether it ended because it was stopped (rather than its sources ending).
@@ -108,6 +110,7 @@ impl Job {
             rows_out: JobMetrics::get(&m.rows_out),
             records_skipped: JobMetrics::get(&m.records_skipped),
             late_rows_dropped: JobMetrics::get(&m.late_rows_dropped),
+            late_rows_by_operator: m.late_rows_by_operator(),
             elapsed: start.elapsed(),
             stopped: self.stop.is_stopped(),
         })

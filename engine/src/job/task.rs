@@ -9,6 +9,10 @@
 
 use std::sync::Arc;
 
+use arrow::array::UInt32Array;
+use arrow::compute::take_record_batch;
+use datafusion::common::hash_utils::{create_hashes, RandomState};
+use datafusion::physical_expr::PhysicalExpr;
 use eddy_connectors::{Sink, Source, Split};
 use eddy_sql::plan::{Operator, StreamPlan};
 use tokio::sync::{mpsc, watch};
@@ -19,7 +23,11 @@ use super::{connector_table, StopHandle};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Watermark};
 use crate::metrics::JobMetrics;
-use crate::operators::{run_chain, FilterOperator, ProjectOperator, StreamOperator, UnnestOperator, WatermarkOperator};
+use crate::operators::{
+    build_stateful, run_chain, FilterOperator, OperatorContext, ProjectOperator, StreamOperator, UnnestOperator,
+    WatermarkOperator,
+};
+use eddy_sql::explain::describe;
 
 /// Messages buffered per channel: enough to keep both sides busy, small enough that a slow
 /// sink quickly slows its sources.
@@ -32,7 +40,11 @@ type Envelope = (usize, Message);
 enum EdgeOutput {
     Forward(mpsc::Sender<Envelope>, usize),
     Rebalance { targets: Vec<(mpsc::Sender<Envelope>, usize)>, next: usize },
+    Hash { targets: Vec<(mpsc::Sender<Envelope>, usize)>, keys: Vec<Arc<dyn PhysicalExpr>> },
 }
+
+/// Every subtask must send a key to the same place: a fixed seed, not a random one.
+const EXCHANGE_HASH: RandomState = RandomState::with_seed(0x5eed_edd1);
 
 /// What feeds a subtask.
 enum Input {
@@ -83,19 +95,22 @@ pub(crate) async fn run_graph(
     for edge in &graph.edges {
         let down = graph.chains[edge.to].parallelism;
         for (u, upstream) in outputs[edge.from].iter_mut().enumerate() {
-            let out = match edge.partitioning {
+            let out = match &edge.partitioning {
                 Partitioning::Forward => {
                     let tx = sender(&senders, edge.to, u)?;
                     let id = next_input(&mut input_counts, edge.to, u);
                     EdgeOutput::Forward(tx, id)
                 }
-                Partitioning::Rebalance => {
+                Partitioning::Rebalance | Partitioning::Hash(_) => {
                     let mut targets = Vec::with_capacity(down);
                     for d in 0..down {
                         let tx = sender(&senders, edge.to, d)?;
                         targets.push((tx, next_input(&mut input_counts, edge.to, d)));
                     }
-                    EdgeOutput::Rebalance { targets, next: u % down.max(1) }
+                    match &edge.partitioning {
+                        Partitioning::Hash(keys) => EdgeOutput::Hash { targets, keys: keys.clone() },
+                        _ => EdgeOutput::Rebalance { targets, next: u % down.max(1) },
+                    }
                 }
             };
             upstream.push(out);
@@ -149,6 +164,20 @@ pub(crate) async fn run_graph(
                         )?)
                     }
                     Operator::Source(_) | Operator::Values(_) | Operator::Union => {}
+                    stateful => {
+                        let input_schema = match node.inputs.first() {
+                            Some(i) => plan.nodes[*i].schema.clone(),
+                            None => node.schema.clone(),
+                        };
+                        let ctx = OperatorContext {
+                            input_schema,
+                            output_schema: node.schema.clone(),
+                            late_rows: metrics.late_counter(&operator_label(*id, stateful)),
+                        };
+                        if let Some(op) = build_stateful(stateful, ctx)? {
+                            ops.push(op);
+                        }
+                    }
                 }
             }
             let outs = outputs[c].pop().ok_or_else(|| EngineError::Internal("missing outputs".into()))?;
@@ -171,6 +200,12 @@ pub(crate) async fn run_graph(
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// `#4 WindowAggregate`: the node id (as EXPLAIN prints it) and the operator kind.
+fn operator_label(id: usize, op: &Operator) -> String {
+    let d = describe(op);
+    format!("#{id} {}", d.split(':').next().unwrap_or(&d))
 }
 
 fn sender(senders: &[Vec<Option<mpsc::Sender<Envelope>>>], chain: usize, sub: usize) -> Result<mpsc::Sender<Envelope>> {
@@ -218,7 +253,7 @@ async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message
             match next {
                 Ok(Some(b)) => {
                     JobMetrics::add(&metrics.rows_in, b.batch.num_rows() as u64);
-                    Ok(Message::Data(Batch { data: b.batch, row_kinds: b.row_kinds }))
+                    Ok(Message::Data(Batch { data: b.batch, row_kinds: b.row_kinds, arrival_watermarks: None }))
                 }
                 Ok(None) => Ok(Message::End),
                 Err(e) => {
@@ -305,7 +340,13 @@ async fn deliver(
                 send(tx, *id, msg.clone()).await?;
                 *next = (*next + 1) % targets.len();
             }
-            (EdgeOutput::Rebalance { targets, .. }, m) => {
+            (EdgeOutput::Hash { targets, keys }, Message::Data(b)) => {
+                for (target, part) in hash_partition(b, keys, targets.len())? {
+                    let (tx, id) = &targets[target];
+                    send(tx, *id, Message::Data(part)).await?;
+                }
+            }
+            (EdgeOutput::Rebalance { targets, .. } | EdgeOutput::Hash { targets, .. }, m) => {
                 for (tx, id) in targets.iter() {
                     send(tx, *id, m.clone()).await?;
                 }
@@ -313,6 +354,41 @@ async fn deliver(
         }
     }
     Ok(())
+}
+
+/// Split a batch by the hash of its keys over `n` targets, keeping row order per target.
+fn hash_partition(b: &Batch, keys: &[Arc<dyn PhysicalExpr>], n: usize) -> Result<Vec<(usize, Batch)>> {
+    if n <= 1 || keys.is_empty() {
+        return Ok(vec![(0, b.clone())]);
+    }
+    let operator = || "hash exchange".to_string();
+    let rows = b.num_rows();
+    let arrays = keys
+        .iter()
+        .map(|k| k.evaluate(&b.data).and_then(|v| v.into_array(rows)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|source| EngineError::Expression { operator: operator(), source })?;
+    let mut hashes = vec![0u64; rows];
+    create_hashes(&arrays, &EXCHANGE_HASH, &mut hashes)
+        .map_err(|source| EngineError::Expression { operator: operator(), source })?;
+    let mut indices: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (row, h) in hashes.iter().enumerate() {
+        indices[(*h % n as u64) as usize].push(row as u32);
+    }
+    let mut out = Vec::new();
+    for (target, idx) in indices.into_iter().enumerate() {
+        if idx.is_empty() {
+            continue;
+        }
+        if idx.len() == rows {
+            return Ok(vec![(target, b.clone())]);
+        }
+        let idx = UInt32Array::from(idx);
+        let arrow_err = |source| EngineError::Arrow { operator: operator(), source };
+        let data = take_record_batch(&b.data, &idx).map_err(arrow_err)?;
+        out.push((target, b.taken(data, &idx).map_err(arrow_err)?));
+    }
+    Ok(out)
 }
 
 async fn send(tx: &mpsc::Sender<Envelope>, id: usize, msg: Message) -> Result<()> {

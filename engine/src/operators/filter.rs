@@ -1,7 +1,7 @@
 //! Filter: keeps the rows whose predicate is TRUE (NULL and FALSE drop the row, as in SQL).
 
 use arrow::array::{Array, AsArray};
-use arrow::compute::{filter, filter_record_batch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::DataType;
 
 use super::StreamOperator;
@@ -47,11 +47,7 @@ impl StreamOperator for FilterOperator {
         }
         let arrow_err = |source| EngineError::Arrow { operator: self.name(), source };
         let data = filter_record_batch(&batch.data, mask).map_err(arrow_err)?;
-        let row_kinds = match &batch.row_kinds {
-            Some(k) => Some(filter(k, mask).map_err(arrow_err)?.as_primitive().clone()),
-            None => None,
-        };
-        out.push(Message::Data(Batch { data, row_kinds }));
+        out.push(Message::Data(batch.filtered(data, mask).map_err(arrow_err)?));
         Ok(())
     }
 }

@@ -6,18 +6,57 @@
 //! (bad rows are a connector's business and never reach here as errors); watermarks
 //! passed to `handle_watermark` only move forward.
 
+mod dedup;
 mod filter;
 mod project;
+mod session_agg;
 mod unnest;
 mod watermark;
+mod window_agg;
+mod window_assign;
+mod window_topn;
 
+pub use dedup::DeduplicateOperator;
 pub use filter::FilterOperator;
 pub use project::ProjectOperator;
+pub use session_agg::SessionWindowOperator;
 pub use unnest::UnnestOperator;
 pub use watermark::WatermarkOperator;
+pub use window_agg::WindowAggregateOperator;
+pub use window_assign::WindowAssignOperator;
+pub use window_topn::WindowTopNOperator;
+
+use arrow::datatypes::SchemaRef;
+use eddy_sql::plan::{Operator, WindowKind};
 
 use crate::error::Result;
 use crate::message::{Batch, Message, Watermark};
+use crate::metrics::LateRowCounter;
+
+/// What a stateful operator is built from.
+pub struct OperatorContext {
+    /// Schema of the batches it receives.
+    pub input_schema: SchemaRef,
+    /// Schema of the batches it emits.
+    pub output_schema: SchemaRef,
+    /// Where it counts the late rows it drops.
+    pub late_rows: LateRowCounter,
+}
+
+/// Build the operator for a windowed or keyed plan node; `None` for the stateless ones,
+/// which the task builds itself.
+pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<dyn StreamOperator>>> {
+    match op {
+        Operator::WindowAssign(a) => Ok(Some(Box::new(WindowAssignOperator::new(a.clone(), ctx)?))),
+        Operator::WindowAggregate(a) if !matches!(a.window, WindowKind::Session { .. }) => {
+            Ok(Some(Box::new(WindowAggregateOperator::new(a.clone(), ctx)?)))
+        }
+        Operator::WindowAggregate(a) => Ok(Some(Box::new(SessionWindowOperator::new(a.clone(), ctx)?))),
+        Operator::WindowTopN(t) => Ok(Some(Box::new(WindowTopNOperator::new(t.clone(), ctx)?))),
+        Operator::Deduplicate(d) => Ok(Some(Box::new(DeduplicateOperator::new(d.clone(), ctx)?))),
+        _ => Ok(None),
+    }
+}
 
 /// A step of an operator chain.
 pub trait StreamOperator: Send {

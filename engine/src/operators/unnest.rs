@@ -84,12 +84,8 @@ impl StreamOperator for UnnestOperator {
                 columns.push(take(batch.data.column(*source), &parent, None).map_err(arrow_err)?);
             }
         }
-        let row_kinds = match &batch.row_kinds {
-            Some(k) => Some(take(k, &parent, None).map_err(arrow_err)?.as_primitive().clone()),
-            None => None,
-        };
         let data = RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(arrow_err)?;
-        out.push(Message::Data(Batch { data, row_kinds }));
+        out.push(Message::Data(batch.taken(data, &parent).map_err(arrow_err)?));
         Ok(())
     }
 }

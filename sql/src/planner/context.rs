@@ -7,14 +7,20 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::{plan_err, Result as DfResult, TableReference};
+use datafusion::common::{plan_err, DataFusionError, Diagnostic, Result as DfResult, Span, TableReference};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion::logical_expr::HigherOrderUDF;
-use datafusion::logical_expr::{AggregateUDF, LogicalPlan, ScalarUDF, TableSource, WindowUDF};
+use datafusion::logical_expr::{
+    AggregateUDF, Extension, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource, WindowUDF,
+};
 
 use crate::catalog::{Catalog, CatalogEntry};
 use crate::planner::query::plan_view;
+use crate::planner::time_attr::rowtime_columns;
+use crate::planner::window_node::{WindowTableFunction, WINDOW_COLUMNS};
+use crate::planner::window_tvf::{WindowTvfCall, WINDOW_TVF_PREFIX};
+use crate::types::FlinkType;
 
 /// A table or view as DataFusion's planner sees it.
 #[derive(Debug)]
@@ -22,14 +28,20 @@ pub struct EddyTableSource {
     /// Catalog name.
     pub name: String,
     schema: SchemaRef,
-    /// The view's plan (DataFusion's `InlineTableScan` rule splices it in).
+    /// The plan of a view or window table function call (DataFusion's `InlineTableScan`
+    /// rule splices it in).
     view_plan: Option<LogicalPlan>,
 }
 
 impl EddyTableSource {
-    /// Whether this is a view.
+    /// Whether this is a view (or window table function call) rather than a table.
     pub fn is_view(&self) -> bool {
         self.view_plan.is_some()
+    }
+
+    /// The plan that replaces a scan of this source, for views.
+    pub(crate) fn inlined_plan(&self) -> Option<&LogicalPlan> {
+        self.view_plan.as_ref()
     }
 }
 
@@ -49,12 +61,81 @@ pub struct EddyContext<'a> {
     pub(crate) state: &'a SessionState,
     /// Views being expanded, to detect a view that refers to itself.
     pub(crate) expanding: std::cell::RefCell<Vec<String>>,
+    /// Window table function calls of the queries planned so far, by generated name
+    /// (`__window_tvf_<index>`, see [`super::window_tvf`]).
+    pub(crate) window_calls: std::cell::RefCell<Vec<WindowTvfCall>>,
 }
 
 impl<'a> EddyContext<'a> {
     /// A context over a catalog and DataFusion session state.
     pub fn new(catalog: &'a Catalog, state: &'a SessionState) -> Self {
-        Self { catalog, state, expanding: Default::default() }
+        Self { catalog, state, expanding: Default::default(), window_calls: Default::default() }
+    }
+}
+
+impl EddyContext<'_> {
+    /// The logical plan of a window table function call: its node over the input's plan.
+    fn window_plan(&self, call: &WindowTvfCall) -> DfResult<LogicalPlan> {
+        let located = |message: String, span: Option<Span>, hint: String| {
+            DataFusionError::Plan(message.clone())
+                .with_diagnostic(Diagnostic::new_error(message, span).with_help(hint, None))
+        };
+        let source = self.get_table_source(TableReference::bare(call.table.as_str())).map_err(|e| {
+            located(
+                format!("{}: table or view '{}' not found", call.function, call.table),
+                call.span,
+                "create it first with CREATE TABLE or CREATE VIEW".into(),
+            )
+            .context(e.to_string())
+        })?;
+        let input = match source.get_logical_plan() {
+            Some(plan) => plan.into_owned(),
+            None => LogicalPlanBuilder::scan(call.table.as_str(), source, None)?.build()?,
+        };
+        let fields = input.schema().fields();
+        let Some(time_column) = fields.iter().position(|f| f.name() == &call.time_column) else {
+            let names: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+            return Err(located(
+                format!("column '{}' of DESCRIPTOR not found in '{}'", call.time_column, call.table),
+                call.time_span,
+                format!("its columns are {}", names.join(", ")),
+            ));
+        };
+        if !rowtime_columns(&input, self.catalog).contains(&time_column) {
+            let t = FlinkType::from_arrow(fields[time_column].data_type(), true);
+            return Err(located(
+                format!(
+                    "The window function requires the timecol to be a time attribute type, but '{}' is {t}.",
+                    call.time_column
+                ),
+                call.time_span,
+                format!(
+                    "declare WATERMARK FOR {} AS ... on table '{}' (a time attribute stays one only when \
+                     passed through unchanged)",
+                    call.time_column, call.table
+                ),
+            ));
+        }
+        for w in WINDOW_COLUMNS {
+            if fields.iter().any(|f| f.name() == w) {
+                return Err(located(
+                    format!("'{}' already has a column named '{w}', which {} adds", call.table, call.function),
+                    call.span,
+                    format!("rename it in the input, e.g. {w} AS prev_{w}"),
+                ));
+            }
+        }
+        for k in &call.partition_by {
+            if !fields.iter().any(|f| f.name() == k) {
+                return Err(located(
+                    format!("PARTITION BY column '{k}' not found in '{}'", call.table),
+                    call.span,
+                    "partition by columns of the input table".into(),
+                ));
+            }
+        }
+        let node = WindowTableFunction::try_new(input, call.window, time_column, call.partition_by.clone())?;
+        Ok(LogicalPlan::Extension(Extension { node: Arc::new(node) }))
     }
 }
 
@@ -70,6 +151,14 @@ impl ContextProvider for EddyContext<'_> {
             }
             other => return plan_err!("Object '{other}' not found"),
         };
+        if let Some(n) = key.strip_prefix(WINDOW_TVF_PREFIX).and_then(|n| n.parse::<usize>().ok()) {
+            let call = self.window_calls.borrow().get(n).cloned();
+            if let Some(call) = call {
+                let plan = self.window_plan(&call)?;
+                let schema = Arc::new(plan.schema().as_arrow().clone());
+                return Ok(Arc::new(EddyTableSource { name: key, schema, view_plan: Some(plan) }));
+            }
+        }
         match self.catalog.get(&key) {
             Some(CatalogEntry::Table(t)) => {
                 Ok(Arc::new(EddyTableSource { name: key, schema: t.schema(), view_plan: None }))

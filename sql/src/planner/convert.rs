@@ -7,6 +7,8 @@
 //! statement that reads the table. Operators that need state and are not built yet are
 //! rejected here with a message naming the construct, never planned into a wrong answer.
 
+mod window;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::context::EddyTableSource;
+use super::window_node::WindowTableFunction;
 use super::query::{df_error, plan_query};
 use super::{JobStatement, Session};
 use crate::catalog::{table_key, ColumnSource, TableDef};
@@ -238,6 +241,9 @@ impl<'a> PlanBuilder<'a> {
                 Ok(self.add(Operator::Project(exprs), vec![input], schema))
             }
             LogicalPlan::Filter(f) => {
+                if let Some(node) = self.convert_rank_filter(f, schema.clone())? {
+                    return Ok(node);
+                }
                 let input = self.convert(&f.input)?;
                 let pred = self.physical(&f.predicate, f.input.schema())?;
                 Ok(self.add(Operator::Filter(pred), vec![input], schema))
@@ -308,10 +314,11 @@ impl<'a> PlanBuilder<'a> {
                 Ok(self.add_values(if rows == 0 { vec![] } else { vec![batch] }, schema))
             }
             LogicalPlan::Unnest(u) => self.convert_unnest(u, schema),
-            LogicalPlan::Aggregate(_) => Err(self.unsupported(
-                "GROUP BY aggregation",
-                "windowed aggregation (TUMBLE/HOP/CUMULATE/SESSION) and changelog GROUP BY are not built yet",
-            )),
+            LogicalPlan::Aggregate(agg) => self.convert_aggregate(agg, schema),
+            LogicalPlan::Extension(e) => match e.node.as_any().downcast_ref::<WindowTableFunction>() {
+                Some(w) => self.convert_window_tvf(w, schema),
+                None => Err(SqlError::internal(format!("unknown plan node {}", e.node.name()))),
+            },
             LogicalPlan::Join(_) => Err(self.unsupported("joins", "streaming joins are not built yet")),
             LogicalPlan::Window(_) => Err(self.unsupported("OVER windows", "OVER aggregations are not built yet")),
             LogicalPlan::Sort(_) => {
@@ -355,7 +362,7 @@ impl<'a> PlanBuilder<'a> {
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<ExprSpec> {
         let expr =
             self.session.state().create_physical_expr(e.clone(), schema).map_err(|err| df_error(err, self.at))?;
-        Ok(ExprSpec { expr, display: e.clone().unalias().human_display().to_string() })
+        Ok(ExprSpec { expr, display: display_expr(e) })
     }
 
     /// Evaluate `VALUES` rows into one batch of `schema`.
@@ -473,6 +480,22 @@ impl<'a> PlanBuilder<'a> {
         let spec = UnnestSpec { list_column: *list_column, output_sources: u.dependency_indices.clone() };
         Ok(self.add(Operator::Unnest(spec), vec![input], schema))
     }
+}
+
+/// How EXPLAIN shows an expression: without aliases and without the generated relation
+/// names of window table functions (`__window_tvf_0.price` is just `price` to the user).
+fn display_expr(e: &Expr) -> String {
+    let text = e.clone().unalias().human_display().to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(super::window_tvf::WINDOW_TVF_PREFIX) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + super::window_tvf::WINDOW_TVF_PREFIX.len()..];
+        let digits = after.chars().take_while(|c| c.is_ascii_digit()).count();
+        rest = after[digits..].strip_prefix('.').unwrap_or(&after[digits..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether Flink would insert `from` into a column of type `to` without an explicit CAST:

@@ -7,12 +7,16 @@
 //! sources are shared, so two INSERTs reading one table read it once.
 
 mod context;
+mod group_window;
 mod convert;
 mod ddl;
 mod query;
 pub mod rewrite;
 pub mod settings;
+mod time_attr;
 mod unnest;
+mod window_node;
+mod window_tvf;
 
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::execution::FunctionRegistry;

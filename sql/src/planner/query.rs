@@ -8,7 +8,9 @@ use sqlparser::ast::{Query, Statement as SqlStatement};
 
 use super::context::EddyContext;
 use super::rewrite::rewrite_flink_syntax;
+use super::group_window::rewrite_group_windows;
 use super::unnest::rewrite_unnest;
+use super::window_tvf::rewrite_window_tvfs;
 use crate::catalog::ViewDef;
 use crate::error::{Location, SqlError};
 
@@ -28,6 +30,8 @@ pub(crate) fn plan_query(ctx: &EddyContext<'_>, query: &Query) -> Result<Logical
     let mut q = query.clone();
     rewrite_unnest(&mut q).map_err(DataFusionError::NotImplemented)?;
     rewrite_flink_syntax(&mut q);
+    rewrite_group_windows(&mut q, ctx)?;
+    rewrite_window_tvfs(&mut q, ctx)?;
     sql_to_rel(ctx).sql_statement_to_plan(SqlStatement::Query(Box::new(q)))
 }
 
@@ -60,18 +64,6 @@ pub(crate) fn df_error(e: DataFusionError, fallback: Location) -> SqlError {
         other => (false, other.to_string()),
     };
     let message = clean_message(&message);
-    // Flink's legacy group windows (GROUP BY TUMBLE(ts, ..) with TUMBLE_START ...) look like
-    // unknown functions to DataFusion.
-    let lower = message.to_ascii_lowercase();
-    for f in ["tumble", "hop", "session"] {
-        if lower.contains(&format!("invalid function '{f}")) {
-            return SqlError::unsupported(
-                location,
-                format!("the group window function {} is not supported yet", f.to_uppercase()),
-            )
-            .with_hint("event-time windows (TUMBLE, HOP, CUMULATE, SESSION) are the next step of Eddy");
-        }
-    }
     let mut err =
         if kind_unsupported { SqlError::unsupported(location, message) } else { SqlError::plan(location, message) };
     if let Some(help) = e.diagnostic().and_then(|d| d.helps.first()) {

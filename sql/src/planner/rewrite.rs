@@ -3,6 +3,7 @@
 //! * `TIMESTAMPDIFF(SECOND, a, b)` / `TIMESTAMPADD(unit, n, t)`: the unit is a bare word,
 //!   which DataFusion would resolve as a column; it becomes a string literal.
 //! * `IF(c, a, b)` becomes `CASE WHEN c THEN a ELSE b END` (a NULL condition takes ELSE).
+//! * `LISTAGG(x [, sep])` is DataFusion's `string_agg(x, sep)`, with Flink's default `,`.
 //! * `FLOOR(ts TO MINUTE)` / `CEIL(ts TO MINUTE)` become `floor_ts('MINUTE', ts)` / `ceil_ts(..)`.
 //! * Types in `CAST`: `TIMESTAMP` without precision is Flink's `TIMESTAMP(6)`,
 //!   `TIMESTAMP_LTZ(p)` is a timestamp with the session zone, `BYTES` is binary.
@@ -49,6 +50,13 @@ fn rewrite_function(f: &mut Function) -> Option<Expr> {
                     *first = string(&unit.value.to_ascii_uppercase());
                 }
             }
+            None
+        }
+        "LISTAGG" if matches!(list.args.len(), 1 | 2) => {
+            if list.args.len() == 1 {
+                list.args.push(FunctionArg::Unnamed(FunctionArgExpr::Expr(string(","))));
+            }
+            f.name = ObjectName::from(vec![Ident::new("string_agg")]);
             None
         }
         "IF" if list.args.len() == 3 => {

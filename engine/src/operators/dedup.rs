@@ -1,0 +1,327 @@
+//! Event-time deduplication keeping each key's first row:
+//! `ROW_NUMBER() OVER (PARTITION BY k ORDER BY rowtime ASC) = 1` on an append-only stream,
+//! which Flink plans as `Deduplicate(keep=[FirstRow], order=[ROWTIME], outputInsertOnly=[true])`
+//! and runs with `RowTimeDeduplicateKeepFirstRowFunction`. Its behaviour, reproduced here:
+//!
+//! * a row with `rowtime < watermark` is late: dropped and counted (a row exactly at the
+//!   watermark is not late);
+//! * otherwise, once a key's row has been emitted, every later row of the key is ignored
+//!   (not counted: it is not late, just not first);
+//! * otherwise the row replaces the key's waiting row only if its rowtime is strictly
+//!   smaller, so on equal rowtimes the first arrived wins;
+//! * the waiting row is emitted, append-only, when the watermark reaches its rowtime (an
+//!   event-time timer at `rowtime`), and the key is marked emitted forever (Flink keeps that
+//!   flag until state TTL, which is off by default).
+//!
+//! Rows are buffered as the Arrow batches they came in; only the index of each key's
+//! waiting row is kept per key, and emitted rows are gathered with one `interleave` per
+//! column.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
+
+use super::window_assign::{effective_watermark, event_times, require_append_only, BufferedRows, RowRef};
+use super::{OperatorContext, StreamOperator};
+use crate::error::{EngineError, Result};
+use crate::message::{Batch, Message, Timestamp, Watermark};
+use crate::metrics::LateRowCounter;
+use eddy_sql::plan::DeduplicateSpec;
+
+/// Keeps the first row per key in event time.
+pub struct DeduplicateOperator {
+    spec: DeduplicateSpec,
+    schema: SchemaRef,
+    input_columns: usize,
+    late_rows: LateRowCounter,
+    watermark: Watermark,
+    /// Encodes the keys to bytes; `None` without keys (one key for all rows).
+    key_encoder: Option<RowConverter>,
+    /// Per key, its row waiting for the watermark.
+    waiting: HashMap<Box<[u8]>, Waiting>,
+    /// Waiting rows by (rowtime, arrival sequence): Flink's event-time timers, in firing order.
+    timers: BTreeMap<(Timestamp, u64), Box<[u8]>>,
+    /// Keys whose row has been emitted.
+    emitted: HashSet<Box<[u8]>>,
+    /// Arrival sequence of the next row.
+    sequence: u64,
+    rows: BufferedRows,
+}
+
+struct Waiting {
+    rowtime: Timestamp,
+    sequence: u64,
+    row: RowRef,
+}
+
+impl DeduplicateOperator {
+    /// A deduplication for `spec`, emitting `ctx.output_schema`: the input columns, plus
+    /// the rank (always 1) as a last Int64 column when `spec.emit_rank`.
+    pub fn new(spec: DeduplicateSpec, ctx: OperatorContext) -> Result<Self> {
+        let input_columns = ctx.input_schema.fields().len();
+        let expected = input_columns + usize::from(spec.emit_rank);
+        if ctx.output_schema.fields().len() != expected || spec.time_column >= input_columns {
+            return Err(EngineError::Plan(format!(
+                "deduplication: output has {} columns for {input_columns} input columns{}",
+                ctx.output_schema.fields().len(),
+                if spec.emit_rank { " and the rank" } else { "" }
+            )));
+        }
+        let key_encoder = if spec.keys.is_empty() {
+            None
+        } else {
+            let fields = spec
+                .keys
+                .iter()
+                .map(|k| k.expr.data_type(&ctx.input_schema).map(SortField::new))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|source| EngineError::Expression { operator: "Deduplicate".into(), source })?;
+            Some(
+                RowConverter::new(fields)
+                    .map_err(|source| EngineError::Arrow { operator: "Deduplicate".into(), source })?,
+            )
+        };
+        Ok(Self {
+            spec,
+            schema: ctx.output_schema,
+            input_columns,
+            late_rows: ctx.late_rows,
+            watermark: Watermark::MIN,
+            key_encoder,
+            waiting: HashMap::new(),
+            timers: BTreeMap::new(),
+            emitted: HashSet::new(),
+            sequence: 0,
+            rows: BufferedRows::default(),
+        })
+    }
+
+    fn arrow_err(&self) -> impl Fn(arrow::error::ArrowError) -> EngineError {
+        let operator = self.name();
+        move |source| EngineError::Arrow { operator: operator.clone(), source }
+    }
+
+    /// The waiting rows whose rowtime the watermark has reached, in timer order; their
+    /// keys become emitted.
+    fn take_due(&mut self, wm: Watermark) -> Vec<RowRef> {
+        let mut due = Vec::new();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > wm.0 {
+                break;
+            }
+            let key = entry.remove();
+            if let Some(w) = self.waiting.remove(&key) {
+                due.push(w.row);
+            }
+            self.emitted.insert(key);
+        }
+        due
+    }
+}
+
+impl StreamOperator for DeduplicateOperator {
+    fn name(&self) -> String {
+        let keys: Vec<&str> = self.spec.keys.iter().map(|k| k.display.as_str()).collect();
+        format!("Deduplicate[keep=[FirstRow], key=[{}], order=[ROWTIME]]", keys.join(", "))
+    }
+
+    fn process_batch(&mut self, batch: Batch, _out: &mut Vec<Message>) -> Result<()> {
+        require_append_only(&batch, &self.name())?;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let arrow_err = self.arrow_err();
+        let operator = self.name();
+        let times = event_times(batch.data.column(self.spec.time_column).as_ref()).map_err(&arrow_err)?;
+        let encoded = match &self.key_encoder {
+            Some(enc) => {
+                let keys = self
+                    .spec
+                    .keys
+                    .iter()
+                    .map(|k| k.expr.evaluate(&batch.data).and_then(|v| v.into_array(n)))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|source| EngineError::Expression { operator: operator.clone(), source })?;
+                Some(enc.convert_columns(&keys).map_err(&arrow_err)?)
+            }
+            None => None,
+        };
+        let chunk = self.rows.push(batch.data.columns().to_vec());
+        let mut late = 0;
+        for row in 0..n {
+            // A NULL rowtime cannot be ordered; such rows are dropped like Flink's window
+            // TVFs drop them.
+            if times.is_null(row) {
+                continue;
+            }
+            let rowtime = times.value(row);
+            let sequence = self.sequence;
+            self.sequence += 1;
+            if rowtime < effective_watermark(&batch, row, self.watermark) {
+                late += 1;
+                continue;
+            }
+            let key: &[u8] = encoded.as_ref().map(|k| k.row(row).data()).unwrap_or(&[]);
+            if self.emitted.contains(key) {
+                continue;
+            }
+            let replaced = match self.waiting.get(key) {
+                // Strictly earlier only: on a tie the row that came first stays.
+                Some(w) if rowtime >= w.rowtime => continue,
+                Some(w) => Some((w.rowtime, w.sequence, w.row.0)),
+                None => None,
+            };
+            if let Some((old_time, old_sequence, old_chunk)) = replaced {
+                self.timers.remove(&(old_time, old_sequence));
+                self.rows.release(old_chunk);
+            }
+            let key: Box<[u8]> = key.into();
+            self.timers.insert((rowtime, sequence), key.clone());
+            self.waiting.insert(key, Waiting { rowtime, sequence, row: (chunk, row as u32) });
+            self.rows.acquire(chunk);
+        }
+        self.rows.free_if_unused(chunk);
+        self.late_rows.add(late);
+        Ok(())
+    }
+
+    fn handle_watermark(&mut self, wm: Watermark, out: &mut Vec<Message>) -> Result<()> {
+        self.watermark = self.watermark.max(wm);
+        let due = self.take_due(self.watermark);
+        if !due.is_empty() {
+            let arrow_err = self.arrow_err();
+            let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+            for c in 0..self.input_columns {
+                columns.push(self.rows.gather(c, &due).map_err(&arrow_err)?);
+            }
+            if self.spec.emit_rank {
+                let ranks: ArrayRef = Arc::new(Int64Array::from(vec![1i64; due.len()]));
+                match self.schema.fields().last() {
+                    Some(f) if f.data_type() != ranks.data_type() => {
+                        columns.push(cast(&ranks, f.data_type()).map_err(&arrow_err)?)
+                    }
+                    _ => columns.push(ranks),
+                }
+            }
+            let data = RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(&arrow_err)?;
+            for (chunk, _) in &due {
+                self.rows.release(*chunk);
+            }
+            out.push(Message::Data(Batch::append(data)));
+        }
+        out.push(Message::Watermark(wm));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, StringArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit, TimestampMillisecondType};
+    use datafusion::physical_expr::expressions::Column;
+    use eddy_sql::plan::ExprSpec;
+
+    fn input_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    fn operator(emit_rank: bool) -> (DeduplicateOperator, LateRowCounter) {
+        let input = input_schema();
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        if emit_rank {
+            fields.push(Field::new("rownum", DataType::Int64, false));
+        }
+        let spec = DeduplicateSpec {
+            keys: vec![ExprSpec { expr: Arc::new(Column::new("k", 0)), display: "k".into() }],
+            time_column: 1,
+            emit_rank,
+        };
+        let late_rows = LateRowCounter::detached();
+        let ctx = OperatorContext {
+            input_schema: input,
+            output_schema: Arc::new(Schema::new(fields)),
+            late_rows: late_rows.clone(),
+        };
+        (DeduplicateOperator::new(spec, ctx).expect("operator"), late_rows)
+    }
+
+    /// Rows (k, ts, v).
+    fn batch(rows: &[(&str, i64, i64)]) -> Batch {
+        let data = RecordBatch::try_new(
+            input_schema(),
+            vec![
+                Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(TimestampMillisecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+            ],
+        )
+        .expect("batch");
+        Batch::append(data)
+    }
+
+    /// (k, ts, v, rank or 0).
+    fn rows_of(out: &[Message]) -> Vec<(String, i64, i64, i64)> {
+        let mut rows = Vec::new();
+        for m in out {
+            let Message::Data(b) = m else { continue };
+            let d = &b.data;
+            let keys = d.column(0).as_string::<i32>();
+            let ts = d.column(1).as_primitive::<TimestampMillisecondType>();
+            let vs = d.column(2).as_primitive::<Int64Type>();
+            let ranks = d.columns().get(3).map(|c| c.as_primitive::<Int64Type>().clone());
+            for r in 0..d.num_rows() {
+                let rank = ranks.as_ref().map_or(0, |k| k.value(r));
+                rows.push((keys.value(r).to_string(), ts.value(r), vs.value(r), rank));
+            }
+        }
+        rows
+    }
+
+    fn row(k: &str, ts: i64, v: i64, rank: i64) -> (String, i64, i64, i64) {
+        (k.to_string(), ts, v, rank)
+    }
+
+    #[test]
+    fn earliest_row_wins_even_when_it_arrives_second() {
+        let (mut op, late) = operator(true);
+        let mut out = Vec::new();
+        // a's earliest row (7) arrives after a later one (10), within the watermark delay.
+        op.process_batch(batch(&[("a", 10, 1), ("b", 9, 2)]), &mut out).expect("process");
+        op.process_batch(batch(&[("a", 7, 3)]), &mut out).expect("process");
+        op.handle_watermark(Watermark(8), &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![row("a", 7, 3, 1)]);
+        assert!(matches!(out.last(), Some(Message::Watermark(Watermark(8)))));
+        out.clear();
+        // b@8: at the watermark, not late, and earlier than b's waiting 9: replaces it.
+        // b@6: behind the watermark: late. a@20: a was emitted: ignored, not counted.
+        // c@15 twice: the first arrived wins the tie.
+        op.process_batch(batch(&[("b", 8, 4), ("b", 6, 5), ("a", 20, 6), ("c", 15, 7), ("c", 15, 8)]), &mut out)
+            .expect("process");
+        op.handle_watermark(Watermark::MAX, &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![row("b", 8, 4, 1), row("c", 15, 7, 1)]);
+        assert_eq!(late.get(), 1);
+    }
+
+    #[test]
+    fn without_rank_and_with_arrival_watermarks() {
+        let (mut op, late) = operator(false);
+        let mut out = Vec::new();
+        // The second row arrived under a watermark of 12: 11 is late for it.
+        let mut input = batch(&[("a", 12, 1), ("a", 11, 2), ("b", 12, 3)]);
+        input.arrival_watermarks = Some(Int64Array::from(vec![None, Some(12), Some(12)]));
+        op.process_batch(input, &mut out).expect("process");
+        op.handle_watermark(Watermark(12), &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![row("a", 12, 1, 0), row("b", 12, 3, 0)]);
+        assert_eq!(late.get(), 1);
+    }
+}

@@ -1,0 +1,90 @@
+//! Time attributes: which columns of a logical plan are rowtime attributes.
+//!
+//! In Flink a column is a *time attribute* when it is the column of a table's WATERMARK
+//! declaration, passed through unchanged (projections may rename it), or the `window_time`
+//! of a window table function or window aggregation. Only time attributes can drive event
+//! time windows, deduplication and Top-N on a stream; computing on one (even a CAST)
+//! turns it into a plain timestamp.
+
+use datafusion::logical_expr::{Expr, LogicalPlan};
+
+use super::context::EddyTableSource;
+use super::window_node::{WindowTableFunction, WINDOW_COLUMNS};
+use crate::catalog::Catalog;
+
+/// Indices of the rowtime attributes among `plan`'s output columns.
+pub(crate) fn rowtime_columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<usize> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let Some(src) = scan.source.as_ref().downcast_ref::<EddyTableSource>() else {
+                return vec![];
+            };
+            if let Some(inlined) = src.inlined_plan() {
+                return rowtime_columns(inlined, catalog);
+            }
+            let Some(table) = catalog.table(&src.name) else {
+                return vec![];
+            };
+            let Some(wm) = &table.watermark else {
+                return vec![];
+            };
+            let Some(full) = table.column_index(&wm.column) else {
+                return vec![];
+            };
+            match &scan.projection {
+                None => vec![full],
+                Some(p) => p.iter().position(|i| *i == full).into_iter().collect(),
+            }
+        }
+        LogicalPlan::Projection(p) => {
+            let input = rowtime_columns(&p.input, catalog);
+            p.expr
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| passthrough_index(e, &p.input).is_some_and(|i| input.contains(&i)))
+                .map(|(i, _)| i)
+                .collect()
+        }
+        LogicalPlan::Filter(f) => rowtime_columns(&f.input, catalog),
+        LogicalPlan::SubqueryAlias(a) => rowtime_columns(&a.input, catalog),
+        LogicalPlan::Window(w) => rowtime_columns(&w.input, catalog),
+        LogicalPlan::Extension(e) => match e.node.as_any().downcast_ref::<WindowTableFunction>() {
+            Some(w) => {
+                let mut cols = rowtime_columns(&w.input, catalog);
+                cols.push(w.input_width() + 2);
+                cols
+            }
+            None => vec![],
+        },
+        LogicalPlan::Aggregate(a) => {
+            // A window aggregation's window_time stays a time attribute; any other grouped
+            // time column is materialised.
+            let input = rowtime_columns(&a.input, catalog);
+            a.group_expr
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    passthrough_index(e, &a.input).is_some_and(|i| {
+                        input.contains(&i) && a.input.schema().field(i).name() == WINDOW_COLUMNS[2]
+                    })
+                })
+                .map(|(i, _)| i)
+                .collect()
+        }
+        LogicalPlan::Union(u) => {
+            let mut iter = u.inputs.iter().map(|i| rowtime_columns(i, catalog));
+            let first = iter.next().unwrap_or_default();
+            iter.fold(first, |acc, cols| acc.into_iter().filter(|c| cols.contains(c)).collect())
+        }
+        _ => vec![],
+    }
+}
+
+/// The input column an expression passes through unchanged (possibly renamed).
+pub(crate) fn passthrough_index(e: &Expr, input: &LogicalPlan) -> Option<usize> {
+    match e {
+        Expr::Alias(a) => passthrough_index(&a.expr, input),
+        Expr::Column(c) => input.schema().index_of_column(c).ok(),
+        _ => None,
+    }
+}
