@@ -31,8 +31,7 @@ pub fn parse_sql(text: &str) -> Result<Vec<Located<Statement>>> {
         if p.peek_is(&Token::EOF) {
             break;
         }
-        let start = loc(&p.p.peek_token());
-        let located = p.parse_statement().map_err(|e| explain_known_construct(text, start, e))?;
+        let located = p.parse_statement()?;
         // BEGIN STATEMENT SET; ... END; spans several `;`-terminated pieces, so it is
         // parsed as one statement; anything else must end here.
         if !p.p.consume_token(&Token::SemiColon) && !p.peek_is(&Token::EOF) {
@@ -488,36 +487,6 @@ pub(crate) fn from_parser_error(e: ParserError) -> SqlError {
     };
     let message = message.replace("Expected: ", "expected ").replace(", found: ", ", found ");
     SqlError::syntax(location, message)
-}
-
-/// Window table functions (`TABLE(TUMBLE(TABLE t, ...))`) do not parse yet; a syntax error
-/// inside a statement that uses one says so instead of pointing at `TABLE t`.
-fn explain_known_construct(text: &str, start: Location, e: SqlError) -> SqlError {
-    if e.kind != crate::error::SqlErrorKind::Syntax {
-        return e;
-    }
-    let Ok(tokens) = sqlparser::tokenizer::Tokenizer::new(&FlinkDialect, text).tokenize_with_location() else {
-        return e;
-    };
-    // The failing statement's tokens: sqlparser backtracks out of a subquery that holds
-    // the function, so the error may point before it.
-    let words: Vec<&TokenWithSpan> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)) && loc(t) >= start)
-        .take_while(|t| t.token != Token::SemiColon)
-        .collect();
-    for w in words.windows(4) {
-        let at = loc(w[2]);
-        if is_word(&w[0].token, "TABLE") && w[1].token == Token::LParen && w[3].token == Token::LParen {
-            if let Some(name) =
-                peek_upper(w[2]).filter(|n| matches!(n.as_str(), "TUMBLE" | "HOP" | "CUMULATE" | "SESSION"))
-            {
-                return SqlError::unsupported(at, format!("the window table function {name} is not supported yet"))
-                    .with_hint("event-time windows (TUMBLE, HOP, CUMULATE, SESSION) are the next step of Eddy");
-            }
-        }
-    }
-    e
 }
 
 /// A likely statement keyword for a misspelled one.

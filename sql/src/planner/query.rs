@@ -1,7 +1,7 @@
 //! Planning queries with DataFusion: AST (after Flink rewrites) -> DataFusion LogicalPlan,
 //! analysed and optimised, and DataFusion errors turned into located [`SqlError`]s.
 
-use datafusion::common::DataFusionError;
+use datafusion::common::{DataFusionError, Diagnostic};
 use datafusion::logical_expr::{col, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use sqlparser::ast::{Query, Statement as SqlStatement};
@@ -50,12 +50,16 @@ pub(crate) fn plan_view(ctx: &EddyContext<'_>, view: &ViewDef) -> Result<Logical
 /// A DataFusion error as a located SQL error: the diagnostic's span when DataFusion gives
 /// one, else `fallback` (the statement's start).
 pub(crate) fn df_error(e: DataFusionError, fallback: Location) -> SqlError {
-    let location = e
-        .diagnostic()
-        .and_then(|d| d.span)
-        .map(|s| Location::new(s.start.line, s.start.column))
-        .filter(|l| l.is_known())
-        .unwrap_or(fallback);
+    // The innermost diagnostic with a place is the most precise (DataFusion wraps errors of
+    // table lookups in a diagnostic of its own).
+    let diagnostics = diagnostics(&e);
+    let located = diagnostics
+        .iter()
+        .rev()
+        .find_map(|d| d.span.map(|s| (Location::new(s.start.line, s.start.column), *d)))
+        .filter(|(l, _)| l.is_known());
+    let location = located.map(|(l, _)| l).unwrap_or(fallback);
+    let help = located.map(|(_, d)| d).or(diagnostics.first().copied()).and_then(|d| d.helps.first());
     let root = e.find_root();
     let (kind_unsupported, message) = match root {
         DataFusionError::NotImplemented(m) => (true, m.clone()),
@@ -66,10 +70,27 @@ pub(crate) fn df_error(e: DataFusionError, fallback: Location) -> SqlError {
     let message = clean_message(&message);
     let mut err =
         if kind_unsupported { SqlError::unsupported(location, message) } else { SqlError::plan(location, message) };
-    if let Some(help) = e.diagnostic().and_then(|d| d.helps.first()) {
+    if let Some(help) = help {
         err = err.with_hint(help.message.clone());
     }
     err
+}
+
+/// The diagnostics of an error and of the errors it wraps, outermost first.
+fn diagnostics(e: &DataFusionError) -> Vec<&Diagnostic> {
+    let mut out = Vec::new();
+    let mut current = e;
+    loop {
+        match current {
+            DataFusionError::Diagnostic(d, source) => {
+                out.push(d.as_ref());
+                current = source;
+            }
+            DataFusionError::Context(_, source) => current = source,
+            DataFusionError::Collection(errs) if !errs.is_empty() => current = &errs[0],
+            _ => return out,
+        }
+    }
 }
 
 fn clean_message(m: &str) -> String {

@@ -80,8 +80,9 @@ impl VisitorMut for Rewriter<'_, '_> {
         };
         let table = format!("{WINDOW_TVF_PREFIX}{}", self.ctx.window_calls.borrow().len());
         self.ctx.window_calls.borrow_mut().push(call);
+        let span = f.span();
         *t = TableFactor::Table {
-            name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(table))]),
+            name: ObjectName(vec![ObjectNamePart::Identifier(Ident::with_span(span, table))]),
             alias: alias.take(),
             args: None,
             with_hints: vec![],
