@@ -60,8 +60,15 @@ pub fn describe(op: &Operator) -> String {
         Operator::WindowAssign(w) => format!("WindowTableFunction: {}, time=#{}", window(&w.window), w.time_column),
         Operator::WindowAggregate(a) => {
             let aggs: Vec<&str> = a.aggregates.iter().map(|a| a.display.as_str()).collect();
+            let mut emit = String::new();
+            if a.emit.allowed_lateness_ms > 0 {
+                emit.push_str(&format!(", allow-lateness={}ms", a.emit.allowed_lateness_ms));
+            }
+            if a.emit.early_fire_delay_ms > 0 {
+                emit.push_str(&format!(", early-fire every {}ms", a.emit.early_fire_delay_ms));
+            }
             format!(
-                "WindowAggregate: {}, time=#{}, keys=[{}], aggs=[{}]",
+                "WindowAggregate: {}, time=#{}, keys=[{}], aggs=[{}]{emit}",
                 window(&a.window),
                 a.time_column,
                 exprs(&a.keys),

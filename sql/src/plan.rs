@@ -200,6 +200,29 @@ pub struct WindowAggSpec {
     pub aggregates: Vec<AggregateSpec>,
     /// For each output column (in `PlanNode::schema` order), where it comes from.
     pub output: Vec<WindowOutput>,
+    /// When results are emitted besides the window's close.
+    pub emit: EmitStrategy,
+}
+
+/// Beyond Flink's window TVF aggregation (which emits each window once, when it closes):
+/// updates for late rows and early results. Either makes the output an updating stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EmitStrategy {
+    /// `table.exec.emit.allow-lateness`: a fired window keeps its state until the watermark
+    /// passes `window_end - 1 + allowed_lateness_ms`; a late row in that time updates it
+    /// (`-U` old, `+U` new). 0: late rows are dropped.
+    pub allowed_lateness_ms: i64,
+    /// `table.exec.emit.early-fire.delay`: every this many ms of wall-clock time, open
+    /// windows whose result changed emit it (`+I` first, then `-U`/`+U`); the final result at
+    /// close is an update too. 0: off.
+    pub early_fire_delay_ms: u64,
+}
+
+impl EmitStrategy {
+    /// Whether the output carries updates.
+    pub fn is_updating(&self) -> bool {
+        self.allowed_lateness_ms > 0 || self.early_fire_delay_ms > 0
+    }
 }
 
 /// One `ORDER BY` key of a Top-N.

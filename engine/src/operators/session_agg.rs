@@ -406,7 +406,7 @@ mod tests {
     use datafusion::functions_aggregate::sum::sum_udaf;
     use datafusion::physical_expr::aggregate::AggregateExprBuilder;
     use datafusion::physical_expr::expressions::Column;
-    use eddy_sql::plan::{AggregateSpec, ExprSpec};
+    use eddy_sql::plan::{AggregateSpec, EmitStrategy, ExprSpec};
 
     fn ts_type() -> DataType {
         DataType::Timestamp(TimeUnit::Millisecond, None)
@@ -468,6 +468,7 @@ mod tests {
             keys: if keyed { vec![column("k", 0)] } else { Vec::new() },
             aggregates,
             output,
+            emit: EmitStrategy::default(),
         };
         let late_rows = LateRowCounter::detached();
         let ctx = OperatorContext {

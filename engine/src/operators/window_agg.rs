@@ -798,7 +798,7 @@ mod tests {
     use datafusion::logical_expr::{AggregateUDF, Operator as BinaryOp};
     use datafusion::physical_expr::aggregate::AggregateExprBuilder;
     use datafusion::physical_expr::expressions::{binary, cast as expr_cast, col, lit};
-    use eddy_sql::plan::{AggregateSpec, ExprSpec};
+    use eddy_sql::plan::{AggregateSpec, EmitStrategy, ExprSpec};
 
     use super::*;
 
@@ -886,7 +886,7 @@ mod tests {
             output_schema: Arc::new(Schema::new(fields)),
             late_rows: late.clone(),
         };
-        let spec = WindowAggSpec { window, time_column: 0, keys, aggregates, output };
+        let spec = WindowAggSpec { window, time_column: 0, keys, aggregates, output, emit: EmitStrategy::default() };
         (WindowAggregateOperator::new(spec, ctx).unwrap(), late)
     }
 

@@ -25,7 +25,10 @@ impl Settings {
             {
                 return Err(format!("'{key}' must be 'streaming', 'batch' or 'automatic', got '{value}'"));
             }
-            "pipeline.auto-watermark-interval" | "table.exec.source.idle-timeout"
+            "pipeline.auto-watermark-interval"
+            | "table.exec.source.idle-timeout"
+            | "table.exec.emit.allow-lateness"
+            | "table.exec.emit.early-fire.delay"
                 if parse_duration_ms(value).is_none() =>
             {
                 return Err(format!("'{key}' must be a duration such as '200 ms' or '10 s', got '{value}'"));
@@ -64,6 +67,22 @@ impl Settings {
     /// `pipeline.auto-watermark-interval` in ms (Flink's default is 200 ms).
     pub fn watermark_interval_ms(&self) -> u64 {
         self.get("pipeline.auto-watermark-interval").and_then(parse_duration_ms).unwrap_or(200)
+    }
+
+    /// `table.exec.emit.allow-lateness` in ms: how long a fired window keeps its state so
+    /// late rows update it (0 = drop late rows, the default).
+    pub fn allow_lateness_ms(&self) -> u64 {
+        self.get("table.exec.emit.allow-lateness").and_then(parse_duration_ms).unwrap_or(0)
+    }
+
+    /// `table.exec.emit.early-fire.delay` in ms: how often open windows emit their running
+    /// results (0 = only when they close, the default). `table.exec.emit.early-fire.enabled`
+    /// = false turns it off, as in Flink.
+    pub fn early_fire_delay_ms(&self) -> u64 {
+        if self.get("table.exec.emit.early-fire.enabled").is_some_and(|v| v.trim().eq_ignore_ascii_case("false")) {
+            return 0;
+        }
+        self.get("table.exec.emit.early-fire.delay").and_then(parse_duration_ms).unwrap_or(0)
     }
 
     /// `table.exec.source.idle-timeout` in ms (0 = disabled, the default).

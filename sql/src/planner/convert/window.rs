@@ -24,7 +24,7 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
 use crate::plan::{
-    AggregateSpec, DeduplicateSpec, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey, WindowAggSpec,
+    AggregateSpec, DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey, WindowAggSpec,
     WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
 };
 use crate::planner::query::df_error;
@@ -138,13 +138,24 @@ impl PlanBuilder<'_> {
             output.push(WindowOutput::Aggregate(aggregates.len() - 1));
         }
         let parallelism = if keys.is_empty() { 1 } else { self.parallelism };
-        let spec = WindowAggSpec { window: virt.window, time_column, keys, aggregates, output };
+        let settings = &self.session.settings;
+        let emit = EmitStrategy {
+            allowed_lateness_ms: i64::try_from(settings.allow_lateness_ms()).unwrap_or(i64::MAX),
+            early_fire_delay_ms: settings.early_fire_delay_ms(),
+        };
+        if emit.is_updating() && matches!(virt.window, WindowKind::Session { .. }) {
+            return Err(self.unsupported(
+                "allow-lateness and early-fire on SESSION windows",
+                "they work on TUMBLE, HOP and CUMULATE windows",
+            ));
+        }
+        let spec = WindowAggSpec { window: virt.window, time_column, keys, aggregates, output, emit };
         Ok(self.plan.add(PlanNode {
             operator: Operator::WindowAggregate(spec),
             inputs: vec![input],
             schema,
             parallelism,
-            updating: false,
+            updating: emit.is_updating(),
         }))
     }
 
