@@ -78,7 +78,10 @@ pub struct SourceBatch {
 #[async_trait::async_trait]
 pub trait Source: Send {
     /// The next batch, or `Ok(None)` once a bounded source is exhausted. An unbounded source
-    /// never returns `None`; a rate-limited one sleeps inside this call.
+    /// never returns `None`; a rate-limited one sleeps inside this call. A source that waits
+    /// for data (a quiet Kafka partition) returns an empty batch every now and then instead
+    /// of blocking forever, so the runtime can mark the split idle
+    /// (`table.exec.source.idle-timeout`) and stop can take effect.
     async fn next_batch(&mut self) -> Result<Option<SourceBatch>>;
 
     /// Records skipped as malformed so far (with `*.ignore-parse-errors`), for metrics.

@@ -85,6 +85,9 @@ pub enum Message {
     Data(Batch),
     /// Event time progress of the sending subtask.
     Watermark(Watermark),
+    /// The sending subtask has had no rows for `table.exec.source.idle-timeout`: leave it out
+    /// of the watermark (min over inputs) until it sends rows or a watermark again.
+    Idle,
     /// The sending subtask has no more data.
     End,
 }

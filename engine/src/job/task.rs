@@ -8,6 +8,7 @@
 //! `End` means the upstream task failed; the job's first error is the one reported.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::UInt32Array;
 use arrow::compute::take_record_batch;
@@ -58,7 +59,24 @@ struct ChannelInput {
     rx: mpsc::Receiver<Envelope>,
     watermarks: Vec<Watermark>,
     ended: Vec<bool>,
+    /// Inputs that said they are idle and have sent nothing since.
+    idle: Vec<bool>,
     emitted: Watermark,
+    /// Whether `Idle` was passed on (all open inputs idle) and nothing arrived since.
+    emitted_idle: bool,
+}
+
+impl ChannelInput {
+    fn new(rx: mpsc::Receiver<Envelope>, inputs: usize) -> Self {
+        Self {
+            rx,
+            watermarks: vec![Watermark::MIN; inputs],
+            ended: vec![false; inputs],
+            idle: vec![false; inputs],
+            emitted: Watermark::MIN,
+            emitted_idle: false,
+        }
+    }
 }
 
 pub(crate) async fn run_graph(
@@ -138,12 +156,7 @@ pub(crate) async fn run_graph(
                     let n = input_counts[c][sub];
                     let rx =
                         receivers[c][sub].take().ok_or_else(|| EngineError::Internal("receiver taken twice".into()))?;
-                    Input::Channels(ChannelInput {
-                        rx,
-                        watermarks: vec![Watermark::MIN; n],
-                        ended: vec![false; n],
-                        emitted: Watermark::MIN,
-                    })
+                    Input::Channels(ChannelInput::new(rx, n))
                 }
             };
             let mut ops: Vec<Box<dyn StreamOperator>> = Vec::new();
@@ -226,7 +239,25 @@ async fn run_subtask(
     metrics: Arc<JobMetrics>,
 ) -> Result<()> {
     loop {
-        let msg = next_message(&mut input, &metrics).await?;
+        // Operators with wall-clock work (early firing) are woken when it is due. Only a
+        // channel receive is safe to abandon for that; the planner never chains such an
+        // operator into a source's task.
+        let timer = ops.iter().filter_map(|o| o.next_processing_time()).min();
+        let msg = match (&mut input, timer) {
+            (Input::Channels(ch), Some(at)) => {
+                tokio::select! {
+                    m = ch.next() => Some(m?),
+                    _ = tokio::time::sleep_until(at.into()) => None,
+                }
+            }
+            _ => Some(next_message(&mut input, &metrics).await?),
+        };
+        let Some(msg) = msg else {
+            for out in fire_processing_time(&mut ops, Instant::now())? {
+                deliver(out, &mut sink, &mut outputs, &metrics).await?;
+            }
+            continue;
+        };
         let is_end = matches!(msg, Message::End);
         for out in run_chain(&mut ops, msg)? {
             deliver(out, &mut sink, &mut outputs, &metrics).await?;
@@ -238,6 +269,23 @@ async fn run_subtask(
             return Ok(());
         }
     }
+}
+
+/// Run the wall-clock work that is due, passing each operator's output down the rest of
+/// the chain.
+fn fire_processing_time(ops: &mut [Box<dyn StreamOperator>], now: Instant) -> Result<Vec<Message>> {
+    let mut outputs = Vec::new();
+    for i in 0..ops.len() {
+        if ops[i].next_processing_time().is_some_and(|t| t <= now) {
+            let mut produced = Vec::new();
+            ops[i].on_processing_time(now, &mut produced)?;
+            let (_, rest) = ops.split_at_mut(i + 1);
+            for m in produced {
+                outputs.extend(run_chain(rest, m)?);
+            }
+        }
+    }
+    Ok(outputs)
 }
 
 async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message> {
@@ -282,37 +330,116 @@ impl ChannelInput {
             let Some((i, msg)) = self.rx.recv().await else {
                 return Err(EngineError::Internal("an upstream task stopped without finishing".into()));
             };
-            match msg {
-                Message::Data(b) => return Ok(Message::Data(b)),
-                Message::Watermark(w) => {
-                    self.watermarks[i] = self.watermarks[i].max(w);
-                    if let Some(w) = self.advance() {
-                        return Ok(Message::Watermark(w));
-                    }
-                }
-                Message::End => {
-                    self.ended[i] = true;
-                    self.watermarks[i] = Watermark::MAX;
-                    if self.ended.iter().all(|e| *e) {
-                        return Ok(Message::End);
-                    }
-                    if let Some(w) = self.advance() {
-                        return Ok(Message::Watermark(w));
-                    }
-                }
+            if let Some(m) = self.receive(i, msg) {
+                return Ok(m);
             }
         }
     }
 
-    /// The min over inputs, if it moved forward.
+    /// Take one input message; what to pass on, if anything.
+    fn receive(&mut self, i: usize, msg: Message) -> Option<Message> {
+        match msg {
+            Message::Data(b) => {
+                self.active(i);
+                Some(Message::Data(b))
+            }
+            Message::Watermark(w) => {
+                self.active(i);
+                self.watermarks[i] = self.watermarks[i].max(w);
+                self.advance().map(Message::Watermark)
+            }
+            Message::Idle => {
+                self.idle[i] = true;
+                if let Some(w) = self.advance() {
+                    return Some(Message::Watermark(w));
+                }
+                let all_idle = (0..self.idle.len()).all(|j| self.idle[j] || self.ended[j]);
+                if all_idle && !self.emitted_idle {
+                    self.emitted_idle = true;
+                    return Some(Message::Idle);
+                }
+                None
+            }
+            Message::End => {
+                self.ended[i] = true;
+                self.watermarks[i] = Watermark::MAX;
+                if self.ended.iter().all(|e| *e) {
+                    return Some(Message::End);
+                }
+                self.advance().map(Message::Watermark)
+            }
+        }
+    }
+
+    fn active(&mut self, i: usize) {
+        self.idle[i] = false;
+        self.emitted_idle = false;
+    }
+
+    /// The min over the inputs that are not idle, if it moved forward. (An input that comes
+    /// back from idleness behind it cannot move it back: watermarks only advance.)
     fn advance(&mut self) -> Option<Watermark> {
-        let min = self.watermarks.iter().copied().min().unwrap_or(Watermark::MIN);
+        let min = (0..self.watermarks.len()).filter(|j| !self.idle[*j]).map(|j| self.watermarks[j]).min()?;
         if min > self.emitted {
             self.emitted = min;
             Some(min)
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(n: usize) -> ChannelInput {
+        let (_tx, rx) = mpsc::channel(1);
+        ChannelInput::new(rx, n)
+    }
+
+    fn wm(m: Option<Message>) -> Option<i64> {
+        match m {
+            Some(Message::Watermark(w)) => Some(w.0),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn watermarks_are_min_combined_and_idle_inputs_left_out() {
+        let mut c = input(2);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(100)))), None, "input 1 has none yet");
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(50)))), Some(50));
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(80)))), Some(80));
+        // Input 1 goes quiet: input 0 alone decides.
+        assert_eq!(wm(c.receive(1, Message::Idle)), Some(100));
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(150)))), Some(150));
+        // Input 1 comes back behind: the watermark does not go back, and waits for it.
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(120)))), None);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(200)))), None);
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(210)))), Some(200));
+    }
+
+    #[test]
+    fn all_inputs_idle_passes_idle_on_once() {
+        let mut c = input(2);
+        assert!(c.receive(0, Message::Idle).is_none());
+        assert!(matches!(c.receive(1, Message::Idle), Some(Message::Idle)));
+        assert!(c.receive(1, Message::Idle).is_none(), "only once");
+        assert!(matches!(c.receive(0, Message::Data(Batch::append(empty()))), Some(Message::Data(_))));
+        assert!(c.receive(1, Message::Idle).is_none(), "input 0 is active again");
+    }
+
+    #[test]
+    fn ended_inputs_count_as_infinitely_late() {
+        let mut c = input(2);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(10)))), None);
+        assert_eq!(wm(c.receive(1, Message::End)), Some(10));
+        assert!(matches!(c.receive(0, Message::End), Some(Message::End)));
+    }
+
+    fn empty() -> arrow::record_batch::RecordBatch {
+        arrow::record_batch::RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))
     }
 }
 
@@ -328,7 +455,7 @@ async fn deliver(
                 s.write_batch(&b.data, b.row_kinds.as_ref()).await?;
                 JobMetrics::add(&metrics.rows_out, b.num_rows() as u64);
             }
-            Message::Watermark(_) => {}
+            Message::Watermark(_) | Message::Idle => {}
             Message::End => s.finish().await?,
         }
     }

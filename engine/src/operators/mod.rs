@@ -72,6 +72,16 @@ pub trait StreamOperator: Send {
         Ok(())
     }
 
+    /// When the operator next has wall-clock work to do (early firing), if ever.
+    fn next_processing_time(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// Do the wall-clock work due at `now`.
+    fn on_processing_time(&mut self, _now: std::time::Instant, _out: &mut Vec<Message>) -> Result<()> {
+        Ok(())
+    }
+
     /// All inputs ended. Default: nothing to flush. (`End` itself is forwarded by the chain.)
     fn on_end(&mut self, _out: &mut Vec<Message>) -> Result<()> {
         Ok(())
@@ -87,6 +97,7 @@ pub fn run_chain(ops: &mut [Box<dyn StreamOperator>], input: Message) -> Result<
             match m {
                 Message::Data(b) => op.process_batch(b, &mut next)?,
                 Message::Watermark(w) => op.handle_watermark(w, &mut next)?,
+                Message::Idle => next.push(Message::Idle),
                 Message::End => {
                     op.on_end(&mut next)?;
                     next.push(Message::End);

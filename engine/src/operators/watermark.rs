@@ -29,12 +29,22 @@ pub struct WatermarkOperator {
     /// The largest watermark value seen (emitted once the interval allows).
     pending: Watermark,
     last_emit: Option<Instant>,
+    /// When rows last arrived, and whether `Idle` was sent since.
+    last_rows: Instant,
+    idle: bool,
 }
 
 impl WatermarkOperator {
     /// A generator for `spec`.
     pub fn new(spec: WatermarkSpec) -> Self {
-        Self { spec, current: Watermark::MIN, pending: Watermark::MIN, last_emit: None }
+        Self {
+            spec,
+            current: Watermark::MIN,
+            pending: Watermark::MIN,
+            last_emit: None,
+            last_rows: Instant::now(),
+            idle: false,
+        }
     }
 
     /// The watermark expression per row, in ms.
@@ -71,6 +81,18 @@ impl StreamOperator for WatermarkOperator {
     }
 
     fn process_batch(&mut self, mut batch: Batch, out: &mut Vec<Message>) -> Result<()> {
+        if batch.num_rows() == 0 {
+            // A source waiting for data: after `table.exec.source.idle-timeout` without rows
+            // the split stops holding back the watermark downstream.
+            let timeout = self.spec.idle_timeout_ms;
+            if timeout > 0 && !self.idle && self.last_rows.elapsed() >= Duration::from_millis(timeout) {
+                self.idle = true;
+                out.push(Message::Idle);
+            }
+            return Ok(());
+        }
+        self.last_rows = Instant::now();
+        self.idle = false;
         let values = self.values(&batch)?;
         if self.spec.interval_ms == 0 {
             // The watermark before each row: the running maximum of the rows before it.
@@ -112,5 +134,93 @@ impl StreamOperator for WatermarkOperator {
         self.current = Watermark::MAX;
         out.push(Message::Watermark(Watermark::MAX));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::TimestampMillisecondArray;
+    use arrow::datatypes::{Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use datafusion::physical_expr::expressions::Column;
+    use eddy_sql::plan::ExprSpec;
+
+    use super::*;
+
+    fn operator(interval_ms: u64, idle_timeout_ms: u64) -> WatermarkOperator {
+        // WATERMARK FOR ts AS ts (the delay does not matter here).
+        let expr = ExprSpec { expr: Arc::new(Column::new("ts", 0)), display: "ts".into() };
+        WatermarkOperator::new(WatermarkSpec { rowtime_column: 0, expr, interval_ms, idle_timeout_ms })
+    }
+
+    fn batch(ts: &[Option<i64>]) -> Batch {
+        let schema = Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true)]);
+        let col = TimestampMillisecondArray::from(ts.to_vec());
+        Batch::append(RecordBatch::try_new(Arc::new(schema), vec![Arc::new(col)]).unwrap())
+    }
+
+    fn split(out: Vec<Message>) -> (Option<Vec<i64>>, Vec<i64>) {
+        let mut arrivals = None;
+        let mut wms = Vec::new();
+        for m in out {
+            match m {
+                Message::Data(b) => arrivals = b.arrival_watermarks.map(|a| a.values().to_vec()),
+                Message::Watermark(w) => wms.push(w.0),
+                _ => {}
+            }
+        }
+        (arrivals, wms)
+    }
+
+    #[test]
+    fn per_row_arrival_watermarks_with_interval_zero() {
+        let mut op = operator(0, 0);
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(10), Some(30), None, Some(20), Some(40)]), &mut out).unwrap();
+        let (arrivals, wms) = split(out);
+        // The watermark before each row: the running max of the rows before it.
+        assert_eq!(arrivals, Some(vec![i64::MIN, 10, 30, 30, 30]));
+        assert_eq!(wms, vec![40]);
+        // A batch that does not move the watermark needs no per-row values.
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(35), Some(39)]), &mut out).unwrap();
+        assert_eq!(split(out), (None, vec![]));
+        // Only rows after an advance inside the batch see a newer watermark.
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(41), Some(5)]), &mut out).unwrap();
+        assert_eq!(split(out), (Some(vec![40, 41]), vec![41]));
+        let mut out = Vec::new();
+        op.on_end(&mut out).unwrap();
+        assert_eq!(split(out).1, vec![i64::MAX]);
+    }
+
+    #[test]
+    fn periodic_watermarks_apply_to_whole_batches() {
+        let mut op = operator(60_000, 0);
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(10), Some(30)]), &mut out).unwrap();
+        assert_eq!(split(out), (None, vec![30]), "the first watermark goes out at once");
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(50)]), &mut out).unwrap();
+        assert_eq!(split(out), (None, vec![]), "then at most once per interval");
+    }
+
+    #[test]
+    fn quiet_source_becomes_idle_once() {
+        let mut op = operator(0, 1);
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(10)]), &mut out).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let mut out = Vec::new();
+        op.process_batch(batch(&[]), &mut out).unwrap();
+        assert!(matches!(out.as_slice(), [Message::Idle]), "{out:?}");
+        let mut out = Vec::new();
+        op.process_batch(batch(&[]), &mut out).unwrap();
+        assert!(out.is_empty(), "idle is said once");
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(20)]), &mut out).unwrap();
+        assert_eq!(split(out).1, vec![20]);
     }
 }

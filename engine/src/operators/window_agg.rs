@@ -897,6 +897,7 @@ mod tests {
                 Message::Data(b) => op.process_batch(b, &mut out).unwrap(),
                 Message::Watermark(w) => op.handle_watermark(w, &mut out).unwrap(),
                 Message::End => op.on_end(&mut out).unwrap(),
+                Message::Idle => {}
             }
         }
         out
