@@ -142,3 +142,95 @@ INSERT INTO p SELECT * FROM g;
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// One JSON row per file, so each row is its own batch followed by its own watermark.
+fn write_rows(dir: &Path, rows: &[&str]) {
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        write(&dir.join("in"), &format!("{i:02}.jsonl"), &format!("{r}\n"));
+    }
+}
+
+const LATE_ROWS: [&str; 6] = [
+    r#"{"k":"a","v":1,"ts":"2024-03-01 10:00:01.000"}"#,
+    r#"{"k":"a","v":2,"ts":"2024-03-01 10:00:12.000"}"#,
+    r#"{"k":"a","v":3,"ts":"2024-03-01 10:00:05.000"}"#,
+    r#"{"k":"b","v":4,"ts":"2024-03-01 10:00:06.000"}"#,
+    r#"{"k":"a","v":5,"ts":"2024-03-01 10:00:20.000"}"#,
+    r#"{"k":"a","v":6,"ts":"2024-03-01 10:00:07.000"}"#,
+];
+
+fn window_counts_sql(settings: &str, sink: &str) -> String {
+    format!(
+        "SET 'pipeline.auto-watermark-interval' = '0 ms';
+{settings}
+CREATE TABLE t (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');
+{sink}SELECT k, window_start, window_end, COUNT(*), SUM(v)
+FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY k, window_start, window_end;
+"
+    )
+}
+
+/// Run the window count over `LATE_ROWS` with `settings`: (printed rows, stderr).
+fn run_window_counts(settings: &str) -> (Vec<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), &LATE_ROWS);
+    write(dir.path(), "w.sql", &window_counts_sql(settings, ""));
+    let out = eddy(&["run", "w.sql"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    (String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect(), stderr)
+}
+
+#[test]
+fn late_rows_are_dropped_and_counted() {
+    let (lines, stderr) = run_window_counts("");
+    // [10:00:00, 10:00:10) closes at watermark 10:00:12: rows 3, 4 and 6 are late for it.
+    assert_eq!(
+        lines,
+        [
+            "+I[a, 2024-03-01T10:00, 2024-03-01T10:00:10, 1, 1]",
+            "+I[a, 2024-03-01T10:00:10, 2024-03-01T10:00:20, 1, 2]",
+            "+I[a, 2024-03-01T10:00:20, 2024-03-01T10:00:30, 1, 5]",
+        ]
+    );
+    assert!(stderr.contains("3 late rows dropped (#4 WindowAggregate: 3)"), "{stderr}");
+}
+
+#[test]
+fn allowed_lateness_updates_fired_windows() {
+    let (lines, stderr) = run_window_counts("SET 'table.exec.emit.allow-lateness' = '5 s';");
+    // The first window stays updatable until the watermark reaches 10:00:09.999 + 5 s:
+    // rows 3 (update) and 4 (a new key) count; row 6 arrives after watermark 10:00:20.
+    assert_eq!(
+        lines,
+        [
+            "+I[a, 2024-03-01T10:00, 2024-03-01T10:00:10, 1, 1]",
+            "-U[a, 2024-03-01T10:00, 2024-03-01T10:00:10, 1, 1]",
+            "+U[a, 2024-03-01T10:00, 2024-03-01T10:00:10, 2, 4]",
+            "+I[b, 2024-03-01T10:00, 2024-03-01T10:00:10, 1, 4]",
+            "+I[a, 2024-03-01T10:00:10, 2024-03-01T10:00:20, 1, 2]",
+            "+I[a, 2024-03-01T10:00:20, 2024-03-01T10:00:30, 1, 5]",
+        ]
+    );
+    assert!(stderr.contains("1 late rows dropped"), "{stderr}");
+}
+
+#[test]
+fn updating_results_are_refused_by_an_append_only_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), &LATE_ROWS);
+    let sink = "CREATE TABLE o (k STRING, ws TIMESTAMP(3), we TIMESTAMP(3), c BIGINT, s BIGINT)
+WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO o ";
+    write(dir.path(), "w.sql", &window_counts_sql("SET 'table.exec.emit.early-fire.delay' = '1 s';", sink));
+    let out = eddy(&["check", "w.sql"], dir.path());
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Table sink 'o' doesn't support consuming update changes which is produced by node WindowAggregate"),
+        "{stderr}"
+    );
+}

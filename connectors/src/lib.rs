@@ -116,6 +116,11 @@ pub fn validate(table: &ConnectorTable, as_source: bool, as_sink: bool) -> Resul
     registry::validate(table, as_source, as_sink)
 }
 
+/// Whether this connector's sink consumes updates (`-U`/`+U`/`-D`), not only inserts.
+pub fn accepts_updates(table: &ConnectorTable) -> Result<bool> {
+    registry::accepts_updates(table)
+}
+
 /// Whether this connector's source ends by itself (bounded) with these options.
 pub fn is_bounded(table: &ConnectorTable) -> Result<bool> {
     registry::is_bounded(table)

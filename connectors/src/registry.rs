@@ -37,6 +37,11 @@ impl Connector {
         matches!(self, Self::Filesystem | Self::Print | Self::Blackhole)
     }
 
+    /// Whether the sink consumes a changelog (`-U`/`+U`/`-D`); append-only sinks do not.
+    fn accepts_updates(self) -> bool {
+        matches!(self, Self::Print | Self::Blackhole)
+    }
+
     /// The table's connector, or an error naming what exists.
     fn of(table: &ConnectorTable) -> Result<Self> {
         let name = table.options.required(&table.name, "connector")?;
@@ -155,4 +160,8 @@ mod tests {
         assert!(is_bounded(&t(&[("connector", "nexmark"), ("events.num", "5")])).unwrap());
         assert!(is_bounded(&t(&[("connector", "print")])).is_err());
     }
+}
+
+pub(crate) fn accepts_updates(table: &ConnectorTable) -> Result<bool> {
+    Ok(Connector::of(table)?.accepts_updates())
 }

@@ -124,10 +124,13 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
         match &n.operator {
             Operator::Source(t) => eddy_connectors::validate(&connector_table(t), true, false)?,
             Operator::Sink(t) => {
-                eddy_connectors::validate(&connector_table(t), false, true)?;
-                if n.updating {
+                let table = connector_table(t);
+                eddy_connectors::validate(&table, false, true)?;
+                if n.updating && !eddy_connectors::accepts_updates(&table)? {
+                    // Flink's wording, naming the operator that turns the stream into updates.
+                    let producer = first_updating(plan, n.inputs.first().copied());
                     return Err(EngineError::Plan(format!(
-                        "table '{}' is an append-only sink but the query produces updates",
+                        "Table sink '{}' doesn't support consuming update changes which is produced by node {producer}",
                         t.name
                     )));
                 }
@@ -136,6 +139,18 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The operator where a stream becomes updating, walking up from `id`.
+fn first_updating(plan: &StreamPlan, mut id: Option<usize>) -> String {
+    while let Some(i) = id {
+        let node = &plan.nodes[i];
+        match node.inputs.iter().find(|j| plan.nodes[**j].updating) {
+            Some(j) => id = Some(*j),
+            None => return eddy_sql::explain::describe(&node.operator),
+        }
+    }
+    "(unknown)".into()
 }
 
 /// The connector's view of a table.

@@ -24,13 +24,39 @@
 //! dropped and counted; otherwise (HOP, CUMULATE) it counts in the windows of its slice that
 //! had not fired yet. Each partial remembers the first window end its rows count in
 //! (`from_end`), which is how an already emitted window stays unchanged.
+//!
+//! ## Updating output (`spec.emit`)
+//!
+//! With the default [`EmitStrategy`](eddy_sql::plan::EmitStrategy) the output is append-only
+//! and everything above holds as is. With allowed lateness `L` or early firing every `D` ms
+//! the output is a changelog, every row carrying its [`RowKind`]:
+//!
+//! - Slices stay until every window holding them is past `window_end - 1 + L`; a row counts
+//!   in every window of its slice with `end - 1 + L > effective watermark` (so `from_end`
+//!   still describes where it counts), and is dropped only if there is none.
+//! - The rows last emitted for a window are kept as arrays ([`Emitted`]: the window's keys
+//!   and values, plus a `GroupValues` index from key to row) from its first emission until
+//!   it expires at `window_end - 1 + L`.
+//! - Windows whose result may have changed are marked dirty. After a batch, the dirty
+//!   windows that have fired are recomputed and emitted at once (late firing); open ones
+//!   wait for the early-fire timer; a window closing at the watermark is always computed.
+//!   Emitting diffs the new result against [`Emitted`]: `+I` for a key not emitted yet,
+//!   `-U` old / `+U` new for a key whose values changed, nothing for the others.
+//! - Reading a window never consumes state: live partials are frozen into state arrays
+//!   (which can be merged any number of times), and a slice's arrays for the same
+//!   `from_end` are compacted into one so repeated reads stay proportional to its keys.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, TimestampMillisecondArray, UInt32Array};
-use arrow::compute::{cast, concat_batches, prep_null_mask_filter, take};
+use arrow::array::{
+    make_comparator, Array, ArrayRef, AsArray, BooleanArray, Int64Array, Int8Array, TimestampMillisecondArray,
+    UInt32Array,
+};
+use arrow::compute::{cast, concat_batches, interleave, prep_null_mask_filter, take, SortOptions};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
@@ -78,6 +104,25 @@ pub struct WindowAggregateOperator {
     warned_null_time: bool,
     /// Scratch for group indices, reused across batches.
     groups: Vec<usize>,
+    /// `spec.emit` asks for updates: the output is a changelog (fields below are unused
+    /// otherwise).
+    updating: bool,
+    /// Allowed lateness in ms (0 without).
+    lateness: i64,
+    /// Early firing period, if any.
+    early_fire: Option<Duration>,
+    /// Updating only: the rows last emitted per window end, kept from a window's first
+    /// emission until it expires.
+    emitted: BTreeMap<i64, Emitted>,
+    /// Updating only: window ends whose result may have changed since last emitted. Between
+    /// calls it holds open windows only (fired ones are emitted right after the batch).
+    dirty: BTreeSet<i64>,
+    /// When the next early fire is due (while `dirty` is not empty).
+    early_due: Option<Instant>,
+    /// The `now` of the last early fire.
+    last_early_fire: Option<Instant>,
+    /// Aggregates shown in the output: a key's row changed iff one of these did.
+    compared: Vec<usize>,
 }
 
 impl WindowAggregateOperator {
@@ -130,6 +175,20 @@ impl WindowAggregateOperator {
                 exprs
             })
             .collect();
+        if spec.emit.allowed_lateness_ms < 0 {
+            return Err(plan_err(format!("negative allowed lateness {} ms", spec.emit.allowed_lateness_ms)));
+        }
+        let updating = spec.emit.is_updating();
+        let lateness = spec.emit.allowed_lateness_ms;
+        let early_fire = (spec.emit.early_fire_delay_ms > 0).then(|| Duration::from_millis(spec.emit.early_fire_delay_ms));
+        let mut compared = Vec::new();
+        for o in &spec.output {
+            if let WindowOutput::Aggregate(a) = *o {
+                if !compared.contains(&a) {
+                    compared.push(a);
+                }
+            }
+        }
         Ok(Self {
             spec,
             name,
@@ -143,6 +202,14 @@ impl WindowAggregateOperator {
             watermark: Watermark::MIN.0,
             warned_null_time: false,
             groups: Vec::new(),
+            updating,
+            lateness,
+            early_fire,
+            emitted: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            early_due: None,
+            last_early_fire: None,
+            compared,
         })
     }
 
@@ -164,6 +231,8 @@ impl WindowAggregateOperator {
                 Some(a) if a.is_valid(row) => self.watermark.max(a.value(row)),
                 _ => self.watermark,
             };
+            // A window takes the row iff `end - 1 + lateness > effective`.
+            let horizon = effective.saturating_sub(self.lateness);
             let slice_end = g.slice_end(ts);
             let first = g.first_window_end(slice_end);
             let last_end = g.last_window_end(slice_end);
@@ -171,14 +240,15 @@ impl WindowAggregateOperator {
                 // A HOP whose slide exceeds its size leaves gaps no window covers.
                 continue;
             }
-            let from_end = if first.saturating_sub(1) > effective {
+            let from_end = if first.saturating_sub(1) > horizon {
                 first
-            } else if last_end.saturating_sub(1) <= effective {
+            } else if last_end.saturating_sub(1) <= horizon {
                 routing.late += 1;
                 continue;
             } else {
-                // Counts only in the windows that had not fired when the row arrived.
-                g.next_window_end_after(effective.saturating_add(1))
+                // Counts only in the windows that had not fired (or, with allowed lateness,
+                // had not expired) when the row arrived.
+                g.next_window_end_after(horizon.saturating_add(1))
             };
             let key = (slice_end, from_end);
             let target = match last {
@@ -377,12 +447,296 @@ impl WindowAggregateOperator {
     }
 }
 
+/// Updating output (`spec.emit` set), see the module docs.
+impl WindowAggregateOperator {
+    /// After a batch: marks the windows it changed, emits the changed windows that already
+    /// fired (late firing) and schedules an early fire for open ones.
+    fn after_batch(&mut self, touched: &[(i64, i64)], out: &mut Vec<Message>) -> Result<()> {
+        // Windows ending at or before this have fired.
+        let fired_limit = self.watermark.saturating_add(1);
+        let g = self.geometry;
+        for &(slice_end, from_end) in touched {
+            let last = g.last_window_end(slice_end);
+            // Without early firing open windows are emitted when they close anyway.
+            let stop = if self.early_fire.is_some() { last } else { last.min(fired_limit) };
+            let mut end = from_end;
+            while end <= stop {
+                self.dirty.insert(end);
+                match end.checked_add(g.grid) {
+                    Some(next) => end = next,
+                    None => break,
+                }
+            }
+        }
+        let fired: Vec<i64> = self.dirty.range(..=fired_limit).copied().collect();
+        if !fired.is_empty() {
+            for end in &fired {
+                self.dirty.remove(end);
+            }
+            if let Some(batch) = self.emit_windows(&fired)? {
+                out.push(Message::Data(batch));
+            }
+        }
+        if let Some(delay) = self.early_fire {
+            if !self.dirty.is_empty() && self.early_due.is_none() {
+                // D after the first change since the last early fire (and never sooner than
+                // D after that fire).
+                let from = match self.last_early_fire {
+                    Some(last) => last.max(Instant::now()),
+                    None => Instant::now(),
+                };
+                self.early_due = Some(from + delay);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every window with `end - 1 <= wm`, emitting its changes against what it
+    /// emitted early (all `+I` if nothing), then frees what expired and forwards `wm`.
+    fn fire_updating(&mut self, wm: Watermark, out: &mut Vec<Message>) -> Result<()> {
+        if wm.0 > self.watermark {
+            let ends = self.windows_to_close(wm.0);
+            if let Some(batch) = self.emit_windows(&ends)? {
+                out.push(Message::Data(batch));
+            }
+            let limit = wm.0.saturating_add(1);
+            while self.dirty.first().is_some_and(|end| *end <= limit) {
+                self.dirty.pop_first();
+            }
+            if self.dirty.is_empty() {
+                self.early_due = None;
+            }
+            self.watermark = wm.0;
+            self.expire(wm.0);
+        }
+        out.push(Message::Watermark(wm));
+        Ok(())
+    }
+
+    /// The ends of the windows with data that close when the watermark reaches `wm`, in
+    /// order. As in [`Self::fire`], they are found from the slices present (which here
+    /// include slices of fired windows kept for lateness: skipped).
+    fn windows_to_close(&self, wm: i64) -> Vec<i64> {
+        let g = &self.geometry;
+        let mut ends = Vec::new();
+        // Windows ending at or before `done` have fired.
+        let mut done = self.watermark.saturating_add(1);
+        let limit = wm.saturating_add(1);
+        // A slice with a window ending after `done` ends after `done - size`.
+        let lower = Bound::Excluded(done.saturating_sub(g.size));
+        for &slice_end in self.slices.range((lower, Bound::Unbounded)).map(|(k, _)| k) {
+            let last = g.last_window_end(slice_end);
+            while last > done {
+                let end = g.first_window_end(slice_end).max(g.next_window_end_after(done));
+                if end > limit {
+                    return ends;
+                }
+                ends.push(end);
+                done = end;
+            }
+        }
+        ends
+    }
+
+    /// Frees the emitted rows and slices of the windows with `end - 1 + lateness <= wm`.
+    fn expire(&mut self, wm: i64) {
+        let lateness = self.lateness;
+        let expired = |end: i64| end.saturating_sub(1).saturating_add(lateness) <= wm;
+        while let Some(entry) = self.emitted.first_entry() {
+            if !expired(*entry.key()) {
+                break;
+            }
+            entry.remove();
+        }
+        // A slice's last window end grows with the slice's end.
+        while let Some(entry) = self.slices.first_entry() {
+            if !expired(self.geometry.last_window_end(*entry.key())) {
+                break;
+            }
+            entry.remove();
+        }
+    }
+
+    /// Computes the windows ending at `ends` (ascending) and emits, for each, its changes
+    /// since last emitted, remembering the new result; `None` if nothing changed.
+    fn emit_windows(&mut self, ends: &[i64]) -> Result<Option<Batch>> {
+        let results =
+            self.compute_windows(ends).map_err(|source| EngineError::Expression { operator: self.name.clone(), source })?;
+        let mut batches = Vec::new();
+        let mut kinds: Vec<i8> = Vec::new();
+        for (&end, result) in ends.iter().zip(results) {
+            if result.rows == 0 {
+                continue;
+            }
+            let old = self.emitted.remove(&end);
+            let (changes, emitted) = self.diff(result, old)?;
+            self.emitted.insert(end, emitted);
+            if let Some((rows, row_kinds)) = changes {
+                batches.push(self.output_batch(self.geometry.window_start(end), end, rows)?);
+                kinds.extend(row_kinds.into_iter().map(RowKind::code));
+            }
+        }
+        let data = match batches.len() {
+            0 => return Ok(None),
+            1 => batches.pop().expect("one batch"),
+            _ => concat_batches(&self.output_schema, &batches)
+                .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?,
+        };
+        Ok(Some(Batch { data, row_kinds: Some(Int8Array::from(kinds)), arrival_watermarks: None }))
+    }
+
+    /// The current results of the windows ending at `ends` (ascending), without consuming
+    /// any state. CUMULATE computes the windows of a period in one pass, each the previous
+    /// one plus the partials that count from it on.
+    fn compute_windows(&mut self, ends: &[i64]) -> DfResult<Vec<Finished>> {
+        let g = self.geometry;
+        let (Some(&first), Some(&last)) = (ends.first(), ends.last()) else { return Ok(Vec::new()) };
+        let lower = Bound::Excluded(g.window_start(first));
+        for slice in self.slices.range_mut((lower, Bound::Included(last))).map(|(_, s)| s) {
+            slice.compact(&self.factory, &mut self.groups)?;
+        }
+        let mut results = Vec::with_capacity(ends.len());
+        match g.kind {
+            Kind::Tumble | Kind::Hop => {
+                for &end in ends {
+                    let start = g.window_start(end);
+                    let mut merger = self.factory.create()?;
+                    for slice in self.slices.range((Bound::Excluded(start), Bound::Included(end))).map(|(_, s)| s) {
+                        for chunk in slice.frozen.iter().filter(|c| c.from_end <= end) {
+                            merger.merge(chunk, &mut self.groups)?;
+                        }
+                    }
+                    results.push(merger.finish()?);
+                }
+            }
+            Kind::Cumulate => {
+                let mut i = 0;
+                while i < ends.len() {
+                    let start = g.window_start(ends[i]);
+                    let mut j = i + 1;
+                    while j < ends.len() && g.window_start(ends[j]) == start {
+                        j += 1;
+                    }
+                    let period = &ends[i..j];
+                    let period_last = period[period.len() - 1];
+                    // A CUMULATE partial counts in every window of its period from its
+                    // `from_end` on (its slice ends at or before that).
+                    let mut chunks: Vec<&Frozen> = self
+                        .slices
+                        .range((Bound::Excluded(start), Bound::Included(period_last)))
+                        .flat_map(|(_, s)| s.frozen.iter())
+                        .filter(|c| c.from_end <= period_last)
+                        .collect();
+                    chunks.sort_by_key(|c| c.from_end);
+                    let mut merger = self.factory.create()?;
+                    let mut next = 0;
+                    for (n, &end) in period.iter().enumerate() {
+                        while next < chunks.len() && chunks[next].from_end <= end {
+                            merger.merge(chunks[next], &mut self.groups)?;
+                            next += 1;
+                        }
+                        if n + 1 < period.len() {
+                            results.push(merger.snapshot(&self.factory, &mut self.groups)?);
+                        }
+                    }
+                    results.push(merger.finish()?);
+                    i = j;
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Diffs a window's new result against what it emitted before: the rows to emit with
+    /// their kinds (`None` if nothing changed) and the new [`Emitted`].
+    #[allow(clippy::type_complexity)]
+    fn diff(&mut self, new: Finished, old: Option<Emitted>) -> Result<(Option<(Finished, Vec<RowKind>)>, Emitted)> {
+        let expr_err = |source| EngineError::Expression { operator: self.name.clone(), source };
+        let arrow_err = |source| EngineError::Arrow { operator: self.name.clone(), source };
+        let Some(Emitted { mut index, result: old }) = old else {
+            let mut index = self.factory.key_table().map_err(expr_err)?;
+            index.intern(&new.keys, new.rows, &mut self.groups).map_err(expr_err)?;
+            let kinds = vec![RowKind::Insert; new.rows];
+            return Ok((Some((new.clone(), kinds)), Emitted { index, result: new }));
+        };
+        // Group of each new row in the index: below `old.rows` for a key emitted before.
+        index.intern(&new.keys, new.rows, &mut self.groups).map_err(expr_err)?;
+        let groups = std::mem::take(&mut self.groups);
+        let equal: Vec<Box<dyn Fn(usize, usize) -> bool>> =
+            self.compared.iter().map(|&a| values_equal(&old.values[a], &new.values[a])).collect();
+        // Rows to emit as (0: old result, 1: new result; row).
+        let mut pick: Vec<(usize, usize)> = Vec::new();
+        let mut kinds = Vec::new();
+        for (row, &group) in groups.iter().enumerate() {
+            if group >= old.rows {
+                pick.push((1, row));
+                kinds.push(RowKind::Insert);
+            } else if !equal.iter().all(|eq| eq(group, row)) {
+                pick.extend([(0, group), (1, row)]);
+                kinds.extend([RowKind::UpdateBefore, RowKind::UpdateAfter]);
+            }
+        }
+        drop(equal);
+        let changes = if pick.is_empty() {
+            None
+        } else {
+            let pick_all = |olds: &[ArrayRef], news: &[ArrayRef]| -> Result<Vec<ArrayRef>> {
+                olds.iter()
+                    .zip(news)
+                    .map(|(o, n)| interleave(&[o.as_ref(), n.as_ref()], &pick).map_err(arrow_err))
+                    .collect()
+            };
+            let rows = Finished { rows: pick.len(), keys: pick_all(&old.keys, &new.keys)?, values: pick_all(&old.values, &new.values)? };
+            Some((rows, kinds))
+        };
+        // Keep the new result in the index's group order.
+        let emitted = if index.len() != new.rows {
+            // Not reached (a window's keys only grow): rebuild the index.
+            let mut index = self.factory.key_table().map_err(expr_err)?;
+            self.groups = groups;
+            index.intern(&new.keys, new.rows, &mut self.groups).map_err(expr_err)?;
+            Emitted { index, result: new }
+        } else if groups.iter().enumerate().all(|(row, &group)| row == group) {
+            self.groups = groups;
+            Emitted { index, result: new }
+        } else {
+            let mut order = vec![0u32; new.rows];
+            for (row, &group) in groups.iter().enumerate() {
+                order[group] = row as u32;
+            }
+            self.groups = groups;
+            let order = UInt32Array::from(order);
+            let take_all = |arrays: &[ArrayRef]| -> Result<Vec<ArrayRef>> {
+                arrays.iter().map(|a| take(a.as_ref(), &order, None).map_err(arrow_err)).collect()
+            };
+            let result = Finished { rows: new.rows, keys: take_all(&new.keys)?, values: take_all(&new.values)? };
+            Emitted { index, result }
+        };
+        Ok((changes, emitted))
+    }
+
+    /// Windows whose emitted rows are kept (tests check state is freed).
+    #[cfg(test)]
+    fn retained_windows(&self) -> usize {
+        self.emitted.len()
+    }
+}
+
+/// Whether row `a` of `old` equals row `b` of `new` (NULL equals NULL).
+fn values_equal<'a>(old: &'a ArrayRef, new: &'a ArrayRef) -> Box<dyn Fn(usize, usize) -> bool + 'a> {
+    match make_comparator(old.as_ref(), new.as_ref(), SortOptions::default()) {
+        Ok(cmp) => Box::new(move |a, b| cmp(a, b) == Ordering::Equal),
+        // Types without an ordering: logical equality of the two one-row slices.
+        Err(_) => Box::new(move |a, b| old.slice(a, 1).to_data() == new.slice(b, 1).to_data()),
+    }
+}
+
 impl StreamOperator for WindowAggregateOperator {
     fn name(&self) -> String {
         self.name.clone()
     }
 
-    fn process_batch(&mut self, batch: Batch, _out: &mut Vec<Message>) -> Result<()> {
+    fn process_batch(&mut self, batch: Batch, out: &mut Vec<Message>) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -411,6 +765,11 @@ impl StreamOperator for WindowAggregateOperator {
         }
         let inputs = self.evaluate_inputs(&batch.data)?;
         let whole = routing.targets.len() == 1 && routing.targets[0].rows.len() == inputs.rows;
+        let touched: Vec<(i64, i64)> = if self.updating {
+            routing.targets.iter().map(|t| (t.slice_end, t.from_end)).collect()
+        } else {
+            Vec::new()
+        };
         for target in routing.targets {
             let taken;
             let part = if whole {
@@ -431,10 +790,16 @@ impl StreamOperator for WindowAggregateOperator {
             };
             partial.update(part, &mut self.groups).map_err(expr_err)?;
         }
+        if self.updating {
+            self.after_batch(&touched, out)?;
+        }
         Ok(())
     }
 
     fn handle_watermark(&mut self, wm: Watermark, out: &mut Vec<Message>) -> Result<()> {
+        if self.updating {
+            return self.fire_updating(wm, out);
+        }
         let batches = self.fire(wm.0)?;
         match batches.len() {
             0 => {}
@@ -446,6 +811,33 @@ impl StreamOperator for WindowAggregateOperator {
             }
         }
         out.push(Message::Watermark(wm));
+        Ok(())
+    }
+
+    fn next_processing_time(&self) -> Option<Instant> {
+        if self.dirty.is_empty() {
+            None
+        } else {
+            self.early_due
+        }
+    }
+
+    /// Early firing: every open window changed since last emitted emits its running result.
+    /// The task calls this only once [`Self::next_processing_time`] is due; `now` is taken as
+    /// the time of this fire (the next one is due `D` after it at the earliest).
+    fn on_processing_time(&mut self, now: Instant, out: &mut Vec<Message>) -> Result<()> {
+        if self.early_fire.is_none() {
+            return Ok(());
+        }
+        self.early_due = None;
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let ends: Vec<i64> = std::mem::take(&mut self.dirty).into_iter().collect();
+        if let Some(batch) = self.emit_windows(&ends)? {
+            out.push(Message::Data(batch));
+        }
+        self.last_early_fire = Some(now);
         Ok(())
     }
 }
@@ -651,6 +1043,41 @@ impl Slice {
     }
 }
 
+impl Slice {
+    /// Freezes the live partials and merges the frozen ones with the same `from_end` into
+    /// one, so reading the slice again and again stays proportional to its keys.
+    fn compact(&mut self, factory: &PartialFactory, groups: &mut Vec<usize>) -> DfResult<()> {
+        self.freeze_live()?;
+        if self.frozen.len() < 2 {
+            return Ok(());
+        }
+        let mut chunks = std::mem::take(&mut self.frozen);
+        chunks.sort_by_key(|c| c.from_end);
+        let mut chunks = chunks.into_iter().peekable();
+        while let Some(chunk) = chunks.next() {
+            let from_end = chunk.from_end;
+            if chunks.peek().is_none_or(|next| next.from_end != from_end) {
+                self.frozen.push(chunk);
+                continue;
+            }
+            let mut merger = factory.create()?;
+            merger.merge(&chunk, groups)?;
+            while let Some(next) = chunks.next_if(|next| next.from_end == from_end) {
+                merger.merge(&next, groups)?;
+            }
+            self.frozen.push(merger.freeze(from_end)?);
+        }
+        Ok(())
+    }
+}
+
+/// The rows a window emitted last: its result (keys and values, row `i` being group `i`)
+/// and the index from key to group.
+struct Emitted {
+    index: KeyTable,
+    result: Finished,
+}
+
 /// Partial aggregates frozen into arrays: `GroupsAccumulator::state` per aggregate, with the
 /// keys of its groups.
 struct Frozen {
@@ -668,12 +1095,16 @@ struct PartialFactory {
 }
 
 impl PartialFactory {
-    fn create(&self) -> DfResult<Partial> {
-        let keys = if self.key_schema.fields().is_empty() {
+    fn key_table(&self) -> DfResult<KeyTable> {
+        Ok(if self.key_schema.fields().is_empty() {
             KeyTable::Global { groups: 0 }
         } else {
             KeyTable::Grouped(new_group_values(self.key_schema.clone(), &GroupOrdering::None)?)
-        };
+        })
+    }
+
+    fn create(&self) -> DfResult<Partial> {
+        let keys = self.key_table()?;
         let accumulators = self
             .aggregates
             .iter()
@@ -737,7 +1168,7 @@ struct Partial {
 }
 
 /// A fired window's keys and aggregate values, one row per group.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Finished {
     rows: usize,
     keys: Vec<ArrayRef>,
@@ -774,6 +1205,17 @@ impl Partial {
         let keys = self.keys.emit()?;
         let states = self.accumulators.iter_mut().map(|a| a.state(EmitTo::All)).collect::<DfResult<Vec<_>>>()?;
         Ok(Frozen { from_end, groups, keys, states })
+    }
+
+    /// Final values per group, leaving the partial as it was (evaluating consumes an
+    /// accumulator's state: the state is read, merged back into a fresh partial that
+    /// replaces this one, and a copy evaluated).
+    fn snapshot(&mut self, factory: &PartialFactory, groups: &mut Vec<usize>) -> DfResult<Finished> {
+        let state = std::mem::replace(self, factory.create()?).freeze(0)?;
+        self.merge(&state, groups)?;
+        let mut copy = factory.create()?;
+        copy.merge(&state, groups)?;
+        copy.finish()
     }
 
     /// Final values per group.
