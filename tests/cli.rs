@@ -234,3 +234,33 @@ INSERT INTO o ";
         "{stderr}"
     );
 }
+
+#[test]
+fn window_table_function_rows_without_aggregation() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), &[r#"{"k":"a","v":1,"ts":"2024-03-01 10:00:05.000"}"#]);
+    write(
+        dir.path(),
+        "w.sql",
+        "CREATE TABLE t (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');
+SELECT k, window_start, window_end, window_time
+FROM TABLE(HOP(DATA => TABLE t, TIMECOL => DESCRIPTOR(ts), SLIDE => INTERVAL '5' SECOND, SIZE => INTERVAL '15' SECOND));
+SELECT k, window_start, window_end FROM TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '6' SECOND));
+",
+    );
+    let out = eddy(&["run", "w.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "+I[a, 2024-03-01T09:59:55, 2024-03-01T10:00:10, 2024-03-01T10:00:09.999]",
+            "+I[a, 2024-03-01T10:00, 2024-03-01T10:00:06]",
+            "+I[a, 2024-03-01T10:00, 2024-03-01T10:00:15, 2024-03-01T10:00:14.999]",
+            "+I[a, 2024-03-01T10:00:05, 2024-03-01T10:00:20, 2024-03-01T10:00:19.999]",
+        ]
+    );
+}

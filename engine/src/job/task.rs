@@ -44,6 +44,9 @@ enum EdgeOutput {
     Hash { targets: Vec<(mpsc::Sender<Envelope>, usize)>, keys: Vec<Arc<dyn PhysicalExpr>> },
 }
 
+/// Key groups (Flink's default maximum parallelism): the unit keyed state is sharded in.
+const KEY_GROUPS: u64 = 128;
+
 /// Every subtask must send a key to the same place: a fixed seed, not a random one.
 const EXCHANGE_HASH: RandomState = RandomState::with_seed(0x5eed_edd1);
 
@@ -498,9 +501,13 @@ fn hash_partition(b: &Batch, keys: &[Arc<dyn PhysicalExpr>], n: usize) -> Result
     let mut hashes = vec![0u64; rows];
     create_hashes(&arrays, &EXCHANGE_HASH, &mut hashes)
         .map_err(|source| EngineError::Expression { operator: operator(), source })?;
+    // Keys map to key groups, and key groups to subtasks in contiguous ranges, as Flink
+    // does: keyed state can later move between processes a key group at a time.
+    let key_groups = KEY_GROUPS.max(n as u64);
     let mut indices: Vec<Vec<u32>> = vec![Vec::new(); n];
     for (row, h) in hashes.iter().enumerate() {
-        indices[(*h % n as u64) as usize].push(row as u32);
+        let key_group = h % key_groups;
+        indices[(key_group * n as u64 / key_groups) as usize].push(row as u32);
     }
     let mut out = Vec::new();
     for (target, idx) in indices.into_iter().enumerate() {
