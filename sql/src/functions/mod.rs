@@ -32,6 +32,8 @@
 //! | `str_to_map` | string [, pair regex, key-value regex] | MAP<STRING, STRING> |
 //! | `mod` | number, number | the divisor's type (DECIMAL: Flink's modulo type) |
 //! | `json_value` | json, path | STRING |
+//! | `now` (`current_timestamp`), `proctime` | () | TIMESTAMP_LTZ(3), read per batch |
+//! | `localtimestamp` | () | TIMESTAMP(3) (UTC), read per batch |
 //! | `year`, `quarter`, `month`, `week`, `dayofyear`, `dayofmonth`, `dayofweek`, `hour`, `minute`, `second` | date or timestamp | BIGINT |
 //!
 //! Units for `timestampdiff`/`floor_ts`/`ceil_ts` are strings such as `'SECOND'`
@@ -50,6 +52,7 @@
 //! | `concat` | skips NULL arguments | NULL if any argument is NULL |
 //! | `regexp_replace` | first match only unless flag `g`; `\1`/`${1}` group references | all matches; the replacement is literal text |
 //! | `initcap` | Unicode word rules | Calcite's ASCII-only rules |
+//! | `now` | stable: folded to one constant at plan time | read per record |
 //!
 //! Functions DataFusion already has with Flink's semantics (`instr`, `split_part`, ...)
 //! are deliberately not redefined.
@@ -59,6 +62,7 @@ use std::sync::Arc;
 use datafusion::logical_expr::ScalarUDF;
 
 pub(crate) mod common;
+pub mod clock;
 pub mod date_format;
 pub mod date_part;
 pub mod floor_ceil;
@@ -106,6 +110,9 @@ pub fn flink_functions() -> Vec<Arc<ScalarUDF>> {
         udf(str_to_map::StrToMap::new()),
         udf(modulo::Mod::new()),
         udf(json_value::JsonValue::new()),
+        udf(clock::Clock::new(clock::ClockFn::Now)),
+        udf(clock::Clock::new(clock::ClockFn::LocalTimestamp)),
+        udf(clock::Clock::new(clock::ClockFn::Proctime)),
     ];
     fns.extend(date_part::DatePartKind::ALL.into_iter().map(|k| udf(date_part::DatePart::new(k))));
     fns

@@ -4,6 +4,8 @@
 //!   which DataFusion would resolve as a column; it becomes a string literal.
 //! * `IF(c, a, b)` becomes `CASE WHEN c THEN a ELSE b END` (a NULL condition takes ELSE).
 //! * `LISTAGG(x [, sep])` is DataFusion's `string_agg(x, sep)`, with Flink's default `,`.
+//! * `LOCALTIMESTAMP` / `CURRENT_TIMESTAMP` written without parentheses are calls of
+//!   Eddy's clock functions (read per batch), not column names.
 //! * `FLOOR(ts TO MINUTE)` / `CEIL(ts TO MINUTE)` become `floor_ts('MINUTE', ts)` / `ceil_ts(..)`.
 //! * Types in `CAST`: `TIMESTAMP` without precision is Flink's `TIMESTAMP(6)`,
 //!   `TIMESTAMP_LTZ(p)` is a timestamp with the session zone, `BYTES` is binary.
@@ -35,6 +37,12 @@ fn rewrite_expr(e: &mut Expr) {
             *e = call("ceil_ts", vec![string(&unit.to_string()), (**expr).clone()]);
         }
         Expr::Cast { data_type, .. } => rewrite_type(data_type),
+        Expr::Identifier(i) if i.quote_style.is_none() => {
+            let upper = i.value.to_ascii_uppercase();
+            if matches!(upper.as_str(), "LOCALTIMESTAMP" | "CURRENT_TIMESTAMP") {
+                *e = call(&upper.to_ascii_lowercase(), vec![]);
+            }
+        }
         _ => {}
     }
 }
