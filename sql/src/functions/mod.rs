@@ -53,6 +53,7 @@
 //! | `regexp_replace` | first match only unless flag `g`; `\1`/`${1}` group references | all matches; the replacement is literal text |
 //! | `initcap` | Unicode word rules | Calcite's ASCII-only rules |
 //! | `now` | stable: folded to one constant at plan time | read per record |
+//! | `avg` (aggregate) | DOUBLE for integers | the integer type, truncated (`AVG(BIGINT)` is BIGINT) |
 //!
 //! Functions DataFusion already has with Flink's semantics (`instr`, `split_part`, ...)
 //! are deliberately not redefined.
@@ -62,6 +63,7 @@ use std::sync::Arc;
 use datafusion::logical_expr::ScalarUDF;
 
 pub(crate) mod common;
+pub mod avg;
 pub mod clock;
 pub mod date_format;
 pub mod date_part;
@@ -116,6 +118,11 @@ pub fn flink_functions() -> Vec<Arc<ScalarUDF>> {
     ];
     fns.extend(date_part::DatePartKind::ALL.into_iter().map(|k| udf(date_part::DatePart::new(k))));
     fns
+}
+
+/// Flink's aggregate functions that differ from DataFusion's (registered after them).
+pub fn flink_aggregates() -> Vec<Arc<datafusion::logical_expr::AggregateUDF>> {
+    vec![Arc::new(datafusion::logical_expr::AggregateUDF::new_from_impl(avg::FlinkAvg::new()))]
 }
 
 fn udf(f: impl datafusion::logical_expr::ScalarUDFImpl + 'static) -> Arc<ScalarUDF> {

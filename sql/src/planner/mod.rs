@@ -89,6 +89,9 @@ impl Session {
             // Same-named UDFs replace DataFusion's (e.g. ROUND, CONCAT with Flink semantics).
             let _ = state.register_udf(f);
         }
+        for f in crate::functions::flink_aggregates() {
+            let _ = state.register_udaf(f);
+        }
         Self { catalog: Catalog::default(), settings: Settings::default(), state }
     }
 
