@@ -64,6 +64,7 @@ import sys, time, duckdb
 t = time.perf_counter()
 con = duckdb.connect()
 con.execute("SET threads TO 2")
+con.execute("SET enable_progress_bar = false")
 rows = con.execute(sys.argv[1]).fetchall()[0][0]
 print(rows, time.perf_counter() - t)
 """
@@ -157,7 +158,7 @@ def main():
         eddy_runs.append(hop("auction", "BIGINT", 10, "eddy10"))
         out = os.path.join(work, "duck.csv")
         w, rss, res = timed([py, "-c", DUCKDB_SCRIPT, DUCKDB_QUERY.format(path=data, out=out, size=10, windows=5)])
-        rows, _ = res.stdout.split()
+        rows, _ = res.stdout.split()[-2:]
         duck_runs.append((w, rss, int(rows)))
     flink = None
     if has_flink:

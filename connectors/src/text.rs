@@ -147,6 +147,69 @@ fn write_int(out: &mut String, v: impl std::fmt::Display) {
     let _ = write!(out, "{v}");
 }
 
+/// An integer's decimal digits, appended to a byte buffer (the CSV and JSON writers' hot path).
+pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
+    let mut buf = [0u8; 20];
+    let mut n = v.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// A TIMESTAMP(3) value (ms since the epoch, no zone) as [`sql_datetime`] writes it, without
+/// chrono; `false` (nothing written) for years outside 0..=9999.
+pub(crate) fn push_sql_timestamp_millis(out: &mut Vec<u8>, ms: i64) -> bool {
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        return false;
+    }
+    let two = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    let secs = ms_of_day / 1000;
+    two(out, year / 100);
+    two(out, year % 100);
+    out.push(b'-');
+    two(out, month);
+    out.push(b'-');
+    two(out, day);
+    out.push(b' ');
+    two(out, secs / 3600);
+    out.push(b':');
+    two(out, secs / 60 % 60);
+    out.push(b':');
+    two(out, secs % 60);
+    let frac = ms_of_day % 1000;
+    if frac != 0 {
+        out.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
+    }
+    true
+}
+
+/// (year, month, day) of a day count since 1970-01-01 in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// `n` in exactly `width` decimal digits (zero-padded; `n` must fit).
 fn push_digits(out: &mut String, n: u32, width: u32) {
     let mut div = 10u32.pow(width - 1);
@@ -344,6 +407,24 @@ fn base64(out: &mut String, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_writers_match_the_general_ones() {
+        for ms in [0i64, 1, -1, 1_709_287_807_885, 1_709_287_807_000, 951_782_400_000, -62_135_596_800_000, 253_402_300_799_999, -86_400_001] {
+            let dt = DateTime::from_timestamp_millis(ms).unwrap().naive_utc();
+            let mut general = String::new();
+            sql_datetime(&mut general, dt);
+            let mut fast = Vec::new();
+            assert!(push_sql_timestamp_millis(&mut fast, ms), "{ms}");
+            assert_eq!(String::from_utf8(fast).unwrap(), general, "{ms}");
+        }
+        assert!(!push_sql_timestamp_millis(&mut Vec::new(), 253_402_300_800_000), "year 10000");
+        for v in [0i64, 7, -7, 1234567890, i64::MIN, i64::MAX] {
+            let mut out = Vec::new();
+            push_i64(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+    }
 
     #[test]
     fn sql_datetime_matches_chrono_format() {
