@@ -361,6 +361,9 @@ impl LineEncoder for CsvEncoder {
             batch.columns().iter().map(|c| (Column::of(c), c.logical_nulls())).collect();
         let start = out.len();
         out.reserve(batch.num_rows() * self.row_bytes);
+        // The last timestamp written per column and its text: window bounds repeat for every
+        // row of a window, so most are copies.
+        let mut last_time: Vec<(i64, Vec<u8>)> = vec![(i64::MIN, Vec::new()); columns.len()];
         for row in 0..batch.num_rows() {
             for (k, (column, nulls)) in columns.iter().enumerate() {
                 if k > 0 {
@@ -373,9 +376,16 @@ impl LineEncoder for CsvEncoder {
                 match column {
                     Column::Int64(a) => text::push_i64(out, a.value(row)),
                     Column::TimestampMillis(a) => {
-                        if !text::push_sql_timestamp_millis(out, a.value(row)) {
-                            self.write_general(out, *a, row)?;
+                        let (last, bytes) = &mut last_time[k];
+                        let v = a.value(row);
+                        if *last != v {
+                            bytes.clear();
+                            if !text::push_sql_timestamp_millis(bytes, v) {
+                                self.write_general(bytes, *a, row)?;
+                            }
+                            *last = v;
                         }
+                        out.extend_from_slice(bytes);
                     }
                     Column::Utf8(a) => self.write_text(out, a.value(row).as_bytes()),
                     Column::Other(a) => self.write_general(out, *a, row)?,
