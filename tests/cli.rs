@@ -230,7 +230,9 @@ INSERT INTO o ";
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("Table sink 'o' doesn't support consuming update changes which is produced by node WindowAggregate"),
+        stderr.contains(
+            "Table sink 'o' doesn't support consuming update changes which is produced by node WindowAggregate"
+        ),
         "{stderr}"
     );
 }

@@ -117,6 +117,10 @@ pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
     }
 }
 
+pub(crate) fn accepts_updates(table: &ConnectorTable) -> Result<bool> {
+    Ok(Connector::of(table)?.accepts_updates())
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::datatypes::{DataType, Field};
@@ -160,8 +164,4 @@ mod tests {
         assert!(is_bounded(&t(&[("connector", "nexmark"), ("events.num", "5")])).unwrap());
         assert!(is_bounded(&t(&[("connector", "print")])).is_err());
     }
-}
-
-pub(crate) fn accepts_updates(table: &ConnectorTable) -> Result<bool> {
-    Ok(Connector::of(table)?.accepts_updates())
 }

@@ -190,7 +190,12 @@ pub(crate) fn push_sql_timestamp_millis(out: &mut Vec<u8>, ms: i64) -> bool {
     two(out, secs % 60);
     let frac = ms_of_day % 1000;
     if frac != 0 {
-        out.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
     }
     true
 }
@@ -410,7 +415,17 @@ mod tests {
 
     #[test]
     fn fast_writers_match_the_general_ones() {
-        for ms in [0i64, 1, -1, 1_709_287_807_885, 1_709_287_807_000, 951_782_400_000, -62_135_596_800_000, 253_402_300_799_999, -86_400_001] {
+        for ms in [
+            0i64,
+            1,
+            -1,
+            1_709_287_807_885,
+            1_709_287_807_000,
+            951_782_400_000,
+            -62_135_596_800_000,
+            253_402_300_799_999,
+            -86_400_001,
+        ] {
             let dt = DateTime::from_timestamp_millis(ms).unwrap().naive_utc();
             let mut general = String::new();
             sql_datetime(&mut general, dt);
@@ -428,9 +443,14 @@ mod tests {
 
     #[test]
     fn sql_datetime_matches_chrono_format() {
-        for (secs, nanos) in
-            [(0i64, 0u32), (1_709_287_807, 885_000_000), (1_709_287_807, 0), (1_709_287_807, 120_000), (-1, 7), (253_402_300_799, 999_999_999)]
-        {
+        for (secs, nanos) in [
+            (0i64, 0u32),
+            (1_709_287_807, 885_000_000),
+            (1_709_287_807, 0),
+            (1_709_287_807, 120_000),
+            (-1, 7),
+            (253_402_300_799, 999_999_999),
+        ] {
             let dt = DateTime::from_timestamp(secs, nanos).unwrap().naive_utc();
             let mut mine = String::new();
             sql_datetime(&mut mine, dt);

@@ -79,6 +79,8 @@ impl Batch {
 }
 
 /// What travels on a channel between two tasks.
+// `Data` is by far the most common message; boxing it would cost an allocation per batch.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Message {
     /// Rows.

@@ -94,8 +94,7 @@ fn parse_table_argument(parser: &mut Parser) -> Result<Expr, ParserError> {
             // `PARTITION BY k, DESCRIPTOR(ts)` or `PARTITION BY k, TIMECOL => ..`.
             let next_is_key = matches!(parser.peek_token_ref().token, Token::Comma)
                 && matches!(parser.peek_nth_token_ref(1).token, Token::Word(_))
-                && (parenthesized
-                    || matches!(parser.peek_nth_token_ref(2).token, Token::Comma | Token::RParen));
+                && (parenthesized || matches!(parser.peek_nth_token_ref(2).token, Token::Comma | Token::RParen));
             if !next_is_key {
                 break;
             }

@@ -84,11 +84,9 @@ pub fn describe(op: &Operator) -> String {
             t.limit,
             if t.emit_rank { ", rownum emitted" } else { "" }
         ),
-        Operator::Deduplicate(d) => format!(
-            "Deduplicate: keep=FirstRow, keys=[{}], rowtime=#{}",
-            exprs(&d.keys),
-            d.time_column
-        ),
+        Operator::Deduplicate(d) => {
+            format!("Deduplicate: keep=FirstRow, keys=[{}], rowtime=#{}", exprs(&d.keys), d.time_column)
+        }
         Operator::Sink(t) => {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
             format!("Sink: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "))

@@ -302,7 +302,9 @@ impl<'a> Column<'a> {
         use arrow::array::AsArray;
         match a.data_type() {
             DataType::Int64 => Column::Int64(a.as_primitive()),
-            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None) => Column::TimestampMillis(a.as_primitive()),
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None) => {
+                Column::TimestampMillis(a.as_primitive())
+            }
             DataType::Utf8 => Column::Utf8(a.as_string()),
             _ => Column::Other(a.as_ref()),
         }

@@ -392,60 +392,6 @@ impl ChannelInput {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input(n: usize) -> ChannelInput {
-        let (_tx, rx) = mpsc::channel(1);
-        ChannelInput::new(rx, n)
-    }
-
-    fn wm(m: Option<Message>) -> Option<i64> {
-        match m {
-            Some(Message::Watermark(w)) => Some(w.0),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn watermarks_are_min_combined_and_idle_inputs_left_out() {
-        let mut c = input(2);
-        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(100)))), None, "input 1 has none yet");
-        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(50)))), Some(50));
-        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(80)))), Some(80));
-        // Input 1 goes quiet: input 0 alone decides.
-        assert_eq!(wm(c.receive(1, Message::Idle)), Some(100));
-        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(150)))), Some(150));
-        // Input 1 comes back behind: the watermark does not go back, and waits for it.
-        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(120)))), None);
-        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(200)))), None);
-        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(210)))), Some(200));
-    }
-
-    #[test]
-    fn all_inputs_idle_passes_idle_on_once() {
-        let mut c = input(2);
-        assert!(c.receive(0, Message::Idle).is_none());
-        assert!(matches!(c.receive(1, Message::Idle), Some(Message::Idle)));
-        assert!(c.receive(1, Message::Idle).is_none(), "only once");
-        assert!(matches!(c.receive(0, Message::Data(Batch::append(empty()))), Some(Message::Data(_))));
-        assert!(c.receive(1, Message::Idle).is_none(), "input 0 is active again");
-    }
-
-    #[test]
-    fn ended_inputs_count_as_infinitely_late() {
-        let mut c = input(2);
-        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(10)))), None);
-        assert_eq!(wm(c.receive(1, Message::End)), Some(10));
-        assert!(matches!(c.receive(0, Message::End), Some(Message::End)));
-    }
-
-    fn empty() -> arrow::record_batch::RecordBatch {
-        arrow::record_batch::RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))
-    }
-}
-
 async fn deliver(
     msg: Message,
     sink: &mut Option<Box<dyn Sink>>,
@@ -527,4 +473,58 @@ fn hash_partition(b: &Batch, keys: &[Arc<dyn PhysicalExpr>], n: usize) -> Result
 
 async fn send(tx: &mpsc::Sender<Envelope>, id: usize, msg: Message) -> Result<()> {
     tx.send((id, msg)).await.map_err(|_| EngineError::Internal("a downstream task stopped early".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(n: usize) -> ChannelInput {
+        let (_tx, rx) = mpsc::channel(1);
+        ChannelInput::new(rx, n)
+    }
+
+    fn wm(m: Option<Message>) -> Option<i64> {
+        match m {
+            Some(Message::Watermark(w)) => Some(w.0),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn watermarks_are_min_combined_and_idle_inputs_left_out() {
+        let mut c = input(2);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(100)))), None, "input 1 has none yet");
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(50)))), Some(50));
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(80)))), Some(80));
+        // Input 1 goes quiet: input 0 alone decides.
+        assert_eq!(wm(c.receive(1, Message::Idle)), Some(100));
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(150)))), Some(150));
+        // Input 1 comes back behind: the watermark does not go back, and waits for it.
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(120)))), None);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(200)))), None);
+        assert_eq!(wm(c.receive(1, Message::Watermark(Watermark(210)))), Some(200));
+    }
+
+    #[test]
+    fn all_inputs_idle_passes_idle_on_once() {
+        let mut c = input(2);
+        assert!(c.receive(0, Message::Idle).is_none());
+        assert!(matches!(c.receive(1, Message::Idle), Some(Message::Idle)));
+        assert!(c.receive(1, Message::Idle).is_none(), "only once");
+        assert!(matches!(c.receive(0, Message::Data(Batch::append(empty()))), Some(Message::Data(_))));
+        assert!(c.receive(1, Message::Idle).is_none(), "input 0 is active again");
+    }
+
+    #[test]
+    fn ended_inputs_count_as_infinitely_late() {
+        let mut c = input(2);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(10)))), None);
+        assert_eq!(wm(c.receive(1, Message::End)), Some(10));
+        assert!(matches!(c.receive(0, Message::End), Some(Message::End)));
+    }
+
+    fn empty() -> arrow::record_batch::RecordBatch {
+        arrow::record_batch::RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))
+    }
 }

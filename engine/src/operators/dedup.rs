@@ -25,7 +25,7 @@ use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 
-use super::window_assign::{effective_watermark, event_times, require_append_only, BufferedRows, RowRef};
+use super::windowing::{effective_watermark, event_times, require_append_only, BufferedRows, RowRef};
 use super::{OperatorContext, StreamOperator};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};

@@ -15,6 +15,7 @@ mod watermark;
 mod window_agg;
 mod window_assign;
 mod window_topn;
+mod windowing;
 
 pub use dedup::DeduplicateOperator;
 pub use filter::FilterOperator;

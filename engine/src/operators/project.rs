@@ -44,7 +44,11 @@ impl StreamOperator for ProjectOperator {
             &RecordBatchOptions::new().with_row_count(Some(rows)),
         )
         .map_err(|source| EngineError::Arrow { operator: self.name(), source })?;
-        out.push(Message::Data(Batch { data, row_kinds: batch.row_kinds, arrival_watermarks: batch.arrival_watermarks }));
+        out.push(Message::Data(Batch {
+            data,
+            row_kinds: batch.row_kinds,
+            arrival_watermarks: batch.arrival_watermarks,
+        }));
         Ok(())
     }
 }

@@ -37,7 +37,7 @@ use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
-use super::window_assign::{
+use super::windowing::{
     check_window, effective_watermark, event_times, require_append_only, timestamp_column, BufferedRows, RowRef,
 };
 use super::{OperatorContext, StreamOperator};

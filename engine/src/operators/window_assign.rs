@@ -7,22 +7,17 @@
 //! windows), and it drops rows whose time attribute is NULL (Flink counts those under
 //! `numNullRowTimeRecordsDropped`, not as late). Window order per row follows Flink's
 //! assigners: HOP from the latest window start down, CUMULATE from the smallest window up.
-//!
-//! The bottom of this file also holds the small pieces the other windowed operators share
-//! (event-time columns, window alignment, rows buffered until their window fires).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array};
-use arrow::compute::{cast, interleave, take};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
-use arrow::error::ArrowError;
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
 
-use super::watermark::to_millis;
+use super::windowing::{check_window, describe_window, event_times, timestamp_column, window_start};
 use super::{OperatorContext, StreamOperator};
 use crate::error::{EngineError, Result};
-use crate::message::{Batch, Message, Timestamp, Watermark};
+use crate::message::{Batch, Message, Timestamp};
 use eddy_sql::plan::{WindowAssignSpec, WindowKind};
 
 /// Appends the window columns of TUMBLE, HOP or CUMULATE to each row.
@@ -136,174 +131,13 @@ impl StreamOperator for WindowAssignOperator {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// Shared by the windowed operators (window assignment, session aggregation, Top-N, dedup).
-// ---------------------------------------------------------------------------------------
-
-/// Rejects window parameters Flink's assigners reject (sizes must be positive, a CUMULATE
-/// size a multiple of its step), so the window arithmetic never divides by zero.
-pub(super) fn check_window(window: &WindowKind) -> Result<()> {
-    let ok = match *window {
-        WindowKind::Tumble { size, .. } => size > 0,
-        WindowKind::Hop { slide, size, .. } => slide > 0 && size > 0,
-        WindowKind::Cumulate { step, size, .. } => step > 0 && size > 0 && size % step == 0,
-        WindowKind::Session { gap } => gap > 0,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(EngineError::Plan(format!("invalid window {}", describe_window(window))))
-    }
-}
-
-/// The window as EXPLAIN-like text.
-pub(super) fn describe_window(window: &WindowKind) -> String {
-    match *window {
-        WindowKind::Tumble { size, offset } => format!("TUMBLE(size={size}ms, offset={offset}ms)"),
-        WindowKind::Hop { slide, size, offset } => format!("HOP(slide={slide}ms, size={size}ms, offset={offset}ms)"),
-        WindowKind::Cumulate { step, size, offset } => {
-            format!("CUMULATE(step={step}ms, size={size}ms, offset={offset}ms)")
-        }
-        WindowKind::Session { gap } => format!("SESSION(gap={gap}ms)"),
-    }
-}
-
-/// Start of the `size`-long window containing `ts`, windows being aligned to the epoch plus
-/// `offset` (Flink's `TimeWindow.getWindowStartWithOffset`). `size` must be positive.
-pub(super) fn window_start(ts: Timestamp, offset: i64, size: i64) -> Timestamp {
-    ts.saturating_sub(ts.saturating_sub(offset).rem_euclid(size))
-}
-
-/// A time attribute column (a timestamp of any unit) as milliseconds; NULL stays NULL.
-pub(super) fn event_times(column: &dyn Array) -> std::result::Result<Int64Array, ArrowError> {
-    Ok(to_millis(column)?.as_primitive::<Int64Type>().clone())
-}
-
-/// Millisecond values as a column of `target` (a timestamp of any unit or time zone).
-pub(super) fn timestamp_column(values: Vec<i64>, target: &DataType) -> std::result::Result<ArrayRef, ArrowError> {
-    let ms: ArrayRef = Arc::new(TimestampMillisecondArray::from(values));
-    if ms.data_type() == target {
-        Ok(ms)
-    } else {
-        cast(&ms, target)
-    }
-}
-
-/// The watermark a row is judged by: the operator's, or the finer one it arrived under.
-pub(super) fn effective_watermark(batch: &Batch, row: usize, current: Watermark) -> Timestamp {
-    match &batch.arrival_watermarks {
-        Some(w) if w.is_valid(row) => w.value(row).max(current.0),
-        _ => current.0,
-    }
-}
-
-/// The windowed operators consume append-only streams (Flink plans them only there).
-pub(super) fn require_append_only(batch: &Batch, operator: &str) -> Result<()> {
-    let insert = eddy_connectors::RowKind::Insert.code();
-    if let Some(kinds) = &batch.row_kinds {
-        if kinds.iter().any(|k| k.is_some_and(|k| k != insert)) {
-            return Err(EngineError::Plan(format!("{operator} needs an append-only input, got updates")));
-        }
-    }
-    Ok(())
-}
-
-/// Where a buffered row is: (chunk id, row in the chunk). Ordering is arrival order.
-pub(super) type RowRef = (u64, u32);
-
-/// Rows buffered until their window fires: the columns of each incoming batch that the
-/// operator needs later, kept as Arrow arrays and gathered with `interleave` on fire. A
-/// chunk is freed once none of its rows is referenced any more.
-#[derive(Default)]
-pub(super) struct BufferedRows {
-    /// Chunks by id, starting at `first_id`; `None` once freed.
-    chunks: VecDeque<Option<Chunk>>,
-    first_id: u64,
-}
-
-struct Chunk {
-    columns: Vec<ArrayRef>,
-    /// Rows of this chunk still referenced.
-    live: usize,
-}
-
-impl BufferedRows {
-    /// Store a chunk with no referenced rows yet; returns its id.
-    pub(super) fn push(&mut self, columns: Vec<ArrayRef>) -> u64 {
-        self.chunks.push_back(Some(Chunk { columns, live: 0 }));
-        self.first_id + self.chunks.len() as u64 - 1
-    }
-
-    fn chunk_mut(&mut self, id: u64) -> Option<&mut Chunk> {
-        let pos = usize::try_from(id.checked_sub(self.first_id)?).ok()?;
-        self.chunks.get_mut(pos)?.as_mut()
-    }
-
-    /// One more reference to a row of chunk `id`.
-    pub(super) fn acquire(&mut self, id: u64) {
-        if let Some(c) = self.chunk_mut(id) {
-            c.live += 1;
-        }
-    }
-
-    /// One reference less to a row of chunk `id`; frees the chunk at zero.
-    pub(super) fn release(&mut self, id: u64) {
-        if let Some(c) = self.chunk_mut(id) {
-            c.live = c.live.saturating_sub(1);
-        }
-        self.free_if_unused(id);
-    }
-
-    /// Free chunk `id` if none of its rows is referenced (e.g. all were late).
-    pub(super) fn free_if_unused(&mut self, id: u64) {
-        let Some(pos) = id.checked_sub(self.first_id).and_then(|p| usize::try_from(p).ok()) else {
-            return;
-        };
-        if let Some(slot) = self.chunks.get_mut(pos) {
-            if slot.as_ref().is_some_and(|c| c.live == 0) {
-                *slot = None;
-            }
-        }
-        while matches!(self.chunks.front(), Some(None)) {
-            self.chunks.pop_front();
-            self.first_id += 1;
-        }
-    }
-
-    /// Column `column` of the rows `refs`, in that order.
-    pub(super) fn gather(&self, column: usize, refs: &[RowRef]) -> std::result::Result<ArrayRef, ArrowError> {
-        let mut arrays: Vec<&dyn Array> = Vec::new();
-        let mut position = vec![usize::MAX; self.chunks.len()];
-        for (pos, chunk) in self.chunks.iter().enumerate() {
-            if let Some(c) = chunk {
-                let col = c
-                    .columns
-                    .get(column)
-                    .ok_or_else(|| ArrowError::InvalidArgumentError(format!("no buffered column {column}")))?;
-                position[pos] = arrays.len();
-                arrays.push(col.as_ref());
-            }
-        }
-        let mut indices = Vec::with_capacity(refs.len());
-        for (id, row) in refs {
-            let at = id
-                .checked_sub(self.first_id)
-                .and_then(|p| usize::try_from(p).ok())
-                .and_then(|p| position.get(p).copied())
-                .filter(|a| *a != usize::MAX)
-                .ok_or_else(|| ArrowError::InvalidArgumentError(format!("buffered chunk {id} was freed")))?;
-            indices.push((at, *row as usize));
-        }
-        interleave(&arrays, &indices)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::Int32Array;
-    use arrow::datatypes::{Field, Schema, TimeUnit};
+    use arrow::array::{AsArray, Int32Array, Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
+    use crate::message::Watermark;
     use crate::metrics::LateRowCounter;
 
     fn ts_type() -> DataType {
@@ -431,20 +265,5 @@ mod tests {
         let err =
             WindowAssignOperator::new(WindowAssignSpec { window: WindowKind::Session { gap: 5 }, time_column: 1 }, ctx);
         assert!(matches!(err, Err(EngineError::Plan(_))));
-    }
-
-    #[test]
-    fn buffered_rows_gather_across_chunks_and_free() {
-        let mut rows = BufferedRows::default();
-        let a = rows.push(vec![Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef]);
-        let b = rows.push(vec![Arc::new(Int32Array::from(vec![3])) as ArrayRef]);
-        rows.acquire(a);
-        rows.acquire(b);
-        let got = rows.gather(0, &[(b, 0), (a, 1)]).expect("gather");
-        assert_eq!(got.as_primitive::<arrow::datatypes::Int32Type>().values().to_vec(), vec![3, 2]);
-        rows.release(a);
-        assert!(rows.gather(0, &[(a, 0)]).is_err());
-        rows.release(b);
-        assert!(rows.chunks.is_empty());
     }
 }

@@ -17,7 +17,7 @@ use arrow::compute::kernels::sort::{LexicographicalComparator, SortColumn, SortO
 use arrow::compute::{cast, concat_batches, take, take_record_batch};
 use arrow::datatypes::SchemaRef;
 
-use super::window_assign::{effective_watermark, event_times, require_append_only};
+use super::windowing::{effective_watermark, event_times, require_append_only};
 use super::{OperatorContext, StreamOperator};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
@@ -284,7 +284,9 @@ mod tests {
         rows
     }
 
-    fn run(emit_rank: bool) -> (Vec<(i64, String, i32, i64)>, Vec<(i64, String, i32, i64)>, u64) {
+    type Ranked = Vec<(i64, String, i32, i64)>;
+
+    fn run(emit_rank: bool) -> (Ranked, Ranked, u64) {
         let (mut op, late) = operator(emit_rank);
         let mut out = Vec::new();
         // Window [0, 10): A has 1 (5), 3 (9), 4 (9, ties with 3 and arrived later); B has 2 (7).

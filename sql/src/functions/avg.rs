@@ -212,8 +212,7 @@ impl GroupsAccumulator for IntAvgGroups {
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let sums = emit_to.take_needed(&mut self.sums);
         let counts = emit_to.take_needed(&mut self.counts);
-        let avg: Int64Array =
-            sums.iter().zip(&counts).map(|(s, c)| (*c > 0).then(|| s.wrapping_div(*c))).collect();
+        let avg: Int64Array = sums.iter().zip(&counts).map(|(s, c)| (*c > 0).then(|| s.wrapping_div(*c))).collect();
         Ok(cast(&avg, &self.output)?)
     }
 

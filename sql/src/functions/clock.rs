@@ -82,10 +82,7 @@ mod tests {
         let now = Clock::new(ClockFn::Now);
         assert_eq!(now.name(), "now");
         assert_eq!(now.aliases(), ["current_timestamp"]);
-        assert_eq!(
-            now.return_type(&[]).unwrap(),
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-        );
+        assert_eq!(now.return_type(&[]).unwrap(), DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())));
         let local = Clock::new(ClockFn::LocalTimestamp);
         assert_eq!(local.return_type(&[]).unwrap(), DataType::Timestamp(TimeUnit::Millisecond, None));
         assert_eq!(Clock::new(ClockFn::Proctime).signature().volatility, Volatility::Volatile);

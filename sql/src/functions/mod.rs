@@ -62,9 +62,9 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::ScalarUDF;
 
-pub(crate) mod common;
 pub mod avg;
 pub mod clock;
+pub(crate) mod common;
 pub mod date_format;
 pub mod date_part;
 pub mod floor_ceil;

@@ -21,8 +21,8 @@ use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::context::EddyTableSource;
-use super::window_node::WindowTableFunction;
 use super::query::{df_error, plan_query};
+use super::window_node::WindowTableFunction;
 use super::{JobStatement, Session};
 use crate::catalog::{table_key, ColumnSource, TableDef};
 use crate::error::{Location, Result, SqlError};

@@ -7,9 +7,9 @@
 //! sources are shared, so two INSERTs reading one table read it once.
 
 mod context;
-mod group_window;
 mod convert;
 mod ddl;
+mod group_window;
 mod query;
 pub mod rewrite;
 pub mod settings;

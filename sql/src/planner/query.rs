@@ -7,8 +7,8 @@ use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use sqlparser::ast::{Query, Statement as SqlStatement};
 
 use super::context::EddyContext;
-use super::rewrite::rewrite_flink_syntax;
 use super::group_window::rewrite_group_windows;
+use super::rewrite::rewrite_flink_syntax;
 use super::unnest::rewrite_unnest;
 use super::window_tvf::rewrite_window_tvfs;
 use crate::catalog::ViewDef;

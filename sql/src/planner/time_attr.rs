@@ -64,9 +64,8 @@ pub(crate) fn rowtime_columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<usiz
                 .iter()
                 .enumerate()
                 .filter(|(_, e)| {
-                    passthrough_index(e, &a.input).is_some_and(|i| {
-                        input.contains(&i) && a.input.schema().field(i).name() == WINDOW_COLUMNS[2]
-                    })
+                    passthrough_index(e, &a.input)
+                        .is_some_and(|i| input.contains(&i) && a.input.schema().field(i).name() == WINDOW_COLUMNS[2])
                 })
                 .map(|(i, _)| i)
                 .collect()

@@ -168,7 +168,7 @@ fn window_errors_name_the_place() {
     for (q, message, (line, col)) in cases {
         let e = explain("", q).unwrap_err();
         assert!(e.message.contains(message), "{q}: {e}");
-        assert_eq!((e.location.line as u64, e.location.column as u64), (*line, *col), "{q}: {e}");
+        assert_eq!((e.location.line, e.location.column), (*line, *col), "{q}: {e}");
     }
     let e = explain(
         "",

@@ -654,7 +654,8 @@ fn cumulate_with_lateness_and_early_fire() {
 #[test]
 fn updating_changelog_converges_to_brute_force() {
     let emit = EmitStrategy { allowed_lateness_ms: 2000, early_fire_delay_ms: 1000 };
-    let cases: [(WindowKind, Box<dyn Fn(i64) -> Vec<(i64, i64)>>); 3] = [
+    type WindowsOf = Box<dyn Fn(i64) -> Vec<(i64, i64)>>;
+    let cases: [(WindowKind, WindowsOf); 3] = [
         (WindowKind::Tumble { size: 3000, offset: 0 }, Box::new(|ts| hop_windows(ts, 3000, 3000))),
         (WindowKind::Hop { slide: 2000, size: 10_000, offset: 0 }, Box::new(|ts| hop_windows(ts, 2000, 10_000))),
         (

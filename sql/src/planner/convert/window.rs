@@ -13,19 +13,19 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::WindowFunction;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Expr, Filter, LogicalPlan, Operator as BinOp, UserDefinedLogicalNodeCore,
 };
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
 use crate::plan::{
-    AggregateSpec, DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey, WindowAggSpec,
-    WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
+    AggregateSpec, DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey,
+    WindowAggSpec, WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
 };
 use crate::planner::query::df_error;
 use crate::planner::time_attr::{passthrough_index, rowtime_columns};
@@ -269,7 +269,7 @@ impl PlanBuilder<'_> {
         }
         let catalog = &self.session.catalog;
         let rowtimes = rowtime_columns(&win.input, catalog);
-        let bounds = window_bounds(&win.input, catalog);
+        let bounds = window_bounds(&win.input);
         let mut partition_keys = Vec::new();
         let mut in_window = (false, false);
         for e in &params.partition_by {
@@ -375,16 +375,16 @@ fn rank_limit(pred: &Expr, input: &LogicalPlan, width: usize) -> Option<usize> {
 
 /// Indices of `window_start` and `window_end` when `plan`'s rows are windowed (a window table
 /// function or window aggregation, passed through projections).
-fn window_bounds(plan: &LogicalPlan, catalog: &crate::catalog::Catalog) -> Option<(usize, usize)> {
+fn window_bounds(plan: &LogicalPlan) -> Option<(usize, usize)> {
     let map_through = |exprs: &[Expr], input: &LogicalPlan, (s, e): (usize, usize)| {
         let find = |target: usize| exprs.iter().position(|x| passthrough_index(x, input) == Some(target));
         Some((find(s)?, find(e)?))
     };
     match plan {
-        LogicalPlan::SubqueryAlias(a) => window_bounds(&a.input, catalog),
-        LogicalPlan::Filter(f) => window_bounds(&f.input, catalog),
-        LogicalPlan::Projection(p) => map_through(&p.expr, &p.input, window_bounds(&p.input, catalog)?),
-        LogicalPlan::Aggregate(a) => map_through(&a.group_expr, &a.input, window_bounds(&a.input, catalog)?),
+        LogicalPlan::SubqueryAlias(a) => window_bounds(&a.input),
+        LogicalPlan::Filter(f) => window_bounds(&f.input),
+        LogicalPlan::Projection(p) => map_through(&p.expr, &p.input, window_bounds(&p.input)?),
+        LogicalPlan::Aggregate(a) => map_through(&a.group_expr, &a.input, window_bounds(&a.input)?),
         LogicalPlan::Extension(e) => {
             let w = e.node.as_any().downcast_ref::<WindowTableFunction>()?;
             Some((w.input_width(), w.input_width() + 1))
