@@ -3,9 +3,12 @@
 --
 --   cargo run --release -p eddy -- run examples/quickstart.sql
 --
--- It reads 200,000 events (people, auctions, bids), keeps the bids on a few
--- auctions (Nexmark q2), converts their price to euros (q1), formats their time,
--- and prints them in Flink's print-connector format: +I[auction, bidder, ...].
+-- It reads 200,000 events (people, auctions, bids; 10,000 per second of event time),
+-- keeps the bids on a few auctions (Nexmark q2), converts their price to euros (q1),
+-- formats their time, and prints them in Flink's print-connector format:
+-- bid:N> +I[auction, bidder, ...] (N: the task). In the same job it counts the bids per channel in
+-- 5-second windows sliding every second, and prints each window's top channel once the
+-- watermark has passed it: top:N> +I[window_start, window_end, channel, bids, max_price].
 
 SET 'parallelism.default' = '2';
 
@@ -26,7 +29,7 @@ CREATE TABLE nexmark (
   WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
 ) WITH (
   'connector' = 'nexmark',
-  'first-event.rate' = '1000000',
+  'first-event.rate' = '10000',
   'events.num' = '200000'
 );
 
@@ -47,6 +50,19 @@ CREATE TABLE selected_bids (
   'print-identifier' = 'bid'
 );
 
+CREATE TABLE top_channels (
+  window_start TIMESTAMP(3),
+  window_end TIMESTAMP(3),
+  channel STRING,
+  bids BIGINT,
+  max_price BIGINT
+) WITH (
+  'connector' = 'print',
+  'print-identifier' = 'top'
+);
+
+EXECUTE STATEMENT SET BEGIN
+
 INSERT INTO selected_bids
 SELECT auction,
        bidder,
@@ -55,3 +71,17 @@ SELECT auction,
        DATE_FORMAT(dateTime, 'yyyy-MM-dd HH:mm')
 FROM bids
 WHERE auction IN (1007, 1020, 2001, 2019, 2087) AND price > 5000000;
+
+INSERT INTO top_channels
+SELECT window_start, window_end, channel, bids, max_price
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY bids DESC) AS rn
+  FROM (
+    SELECT window_start, window_end, channel, COUNT(*) AS bids, MAX(price) AS max_price
+    FROM TABLE(HOP(TABLE bids, DESCRIPTOR(dateTime), INTERVAL '1' SECOND, INTERVAL '5' SECOND))
+    GROUP BY window_start, window_end, channel
+  )
+)
+WHERE rn = 1;
+
+END;
