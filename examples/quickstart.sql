@@ -3,7 +3,7 @@
 --
 --   cargo run --release -p eddy -- run examples/quickstart.sql
 --
--- It reads 200,000 events (people, auctions, bids; 10,000 per second of event time),
+-- It reads 200,000 events (people, auctions, bids), paced at 20,000 per second of event time,
 -- keeps the bids on a few auctions (Nexmark q2), converts their price to euros (q1),
 -- formats their time, and prints them in Flink's print-connector format:
 -- bid:N> +I[auction, bidder, ...] (N: the task). In the same job it counts the bids per channel in
@@ -29,7 +29,7 @@ CREATE TABLE nexmark (
   WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
 ) WITH (
   'connector' = 'nexmark',
-  'first-event.rate' = '10000',
+  'first-event.rate' = '20000',
   'events.num' = '200000'
 );
 
