@@ -307,14 +307,6 @@ impl Operator {
     }
 }
 
-impl Operator {
-    /// Whether the operator does wall-clock work (early firing), so it must run in a task
-    /// fed by channels rather than be chained to a source.
-    pub fn needs_processing_time(&self) -> bool {
-        matches!(self, Operator::WindowAggregate(a) if a.emit.early_fire_delay_ms > 0)
-    }
-}
-
 impl StreamPlan {
     /// Append a node, returning its id.
     pub fn add(&mut self, node: PlanNode) -> NodeId {

@@ -77,10 +77,7 @@ impl ChainGraph {
                 let same_par = plan.nodes[input].parallelism == node.parallelism;
                 let only_consumer = plan.consumers(input).len() == 1;
                 let keyed_in_parallel = node.operator.input_partitioning().is_some() && node.parallelism > 1;
-                // A timer-driven operator must not wait inside a source's read.
-                let timer_behind_source =
-                    node.operator.needs_processing_time() && chain_has_source(plan, &chains[chain_of[input]]);
-                (same_par && only_consumer && !keyed_in_parallel && !timer_behind_source).then_some(chain_of[input])
+                (same_par && only_consumer && !keyed_in_parallel).then_some(chain_of[input])
             } else {
                 None
             };
@@ -112,8 +109,4 @@ impl ChainGraph {
         }
         Self { chains, edges }
     }
-}
-
-fn chain_has_source(plan: &StreamPlan, chain: &Chain) -> bool {
-    matches!(plan.nodes[chain.head()].operator, Operator::Source(_))
 }

@@ -52,7 +52,7 @@ const EXCHANGE_HASH: RandomState = RandomState::with_seed(0x5eed_edd1);
 
 /// What feeds a subtask.
 enum Input {
-    Source { source: Box<dyn Source>, stop: watch::Receiver<bool>, table: String },
+    Source(SourceFeed),
     Values(std::vec::IntoIter<arrow::record_batch::RecordBatch>),
     Channels(ChannelInput),
 }
@@ -144,14 +144,11 @@ pub(crate) async fn run_graph(
         for sub in (0..chain.parallelism).rev() {
             let head = &plan.nodes[chain.head()];
             let input = match &head.operator {
-                Operator::Source(t) => Input::Source {
-                    source: eddy_connectors::create_source(
-                        &connector_table(t),
-                        Split { index: sub, count: chain.parallelism },
-                    )?,
-                    stop: stop.subscribe(),
-                    table: t.name.clone(),
-                },
+                Operator::Source(t) => Input::Source(SourceFeed::start(
+                    eddy_connectors::create_source(&connector_table(t), Split { index: sub, count: chain.parallelism })?,
+                    stop.subscribe(),
+                    t.name.clone(),
+                )),
                 Operator::Values(batches) => {
                     Input::Values(if sub == 0 { batches.clone() } else { Vec::new() }.into_iter())
                 }
@@ -242,14 +239,14 @@ async fn run_subtask(
     metrics: Arc<JobMetrics>,
 ) -> Result<()> {
     loop {
-        // Operators with wall-clock work (early firing) are woken when it is due. Only a
-        // channel receive is safe to abandon for that; the planner never chains such an
-        // operator into a source's task.
+        // Operators with wall-clock work (periodic watermarks, idleness, early firing) are
+        // woken when it is due. Waiting on a channel (from upstream tasks or from the
+        // source's reader) can be abandoned for that without losing anything.
         let timer = ops.iter().filter_map(|o| o.next_processing_time()).min();
-        let msg = match (&mut input, timer) {
-            (Input::Channels(ch), Some(at)) => {
+        let msg = match timer {
+            Some(at) if !matches!(input, Input::Values(_)) => {
                 tokio::select! {
-                    m = ch.next() => Some(m?),
+                    m = next_message(&mut input, &metrics) => Some(m?),
                     _ = tokio::time::sleep_until(at.into()) => None,
                 }
             }
@@ -266,8 +263,8 @@ async fn run_subtask(
             deliver(out, &mut sink, &mut outputs, &metrics).await?;
         }
         if is_end {
-            if let Input::Source { source, .. } = &input {
-                JobMetrics::add(&metrics.records_skipped, source.skipped_records());
+            if let Input::Source(feed) = &mut input {
+                JobMetrics::add(&metrics.records_skipped, feed.finish().await);
             }
             return Ok(());
         }
@@ -293,26 +290,17 @@ fn fire_processing_time(ops: &mut [Box<dyn StreamOperator>], now: Instant) -> Re
 
 async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message> {
     match input {
-        Input::Source { source, stop, table } => {
-            if *stop.borrow() {
-                return Ok(Message::End);
+        Input::Source(feed) => match feed.rx.recv().await {
+            Some(Ok(b)) => {
+                JobMetrics::add(&metrics.rows_in, b.batch.num_rows() as u64);
+                Ok(Message::Data(Batch { data: b.batch, row_kinds: b.row_kinds, arrival_watermarks: None }))
             }
-            let next = tokio::select! {
-                r = source.next_batch() => r,
-                _ = stop.changed() => return Ok(Message::End),
-            };
-            match next {
-                Ok(Some(b)) => {
-                    JobMetrics::add(&metrics.rows_in, b.batch.num_rows() as u64);
-                    Ok(Message::Data(Batch { data: b.batch, row_kinds: b.row_kinds, arrival_watermarks: None }))
-                }
-                Ok(None) => Ok(Message::End),
-                Err(e) => {
-                    tracing::debug!(table = %table, "source failed");
-                    Err(e.into())
-                }
+            Some(Err(e)) => {
+                tracing::debug!(table = %feed.table, "source failed");
+                Err(e.into())
             }
-        }
+            None => Ok(Message::End),
+        },
         Input::Values(it) => Ok(match it.next() {
             Some(b) => {
                 JobMetrics::add(&metrics.rows_in, b.num_rows() as u64);
@@ -321,6 +309,62 @@ async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message
             None => Message::End,
         }),
         Input::Channels(ch) => ch.next().await,
+    }
+}
+
+/// A source split read by its own tokio task into a channel: the subtask can then wait for
+/// the next batch and for a timer at once (a source's `next_batch` cannot be abandoned
+/// half-way), and a source that blocks (a quiet Kafka partition) does not stop the timers.
+struct SourceFeed {
+    /// Batches; closed after the last one (end of input, stop, or an error sent before).
+    rx: mpsc::Receiver<eddy_connectors::Result<eddy_connectors::SourceBatch>>,
+    /// The reader; returns the source's count of skipped malformed records.
+    reader: Option<tokio::task::JoinHandle<u64>>,
+    table: String,
+}
+
+impl SourceFeed {
+    fn start(mut source: Box<dyn Source>, mut stop: watch::Receiver<bool>, table: String) -> Self {
+        let (tx, rx) = mpsc::channel(2);
+        let reader = tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                let next = tokio::select! {
+                    r = source.next_batch() => r,
+                    _ = stop.changed() => break,
+                };
+                let last = !matches!(next, Ok(Some(_)));
+                let item = match next {
+                    Ok(Some(b)) => Ok(b),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                if tx.send(item).await.is_err() || last {
+                    break;
+                }
+            }
+            source.skipped_records()
+        });
+        Self { rx, reader: Some(reader), table }
+    }
+
+    /// Wait for the reader to end; the malformed records it skipped.
+    async fn finish(&mut self) -> u64 {
+        match self.reader.take() {
+            Some(r) => r.await.unwrap_or(0),
+            None => 0,
+        }
+    }
+}
+
+impl Drop for SourceFeed {
+    fn drop(&mut self) {
+        // A failed job must not leave a reader blocked in a source.
+        if let Some(r) = &self.reader {
+            r.abort();
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! batch. The assigner keeps that exact: it records, per row, the watermark in effect when
 //! the row arrived (a running maximum over the batch, `Batch::arrival_watermarks`), and
 //! emits the batch's final watermark after the batch. With a non-zero interval the
-//! watermark is emitted at most once per interval of wall-clock time.
+//! watermark is emitted at most once per interval of wall-clock time; one held back goes out
+//! on a timer when it is due, even if no more rows come. A split without rows for
+//! `table.exec.source.idle-timeout` is declared idle (on a timer, or on an empty batch).
 
 use std::time::{Duration, Instant};
 
@@ -130,6 +132,31 @@ impl StreamOperator for WatermarkOperator {
         Ok(())
     }
 
+    fn next_processing_time(&self) -> Option<Instant> {
+        // A watermark held back by the interval goes out when it is due, even if no more
+        // rows come; a split with no rows for the idle timeout is declared idle.
+        let periodic = (self.pending > self.current && self.spec.interval_ms > 0)
+            .then(|| self.last_emit.map(|t| t + Duration::from_millis(self.spec.interval_ms)))
+            .flatten();
+        let idle = (self.spec.idle_timeout_ms > 0 && !self.idle)
+            .then(|| self.last_rows + Duration::from_millis(self.spec.idle_timeout_ms));
+        periodic.into_iter().chain(idle).min()
+    }
+
+    fn on_processing_time(&mut self, now: Instant, out: &mut Vec<Message>) -> Result<()> {
+        if self.pending > self.current && self.last_emit.is_some_and(|t| now >= t + Duration::from_millis(self.spec.interval_ms)) {
+            self.current = self.pending;
+            self.last_emit = Some(now);
+            out.push(Message::Watermark(self.current));
+        }
+        let timeout = self.spec.idle_timeout_ms;
+        if timeout > 0 && !self.idle && now >= self.last_rows + Duration::from_millis(timeout) {
+            self.idle = true;
+            out.push(Message::Idle);
+        }
+        Ok(())
+    }
+
     fn on_end(&mut self, out: &mut Vec<Message>) -> Result<()> {
         self.current = Watermark::MAX;
         out.push(Message::Watermark(Watermark::MAX));
@@ -223,4 +250,25 @@ mod tests {
         op.process_batch(batch(&[Some(20)]), &mut out).unwrap();
         assert_eq!(split(out).1, vec![20]);
     }
+
+    #[test]
+    fn held_back_watermark_and_idleness_go_out_on_timers() {
+        let mut op = operator(50, 200);
+        let mut out = Vec::new();
+        op.process_batch(batch(&[Some(10)]), &mut out).unwrap();
+        op.process_batch(batch(&[Some(20)]), &mut out).unwrap();
+        assert_eq!(split(out).1, vec![10], "20 is held back by the interval");
+        let due = op.next_processing_time().expect("a timer for the held-back watermark");
+        let mut out = Vec::new();
+        op.on_processing_time(due, &mut out).unwrap();
+        assert_eq!(split(out).1, vec![20]);
+        // Nothing held back: the next timer is the idle timeout.
+        let idle_at = op.next_processing_time().expect("idle timer");
+        assert!(idle_at > due);
+        let mut out = Vec::new();
+        op.on_processing_time(idle_at, &mut out).unwrap();
+        assert!(matches!(out.as_slice(), [Message::Idle]), "{out:?}");
+        assert_eq!(op.next_processing_time(), None);
+    }
+
 }
