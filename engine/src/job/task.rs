@@ -145,7 +145,10 @@ pub(crate) async fn run_graph(
             let head = &plan.nodes[chain.head()];
             let input = match &head.operator {
                 Operator::Source(t) => Input::Source(SourceFeed::start(
-                    eddy_connectors::create_source(&connector_table(t), Split { index: sub, count: chain.parallelism })?,
+                    eddy_connectors::create_source(
+                        &connector_table(t),
+                        Split { index: sub, count: chain.parallelism },
+                    )?,
                     stop.subscribe(),
                     t.name.clone(),
                 )),

@@ -144,7 +144,9 @@ impl StreamOperator for WatermarkOperator {
     }
 
     fn on_processing_time(&mut self, now: Instant, out: &mut Vec<Message>) -> Result<()> {
-        if self.pending > self.current && self.last_emit.is_some_and(|t| now >= t + Duration::from_millis(self.spec.interval_ms)) {
+        if self.pending > self.current
+            && self.last_emit.is_some_and(|t| now >= t + Duration::from_millis(self.spec.interval_ms))
+        {
             self.current = self.pending;
             self.last_emit = Some(now);
             out.push(Message::Watermark(self.current));
@@ -270,5 +272,4 @@ mod tests {
         assert!(matches!(out.as_slice(), [Message::Idle]), "{out:?}");
         assert_eq!(op.next_processing_time(), None);
     }
-
 }
