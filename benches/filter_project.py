@@ -98,7 +98,9 @@ def timed(cmd, **kw):
     return wall, max(peak, before) / 1024.0, out
 
 
-def main():
+def setup():
+    """Shared by the benchmarks: arguments, the cached input, the release binary and a
+    Python with DuckDB. Returns (args, data path, eddy binary, venv python)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
@@ -110,7 +112,6 @@ def main():
     if not os.path.exists(data):
         print("generating %s ..." % data, flush=True)
         generate(data, a.rows)
-    size_mb = os.path.getsize(data) / 1e6
 
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "eddy"], cwd=ROOT, check=True,
@@ -123,6 +124,12 @@ def main():
         subprocess.run([sys.executable, "-m", "venv", venv], check=True)
     if subprocess.run([py, "-c", "import duckdb, pyarrow"], capture_output=True).returncode != 0:
         subprocess.run([py, "-m", "pip", "install", "-q", "duckdb", "pyarrow"], check=True)
+    return a, data, eddy, py
+
+
+def main():
+    a, data, eddy, py = setup()
+    size_mb = os.path.getsize(data) / 1e6
 
     work = tempfile.mkdtemp(prefix="eddy-bench-")
     sql = os.path.join(work, "bench.sql")

@@ -21,7 +21,6 @@ Also printed, Eddy only:
 
 Usage: python3 benches/hop_window.py [--rows 1000000] [--runs 3] [--no-build]
 """
-import argparse
 import os
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from filter_project import CACHE, ROOT, TARGET, generate, timed  # noqa: E402
+from filter_project import CACHE, setup, timed  # noqa: E402
 
 TABLE = """
 SET 'parallelism.default' = '2';
@@ -122,27 +121,7 @@ def fresh_dir(work, name):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--no-build", action="store_true")
-    a = ap.parse_args()
-
-    os.makedirs(CACHE, exist_ok=True)
-    data = os.path.join(CACHE, "bids_%d_seed42.jsonl" % a.rows)
-    if not os.path.exists(data):
-        print("generating %s ..." % data, flush=True)
-        generate(data, a.rows)
-    if not a.no_build:
-        subprocess.run(["cargo", "build", "--release", "-p", "eddy"], cwd=ROOT, check=True,
-                       env=dict(os.environ, CARGO_TARGET_DIR=TARGET))
-    eddy = os.path.join(TARGET, "release", "eddy")
-    venv = os.path.join(CACHE, "venv")
-    py = os.path.join(venv, "bin", "python")
-    if not os.path.exists(py):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    if subprocess.run([py, "-c", "import duckdb"], capture_output=True).returncode != 0:
-        subprocess.run([py, "-m", "pip", "install", "-q", "duckdb", "pyarrow"], check=True)
+    a, data, eddy, py = setup()
     flink_py = os.path.join(CACHE, "flink-venv", "bin", "python")
     has_flink = os.path.exists(flink_py) and subprocess.run(
         [flink_py, "-c", "import pyflink"], capture_output=True).returncode == 0

@@ -16,12 +16,12 @@ use std::ops::ControlFlow;
 
 use datafusion::common::{DataFusionError, Diagnostic, Span};
 use sqlparser::ast::{
-    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, ObjectName,
-    ObjectNamePart, Query, Select, SetExpr, Spanned, TableAlias, TableFactor,
+    visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Query, Select,
+    SetExpr, Spanned, TableAlias, TableFactor,
 };
 
 use super::context::EddyContext;
-use super::window_tvf::{interval_millis, WindowTvfCall, WINDOW_TVF_PREFIX};
+use super::window_tvf::{interval_millis, register_call, WindowTvfCall};
 use crate::plan::WindowKind;
 
 /// Rewrite every legacy group window of `q` (and of its subqueries in FROM).
@@ -149,22 +149,7 @@ fn rewrite_select(sel: &mut Select, ctx: &EddyContext<'_>) -> Result<(), DataFus
         span: Span::try_from_sqlparser_span(span),
         time_span: Span::try_from_sqlparser_span(args[0].span()),
     };
-    let generated = format!("{WINDOW_TVF_PREFIX}{}", ctx.window_calls.borrow().len());
-    ctx.window_calls.borrow_mut().push(call);
-    {
-        *relation = TableFactor::Table {
-            name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(generated))]),
-            alias: Some(alias),
-            args: None,
-            with_hints: vec![],
-            version: None,
-            with_ordinality: false,
-            partitions: vec![],
-            json_path: None,
-            sample: None,
-            index_hints: vec![],
-        };
-    }
+    *relation = register_call(ctx, call, span, Some(alias));
     for (i, c) in ["window_start", "window_end", "window_time"].iter().enumerate() {
         group.insert(pos + i, Expr::Identifier(Ident::new(*c)));
     }

@@ -78,22 +78,34 @@ impl VisitorMut for Rewriter<'_, '_> {
             Ok(c) => c,
             Err(e) => return ControlFlow::Break(e),
         };
-        let table = format!("{WINDOW_TVF_PREFIX}{}", self.ctx.window_calls.borrow().len());
-        self.ctx.window_calls.borrow_mut().push(call);
         let span = f.span();
-        *t = TableFactor::Table {
-            name: ObjectName(vec![ObjectNamePart::Identifier(Ident::with_span(span, table))]),
-            alias: alias.take(),
-            args: None,
-            with_hints: vec![],
-            version: None,
-            with_ordinality: false,
-            partitions: vec![],
-            json_path: None,
-            sample: None,
-            index_hints: vec![],
-        };
+        let alias = alias.take();
+        *t = register_call(self.ctx, call, span, alias);
         ControlFlow::Continue(())
+    }
+}
+
+/// Keep `call` in the context and return the table reference that stands for it (named after
+/// the call's place, so errors about the reference point at the call).
+pub(crate) fn register_call(
+    ctx: &EddyContext<'_>,
+    call: WindowTvfCall,
+    span: sqlparser::tokenizer::Span,
+    alias: Option<sqlparser::ast::TableAlias>,
+) -> TableFactor {
+    let table = format!("{WINDOW_TVF_PREFIX}{}", ctx.window_calls.borrow().len());
+    ctx.window_calls.borrow_mut().push(call);
+    TableFactor::Table {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::with_span(span, table))]),
+        alias,
+        args: None,
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
     }
 }
 
