@@ -38,7 +38,8 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
 use super::windowing::{
-    check_window, effective_watermark, event_times, require_append_only, timestamp_column, BufferedRows, RowRef,
+    check_window, effective_watermark, event_times, rebatch, require_append_only, timestamp_column, BufferedRows,
+    RowRef,
 };
 use super::{OperatorContext, StreamOperator};
 use crate::error::{EngineError, Result};
@@ -390,7 +391,10 @@ impl StreamOperator for SessionWindowOperator {
         self.watermark = self.watermark.max(wm);
         let fired = self.take_fired(self.watermark);
         if !fired.is_empty() {
-            out.push(Message::Data(Batch::append(self.emit(fired)?)));
+            let data = self.emit(fired)?;
+            let batches = rebatch(&self.schema, vec![data])
+                .map_err(|source| EngineError::Arrow { operator: self.name(), source })?;
+            out.extend(batches.into_iter().map(|b| Message::Data(Batch::append(b))));
         }
         out.push(Message::Watermark(wm));
         Ok(())

@@ -17,7 +17,7 @@ use arrow::compute::kernels::sort::{LexicographicalComparator, SortColumn, SortO
 use arrow::compute::{cast, concat_batches, take, take_record_batch};
 use arrow::datatypes::SchemaRef;
 
-use super::windowing::{effective_watermark, event_times, require_append_only};
+use super::windowing::{effective_watermark, event_times, rebatch, require_append_only};
 use super::{OperatorContext, StreamOperator};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
@@ -194,8 +194,7 @@ impl StreamOperator for WindowTopNOperator {
                 ranked.push(b);
             }
         }
-        if !ranked.is_empty() {
-            let data = concat_batches(&self.schema, &ranked).map_err(&arrow_err)?;
+        for data in rebatch(&self.schema, ranked).map_err(&arrow_err)? {
             out.push(Message::Data(Batch::append(data)));
         }
         out.push(Message::Watermark(wm));

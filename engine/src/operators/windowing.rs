@@ -173,6 +173,31 @@ impl BufferedRows {
     }
 }
 
+/// Rows per output batch of a windowed operator. Many windows often fire on one watermark;
+/// one batch of them all would make downstream buffers (a sink's encoded text) as large as
+/// the whole result.
+pub(super) const OUTPUT_BATCH_ROWS: usize = 8192;
+
+/// Re-cut fired results into batches of about [`OUTPUT_BATCH_ROWS`] rows, in order.
+pub(super) fn rebatch(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: Vec<arrow::record_batch::RecordBatch>,
+) -> std::result::Result<Vec<arrow::record_batch::RecordBatch>, ArrowError> {
+    if batches.len() == 1 && batches[0].num_rows() <= OUTPUT_BATCH_ROWS {
+        return Ok(batches);
+    }
+    let mut coalescer = arrow::compute::BatchCoalescer::new(schema.clone(), OUTPUT_BATCH_ROWS);
+    for b in batches {
+        coalescer.push_batch(b)?;
+    }
+    coalescer.finish_buffered_batch()?;
+    let mut out = Vec::new();
+    while let Some(b) = coalescer.next_completed_batch() {
+        out.push(b);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use arrow::array::Int32Array;

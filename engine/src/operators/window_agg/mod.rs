@@ -809,15 +809,9 @@ impl StreamOperator for WindowAggregateOperator {
             return self.fire_updating(wm, out);
         }
         let batches = self.fire(wm.0)?;
-        match batches.len() {
-            0 => {}
-            1 => out.extend(batches.into_iter().map(|b| Message::Data(Batch::append(b)))),
-            _ => {
-                let merged = concat_batches(&self.output_schema, &batches)
-                    .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?;
-                out.push(Message::Data(Batch::append(merged)));
-            }
-        }
+        let batches = super::windowing::rebatch(&self.output_schema, batches)
+            .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?;
+        out.extend(batches.into_iter().map(|b| Message::Data(Batch::append(b))));
         out.push(Message::Watermark(wm));
         Ok(())
     }
