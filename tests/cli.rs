@@ -266,3 +266,28 @@ SELECT k, window_start, window_end FROM TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts), 
         ]
     );
 }
+
+#[test]
+fn processing_time_windows_close_as_the_clock_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "p.sql",
+        "CREATE TABLE g (k INT, proc AS PROCTIME())
+WITH ('connector' = 'datagen', 'rows-per-second' = '20', 'number-of-rows' = '30', 'fields.k.min' = '1', 'fields.k.max' = '1');
+SELECT k, window_start, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE g, DESCRIPTOR(proc), INTERVAL '1' SECOND))
+GROUP BY k, window_start, window_end;
+",
+    );
+    let out = eddy(&["run", "p.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // 30 rows at 20 per second span about 1.5 s of wall-clock time: two or three windows,
+    // one second each, holding every row once.
+    let counts: Vec<u64> = stdout
+        .lines()
+        .map(|l| l.trim_start_matches("+I[").trim_end_matches(']').rsplit(", ").next().unwrap().parse().unwrap())
+        .collect();
+    assert!(counts.len() >= 2, "{stdout}");
+    assert_eq!(counts.iter().sum::<u64>(), 30, "{stdout}");
+}

@@ -80,6 +80,20 @@ impl TableDef {
         (0..self.columns.len()).filter(|i| !matches!(self.columns[*i].kind, ColumnSource::Computed(_))).collect()
     }
 
+    /// The column declared `name AS PROCTIME()`, Flink's processing-time attribute.
+    pub fn proctime_column(&self) -> Option<usize> {
+        self.columns.iter().position(|c| match &c.kind {
+            ColumnSource::Computed(e) => match e.as_ref() {
+                Expr::Function(f) => {
+                    f.name.to_string().eq_ignore_ascii_case("PROCTIME")
+                        && matches!(&f.args, sqlparser::ast::FunctionArguments::List(l) if l.args.is_empty())
+                }
+                _ => false,
+            },
+            _ => false,
+        })
+    }
+
     /// The columns a sink receives: physical and non-virtual metadata columns.
     pub fn sink_columns(&self) -> Vec<usize> {
         (0..self.columns.len())

@@ -51,6 +51,12 @@ pub fn describe(op: &Operator) -> String {
             format!("Project: {}", items.join(", "))
         }
         Operator::Filter(e) => format!("Filter: {}", e.display),
+        Operator::Watermark(w) if w.processing_time => {
+            format!(
+                "WatermarkAssigner: proctime=#{}, watermark=[the clock], interval={}ms",
+                w.rowtime_column, w.interval_ms
+            )
+        }
         Operator::Watermark(w) => format!(
             "WatermarkAssigner: rowtime=#{}, watermark=[{}], interval={}ms",
             w.rowtime_column, w.expr.display, w.interval_ms

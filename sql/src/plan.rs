@@ -100,6 +100,10 @@ pub struct WatermarkSpec {
     pub interval_ms: u64,
     /// `table.exec.source.idle-timeout` in ms (0 = never idle).
     pub idle_timeout_ms: u64,
+    /// A processing-time attribute (`AS PROCTIME()`): the watermark follows the wall clock,
+    /// every `interval_ms`, whether rows arrive or not, so processing-time windows close on
+    /// time.
+    pub processing_time: bool,
 }
 
 /// How a list column is expanded (one output row per element; NULL or empty lists give

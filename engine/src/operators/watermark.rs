@@ -63,6 +63,19 @@ impl WatermarkOperator {
         Ok(millis.as_primitive::<Int64Type>().clone())
     }
 
+    /// Processing time: the watermark is the wall clock, 1 ms behind it.
+    fn emit_clock(&mut self, now: Instant, out: &mut Vec<Message>) {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let clock = Watermark(millis - 1);
+        self.last_emit = Some(now);
+        if clock > self.current {
+            self.current = clock;
+            out.push(Message::Watermark(clock));
+        }
+    }
+
     fn emit_due(&self) -> bool {
         match (self.spec.interval_ms, self.last_emit) {
             (0, _) | (_, None) => true,
@@ -83,6 +96,13 @@ impl StreamOperator for WatermarkOperator {
     }
 
     fn process_batch(&mut self, mut batch: Batch, out: &mut Vec<Message>) -> Result<()> {
+        if self.spec.processing_time {
+            // The rows' time was read from the clock before this point, so a watermark just
+            // behind the clock never makes them late.
+            out.push(Message::Data(batch));
+            self.emit_clock(Instant::now(), out);
+            return Ok(());
+        }
         if batch.num_rows() == 0 {
             // A source waiting for data: after `table.exec.source.idle-timeout` without rows
             // the split stops holding back the watermark downstream.
@@ -133,6 +153,10 @@ impl StreamOperator for WatermarkOperator {
     }
 
     fn next_processing_time(&self) -> Option<Instant> {
+        if self.spec.processing_time {
+            let every = Duration::from_millis(self.spec.interval_ms.max(1));
+            return Some(self.last_emit.map_or_else(Instant::now, |t| t + every));
+        }
         // A watermark held back by the interval goes out when it is due, even if no more
         // rows come; a split with no rows for the idle timeout is declared idle.
         let periodic = (self.pending > self.current && self.spec.interval_ms > 0)
@@ -144,6 +168,10 @@ impl StreamOperator for WatermarkOperator {
     }
 
     fn on_processing_time(&mut self, now: Instant, out: &mut Vec<Message>) -> Result<()> {
+        if self.spec.processing_time {
+            self.emit_clock(now, out);
+            return Ok(());
+        }
         if self.pending > self.current
             && self.last_emit.is_some_and(|t| now >= t + Duration::from_millis(self.spec.interval_ms))
         {
@@ -181,7 +209,13 @@ mod tests {
     fn operator(interval_ms: u64, idle_timeout_ms: u64) -> WatermarkOperator {
         // WATERMARK FOR ts AS ts (the delay does not matter here).
         let expr = ExprSpec { expr: Arc::new(Column::new("ts", 0)), display: "ts".into() };
-        WatermarkOperator::new(WatermarkSpec { rowtime_column: 0, expr, interval_ms, idle_timeout_ms })
+        WatermarkOperator::new(WatermarkSpec {
+            rowtime_column: 0,
+            expr,
+            interval_ms,
+            idle_timeout_ms,
+            processing_time: false,
+        })
     }
 
     fn batch(ts: &[Option<i64>]) -> Batch {

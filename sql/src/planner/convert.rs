@@ -460,6 +460,18 @@ impl<'a> PlanBuilder<'a> {
                 expr: ExprSpec { expr, display: wm.expr.to_string() },
                 interval_ms: self.session.settings.watermark_interval_ms(),
                 idle_timeout_ms: self.session.settings.idle_timeout_ms(),
+                processing_time: false,
+            };
+            node = self.add(Operator::Watermark(spec), vec![node], full);
+        } else if let Some(proc) = table.proctime_column() {
+            // Processing time: the clock is the watermark (see WatermarkSpec::processing_time).
+            let name = table.columns[proc].name.clone();
+            let spec = WatermarkSpec {
+                rowtime_column: proc,
+                expr: ExprSpec { expr: Arc::new(Column::new(&name, proc)), display: name },
+                interval_ms: self.session.settings.watermark_interval_ms().max(1),
+                idle_timeout_ms: 0,
+                processing_time: true,
             };
             node = self.add(Operator::Watermark(spec), vec![node], full);
         }

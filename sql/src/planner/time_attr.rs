@@ -1,7 +1,7 @@
 //! Time attributes: which columns of a logical plan are rowtime attributes.
 //!
 //! In Flink a column is a *time attribute* when it is the column of a table's WATERMARK
-//! declaration, passed through unchanged (projections may rename it), or the `window_time`
+//! declaration (or, in a table without one, its `AS PROCTIME()` column), passed through unchanged (projections may rename it), or the `window_time`
 //! of a window table function or window aggregation. Only time attributes can drive event
 //! time windows, deduplication and Top-N on a stream; computing on one (even a CAST)
 //! turns it into a plain timestamp.
@@ -25,10 +25,13 @@ pub(crate) fn rowtime_columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<usiz
             let Some(table) = catalog.table(&src.name) else {
                 return vec![];
             };
-            let Some(wm) = &table.watermark else {
-                return vec![];
+            // The WATERMARK column; without one, a `PROCTIME()` column (processing time, whose
+            // watermark is the clock).
+            let full = match &table.watermark {
+                Some(wm) => table.column_index(&wm.column),
+                None => table.proctime_column(),
             };
-            let Some(full) = table.column_index(&wm.column) else {
+            let Some(full) = full else {
                 return vec![];
             };
             match &scan.projection {

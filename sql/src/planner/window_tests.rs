@@ -177,3 +177,23 @@ fn window_errors_name_the_place() {
     .unwrap_err();
     assert!(e.message.contains("must GROUP BY both window_start and window_end"), "{e}");
 }
+
+#[test]
+fn processing_time_windows_follow_the_clock() {
+    let table = "CREATE TABLE clicks (url BIGINT, proc AS PROCTIME()) WITH ('connector' = 'datagen');\n";
+    let text = explain(
+        table,
+        "SELECT url, window_start, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(proc), INTERVAL '1' MINUTE)) GROUP BY url, window_start, window_end",
+    )
+    .unwrap();
+    assert!(text.contains("WatermarkAssigner: proctime=#1, watermark=[the clock]"), "{text}");
+    assert!(window_line(&text).contains("TUMBLE(size=60000ms)"), "{text}");
+    // With a WATERMARK the table runs on event time: its PROCTIME() column cannot drive windows.
+    let both = "CREATE TABLE clicks (url BIGINT, ts TIMESTAMP(3), proc AS PROCTIME(), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen');\n";
+    let e = explain(
+        both,
+        "SELECT url, window_start, window_end, COUNT(*) FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(proc), INTERVAL '1' MINUTE)) GROUP BY url, window_start, window_end",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("time attribute"), "{e}");
+}
