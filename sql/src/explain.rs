@@ -1,7 +1,7 @@
 //! EXPLAIN: the operator graph as an indented tree, sink first, with parallelism and
 //! whether each edge carries an updating changelog.
 
-use crate::plan::{ExprSpec, NodeId, Operator, SortKey, StreamPlan, WindowKind};
+use crate::plan::{ExprSpec, NodeId, Operator, SortKey, StreamPlan};
 
 /// Render a plan: one tree per sink; a node shared by several sinks (a source read once
 /// for a statement set) is printed in full the first time and referenced after.
@@ -63,7 +63,7 @@ pub fn describe(op: &Operator) -> String {
         ),
         Operator::Unnest(u) => format!("Unnest: column #{}", u.list_column),
         Operator::Union => "Union".to_string(),
-        Operator::WindowAssign(w) => format!("WindowTableFunction: {}, time=#{}", window(&w.window), w.time_column),
+        Operator::WindowAssign(w) => format!("WindowTableFunction: {}, time=#{}", w.window, w.time_column),
         Operator::WindowAggregate(a) => {
             let aggs: Vec<&str> = a.aggregates.iter().map(|a| a.display.as_str()).collect();
             let mut emit = String::new();
@@ -75,7 +75,7 @@ pub fn describe(op: &Operator) -> String {
             }
             format!(
                 "WindowAggregate: {}, time=#{}, keys=[{}], aggs=[{}]{emit}",
-                window(&a.window),
+                a.window,
                 a.time_column,
                 exprs(&a.keys),
                 aggs.join(", ")
@@ -97,18 +97,6 @@ pub fn describe(op: &Operator) -> String {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
             format!("Sink: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "))
         }
-    }
-}
-
-fn window(w: &WindowKind) -> String {
-    let offset = |o: &i64| if *o == 0 { String::new() } else { format!(", offset={o}ms") };
-    match w {
-        WindowKind::Tumble { size, offset: o } => format!("TUMBLE(size={size}ms{})", offset(o)),
-        WindowKind::Hop { slide, size, offset: o } => format!("HOP(slide={slide}ms, size={size}ms{})", offset(o)),
-        WindowKind::Cumulate { step, size, offset: o } => {
-            format!("CUMULATE(step={step}ms, size={size}ms{})", offset(o))
-        }
-        WindowKind::Session { gap } => format!("SESSION(gap={gap}ms)"),
     }
 }
 

@@ -155,6 +155,22 @@ pub enum WindowKind {
     },
 }
 
+/// As EXPLAIN and operator names show it: `HOP(slide=2000ms, size=10000ms)`, the offset
+/// only when there is one.
+impl std::fmt::Display for WindowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let offset = |o: i64| if o == 0 { String::new() } else { format!(", offset={o}ms") };
+        match *self {
+            WindowKind::Tumble { size, offset: o } => write!(f, "TUMBLE(size={size}ms{})", offset(o)),
+            WindowKind::Hop { slide, size, offset: o } => write!(f, "HOP(slide={slide}ms, size={size}ms{})", offset(o)),
+            WindowKind::Cumulate { step, size, offset: o } => {
+                write!(f, "CUMULATE(step={step}ms, size={size}ms{})", offset(o))
+            }
+            WindowKind::Session { gap } => write!(f, "SESSION(gap={gap}ms)"),
+        }
+    }
+}
+
 /// Where an output column of a windowed operator comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowOutput {

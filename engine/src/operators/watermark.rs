@@ -76,6 +76,22 @@ impl WatermarkOperator {
         }
     }
 
+    /// When the split becomes idle without more rows (`table.exec.source.idle-timeout`);
+    /// `None` if that is off or it already is.
+    fn idle_at(&self) -> Option<Instant> {
+        let timeout = self.spec.idle_timeout_ms;
+        (timeout > 0 && !self.idle).then(|| self.last_rows + Duration::from_millis(timeout))
+    }
+
+    /// Declare the split idle once its timeout has passed without rows, so it stops holding
+    /// back the watermark downstream.
+    fn idle_if_due(&mut self, now: Instant, out: &mut Vec<Message>) {
+        if self.idle_at().is_some_and(|at| now >= at) {
+            self.idle = true;
+            out.push(Message::Idle);
+        }
+    }
+
     fn emit_due(&self) -> bool {
         match (self.spec.interval_ms, self.last_emit) {
             (0, _) | (_, None) => true,
@@ -104,13 +120,8 @@ impl StreamOperator for WatermarkOperator {
             return Ok(());
         }
         if batch.num_rows() == 0 {
-            // A source waiting for data: after `table.exec.source.idle-timeout` without rows
-            // the split stops holding back the watermark downstream.
-            let timeout = self.spec.idle_timeout_ms;
-            if timeout > 0 && !self.idle && self.last_rows.elapsed() >= Duration::from_millis(timeout) {
-                self.idle = true;
-                out.push(Message::Idle);
-            }
+            // A source waiting for data.
+            self.idle_if_due(Instant::now(), out);
             return Ok(());
         }
         self.last_rows = Instant::now();
@@ -162,9 +173,7 @@ impl StreamOperator for WatermarkOperator {
         let periodic = (self.pending > self.current && self.spec.interval_ms > 0)
             .then(|| self.last_emit.map(|t| t + Duration::from_millis(self.spec.interval_ms)))
             .flatten();
-        let idle = (self.spec.idle_timeout_ms > 0 && !self.idle)
-            .then(|| self.last_rows + Duration::from_millis(self.spec.idle_timeout_ms));
-        periodic.into_iter().chain(idle).min()
+        periodic.into_iter().chain(self.idle_at()).min()
     }
 
     fn on_processing_time(&mut self, now: Instant, out: &mut Vec<Message>) -> Result<()> {
@@ -179,11 +188,7 @@ impl StreamOperator for WatermarkOperator {
             self.last_emit = Some(now);
             out.push(Message::Watermark(self.current));
         }
-        let timeout = self.spec.idle_timeout_ms;
-        if timeout > 0 && !self.idle && now >= self.last_rows + Duration::from_millis(timeout) {
-            self.idle = true;
-            out.push(Message::Idle);
-        }
+        self.idle_if_due(now, out);
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 
-use super::windowing::{check_window, describe_window, event_times, timestamp_column, window_start};
+use super::windowing::{check_window, event_times, timestamp_column, window_start};
 use super::{OperatorContext, StreamOperator};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp};
@@ -89,7 +89,7 @@ impl WindowAssignOperator {
 
 impl StreamOperator for WindowAssignOperator {
     fn name(&self) -> String {
-        format!("WindowTableFunction[{}]", describe_window(&self.spec.window))
+        format!("WindowTableFunction[{}]", self.spec.window)
     }
 
     fn process_batch(&mut self, batch: Batch, out: &mut Vec<Message>) -> Result<()> {

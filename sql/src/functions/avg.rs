@@ -43,10 +43,6 @@ fn inner() -> Arc<AggregateUDF> {
     avg_udaf()
 }
 
-fn is_integer(t: &DataType) -> bool {
-    t.is_integer()
-}
-
 impl AggregateUDFImpl for FlinkAvg {
     fn name(&self) -> &str {
         "avg"
@@ -61,7 +57,7 @@ impl AggregateUDFImpl for FlinkAvg {
             return plan_err!("AVG takes one argument, got {}", arg_types.len());
         };
         Ok(vec![match t {
-            t if is_integer(t) => t.clone(),
+            t if t.is_integer() => t.clone(),
             DataType::Decimal32(..)
             | DataType::Decimal64(..)
             | DataType::Decimal128(..)
@@ -74,14 +70,14 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         match arg_types {
-            [t] if is_integer(t) => Ok(t.clone()),
+            [t] if t.is_integer() => Ok(t.clone()),
             _ => inner().inner().return_type(arg_types),
         }
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let input = args.expr_fields[0].data_type().clone();
-        if !is_integer(&input) {
+        if !input.is_integer() {
             return inner().inner().accumulator(args);
         }
         if args.is_distinct {
@@ -92,7 +88,7 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let input = args.input_fields[0].data_type();
-        if !is_integer(input) {
+        if !input.is_integer() {
             return inner().inner().state_fields(args);
         }
         Ok(vec![
@@ -102,7 +98,7 @@ impl AggregateUDFImpl for FlinkAvg {
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        if is_integer(args.expr_fields[0].data_type()) {
+        if args.expr_fields[0].data_type().is_integer() {
             !args.is_distinct
         } else {
             inner().inner().groups_accumulator_supported(args)
@@ -111,7 +107,7 @@ impl AggregateUDFImpl for FlinkAvg {
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         let input = args.expr_fields[0].data_type().clone();
-        if !is_integer(&input) {
+        if !input.is_integer() {
             return inner().inner().create_groups_accumulator(args);
         }
         Ok(Box::new(IntAvgGroups { sums: Vec::new(), counts: Vec::new(), output: input }))

@@ -846,14 +846,7 @@ impl StreamOperator for WindowAggregateOperator {
 
 /// `WindowAggregate[HOP(slide=2000ms, size=10000ms), keys=[k], aggs=[COUNT(*)]]`.
 fn describe(spec: &WindowAggSpec) -> String {
-    let window = match spec.window {
-        WindowKind::Tumble { size, offset } => format!("TUMBLE(size={size}ms, offset={offset}ms)"),
-        WindowKind::Hop { slide, size, offset } => format!("HOP(slide={slide}ms, size={size}ms, offset={offset}ms)"),
-        WindowKind::Cumulate { step, size, offset } => {
-            format!("CUMULATE(step={step}ms, size={size}ms, offset={offset}ms)")
-        }
-        WindowKind::Session { gap } => format!("SESSION(gap={gap}ms)"),
-    };
+    let window = spec.window;
     let keys: Vec<&str> = spec.keys.iter().map(|k| k.display.as_str()).collect();
     let aggs: Vec<&str> = spec.aggregates.iter().map(|a| a.display.as_str()).collect();
     format!("WindowAggregate[{window}, keys=[{}], aggs=[{}]]", keys.join(", "), aggs.join(", "))
