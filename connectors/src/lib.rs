@@ -27,6 +27,7 @@ pub mod error;
 pub mod options;
 
 pub use changelog::RowKind;
+
 pub use error::ConnectorError;
 pub use options::Options;
 
@@ -52,8 +53,20 @@ pub struct ConnectorTable {
     pub primary_key: Vec<String>,
     /// `PARTITIONED BY` column names.
     pub partition_keys: Vec<String>,
+    /// `DISTRIBUTED [BY (cols)] INTO n BUCKETS` (Kafka: the key columns and the topic's
+    /// partition count).
+    pub distribution: Option<Distribution>,
     /// The `WITH (...)` options, keys as written.
     pub options: Options,
+}
+
+/// A table's `DISTRIBUTED BY (columns) INTO buckets BUCKETS` clause.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Distribution {
+    /// Bucket key columns; empty for `DISTRIBUTED INTO n BUCKETS`.
+    pub columns: Vec<String>,
+    /// The number of buckets, when given.
+    pub buckets: Option<u64>,
 }
 
 /// Which part of a source one parallel task reads: split `index` of `count`.
@@ -72,6 +85,31 @@ pub struct SourceBatch {
     pub batch: RecordBatch,
     /// Row kinds when the source produces a changelog (e.g. debezium-json); `None` = all `+I`.
     pub row_kinds: Option<Int8Array>,
+    /// For a split that reads several partitions (Kafka), the partition these rows come
+    /// from: each partition keeps its own watermark, and the split's watermark is the
+    /// minimum over its partitions, as Flink's per-split watermarks. `None`: the split is
+    /// one stream.
+    pub partition: Option<PartitionMark>,
+}
+
+/// Which partition of a split a [`SourceBatch`] belongs to. A source announces each
+/// partition it reads with an empty batch before its first rows, so a partition that has
+/// no rows yet holds the watermark back (as in Flink) until it turns idle
+/// (`table.exec.source.idle-timeout`) or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionMark {
+    /// The partition's number within its source (unique across the source's topics).
+    pub partition: u32,
+    /// The partition has no more rows after this batch (bounded mode reached its end): it
+    /// no longer holds the split's watermark back.
+    pub ended: bool,
+}
+
+impl SourceBatch {
+    /// Append-only rows of a split that is one stream.
+    pub fn rows(batch: RecordBatch) -> Self {
+        Self { batch, row_kinds: None, partition: None }
+    }
 }
 
 /// A running source split. Pull-based: the runtime calls [`Source::next_batch`] in a loop.

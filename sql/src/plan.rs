@@ -297,6 +297,9 @@ pub struct TableSpec {
     pub primary_key: Vec<String>,
     /// `PARTITIONED BY` column names.
     pub partition_keys: Vec<String>,
+    /// `DISTRIBUTED BY (columns)` (empty for `DISTRIBUTED INTO`) and `INTO n BUCKETS`;
+    /// `None` without the clause.
+    pub distribution: Option<(Vec<String>, Option<u64>)>,
     /// `WITH` options.
     pub options: Vec<(String, String)>,
 }

@@ -151,6 +151,6 @@ impl Source for DatagenSource {
         if let Some(left) = &mut self.rows_left {
             *left -= n as u64;
         }
-        Ok(Some(SourceBatch { batch, row_kinds: None }))
+        Ok(Some(SourceBatch::rows(batch)))
     }
 }

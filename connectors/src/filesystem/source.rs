@@ -451,7 +451,7 @@ impl Source for FileSource {
                 Some(batch) => {
                     let o = &self.opener;
                     let batch = assemble(&o.table, &o.schema, &o.columns, batch, &current.constants)?;
-                    return Ok(Some(SourceBatch { batch, row_kinds: None }));
+                    return Ok(Some(SourceBatch::rows(batch)));
                 }
                 None => {
                     self.skipped_done += current.reader.skipped();

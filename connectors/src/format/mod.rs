@@ -7,6 +7,7 @@
 
 pub(crate) mod csv;
 pub(crate) mod json;
+pub(crate) mod record;
 #[cfg(test)]
 mod tests;
 

@@ -204,6 +204,6 @@ impl Source for NexmarkSource {
             *left -= events.len() as u64;
         }
         let batch = self.plan.build(&self.schema, &events)?;
-        Ok(Some(SourceBatch { batch, row_kinds: None }))
+        Ok(Some(SourceBatch::rows(batch)))
     }
 }

@@ -161,6 +161,10 @@ pub(crate) fn connector_table(t: &TableSpec) -> ConnectorTable {
         metadata: t.metadata.clone(),
         primary_key: t.primary_key.clone(),
         partition_keys: t.partition_keys.clone(),
+        distribution: t
+            .distribution
+            .as_ref()
+            .map(|(columns, buckets)| eddy_connectors::Distribution { columns: columns.clone(), buckets: *buckets }),
         options: Options::new(t.options.iter().cloned()),
     }
 }

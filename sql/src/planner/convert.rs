@@ -110,6 +110,7 @@ impl<'a> PlanBuilder<'a> {
                     metadata: vec![],
                     primary_key: vec![],
                     partition_keys: vec![],
+                    distribution: None,
                     options: vec![("connector".into(), "print".into())],
                 };
                 self.plan.add(PlanNode {
@@ -537,6 +538,7 @@ fn table_spec(table: &TableDef, schema: SchemaRef, metadata: Vec<(usize, String)
         metadata,
         primary_key: table.primary_key.clone(),
         partition_keys: table.partitioned_by.clone(),
+        distribution: table.distribution.as_ref().map(|d| (d.columns.clone(), d.buckets)),
         options: table.options.clone(),
     }
 }
