@@ -22,6 +22,15 @@ pub enum ConnectorError {
         /// What is wrong with it.
         message: String,
     },
+    /// The Kafka broker refused or did not answer (unreachable, topic problems, delivery
+    /// failures); the message names the table and the bootstrap servers.
+    #[error("table '{table}': {message}")]
+    Kafka {
+        /// Table name.
+        table: String,
+        /// What failed, with librdkafka's reason.
+        message: String,
+    },
     /// An I/O error, with the path or address it concerns.
     #[error("{context}: {source}")]
     Io {

@@ -18,6 +18,7 @@
 //! | `nexmark` | the Nexmark benchmark's events (source) |
 //! | `filesystem` | files of a directory (source) and part files (sink) |
 //! | `format` | `json`, `csv` (decoders and line encoders) and `parquet` |
+//! | `kafka` | `kafka` and `upsert-kafka` (source and sink), over librdkafka |
 //! | `print`, `blackhole` | sinks for looking at output and for discarding it |
 //! | `text` | values as Flink/Java text (print, csv) |
 //! | `rate` | the rate limiter of the generator sources |
@@ -168,6 +169,7 @@ mod blackhole;
 mod datagen;
 mod filesystem;
 mod format;
+mod kafka;
 mod nexmark;
 mod print;
 mod rate;

@@ -14,10 +14,20 @@ enum Connector {
     Filesystem,
     Print,
     Blackhole,
+    Kafka,
+    UpsertKafka,
 }
 
 impl Connector {
-    const ALL: [Connector; 5] = [Self::Datagen, Self::Nexmark, Self::Filesystem, Self::Print, Self::Blackhole];
+    const ALL: [Connector; 7] = [
+        Self::Datagen,
+        Self::Nexmark,
+        Self::Filesystem,
+        Self::Print,
+        Self::Blackhole,
+        Self::Kafka,
+        Self::UpsertKafka,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -26,20 +36,22 @@ impl Connector {
             Self::Filesystem => "filesystem",
             Self::Print => "print",
             Self::Blackhole => "blackhole",
+            Self::Kafka => "kafka",
+            Self::UpsertKafka => "upsert-kafka",
         }
     }
 
     fn is_source(self) -> bool {
-        matches!(self, Self::Datagen | Self::Nexmark | Self::Filesystem)
+        matches!(self, Self::Datagen | Self::Nexmark | Self::Filesystem | Self::Kafka | Self::UpsertKafka)
     }
 
     fn is_sink(self) -> bool {
-        matches!(self, Self::Filesystem | Self::Print | Self::Blackhole)
+        matches!(self, Self::Filesystem | Self::Print | Self::Blackhole | Self::Kafka | Self::UpsertKafka)
     }
 
     /// Whether the sink consumes a changelog (`-U`/`+U`/`-D`); append-only sinks do not.
     fn accepts_updates(self) -> bool {
-        matches!(self, Self::Print | Self::Blackhole)
+        matches!(self, Self::Print | Self::Blackhole | Self::UpsertKafka)
     }
 
     /// The table's connector, or an error naming what exists.
@@ -50,7 +62,7 @@ impl Connector {
         }
         let supported: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
         let message = match name {
-            "kafka" | "upsert-kafka" | "jdbc" => format!(
+            "jdbc" => format!(
                 "connector '{name}' is not supported yet in this version of Eddy; supported connectors: {}",
                 supported.join(", ")
             ),
@@ -77,6 +89,7 @@ pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<
         Connector::Datagen => datagen::create_source(table, split),
         Connector::Nexmark => nexmark::create_source(table, split),
         Connector::Filesystem => filesystem::create_source(table, split),
+        Connector::Kafka | Connector::UpsertKafka => kafka::create_source(table, split),
         c => Err(c.not_a(table, "source")),
     }
 }
@@ -86,6 +99,7 @@ pub(crate) fn create_sink(table: &ConnectorTable, split: Split) -> Result<Box<dy
         Connector::Filesystem => filesystem::create_sink(table, split),
         Connector::Print => print::create_sink(table, split),
         Connector::Blackhole => blackhole::create_sink(table),
+        Connector::Kafka | Connector::UpsertKafka => kafka::create_sink(table, split),
         c => Err(c.not_a(table, "sink")),
     }
 }
@@ -104,6 +118,7 @@ pub(crate) fn validate(table: &ConnectorTable, as_source: bool, as_sink: bool) -
         Connector::Filesystem => filesystem::validate(table, as_source, as_sink),
         Connector::Print => print::validate(table),
         Connector::Blackhole => blackhole::validate(table),
+        Connector::Kafka | Connector::UpsertKafka => kafka::validate(table, as_source, as_sink),
     }
 }
 
@@ -113,6 +128,7 @@ pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
         Connector::Nexmark => nexmark::is_bounded(table),
         // The files present at start are read once (directory monitoring is not supported).
         Connector::Filesystem => Ok(true),
+        Connector::Kafka | Connector::UpsertKafka => kafka::is_bounded(table),
         c => Err(c.not_a(table, "source")),
     }
 }
@@ -134,8 +150,8 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_connectors() {
-        let e = validate(&t(&[("connector", "kafka")]), true, false).unwrap_err().to_string();
-        assert!(e.contains("'kafka' is not supported yet in this version of Eddy") && e.contains("datagen"), "{e}");
+        let e = validate(&t(&[("connector", "jdbc")]), true, false).unwrap_err().to_string();
+        assert!(e.contains("'jdbc' is not supported yet in this version of Eddy") && e.contains("kafka"), "{e}");
         let e = validate(&t(&[("connector", "foo")]), true, false).unwrap_err().to_string();
         assert!(e.contains("unknown connector 'foo'") && e.contains("filesystem"), "{e}");
         let e = validate(&t(&[]), true, false).unwrap_err().to_string();

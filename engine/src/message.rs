@@ -5,6 +5,7 @@ use arrow::array::{AsArray, BooleanArray, Int64Array, Int8Array, UInt32Array};
 use arrow::compute::{filter, take};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+pub use eddy_connectors::PartitionMark;
 
 /// Event time in milliseconds since the epoch.
 pub type Timestamp = i64;
@@ -36,12 +37,18 @@ pub struct Batch {
     /// windowed operators drop a row iff its window closed under
     /// `max(current watermark, arrival watermark)`. `None`: the current watermark applies.
     pub arrival_watermarks: Option<Int64Array>,
+    /// For a source split that reads several partitions (Kafka), the partition the rows
+    /// come from, as the source marked them: the watermark assigner keeps one watermark per
+    /// partition and combines them (see `WatermarkOperator`). An empty batch with a mark
+    /// announces a partition, or says it ended. `None`: the rows are one stream (every
+    /// source that does not mark its batches, and every batch after the assigner).
+    pub partition: Option<PartitionMark>,
 }
 
 impl Batch {
     /// An append-only batch.
     pub fn append(data: RecordBatch) -> Self {
-        Self { data, row_kinds: None, arrival_watermarks: None }
+        Self { data, row_kinds: None, arrival_watermarks: None, partition: None }
     }
 
     /// Number of rows.
@@ -50,7 +57,7 @@ impl Batch {
     }
 
     /// `data` (rows already selected from `self` by `indices`) with the matching row kinds
-    /// and arrival watermarks.
+    /// and arrival watermarks, from the same partition.
     pub fn taken(&self, data: RecordBatch, indices: &UInt32Array) -> Result<Batch, ArrowError> {
         let row_kinds = match &self.row_kinds {
             Some(k) => Some(take(k, indices, None)?.as_primitive().clone()),
@@ -60,11 +67,11 @@ impl Batch {
             Some(w) => Some(take(w, indices, None)?.as_primitive().clone()),
             None => None,
         };
-        Ok(Batch { data, row_kinds, arrival_watermarks })
+        Ok(Batch { data, row_kinds, arrival_watermarks, partition: self.partition })
     }
 
     /// `data` (rows already selected from `self` by `mask`) with the matching row kinds and
-    /// arrival watermarks.
+    /// arrival watermarks, from the same partition.
     pub fn filtered(&self, data: RecordBatch, mask: &BooleanArray) -> Result<Batch, ArrowError> {
         let row_kinds = match &self.row_kinds {
             Some(k) => Some(filter(k, mask)?.as_primitive().clone()),
@@ -74,7 +81,7 @@ impl Batch {
             Some(w) => Some(filter(w, mask)?.as_primitive().clone()),
             None => None,
         };
-        Ok(Batch { data, row_kinds, arrival_watermarks })
+        Ok(Batch { data, row_kinds, arrival_watermarks, partition: self.partition })
     }
 }
 

@@ -121,6 +121,40 @@ impl TableDef {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
+
+    /// Whether the table, read as a source, produces a changelog rather than inserts, and
+    /// which kind; `None` for an append-only source. Decided from the options alone, as
+    /// Flink's factories do: `'connector' = 'upsert-kafka'` is an upsert stream keyed by the
+    /// PRIMARY KEY; a CDC format (`format` or `value.format` = `debezium-json`,
+    /// `debezium-avro-confluent`, `canal-json`, `maxwell-json`, `ogg-json`) is a full
+    /// changelog. (The connector checks the options themselves when the job is built.)
+    pub fn changelog_source(&self) -> Option<ChangelogKind> {
+        if self.option("connector").is_some_and(|c| c.trim().eq_ignore_ascii_case("upsert-kafka")) {
+            return Some(ChangelogKind::Upsert);
+        }
+        let cdc = |f: &str| {
+            let f = f.trim().to_ascii_lowercase();
+            CDC_FORMATS.contains(&f.as_str())
+        };
+        if self.option("format").is_some_and(cdc) || self.option("value.format").is_some_and(cdc) {
+            return Some(ChangelogKind::Retract);
+        }
+        None
+    }
+}
+
+/// Flink's formats that decode a database changelog into `+I -U +U -D` rows.
+const CDC_FORMATS: &[&str] = &["debezium-json", "debezium-avro-confluent", "canal-json", "maxwell-json", "ogg-json"];
+
+/// How a changelog source encodes changes (see [`TableDef::changelog_source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangelogKind {
+    /// Flink's upsert semantics (`upsert-kafka`): every row is the new value of its PRIMARY
+    /// KEY (`+U`), a tombstone deletes its key (`-D`, only the key columns meaningful). The
+    /// planner puts a `ChangelogNormalize` behind it to turn that into a proper changelog.
+    Upsert,
+    /// Full changelog rows (`+I -U +U -D`, old values included), e.g. `debezium-json`.
+    Retract,
 }
 
 /// A view declared with `CREATE VIEW`.

@@ -93,9 +93,49 @@ pub fn describe(op: &Operator) -> String {
         Operator::Deduplicate(d) => {
             format!("Deduplicate: keep=FirstRow, keys=[{}], rowtime=#{}", exprs(&d.keys), d.time_column)
         }
+        Operator::ChangelogNormalize(n) => format!("ChangelogNormalize: key=[{}]", n.key_names.join(", ")),
         Operator::Sink(t) => {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
             format!("Sink: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "))
+        }
+    }
+}
+
+/// The node where the stream read by `id` (updating) starts updating, as Flink names it in its
+/// "doesn't support consuming update ... changes which is produced by node .." errors:
+/// `TableSourceScan(table=[[default_catalog, default_database, t]], fields=[..])` for a
+/// changelog source, `ChangelogNormalize(key=[..])` for an upsert source, else as
+/// [`describe`] shows it.
+pub fn update_producer(plan: &StreamPlan, mut id: NodeId) -> String {
+    loop {
+        let node = &plan.nodes[id];
+        // Operators that pass row kinds through are skipped; the first one that makes
+        // changes itself is named.
+        let passes = matches!(
+            node.operator,
+            Operator::Project(_)
+                | Operator::Filter(_)
+                | Operator::Watermark(_)
+                | Operator::Unnest(_)
+                | Operator::Union
+                | Operator::WindowAssign(_)
+        );
+        match node.inputs.iter().find(|i| plan.nodes[**i].updating).filter(|_| passes) {
+            Some(i) => id = *i,
+            None => {
+                return match &node.operator {
+                    Operator::Source(t) => {
+                        let fields: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        format!(
+                            "TableSourceScan(table=[[default_catalog, default_database, {}]], fields=[{}])",
+                            t.name,
+                            fields.join(", ")
+                        )
+                    }
+                    Operator::ChangelogNormalize(n) => format!("ChangelogNormalize(key=[{}])", n.key_names.join(", ")),
+                    other => describe(other),
+                }
+            }
         }
     }
 }

@@ -67,6 +67,11 @@ pub enum Operator {
     /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY rowtime ASC) = 1` on an append-only stream:
     /// the first row per key in event time, emitted once the watermark passes it.
     Deduplicate(DeduplicateSpec),
+    /// Turns an upsert stream (`+U` = new value of a key, `-D` = delete of a key) into a
+    /// proper changelog, as Flink's `ChangelogNormalize`: keeps the last row per key and
+    /// emits `+I` for a new key, `-U` old / `+U` new for a changed row, `-D` with the full
+    /// old row for a delete. Input hash-partitioned by the keys.
+    ChangelogNormalize(ChangelogNormalizeSpec),
     /// Writes to a connector table.
     Sink(TableSpec),
 }
@@ -284,6 +289,16 @@ pub struct DeduplicateSpec {
     pub emit_rank: bool,
 }
 
+/// Normalization of an upsert stream by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangelogNormalizeSpec {
+    /// Indices of the key columns (the PRIMARY KEY) in the input, which has the same columns
+    /// as the output.
+    pub keys: Vec<usize>,
+    /// Their names, in the same order (for EXPLAIN and the exchange).
+    pub key_names: Vec<String>,
+}
+
 /// A connector table as a source or sink sees it.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -320,6 +335,13 @@ impl Operator {
         match self {
             Operator::WindowAggregate(a) => Some(exprs(&a.keys)),
             Operator::Deduplicate(d) => Some(exprs(&d.keys)),
+            Operator::ChangelogNormalize(n) => Some(
+                n.keys
+                    .iter()
+                    .zip(&n.key_names)
+                    .map(|(i, name)| Arc::new(Column::new(name, *i)) as Arc<dyn PhysicalExpr>)
+                    .collect(),
+            ),
             Operator::WindowTopN(t) => {
                 let mut keys = exprs(&t.partition_keys);
                 keys.push(Arc::new(Column::new("window_end", t.window_end_column)));

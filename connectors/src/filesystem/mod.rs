@@ -53,7 +53,7 @@ impl Config {
     pub(crate) fn parse(table: &ConnectorTable) -> Result<Self> {
         let name = table.name.as_str();
         let o = &table.options;
-        let format = Format::of(name, o)?;
+        let format = Format::of(name, o)?.for_files(name)?;
         if o.get("source.monitor-interval").is_some() {
             return Err(ConnectorError::options(
                 name,

@@ -16,6 +16,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use csv_core::{ReadRecordResult, ReaderBuilder};
 
+use super::record::{DecodedRecords, RecordDecoder};
 use super::{Decoder, LineEncoder, MAX_BATCH_ROWS};
 use crate::text::{self, Style};
 use crate::{ConnectorError, Options, Result};
@@ -98,41 +99,30 @@ impl CsvOptions {
     }
 }
 
-/// Decodes CSV records of one file.
-pub(crate) struct CsvDecoder {
+/// CSV fields into rows of a schema: the machinery shared by the file and record decoders.
+struct CsvRows {
     options: CsvOptions,
     schema: SchemaRef,
-    file: String,
-    /// Lines consumed so far.
-    line: u64,
-    skipped: u64,
-}
-
-impl CsvDecoder {
-    /// A decoder for `file`, producing `schema`.
-    pub(crate) fn new(options: CsvOptions, schema: SchemaRef, file: String) -> Self {
-        Self { options, schema, file, line: 0, skipped: 0 }
-    }
-
-    fn error(&self, line: u64, message: String) -> ConnectorError {
-        ConnectorError::bad_record(format!("{}:{line}", self.file), message)
-    }
 }
 
 /// Fields of the records gathered so far, one string column per table column.
 struct Gathered {
     columns: Vec<StringBuilder>,
-    /// Line of each kept record (where it ends), for messages.
-    lines: Vec<u64>,
+    rows: usize,
 }
 
-impl CsvDecoder {
-    /// Add one record's fields (`out[..ends[k]]`), or reject it.
-    fn gather(&mut self, g: &mut Gathered, out: &[u8], ends: &[usize], line: u64) -> Result<()> {
+impl CsvRows {
+    fn gathered(&self) -> Gathered {
+        let width = self.schema.fields().len();
+        Gathered { columns: (0..width).map(|_| StringBuilder::with_capacity(1024, 16 * 1024)).collect(), rows: 0 }
+    }
+
+    /// Add one record's fields (`out[..ends[k]]`), or say why it cannot be a row. As in
+    /// Flink, with `csv.ignore-parse-errors` a short row is padded with NULLs instead.
+    fn gather(&self, g: &mut Gathered, out: &[u8], ends: &[usize]) -> Result<(), String> {
         let fields = self.schema.fields();
         if ends.len() < fields.len() && !self.options.ignore_parse_errors {
-            return Err(self
-                .error(line, format!("row length mismatch: {} fields expected but was {}", fields.len(), ends.len())));
+            return Err(format!("row length mismatch: {} fields expected but was {}", fields.len(), ends.len()));
         }
         let mut start = 0;
         let mut values = Vec::with_capacity(fields.len());
@@ -144,11 +134,7 @@ impl CsvDecoder {
             let raw = &out[start..end];
             start = end;
             let Ok(s) = std::str::from_utf8(raw) else {
-                if self.options.ignore_parse_errors {
-                    self.skipped += 1;
-                    return Ok(());
-                }
-                return Err(self.error(line, format!("column '{}' is not valid UTF-8", field.name())));
+                return Err(format!("column '{}' is not valid UTF-8", field.name()));
             };
             let value = if self.options.null_literal.as_deref() == Some(s) {
                 None
@@ -162,18 +148,17 @@ impl CsvDecoder {
         for (column, value) in g.columns.iter_mut().zip(values) {
             column.append_option(value);
         }
-        g.lines.push(line);
+        g.rows += 1;
         Ok(())
     }
 
-    /// Convert the gathered strings to the table's types; drop or report rows that fail.
-    fn convert(&mut self, mut g: Gathered) -> Result<RecordBatch> {
-        let rows = g.lines.len();
-        let mut keep = vec![true; rows];
+    /// Convert the gathered strings to the table's types: a batch of every row, and the
+    /// rows holding a value that does not convert (the first such value's message), sorted.
+    fn convert(&self, mut g: Gathered) -> Result<(RecordBatch, Vec<(usize, String)>)> {
+        let rows = g.rows;
         let mut arrays = Vec::with_capacity(g.columns.len());
         let safe = CastOptions { safe: true, ..Default::default() };
-        // The earliest bad row over all columns, so the message names the first bad line.
-        let mut first_error: Option<(usize, String)> = None;
+        let mut errors: Vec<Option<String>> = Vec::new();
         for (field, builder) in self.schema.fields().iter().zip(g.columns.iter_mut()) {
             let strings: ArrayRef = Arc::new(builder.finish());
             if field.data_type() == &DataType::Utf8 {
@@ -183,24 +168,20 @@ impl CsvDecoder {
             let converted = cast_with_options(&strings, field.data_type(), &safe)
                 .map_err(|e| ConnectorError::arrow(format!("format 'csv': column '{}'", field.name()), e))?;
             if converted.null_count() != strings.null_count() {
+                errors.resize(rows, None);
                 for row in (0..rows).filter(|&r| converted.is_null(r) && strings.is_valid(r)) {
-                    keep[row] = false;
-                    if first_error.as_ref().is_none_or(|(r, _)| row < *r) {
+                    if errors[row].is_none() {
                         let text = strings.as_any().downcast_ref::<StringArray>().map(|s| s.value(row));
-                        let message = format!(
+                        errors[row] = Some(format!(
                             "cannot parse '{}' as {} for column '{}'",
                             text.unwrap_or_default(),
                             field.data_type(),
                             field.name()
-                        );
-                        first_error = Some((row, message));
+                        ));
                     }
                 }
             }
             arrays.push(converted);
-        }
-        if let Some((row, message)) = first_error.filter(|_| !self.options.ignore_parse_errors) {
-            return Err(self.error(g.lines[row], message));
         }
         let batch = RecordBatch::try_new_with_options(
             self.schema.clone(),
@@ -208,23 +189,61 @@ impl CsvDecoder {
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
         )
         .map_err(|e| ConnectorError::arrow("format 'csv': building batch", e))?;
-        let dropped = keep.iter().filter(|k| !**k).count();
-        if dropped == 0 {
-            return Ok(batch);
+        let bad = errors.into_iter().enumerate().filter_map(|(row, e)| e.map(|e| (row, e))).collect();
+        Ok((batch, bad))
+    }
+}
+
+/// `batch` without the rows `bad` (sorted).
+fn drop_rows(batch: RecordBatch, bad: &[(usize, String)]) -> Result<RecordBatch> {
+    if bad.is_empty() {
+        return Ok(batch);
+    }
+    let mut keep = vec![true; batch.num_rows()];
+    for (row, _) in bad {
+        keep[*row] = false;
+    }
+    filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(|e| ConnectorError::arrow("format 'csv'", e))
+}
+
+/// Decodes CSV records of one file.
+pub(crate) struct CsvDecoder {
+    rows: CsvRows,
+    file: String,
+    /// Lines consumed so far.
+    line: u64,
+    skipped: u64,
+}
+
+impl CsvDecoder {
+    /// A decoder for `file`, producing `schema`.
+    pub(crate) fn new(options: CsvOptions, schema: SchemaRef, file: String) -> Self {
+        Self { rows: CsvRows { options, schema }, file, line: 0, skipped: 0 }
+    }
+
+    fn error(&self, line: u64, message: String) -> ConnectorError {
+        ConnectorError::bad_record(format!("{}:{line}", self.file), message)
+    }
+
+    /// Convert the gathered rows (`lines` says where each ends); report the first bad one,
+    /// or drop them all with `csv.ignore-parse-errors`.
+    fn convert(&mut self, g: Gathered, lines: &[u64]) -> Result<RecordBatch> {
+        let (batch, bad) = self.rows.convert(g)?;
+        if let Some((row, message)) = bad.first().filter(|_| !self.rows.options.ignore_parse_errors) {
+            return Err(self.error(lines[*row], message.clone()));
         }
-        self.skipped += dropped as u64;
-        filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(|e| ConnectorError::arrow("format 'csv'", e))
+        self.skipped += bad.len() as u64;
+        drop_rows(batch, &bad)
     }
 }
 
 impl Decoder for CsvDecoder {
     fn decode(&mut self, buf: &[u8], eof: bool) -> Result<(Option<RecordBatch>, usize)> {
-        let mut reader = self.options.reader();
-        let width = self.schema.fields().len();
-        let mut g = Gathered {
-            columns: (0..width).map(|_| StringBuilder::with_capacity(1024, 16 * 1024)).collect(),
-            lines: Vec::new(),
-        };
+        let mut reader = self.rows.options.reader();
+        let width = self.rows.schema.fields().len();
+        let mut g = self.rows.gathered();
+        // Line of each gathered record (where it ends), for messages.
+        let mut lines = Vec::new();
         let mut out = vec![0u8; 4096];
         let mut ends = vec![0usize; width + 8];
         let mut pos = 0;
@@ -256,22 +275,122 @@ impl Decoder for CsvDecoder {
             let line = self.line + newlines + 1 - trailing;
             self.line += newlines;
             records += 1;
-            if let Err(e) = self.gather(&mut g, &out[..nout], &ends[..nends], line) {
-                // Report a bad value on an earlier line first.
-                if !g.lines.is_empty() {
-                    self.convert(g)?;
+            match self.rows.gather(&mut g, &out[..nout], &ends[..nends]) {
+                Ok(()) => lines.push(line),
+                Err(_) if self.rows.options.ignore_parse_errors => self.skipped += 1,
+                Err(message) => {
+                    // Report a bad value on an earlier line first.
+                    if g.rows > 0 {
+                        self.convert(g, &lines)?;
+                    }
+                    return Err(self.error(line, message));
                 }
-                return Err(e);
             }
         }
         if eof && pos == buf.len() {
             // Count a last line without a newline, so later messages stay right.
             self.line += u64::from(!buf.is_empty() && buf[buf.len() - 1] != b'\n');
         }
-        if g.lines.is_empty() {
+        if g.rows == 0 {
             return Ok((None, pos));
         }
-        Ok((Some(self.convert(g)?), pos))
+        Ok((Some(self.convert(g, &lines)?), pos))
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// Decodes Kafka records, each one CSV row (a quoted field may hold line breaks; no
+/// header), as Flink's `csv` format does.
+///
+/// A record with too few fields or a value that does not convert is a
+/// [`BadRecord`](super::record::BadRecord) (with `csv.ignore-parse-errors`: padded with
+/// NULLs, or skipped and counted). A record that is only a comment (`csv.allow-comments`)
+/// gives no row.
+pub(crate) struct CsvRecordDecoder {
+    rows: CsvRows,
+    reader: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    skipped: u64,
+}
+
+impl CsvRecordDecoder {
+    /// A decoder producing `schema`.
+    pub(crate) fn new(options: CsvOptions, schema: SchemaRef) -> Self {
+        let width = schema.fields().len();
+        let reader = options.reader();
+        Self { rows: CsvRows { options, schema }, reader, out: vec![0; 1024], ends: vec![0; width + 8], skipped: 0 }
+    }
+
+    /// Split `record` into fields (into `self.out` / `self.ends`), returning the bytes and
+    /// field ends used; `None` when it holds no row (a comment).
+    fn read(&mut self, record: &[u8]) -> Result<Option<(usize, usize)>, String> {
+        if record.iter().all(|b| matches!(b, b'\n' | b'\r')) {
+            // An empty line is one empty field.
+            self.ends[0] = 0;
+            return Ok(Some((0, 1)));
+        }
+        if self.rows.options.allow_comments && record.first() == Some(&b'#') {
+            return Ok(None);
+        }
+        self.reader.reset();
+        let (mut pos, mut nout, mut nends) = (0, 0, 0);
+        loop {
+            let (result, nin, o, e) =
+                self.reader.read_record(&record[pos..], &mut self.out[nout..], &mut self.ends[nends..]);
+            pos += nin;
+            nout += o;
+            nends += e;
+            match result {
+                // The next call, with no input left, ends the record.
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                ReadRecordResult::Record => break,
+                ReadRecordResult::End => return Ok(None),
+            }
+        }
+        if record[pos..].iter().any(|b| !matches!(b, b'\n' | b'\r')) {
+            return Err("more than one CSV row in the record".into());
+        }
+        Ok(Some((nout, nends)))
+    }
+}
+
+impl RecordDecoder for CsvRecordDecoder {
+    fn decode(&mut self, records: &[&[u8]]) -> Result<DecodedRecords> {
+        let mut g = self.rows.gathered();
+        let mut sources = Vec::with_capacity(records.len());
+        let mut bad = Vec::new();
+        for (k, record) in records.iter().enumerate() {
+            match self.read(record) {
+                Ok(Some((nout, nends))) => match self.rows.gather(&mut g, &self.out[..nout], &self.ends[..nends]) {
+                    Ok(()) => sources.push(k),
+                    Err(message) => bad.push((k, message)),
+                },
+                Ok(None) => {}
+                Err(message) => bad.push((k, message)),
+            }
+        }
+        let (batch, bad_rows) = self.rows.convert(g)?;
+        let batch = drop_rows(batch, &bad_rows)?;
+        if !bad_rows.is_empty() {
+            bad.extend(bad_rows.iter().map(|(row, message)| (sources[*row], message.clone())));
+            bad.sort_by_key(|(k, _)| *k);
+            let mut keep = vec![true; sources.len()];
+            for (row, _) in &bad_rows {
+                keep[*row] = false;
+            }
+            sources = sources.into_iter().zip(keep).filter_map(|(k, keep)| keep.then_some(k)).collect();
+        }
+        let skip = self.rows.options.ignore_parse_errors;
+        if skip {
+            self.skipped += bad.len() as u64;
+        }
+        Ok(DecodedRecords::new(batch, sources, bad, records.len(), skip))
     }
 
     fn skipped(&self) -> u64 {

@@ -16,6 +16,7 @@ use arrow::json::{ReaderBuilder, WriterBuilder};
 use arrow::record_batch::RecordBatch;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::record::{self, DecodedRecords, RecordDecoder};
 use super::{Decoder, LineEncoder, MAX_BATCH_ROWS};
 use crate::{ConnectorError, Options, Result};
 
@@ -57,16 +58,7 @@ impl JsonOptions {
                 "'json.fail-on-missing-field' and 'json.ignore-parse-errors' cannot both be true",
             ));
         }
-        let timestamps = match o.get("json.timestamp-format.standard").map(str::to_ascii_uppercase).as_deref() {
-            None | Some("SQL") => TimestampStandard::Sql,
-            Some("ISO-8601") => TimestampStandard::Iso8601,
-            Some(_) => {
-                return Err(ConnectorError::options(
-                    table,
-                    "option 'json.timestamp-format.standard' must be 'SQL' or 'ISO-8601'",
-                ))
-            }
-        };
+        let timestamps = timestamp_standard(table, o, "json.timestamp-format.standard")?;
         o.bool_or(table, "json.encode.decimal-as-plain-number", false)?;
         Ok(Self {
             ignore_parse_errors,
@@ -77,23 +69,29 @@ impl JsonOptions {
     }
 }
 
-/// Decodes newline-delimited JSON of one file.
-pub(crate) struct JsonDecoder {
-    options: JsonOptions,
-    schema: SchemaRef,
-    /// The file, for error locations.
-    file: String,
-    /// Lines consumed so far.
-    line: u64,
-    skipped: u64,
+/// `<format>.timestamp-format.standard` (`key`): `SQL` (the default) or `ISO-8601`.
+pub(super) fn timestamp_standard(table: &str, o: &Options, key: &str) -> Result<TimestampStandard> {
+    match o.get(key).map(str::to_ascii_uppercase).as_deref() {
+        None | Some("SQL") => Ok(TimestampStandard::Sql),
+        Some("ISO-8601") => Ok(TimestampStandard::Iso8601),
+        Some(_) => Err(ConnectorError::options(table, format!("option '{key}' must be 'SQL' or 'ISO-8601'"))),
+    }
 }
 
-impl JsonDecoder {
-    /// A decoder for `file`, producing `schema`; fails when arrow-json cannot decode a column type.
-    pub(crate) fn new(options: JsonOptions, schema: SchemaRef, file: String) -> Result<Self> {
-        let decoder = Self { options, schema, file, line: 0, skipped: 0 };
-        decoder.arrow_decoder(1).map_err(|e| ConnectorError::arrow("format 'json'", e))?;
-        Ok(decoder)
+/// Turns JSON objects into rows of a schema with arrow-json: the machinery shared by the
+/// file decoder, the record decoder and `debezium-json`.
+pub(super) struct JsonRows {
+    schema: SchemaRef,
+    /// A value of the wrong type becomes NULL (`<format>.ignore-parse-errors`, as Flink).
+    ignore_type_conflicts: bool,
+}
+
+impl JsonRows {
+    /// Rows of `schema`; fails when arrow-json cannot decode a column type.
+    pub(super) fn new(schema: SchemaRef, ignore_type_conflicts: bool) -> Result<Self> {
+        let rows = Self { schema, ignore_type_conflicts };
+        rows.arrow_decoder(1).map_err(|e| ConnectorError::arrow("format 'json'", e))?;
+        Ok(rows)
     }
 
     fn arrow_decoder(&self, rows: usize) -> Result<ArrowDecoder, arrow::error::ArrowError> {
@@ -101,12 +99,12 @@ impl JsonDecoder {
             .with_batch_size(rows.max(1))
             // As Flink: a number or boolean read into a STRING column becomes its text.
             .with_coerce_primitive(true)
-            .with_ignore_type_conflicts(self.options.ignore_parse_errors)
+            .with_ignore_type_conflicts(self.ignore_type_conflicts)
             .build_decoder()
     }
 
     /// Decode `bytes` holding exactly `rows` JSON objects; any surprise is an error.
-    fn decode_exact(&self, bytes: &[u8], rows: usize) -> Result<RecordBatch, String> {
+    pub(super) fn decode_exact(&self, bytes: &[u8], rows: usize) -> Result<RecordBatch, String> {
         let mut decoder = self.arrow_decoder(rows).map_err(|e| e.to_string())?;
         let mut used = 0;
         while used < bytes.len() {
@@ -116,55 +114,152 @@ impl JsonDecoder {
             }
         }
         if bytes[used..].iter().any(|b| !b.is_ascii_whitespace()) {
-            return Err("more than one JSON value on the line".into());
+            return Err("more than one JSON value".into());
         }
         let batch = decoder.flush().map_err(|e| e.to_string())?;
-        let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(self.schema.clone()));
+        let batch = batch.unwrap_or_else(|| record::empty(&self.schema));
         if batch.num_rows() != rows {
-            return Err("a JSON object must be on one line".into());
+            return Err(match rows {
+                1 => "expected one JSON object".into(),
+                _ => "a JSON object must be on one line".into(),
+            });
         }
         Ok(batch)
     }
 
-    /// The slow path: find the bad lines, fail on the first or skip them all.
-    fn decode_by_line(&mut self, buf: &[u8], lines: &[Line]) -> Result<RecordBatch> {
-        let mut good = Vec::with_capacity(buf.len());
-        let mut rows = 0;
-        for line in lines {
-            let bytes = &buf[line.start..line.end];
-            match self.decode_exact(bytes, 1) {
-                Ok(_) => {
-                    good.extend_from_slice(bytes);
-                    good.push(b'\n');
-                    rows += 1;
-                }
-                Err(_) if self.options.ignore_parse_errors => self.skipped += 1,
-                Err(message) => return Err(self.bad_line(line, bytes, &message)),
+    /// Decode `texts`, each one JSON object (a Kafka record, or the `after` of a change
+    /// event), in one arrow-json pass; when that fails, each alone to find the bad ones.
+    /// Returns the rows of the good texts in order, and the bad texts (index, message)
+    /// sorted by index. A blank text is bad. `scratch` is reused between calls.
+    pub(super) fn decode_texts(
+        &self,
+        texts: &[&[u8]],
+        scratch: &mut Vec<u8>,
+    ) -> Result<(RecordBatch, Vec<(usize, String)>)> {
+        let mut blank = Vec::new();
+        scratch.clear();
+        for (k, text) in texts.iter().enumerate() {
+            if text.iter().all(u8::is_ascii_whitespace) {
+                blank.push((k, "the record is empty".to_string()));
+            } else {
+                push_one_line(scratch, text);
             }
         }
-        self.decode_exact(&good, rows).map_err(|m| ConnectorError::bad_record(&self.file, m))
+        if let Ok(batch) = self.decode_exact(scratch, texts.len() - blank.len()) {
+            return Ok((batch, blank));
+        }
+        let rest = texts.iter().enumerate().filter(|(_, t)| !t.iter().all(u8::is_ascii_whitespace));
+        let (batch, mut bad) = self.decode_one_by_one(rest.map(|(k, t)| (k, *t)), scratch)?;
+        bad.extend(blank);
+        bad.sort_by_key(|(k, _)| *k);
+        Ok((batch, bad))
     }
 
-    fn bad_line(&self, line: &Line, bytes: &[u8], message: &dyn fmt::Display) -> ConnectorError {
-        let text = String::from_utf8_lossy(bytes);
-        let shown: String = text.chars().take(200).collect();
-        let more = if shown.len() < text.len() { "..." } else { "" };
-        ConnectorError::bad_record(
-            format!("{}:{}", self.file, line.number),
-            format!("cannot parse JSON '{shown}{more}': {message}"),
-        )
+    /// The slow path: decode each `(index, text)` alone; returns the good rows (decoded
+    /// again together) and the bad texts with `cannot parse JSON '...': why`.
+    pub(super) fn decode_one_by_one<'a>(
+        &self,
+        texts: impl Iterator<Item = (usize, &'a [u8])>,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(RecordBatch, Vec<(usize, String)>)> {
+        let mut bad = Vec::new();
+        let mut rows = 0;
+        scratch.clear();
+        for (k, text) in texts {
+            match self.decode_exact(text, 1) {
+                Ok(_) => {
+                    push_one_line(scratch, text);
+                    rows += 1;
+                }
+                Err(why) => bad.push((k, parse_error(text, &why))),
+            }
+        }
+        let batch = self.decode_exact(scratch, rows).map_err(|m| ConnectorError::bad_record("format 'json'", m))?;
+        Ok((batch, bad))
+    }
+
+    /// The first column that is not a top-level key of the object `text`
+    /// (`json.fail-on-missing-field`); keys are read with serde, values skipped unparsed.
+    pub(super) fn missing_field(&self, text: &[u8]) -> Result<Option<&str>, String> {
+        let keys = serde_json::from_slice::<Keys>(text).map_err(|e| parse_error(text, &e))?;
+        Ok(self.schema.fields().iter().find(|f| !keys.0.iter().any(|k| k == f.name())).map(|f| f.name().as_str()))
+    }
+}
+
+/// Append `text` and a line break, with line breaks inside `text` made spaces: outside
+/// strings they are whitespace, inside strings they are invalid JSON anyway.
+fn push_one_line(out: &mut Vec<u8>, text: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(text);
+    for b in &mut out[start..] {
+        if matches!(*b, b'\n' | b'\r') {
+            *b = b' ';
+        }
+    }
+    out.push(b'\n');
+}
+
+/// `cannot parse JSON '<the first 200 characters>': <why>`.
+pub(super) fn parse_error(text: &[u8], why: &dyn fmt::Display) -> String {
+    format!("cannot parse JSON '{}': {why}", shown(text))
+}
+
+/// The first 200 characters of `bytes` for a message (`...` when there are more).
+pub(super) fn shown(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut shown: String = text.chars().take(200).collect();
+    if shown.len() < text.len() {
+        shown.push_str("...");
+    }
+    shown
+}
+
+/// `could not find field with name 'x'` (`json.fail-on-missing-field`).
+fn missing_message(name: &str) -> String {
+    format!("could not find field with name '{name}' (json.fail-on-missing-field is true)")
+}
+
+/// Decodes newline-delimited JSON of one file.
+pub(crate) struct JsonDecoder {
+    rows: JsonRows,
+    options: JsonOptions,
+    /// The file, for error locations.
+    file: String,
+    /// Lines consumed so far.
+    line: u64,
+    skipped: u64,
+    scratch: Vec<u8>,
+}
+
+impl JsonDecoder {
+    /// A decoder for `file`, producing `schema`; fails when arrow-json cannot decode a column type.
+    pub(crate) fn new(options: JsonOptions, schema: SchemaRef, file: String) -> Result<Self> {
+        let rows = JsonRows::new(schema, options.ignore_parse_errors)?;
+        Ok(Self { rows, options, file, line: 0, skipped: 0, scratch: Vec::new() })
+    }
+
+    /// The slow path: find the bad lines, fail on the first or skip them all.
+    fn decode_by_line(&mut self, buf: &[u8], lines: &[Line]) -> Result<RecordBatch> {
+        let texts = lines.iter().enumerate().map(|(k, line)| (k, &buf[line.start..line.end]));
+        let (batch, bad) = self.rows.decode_one_by_one(texts, &mut self.scratch)?;
+        if let Some((k, message)) = bad.first().filter(|_| !self.options.ignore_parse_errors) {
+            return Err(self.bad_line(&lines[*k], message.clone()));
+        }
+        self.skipped += bad.len() as u64;
+        Ok(batch)
+    }
+
+    fn bad_line(&self, line: &Line, message: String) -> ConnectorError {
+        ConnectorError::bad_record(format!("{}:{}", self.file, line.number), message)
     }
 
     /// With `json.fail-on-missing-field`: every column must be a key of every line.
     fn check_fields(&self, buf: &[u8], lines: &[Line]) -> Result<()> {
         for line in lines {
-            let bytes = &buf[line.start..line.end];
-            let keys = serde_json::from_slice::<Keys>(bytes).map_err(|e| self.bad_line(line, bytes, &e))?;
-            if let Some(missing) = self.schema.fields().iter().find(|f| !keys.0.iter().any(|k| k == f.name())) {
-                return Err(ConnectorError::bad_record(
-                    format!("{}:{}", self.file, line.number),
-                    format!("could not find field with name '{}' (json.fail-on-missing-field is true)", missing.name()),
-                ));
+            match self.rows.missing_field(&buf[line.start..line.end]) {
+                Ok(None) => {}
+                Ok(Some(name)) => return Err(self.bad_line(line, missing_message(name))),
+                Err(message) => return Err(self.bad_line(line, message)),
             }
         }
         Ok(())
@@ -201,7 +296,7 @@ impl Decoder for JsonDecoder {
         let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
             return Ok((None, pos));
         };
-        let batch = match self.decode_exact(&buf[first.start..last.end], lines.len()) {
+        let batch = match self.rows.decode_exact(&buf[first.start..last.end], lines.len()) {
             Ok(batch) => batch,
             Err(_) => self.decode_by_line(buf, &lines)?,
         };
@@ -213,6 +308,58 @@ impl Decoder for JsonDecoder {
 
     fn skip_lines(&mut self, lines: u64) {
         self.line += lines;
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// Decodes Kafka records, each one JSON object, as Flink's `json` format does.
+///
+/// A record that is not one JSON object (or, with `json.fail-on-missing-field`, lacks a
+/// column) is a [`BadRecord`](super::record::BadRecord); with `json.ignore-parse-errors` it is skipped and counted
+/// instead, and a value of the wrong type becomes NULL.
+pub(crate) struct JsonRecordDecoder {
+    rows: JsonRows,
+    options: JsonOptions,
+    skipped: u64,
+    scratch: Vec<u8>,
+}
+
+impl JsonRecordDecoder {
+    /// A decoder producing `schema`; fails when arrow-json cannot decode a column type.
+    pub(crate) fn new(options: JsonOptions, schema: SchemaRef) -> Result<Self> {
+        let rows = JsonRows::new(schema, options.ignore_parse_errors)?;
+        Ok(Self { rows, options, skipped: 0, scratch: Vec::new() })
+    }
+}
+
+impl RecordDecoder for JsonRecordDecoder {
+    fn decode(&mut self, records: &[&[u8]]) -> Result<DecodedRecords> {
+        let mut bad = Vec::new();
+        let mut kept: Vec<usize> = Vec::with_capacity(records.len());
+        if self.options.fail_on_missing_field {
+            for (k, record) in records.iter().enumerate() {
+                match self.rows.missing_field(record) {
+                    Ok(None) => kept.push(k),
+                    Ok(Some(name)) => bad.push((k, missing_message(name))),
+                    Err(message) => bad.push((k, message)),
+                }
+            }
+        } else {
+            kept.extend(0..records.len());
+        }
+        let texts: Vec<&[u8]> = kept.iter().map(|&k| records[k]).collect();
+        let (batch, bad_texts) = self.rows.decode_texts(&texts, &mut self.scratch)?;
+        bad.extend(bad_texts.into_iter().map(|(t, message)| (kept[t], message)));
+        bad.sort_by_key(|(k, _)| *k);
+        let skip = self.options.ignore_parse_errors;
+        if skip {
+            self.skipped += bad.len() as u64;
+        }
+        let sources = record::good(records.len(), &bad);
+        Ok(DecodedRecords::new(batch, sources, bad, records.len(), skip))
     }
 
     fn skipped(&self) -> u64 {

@@ -1,19 +1,35 @@
-//! Formats: how rows become bytes and back (`json`, `csv`, `parquet`), as Flink's formats.
+//! Formats: how rows become bytes and back, as Flink's formats.
 //!
-//! Why a layer of its own: the filesystem connector today, and Kafka later, read and write
-//! the same formats with the same `<format>.*` options. Decoders turn a byte stream straight
-//! into Arrow batches (no per-row `serde_json::Value`); text encoders append one line per row
-//! and report where each row ends, so a sink can roll files between rows.
+//! Why a layer of its own: the filesystem connector and Kafka read and write the same
+//! formats with the same `<format>.*` options. For files ([`Format::decoder`],
+//! [`Format::encoder`]: `json`, `csv`, `parquet`), decoders turn a byte stream straight into
+//! Arrow batches (no per-row `serde_json::Value`) and text encoders append one line per row
+//! and report where each row ends, so a sink can roll files between rows. For records
+//! framed by a broker ([`Format::record_decoder`], [`Format::record_encoder`], see
+//! `record`): `json`, `csv`, `raw`, `debezium-json` (a changelog, read only), later `avro`.
+//!
+//! | module | what |
+//! |---|---|
+//! | `json`, `csv` | the text formats: file decoders, record decoders, line encoders |
+//! | `raw` | one STRING or BYTES column per record |
+//! | `debezium` | Debezium change events (JSON) read as a changelog |
+//! | `record` | the record-level traits the Kafka connector uses |
 
+pub(crate) mod avro;
 pub(crate) mod csv;
+pub(crate) mod debezium;
 pub(crate) mod json;
+pub(crate) mod raw;
 pub(crate) mod record;
+#[cfg(test)]
+mod record_tests;
 #[cfg(test)]
 mod tests;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
+use self::record::{LineRecords, RecordDecoder, RecordEncoder};
 use crate::text::{self, Style};
 use crate::{ConnectorError, Options, Result};
 
@@ -29,20 +45,39 @@ pub(crate) enum Format {
     Csv,
     /// Apache Parquet files.
     Parquet,
+    /// A record's bytes as the one STRING or BYTES column (records only).
+    Raw,
+    /// Debezium change events in JSON, read as a changelog (records only, read only).
+    DebeziumJson,
+    /// Avro binary records (records only).
+    Avro,
+    /// Avro records with the Confluent Schema Registry framing (records only).
+    AvroConfluent,
 }
+
+/// Every format, in the order error messages list them.
+const ALL: &[Format] = &[
+    Format::Json,
+    Format::Csv,
+    Format::Parquet,
+    Format::Raw,
+    Format::DebeziumJson,
+    Format::Avro,
+    Format::AvroConfluent,
+];
 
 impl Format {
     /// The format of a table (`format` is required).
     pub(crate) fn of(table: &str, options: &Options) -> Result<Self> {
-        match options.required(table, "format")? {
-            "json" => Ok(Self::Json),
-            "csv" => Ok(Self::Csv),
-            "parquet" => Ok(Self::Parquet),
-            other => Err(ConnectorError::options(
-                table,
-                format!("unknown format '{other}'; supported formats: json, csv, parquet"),
-            )),
-        }
+        Self::named(table, options.required(table, "format")?)
+    }
+
+    /// The format called `name` (the value of `format`, `key.format` or `value.format`).
+    pub(crate) fn named(table: &str, name: &str) -> Result<Self> {
+        ALL.iter().copied().find(|f| f.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = ALL.iter().map(|f| f.name()).collect();
+            ConnectorError::options(table, format!("unknown format '{name}'; supported formats: {}", names.join(", ")))
+        })
     }
 
     /// The format's name as written in `format`.
@@ -51,7 +86,39 @@ impl Format {
             Self::Json => "json",
             Self::Csv => "csv",
             Self::Parquet => "parquet",
+            Self::Raw => "raw",
+            Self::DebeziumJson => "debezium-json",
+            Self::Avro => "avro",
+            Self::AvroConfluent => "avro-confluent",
         }
+    }
+
+    /// Whether the filesystem connector can read and write the format in Eddy.
+    pub(crate) fn is_file_format(self) -> bool {
+        matches!(self, Self::Json | Self::Csv | Self::Parquet)
+    }
+
+    /// `self` if it is a file format, else the error the filesystem connector gives.
+    pub(crate) fn for_files(self, table: &str) -> Result<Self> {
+        match self.is_file_format() {
+            true => Ok(self),
+            false => Err(self.not_for_files(table)),
+        }
+    }
+
+    fn not_for_files(self, table: &str) -> ConnectorError {
+        ConnectorError::options(
+            table,
+            format!(
+                "format '{}' cannot be used with the filesystem connector in Eddy; use json, csv or parquet",
+                self.name()
+            ),
+        )
+    }
+
+    /// Whether the format reads a changelog (`+I -U +U -D` rows) rather than inserts.
+    pub(crate) fn is_changelog(self) -> bool {
+        matches!(self, Self::DebeziumJson)
     }
 
     /// Option keys the format understands (with their `<format>.` prefix).
@@ -60,12 +127,20 @@ impl Format {
             Self::Json => json::OPTIONS,
             Self::Csv => csv::OPTIONS,
             Self::Parquet => &["parquet.compression"],
+            Self::Raw => raw::OPTIONS,
+            Self::DebeziumJson => debezium::OPTIONS,
+            Self::Avro => avro::AVRO_OPTIONS,
+            Self::AvroConfluent => avro::CONFLUENT_OPTIONS,
         }
     }
 
     /// Whether `key` is one of this format's options.
     pub(crate) fn knows(self, key: &str) -> bool {
         self.known_options().contains(&key)
+    }
+
+    fn not_yet(self, table: &str) -> ConnectorError {
+        ConnectorError::options(table, format!("format '{}' is not available yet", self.name()))
     }
 
     /// Check the format's options and that it can carry the columns in `schema`.
@@ -90,6 +165,9 @@ impl Format {
                 Ok(())
             }
             Self::Parquet => Ok(()),
+            Self::Raw => raw::check(table, options, schema),
+            Self::DebeziumJson => debezium::DebeziumOptions::parse(table, options).map(|_| ()),
+            Self::Avro | Self::AvroConfluent => Err(self.not_yet(table)),
         }
     }
 
@@ -108,6 +186,7 @@ impl Format {
             }
             Self::Csv => Ok(Box::new(csv::CsvDecoder::new(csv::CsvOptions::parse(table, options)?, schema, file))),
             Self::Parquet => Err(ConnectorError::options(table, "format 'parquet' has no byte-stream decoder")),
+            Self::Raw | Self::DebeziumJson | Self::Avro | Self::AvroConfluent => Err(self.not_for_files(table)),
         }
     }
 
@@ -117,7 +196,65 @@ impl Format {
             Self::Json => Some(Box::new(json::JsonEncoder::new(json::JsonOptions::parse(table, options)?))),
             Self::Csv => Some(Box::new(csv::CsvEncoder::new(csv::CsvOptions::parse(table, options)?))),
             Self::Parquet => None,
+            Self::Raw | Self::DebeziumJson | Self::Avro | Self::AvroConfluent => return Err(self.not_for_files(table)),
         })
+    }
+
+    /// A decoder of message-framed records (Kafka), each one serialized row of `schema`.
+    /// `options` holds the format's own keys without any `key.`/`value.` prefix.
+    pub(crate) fn record_decoder(
+        self,
+        table: &str,
+        options: &Options,
+        schema: SchemaRef,
+    ) -> Result<Box<dyn RecordDecoder>> {
+        Ok(match self {
+            Self::Json => Box::new(json::JsonRecordDecoder::new(json::JsonOptions::parse(table, options)?, schema)?),
+            Self::Csv => {
+                self.validate(table, options, &schema)?;
+                Box::new(csv::CsvRecordDecoder::new(csv::CsvOptions::parse(table, options)?, schema))
+            }
+            Self::Raw => Box::new(raw::RawDecoder::new(table, options, schema)?),
+            Self::DebeziumJson => {
+                Box::new(debezium::DebeziumDecoder::new(debezium::DebeziumOptions::parse(table, options)?, schema)?)
+            }
+            Self::Parquet => return Err(self.not_for_records(table)),
+            Self::Avro | Self::AvroConfluent => return Err(self.not_yet(table)),
+        })
+    }
+
+    /// An encoder of rows of `schema` as message-framed records (Kafka), one per row.
+    /// `options` holds the format's own keys without any `key.`/`value.` prefix.
+    pub(crate) fn record_encoder(
+        self,
+        table: &str,
+        options: &Options,
+        schema: SchemaRef,
+    ) -> Result<Box<dyn RecordEncoder>> {
+        self.validate(table, options, &schema)?;
+        Ok(match self {
+            Self::Json | Self::Csv => {
+                let Some(lines) = self.encoder(table, options)? else { return Err(self.not_for_records(table)) };
+                Box::new(LineRecords(lines))
+            }
+            Self::Raw => Box::new(raw::RawEncoder::new(table, options, &schema)?),
+            Self::DebeziumJson => {
+                return Err(ConnectorError::options(table, "format 'debezium-json' can only be used to read in Eddy"))
+            }
+            Self::Parquet => return Err(self.not_for_records(table)),
+            Self::Avro | Self::AvroConfluent => return Err(self.not_yet(table)),
+        })
+    }
+
+    fn not_for_records(self, table: &str) -> ConnectorError {
+        ConnectorError::options(
+            table,
+            format!(
+                "format '{}' is a file format and cannot be used for records in Eddy; use json, csv, raw, \
+                 debezium-json, avro or avro-confluent",
+                self.name()
+            ),
+        )
     }
 }
 

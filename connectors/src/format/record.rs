@@ -3,9 +3,12 @@
 //!
 //! The file formats of `format/mod.rs` read a byte stream and find the rows in it; a Kafka
 //! record is already framed by the broker, so the same formats are reached here through
-//! [`RecordDecoder`] / [`RecordEncoder`]. A decoder does not decide what happens to a record
-//! it cannot read: it reports it ([`BadRecord`]) and the connector, which knows where the
-//! record lives (topic/partition/offset), fails, skips and counts, or dead-letters it.
+//! [`RecordDecoder`] / [`RecordEncoder`], built by `Format::record_decoder` /
+//! `Format::record_encoder`. A decoder does not decide what happens to a record it cannot
+//! read: it reports it ([`BadRecord`]) and the connector, which knows where the record lives
+//! (topic/partition/offset), fails, skips and counts, or dead-letters it. The one exception
+//! is a format's own `<format>.ignore-parse-errors`: as in Flink, the format then drops the
+//! record itself and counts it ([`RecordDecoder::skipped`]).
 
 use std::ops::Range;
 
@@ -29,26 +32,87 @@ pub(crate) struct BadRecord {
 #[derive(Debug, Clone)]
 pub(crate) struct DecodedRecords {
     /// One row per record that decoded (a changelog format may give several rows per
-    /// record, see `rows_per_record`), in input order, in the decoder's schema.
+    /// record, see `source_records`), in input order, in the decoder's schema.
     pub batch: RecordBatch,
     /// Records that did not decode, sorted by index.
     pub bad: Vec<BadRecord>,
-    /// For a changelog format (`debezium-json`): the row kind of each row. `None` = all `+I`.
+    /// For a changelog format (`debezium-json`): the row kind of each row, as
+    /// [`RowKind`](crate::RowKind) codes. `None` = all `+I`.
     pub row_kinds: Option<Int8Array>,
-    /// For a changelog format, the input record of each output row (an update gives `-U`
-    /// and `+U` rows from one record; a record may also give none). `None` = exactly one row
-    /// per good record.
+    /// The input record of each output row, when it is not simply "the records not in
+    /// `bad`, one row each": a change event gives `-U` and `+U` rows from one record or none
+    /// at all, and a record a format drops itself (`ignore-parse-errors`, a CSV comment)
+    /// gives no row and is not in `bad`. Increasing. `None` = exactly one row per good
+    /// record. [`DecodedRecords::record_of_rows`] gives it in every case.
     pub source_records: Option<Vec<usize>>,
 }
 
+impl DecodedRecords {
+    /// The rows `batch` of an append-only format, row `k` from record `sources[k]`
+    /// (increasing); the `bad` records (sorted) are reported — or, with `skip_bad` (the
+    /// format's `ignore-parse-errors`), dropped without a report.
+    pub(crate) fn new(
+        batch: RecordBatch,
+        sources: Vec<usize>,
+        bad: Vec<(usize, String)>,
+        records: usize,
+        skip_bad: bool,
+    ) -> Self {
+        debug_assert_eq!(batch.num_rows(), sources.len());
+        let bad: Vec<BadRecord> = match skip_bad {
+            true => Vec::new(),
+            false => bad.into_iter().map(|(index, message)| BadRecord { index, message }).collect(),
+        };
+        let source_records = (sources.len() + bad.len() != records).then_some(sources);
+        Self { batch, bad, row_kinds: None, source_records }
+    }
+
+    /// The input record of each row of `batch`, for `records` input records.
+    #[allow(dead_code)] // For the Kafka source, which maps rows back to their records.
+    pub(crate) fn record_of_rows(&self, records: usize) -> Vec<usize> {
+        match &self.source_records {
+            Some(sources) => sources.clone(),
+            None => without(records, self.bad.iter().map(|b| b.index)),
+        }
+    }
+}
+
+/// The indexes below `records` that are not in `bad` (sorted by index).
+pub(crate) fn good(records: usize, bad: &[(usize, String)]) -> Vec<usize> {
+    without(records, bad.iter().map(|(k, _)| *k))
+}
+
+/// The indexes below `records` that are not in the increasing `skip`.
+fn without(records: usize, skip: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut skip = skip.peekable();
+    (0..records)
+        .filter(|&k| {
+            while skip.next_if(|&s| s < k).is_some() {}
+            skip.peek() != Some(&k)
+        })
+        .collect()
+}
+
 /// Decodes records, each a complete serialized row, into rows of a fixed schema.
-pub(crate) trait RecordDecoder: Send {
-    /// Decode `records` (no null records: the caller handles those).
+pub(crate) trait RecordDecoder: Send + Sync {
+    /// Decode `records` (no null records: the caller handles those). An `Err` is not about
+    /// one record (those are in [`DecodedRecords::bad`]) but a failure of the decoder.
     fn decode(&mut self, records: &[&[u8]]) -> Result<DecodedRecords>;
+
+    /// Records dropped so far by the format itself (`<format>.ignore-parse-errors`).
+    #[allow(dead_code)] // For the Kafka source's count of skipped records.
+    fn skipped(&self) -> u64 {
+        0
+    }
 }
 
 /// Encodes each row of a batch as one record.
-pub(crate) trait RecordEncoder: Send {
+///
+/// Null records: a row is never encoded as "no record". The one case where a row's value is
+/// NULL as a whole is `raw` (its one column is NULL): its range is then empty, and a
+/// connector that writes a null record (a Kafka tombstone, as Flink's `raw` does) tells it
+/// from an empty string by that column's validity.
+pub(crate) trait RecordEncoder: Send + Sync {
     /// Append the serialized rows of `batch` to `out`, and the byte range of each row to
     /// `rows` (one range per row, in order).
     fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>, rows: &mut Vec<Range<usize>>) -> Result<()>;

@@ -3,10 +3,10 @@
 //!
 //! A node joins its input's chain when it has exactly one input, the same parallelism, and
 //! is that input's only consumer (Flink's chaining rule). A keyed operator (window
-//! aggregation, Top-N, deduplication) needs its input hash-partitioned by key, so it starts
-//! a chain behind a hash exchange — unless everything runs in one subtask, where the
-//! exchange would send every row to the same place. Sources, VALUES and UNION always start
-//! a chain.
+//! aggregation, Top-N, deduplication, changelog normalization) needs its input
+//! hash-partitioned by key, so it starts a chain behind a hash exchange — unless everything
+//! runs in one subtask, where the exchange would send every row to the same place. Sources,
+//! VALUES and UNION always start a chain.
 
 use std::sync::Arc;
 

@@ -128,7 +128,10 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
                 eddy_connectors::validate(&table, false, true)?;
                 if n.updating && !eddy_connectors::accepts_updates(&table)? {
                     // Flink's wording, naming the operator that turns the stream into updates.
-                    let producer = first_updating(plan, n.inputs.first().copied());
+                    let producer = match n.inputs.first() {
+                        Some(i) => eddy_sql::explain::update_producer(plan, *i),
+                        None => "(unknown)".into(),
+                    };
                     return Err(EngineError::Plan(format!(
                         "Table sink '{}' doesn't support consuming update changes which is produced by node {producer}",
                         t.name
@@ -139,18 +142,6 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The operator where a stream becomes updating, walking up from `id`.
-fn first_updating(plan: &StreamPlan, mut id: Option<usize>) -> String {
-    while let Some(i) = id {
-        let node = &plan.nodes[i];
-        match node.inputs.iter().find(|j| plan.nodes[**j].updating) {
-            Some(j) => id = Some(*j),
-            None => return eddy_sql::explain::describe(&node.operator),
-        }
-    }
-    "(unknown)".into()
 }
 
 /// The connector's view of a table.

@@ -296,7 +296,12 @@ async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message
         Input::Source(feed) => match feed.rx.recv().await {
             Some(Ok(b)) => {
                 JobMetrics::add(&metrics.rows_in, b.batch.num_rows() as u64);
-                Ok(Message::Data(Batch { data: b.batch, row_kinds: b.row_kinds, arrival_watermarks: None }))
+                Ok(Message::Data(Batch {
+                    data: b.batch,
+                    row_kinds: b.row_kinds,
+                    arrival_watermarks: None,
+                    partition: b.partition,
+                }))
             }
             Some(Err(e)) => {
                 tracing::debug!(table = %feed.table, "source failed");

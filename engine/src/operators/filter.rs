@@ -42,7 +42,9 @@ impl StreamOperator for FilterOperator {
             out.push(Message::Data(batch));
             return Ok(());
         }
-        if kept == 0 {
+        if kept == 0 && batch.partition.is_none() {
+            // (A batch with a partition mark goes on empty: the mark may announce or end a
+            // partition for the watermark assigner.)
             return Ok(());
         }
         let arrow_err = |source| EngineError::Arrow { operator: self.name(), source };

@@ -6,6 +6,7 @@
 //! (bad rows are a connector's business and never reach here as errors); watermarks
 //! passed to `handle_watermark` only move forward.
 
+mod changelog_normalize;
 mod dedup;
 mod filter;
 mod project;
@@ -17,6 +18,7 @@ mod window_assign;
 mod window_topn;
 mod windowing;
 
+pub use changelog_normalize::ChangelogNormalizeOperator;
 pub use dedup::DeduplicateOperator;
 pub use filter::FilterOperator;
 pub use project::ProjectOperator;
@@ -44,7 +46,8 @@ pub struct OperatorContext {
     pub late_rows: LateRowCounter,
 }
 
-/// Build the operator for a windowed or keyed plan node; `None` for the stateless ones,
+/// Build the operator for a windowed or keyed plan node (window aggregation and assignment,
+/// Top-N, deduplication, changelog normalization); `None` for the stateless ones,
 /// which the task builds itself.
 pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<dyn StreamOperator>>> {
     match op {
@@ -55,6 +58,7 @@ pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<
         Operator::WindowAggregate(a) => Ok(Some(Box::new(SessionWindowOperator::new(a.clone(), ctx)?))),
         Operator::WindowTopN(t) => Ok(Some(Box::new(WindowTopNOperator::new(t.clone(), ctx)?))),
         Operator::Deduplicate(d) => Ok(Some(Box::new(DeduplicateOperator::new(d.clone(), ctx)?))),
+        Operator::ChangelogNormalize(n) => Ok(Some(Box::new(ChangelogNormalizeOperator::new(n.clone(), ctx)?))),
         _ => Ok(None),
     }
 }
@@ -108,4 +112,79 @@ pub fn run_chain(ops: &mut [Box<dyn StreamOperator>], input: Message) -> Result<
         current = next;
     }
     Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int8Array, RecordBatch, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion::physical_expr::expressions::{lit, Column};
+    use eddy_sql::plan::{ExprSpec, ProjectExpr, WatermarkSpec};
+
+    use super::*;
+    use crate::message::PartitionMark;
+
+    fn column(name: &str, i: usize) -> ExprSpec {
+        ExprSpec { expr: Arc::new(Column::new(name, i)), display: name.into() }
+    }
+
+    /// A source chain (computed column, filter, watermark) keeps partition marks and row
+    /// kinds up to the watermark assigner; a filter dropping every row keeps the mark.
+    #[test]
+    fn partition_marks_reach_the_watermark_assigner() {
+        let ts = Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true);
+        let schema = Arc::new(Schema::new(vec![ts.clone(), ts.with_name("ts2")]));
+        let keep = |v: bool| ExprSpec { expr: lit(v), display: v.to_string() };
+        let wm = WatermarkSpec {
+            rowtime_column: 1,
+            expr: column("ts2", 1),
+            interval_ms: 0,
+            idle_timeout_ms: 0,
+            processing_time: false,
+        };
+        let project = vec![
+            ProjectExpr { expr: column("ts", 0), name: "ts".into() },
+            ProjectExpr { expr: column("ts", 0), name: "ts2".into() },
+        ];
+        let mut ops: Vec<Box<dyn StreamOperator>> = vec![
+            Box::new(ProjectOperator::new(project.clone(), schema.clone())),
+            Box::new(FilterOperator::new(keep(true))),
+            Box::new(WatermarkOperator::new(wm)),
+        ];
+        let mut drop_all: Vec<Box<dyn StreamOperator>> =
+            vec![Box::new(ProjectOperator::new(project, schema)), Box::new(FilterOperator::new(keep(false)))];
+        let input =
+            Arc::new(Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true)]));
+        let batch = |partition: u32, ts: &[i64]| {
+            let data =
+                RecordBatch::try_new(input.clone(), vec![Arc::new(TimestampMillisecondArray::from(ts.to_vec()))])
+                    .expect("batch");
+            Message::Data(Batch {
+                row_kinds: Some(Int8Array::from(vec![2i8; ts.len()])),
+                partition: Some(PartitionMark { partition, ended: false }),
+                ..Batch::append(data)
+            })
+        };
+        let watermarks = |out: Vec<Message>| {
+            out.into_iter()
+                .filter_map(|m| match m {
+                    Message::Watermark(w) => Some(w.0),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        // A filter that drops every row passes the mark on in an empty batch.
+        let out = run_chain(&mut drop_all, batch(0, &[10])).expect("run");
+        assert!(matches!(out.as_slice(), [Message::Data(b)] if b.num_rows() == 0 && b.partition.is_some()), "{out:?}");
+        assert!(run_chain(&mut ops, batch(0, &[])).expect("run").is_empty());
+        assert!(run_chain(&mut ops, batch(1, &[])).expect("run").is_empty());
+        assert_eq!(watermarks(run_chain(&mut ops, batch(0, &[10])).expect("run")), Vec::<i64>::new());
+        assert_eq!(watermarks(run_chain(&mut ops, batch(1, &[20])).expect("run")), vec![10]);
+        let out = run_chain(&mut ops, batch(0, &[30])).expect("run");
+        let Some(Message::Data(b)) = out.first() else { panic!("{out:?}") };
+        assert_eq!(b.row_kinds.as_ref().map(|k| k.value(0)), Some(2), "row kinds kept");
+        assert_eq!(watermarks(out), vec![20]);
+    }
 }

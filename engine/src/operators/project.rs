@@ -48,6 +48,7 @@ impl StreamOperator for ProjectOperator {
             data,
             row_kinds: batch.row_kinds,
             arrival_watermarks: batch.arrival_watermarks,
+            partition: batch.partition,
         }));
         Ok(())
     }

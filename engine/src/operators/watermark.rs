@@ -11,7 +11,30 @@
 //! watermark is emitted at most once per interval of wall-clock time; one held back goes out
 //! on a timer when it is due, even if no more rows come. A split without rows for
 //! `table.exec.source.idle-timeout` is declared idle (on a timer, or on an empty batch).
+//!
+//! **Partitions.** A split that reads several partitions (Kafka) marks its batches with the
+//! partition they come from (`Batch::partition`). Then, as Flink's per-partition
+//! watermarks, each partition keeps its own maximum, and the split's watermark is the
+//! minimum over the partitions that are neither idle nor ended:
+//!
+//! ```text
+//!  partition 0: rows .. 30        \
+//!  partition 1: rows .. 20  (min) -+-> split watermark 20
+//!  partition 2: idle or ended     /    (left out)
+//! ```
+//!
+//! A partition is announced by an empty batch before its rows and holds the watermark back
+//! from then on, even before its first row. The idle timeout applies per partition: one
+//! without rows for that long is left out until it has rows again; when every partition left
+//! is idle the split says `Idle`. An ended partition is left out for good; when all have
+//! ended nothing more is emitted until end of input. Per-row arrival watermarks stay exact:
+//! a row's is the minimum of its own partition's maximum before it and the other
+//! partitions' watermarks. Watermarks only move forward: a partition announced (or back
+//! from idleness) behind the emitted watermark holds it where it is. Marked empty batches
+//! are consumed here; rows go on without their mark. A source marks all its batches or
+//! none; an unmarked batch in a marked split counts as one more partition.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, Int64Array};
@@ -28,12 +51,40 @@ pub struct WatermarkOperator {
     spec: WatermarkSpec,
     /// The last watermark emitted.
     current: Watermark,
-    /// The largest watermark value seen (emitted once the interval allows).
+    /// The largest watermark value seen (emitted once the interval allows). With partitions:
+    /// the minimum over the partitions that hold the watermark back (`current` when none do).
     pending: Watermark,
     last_emit: Option<Instant>,
-    /// When rows last arrived, and whether `Idle` was sent since.
+    /// When rows last arrived (without partitions), and whether `Idle` was sent since.
     last_rows: Instant,
     idle: bool,
+    /// Per partition (`None`: rows without a mark), once the source marks its batches;
+    /// empty for a split that is one stream.
+    partitions: BTreeMap<Option<u32>, PartitionState>,
+}
+
+/// One partition of a split: its own watermark and whether it holds the split's back.
+#[derive(Debug, Clone, Copy)]
+struct PartitionState {
+    /// The largest watermark value of its rows.
+    pending: Watermark,
+    /// When its rows last arrived (or it was announced).
+    last_rows: Instant,
+    /// No rows for the idle timeout.
+    idle: bool,
+    /// No more rows will come.
+    ended: bool,
+}
+
+impl PartitionState {
+    fn new(now: Instant) -> Self {
+        Self { pending: Watermark::MIN, last_rows: now, idle: false, ended: false }
+    }
+
+    /// Whether the split's watermark waits for this partition.
+    fn holds_back(&self) -> bool {
+        !self.idle && !self.ended
+    }
 }
 
 impl WatermarkOperator {
@@ -46,6 +97,7 @@ impl WatermarkOperator {
             last_emit: None,
             last_rows: Instant::now(),
             idle: false,
+            partitions: BTreeMap::new(),
         }
     }
 
@@ -76,26 +128,117 @@ impl WatermarkOperator {
         }
     }
 
-    /// When the split becomes idle without more rows (`table.exec.source.idle-timeout`);
-    /// `None` if that is off or it already is.
+    /// When the split (or, with partitions, the next partition) becomes idle without more
+    /// rows (`table.exec.source.idle-timeout`); `None` if that is off or it already is.
     fn idle_at(&self) -> Option<Instant> {
         let timeout = self.spec.idle_timeout_ms;
-        (timeout > 0 && !self.idle).then(|| self.last_rows + Duration::from_millis(timeout))
+        if self.partitions.is_empty() {
+            return (timeout > 0 && !self.idle).then(|| self.last_rows + Duration::from_millis(timeout));
+        }
+        if timeout == 0 {
+            return None;
+        }
+        self.partitions.values().filter(|p| p.holds_back()).map(|p| p.last_rows + Duration::from_millis(timeout)).min()
     }
 
-    /// Declare the split idle once its timeout has passed without rows, so it stops holding
-    /// back the watermark downstream.
+    /// Declare the split (or, with partitions, each partition) idle once its timeout has
+    /// passed without rows, so it stops holding back the watermark downstream (or the
+    /// other partitions).
     fn idle_if_due(&mut self, now: Instant, out: &mut Vec<Message>) {
-        if self.idle_at().is_some_and(|at| now >= at) {
+        if self.partitions.is_empty() {
+            if self.idle_at().is_some_and(|at| now >= at) {
+                self.idle = true;
+                out.push(Message::Idle);
+            }
+            return;
+        }
+        if self.spec.idle_timeout_ms > 0 {
+            let timeout = Duration::from_millis(self.spec.idle_timeout_ms);
+            for p in self.partitions.values_mut() {
+                if p.holds_back() && now >= p.last_rows + timeout {
+                    p.idle = true;
+                }
+            }
+        }
+        self.advance_partitions(now, out);
+    }
+
+    /// With partitions: emit the split's watermark, the minimum over the partitions that
+    /// hold it back, if it moved forward and the interval allows; say `Idle` once when every
+    /// partition left is idle.
+    fn advance_partitions(&mut self, now: Instant, out: &mut Vec<Message>) {
+        self.pending =
+            self.partitions.values().filter(|p| p.holds_back()).map(|p| p.pending).min().unwrap_or(self.current);
+        if self.pending > self.current && self.emit_due_at(now) {
+            self.current = self.pending;
+            self.last_emit = Some(now);
+            out.push(Message::Watermark(self.current));
+        }
+        let all_quiet = self.partitions.values().all(|p| !p.holds_back());
+        let some_idle = self.partitions.values().any(|p| p.idle && !p.ended);
+        if all_quiet && some_idle && !self.idle {
             self.idle = true;
             out.push(Message::Idle);
         }
+    }
+
+    /// A batch of a split whose source marks partitions (see the module doc).
+    fn process_partitioned(&mut self, mut batch: Batch, out: &mut Vec<Message>) -> Result<()> {
+        let now = Instant::now();
+        let mark = batch.partition.take();
+        let key = mark.map(|m| m.partition);
+        // A partition seen for the first time holds the watermark back from now on.
+        let mut state = self.partitions.remove(&key).unwrap_or_else(|| PartitionState::new(now));
+        if batch.num_rows() > 0 {
+            state.last_rows = now;
+            state.idle = false;
+            self.idle = false;
+            let values = self.values(&batch)?;
+            if self.spec.interval_ms == 0 {
+                // The watermark before each row: its partition's running maximum, held back
+                // by the other partitions.
+                let others = self.partitions.values().filter(|p| p.holds_back()).map(|p| p.pending.0).min();
+                let cap = others.unwrap_or(i64::MAX);
+                let mut running = state.pending.0;
+                let mut arrivals = Vec::with_capacity(values.len());
+                let mut moved_inside = false;
+                for v in values.iter() {
+                    let arrival = running.min(cap);
+                    arrivals.push(arrival);
+                    moved_inside |= arrival > self.current.0;
+                    if let Some(v) = v {
+                        running = running.max(v);
+                    }
+                }
+                batch.arrival_watermarks = moved_inside.then(|| Int64Array::from(arrivals));
+                state.pending = Watermark(running);
+            } else {
+                batch.arrival_watermarks = None;
+                if let Some(m) = arrow::compute::max(&values) {
+                    state.pending = state.pending.max(Watermark(m));
+                }
+            }
+            out.push(Message::Data(batch));
+        }
+        if mark.is_some_and(|m| m.ended) {
+            state.ended = true;
+        }
+        self.partitions.insert(key, state);
+        self.idle_if_due(now, out);
+        Ok(())
     }
 
     fn emit_due(&self) -> bool {
         match (self.spec.interval_ms, self.last_emit) {
             (0, _) | (_, None) => true,
             (ms, Some(t)) => t.elapsed() >= Duration::from_millis(ms),
+        }
+    }
+
+    fn emit_due_at(&self, now: Instant) -> bool {
+        match (self.spec.interval_ms, self.last_emit) {
+            (0, _) | (_, None) => true,
+            (ms, Some(t)) => now >= t + Duration::from_millis(ms),
         }
     }
 }
@@ -114,15 +257,20 @@ impl StreamOperator for WatermarkOperator {
     fn process_batch(&mut self, mut batch: Batch, out: &mut Vec<Message>) -> Result<()> {
         if self.spec.processing_time {
             // The rows' time was read from the clock before this point, so a watermark just
-            // behind the clock never makes them late.
-            out.push(Message::Data(batch));
+            // behind the clock never makes them late. (Partitions do not matter here.)
+            if batch.partition.take().is_none() || batch.num_rows() > 0 {
+                out.push(Message::Data(batch));
+            }
             self.emit_clock(Instant::now(), out);
             return Ok(());
         }
-        if batch.num_rows() == 0 {
+        if batch.num_rows() == 0 && batch.partition.is_none() {
             // A source waiting for data.
             self.idle_if_due(Instant::now(), out);
             return Ok(());
+        }
+        if batch.partition.is_some() || !self.partitions.is_empty() {
+            return self.process_partitioned(batch, out);
         }
         self.last_rows = Instant::now();
         self.idle = false;
@@ -310,5 +458,127 @@ mod tests {
         op.on_processing_time(idle_at, &mut out).unwrap();
         assert!(matches!(out.as_slice(), [Message::Idle]), "{out:?}");
         assert_eq!(op.next_processing_time(), None);
+    }
+
+    /// Rows of `partition` (an empty `ts` announces it; `ended` says it has no more rows).
+    fn part(partition: u32, ts: &[Option<i64>], ended: bool) -> Batch {
+        Batch { partition: Some(crate::message::PartitionMark { partition, ended }), ..batch(ts) }
+    }
+
+    fn run(op: &mut WatermarkOperator, b: Batch) -> Vec<Message> {
+        let mut out = Vec::new();
+        op.process_batch(b, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn partitions_watermark_is_the_minimum() {
+        let mut op = operator(0, 0);
+        for p in [0, 1] {
+            let out = run(&mut op, part(p, &[], false));
+            assert!(out.is_empty(), "an announcement is not passed on: {out:?}");
+        }
+        assert_eq!(split(run(&mut op, part(0, &[Some(10), Some(30)], false))).1, Vec::<i64>::new(), "1 has none");
+        assert_eq!(split(run(&mut op, part(1, &[Some(20)], false))).1, vec![20]);
+        assert_eq!(split(run(&mut op, part(1, &[Some(40)], false))).1, vec![30]);
+        assert_eq!(split(run(&mut op, part(0, &[Some(50)], false))).1, vec![40]);
+        // Rows go on without their mark.
+        let out = run(&mut op, part(0, &[Some(60)], false));
+        assert!(out.iter().all(|m| !matches!(m, Message::Data(b) if b.partition.is_some())), "{out:?}");
+        let mut out = Vec::new();
+        op.on_end(&mut out).unwrap();
+        assert_eq!(split(out).1, vec![i64::MAX]);
+    }
+
+    #[test]
+    fn ended_partition_stops_holding_back_and_all_ended_emit_nothing() {
+        let mut op = operator(0, 0);
+        run(&mut op, part(0, &[], false));
+        run(&mut op, part(1, &[], false));
+        run(&mut op, part(0, &[Some(10)], false));
+        assert_eq!(split(run(&mut op, part(1, &[Some(5)], false))).1, vec![5]);
+        // Partition 1 ends: partition 0 alone drives the watermark.
+        assert_eq!(split(run(&mut op, part(1, &[], true))).1, vec![10]);
+        assert_eq!(split(run(&mut op, part(0, &[Some(20)], false))).1, vec![20]);
+        // The last rows of a partition come with its end: nothing is left to hold back, and
+        // nothing more is emitted until end of input.
+        let out = run(&mut op, part(0, &[Some(30)], true));
+        assert_eq!(split(out.clone()).1, Vec::<i64>::new());
+        assert!(out.iter().all(|m| matches!(m, Message::Data(_))), "no Idle either: {out:?}");
+        let mut out = Vec::new();
+        op.on_end(&mut out).unwrap();
+        assert_eq!(split(out).1, vec![i64::MAX]);
+    }
+
+    #[test]
+    fn announced_partition_without_rows_holds_back_and_watermarks_never_go_back() {
+        let mut op = operator(0, 0);
+        run(&mut op, part(0, &[], false));
+        run(&mut op, part(1, &[], false));
+        assert_eq!(split(run(&mut op, part(0, &[Some(100)], false))).1, Vec::<i64>::new());
+        assert_eq!(split(run(&mut op, part(1, &[Some(20)], false))).1, vec![20]);
+        // A partition announced later holds the watermark where it is...
+        assert!(run(&mut op, part(2, &[], false)).is_empty());
+        assert_eq!(split(run(&mut op, part(1, &[Some(50)], false))).1, Vec::<i64>::new());
+        // ...and rows of it behind the emitted watermark do not move it back.
+        assert_eq!(split(run(&mut op, part(2, &[Some(10)], false))).1, Vec::<i64>::new());
+        assert_eq!(split(run(&mut op, part(2, &[Some(70)], false))).1, vec![50]);
+    }
+
+    #[test]
+    fn idleness_is_per_partition() {
+        let mut op = operator(0, 200);
+        run(&mut op, part(0, &[], false));
+        run(&mut op, part(1, &[], false));
+        run(&mut op, part(0, &[Some(10)], false));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(split(run(&mut op, part(1, &[Some(50)], false))).1, vec![10]);
+        // Partition 0 is quiet for the timeout first: partition 1 alone drives it.
+        let due = op.next_processing_time().expect("idle timer of partition 0");
+        let mut out = Vec::new();
+        op.on_processing_time(due, &mut out).unwrap();
+        assert!(matches!(out.as_slice(), [Message::Watermark(Watermark(50))]), "{out:?}");
+        assert_eq!(split(run(&mut op, part(1, &[Some(60)], false))).1, vec![60]);
+        // Then partition 1 too: every partition is idle, and the split says so once.
+        let due = op.next_processing_time().expect("idle timer of partition 1");
+        let mut out = Vec::new();
+        op.on_processing_time(due, &mut out).unwrap();
+        assert!(matches!(out.as_slice(), [Message::Idle]), "{out:?}");
+        assert_eq!(op.next_processing_time(), None);
+        // Partition 0 comes back behind the watermark: its rows go on, the watermark stays,
+        // and it holds the watermark back again.
+        let out = run(&mut op, part(0, &[Some(30)], false));
+        assert_eq!(split(out), (None, vec![]));
+        assert_eq!(split(run(&mut op, part(0, &[Some(70)], false))).1, vec![70], "partition 1 is still idle");
+    }
+
+    #[test]
+    fn arrival_watermarks_per_row_across_partitions() {
+        let mut op = operator(0, 0);
+        run(&mut op, part(0, &[], false));
+        run(&mut op, part(1, &[], false));
+        // Partition 1 has no rows: nothing moves inside the batch.
+        assert_eq!(split(run(&mut op, part(0, &[Some(10), Some(30)], false))), (None, vec![]));
+        // Each row: min(partition 1's maximum before it, partition 0's 30).
+        let out = run(&mut op, part(1, &[Some(20), Some(25), Some(40), Some(5)], false));
+        assert_eq!(split(out), (Some(vec![i64::MIN, 20, 25, 30]), vec![30]));
+        // Partition 0 again, held back by partition 1's 40.
+        let out = run(&mut op, part(0, &[Some(35), Some(50), Some(45)], false));
+        assert_eq!(split(out), (Some(vec![30, 35, 40]), vec![40]));
+    }
+
+    #[test]
+    fn periodic_emission_with_partitions() {
+        let mut op = operator(60_000, 0);
+        run(&mut op, part(0, &[], false));
+        run(&mut op, part(1, &[], false));
+        run(&mut op, part(0, &[Some(10)], false));
+        assert_eq!(split(run(&mut op, part(1, &[Some(30)], false))), (None, vec![10]), "the first goes out at once");
+        // Partition 0 ends: 30 is due, but held back by the interval until its timer.
+        assert_eq!(split(run(&mut op, part(0, &[], true))).1, Vec::<i64>::new());
+        let due = op.next_processing_time().expect("a timer for the held-back watermark");
+        let mut out = Vec::new();
+        op.on_processing_time(due, &mut out).unwrap();
+        assert_eq!(split(out).1, vec![30]);
     }
 }

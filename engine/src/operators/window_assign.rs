@@ -247,7 +247,7 @@ mod tests {
             vec![Arc::new(Int32Array::from(vec![1, 2])), Arc::new(TimestampMillisecondArray::from(vec![100, 3]))],
         )
         .expect("batch");
-        let batch = Batch { data, row_kinds: None, arrival_watermarks: Some(Int64Array::from(vec![None, Some(100)])) };
+        let batch = Batch { arrival_watermarks: Some(Int64Array::from(vec![None, Some(100)])), ..Batch::append(data) };
         let mut out = Vec::new();
         op.handle_watermark(Watermark(100), &mut out).expect("wm");
         op.process_batch(batch, &mut out).expect("process");

@@ -3,9 +3,11 @@
 //! Each logical node maps to a stream node with exactly the same output columns, so the
 //! physical expressions DataFusion builds against a logical input schema evaluate directly
 //! on the batches of the corresponding stream node. A table scan becomes the table's source
-//! chain — source, computed columns, watermark — built once per job and shared by every
-//! statement that reads the table. Operators that need state and are not built yet are
-//! rejected here with a message naming the construct, never planned into a wrong answer.
+//! chain — source, computed columns, watermark, and for an upsert source the normalization
+//! into a changelog — built once per job and shared by every statement that reads the table.
+//! Operators that need state and are not built yet are rejected here with a message naming
+//! the construct, never planned into a wrong answer; so are operators that cannot consume
+//! the updates of a changelog input (Flink's message).
 
 mod window;
 
@@ -24,10 +26,11 @@ use super::context::EddyTableSource;
 use super::query::{df_error, plan_query};
 use super::window_node::WindowTableFunction;
 use super::{JobStatement, Session};
-use crate::catalog::{table_key, ColumnSource, TableDef};
+use crate::catalog::{table_key, ChangelogKind, ColumnSource, TableDef};
 use crate::error::{Location, Result, SqlError};
 use crate::plan::{
-    ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, StreamPlan, TableSpec, UnnestSpec, WatermarkSpec,
+    ChangelogNormalizeSpec, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, StreamPlan, TableSpec, UnnestSpec,
+    WatermarkSpec,
 };
 use crate::types::FlinkType;
 
@@ -75,7 +78,9 @@ impl<'a> PlanBuilder<'a> {
                 let query = plan_query(&ctx, &insert.query).map_err(|e| df_error(e, self.at))?;
                 let sink_cols = table.sink_columns();
                 let query = self.map_to_sink(query, &table, &sink_cols, &insert.columns, insert.table_location)?;
+                let first = self.plan.nodes.len();
                 let node = self.convert_optimized(&query)?;
+                self.check_update_consumers(first)?;
                 let schema = table.schema_of(&sink_cols);
                 let metadata = sink_cols
                     .iter()
@@ -100,7 +105,9 @@ impl<'a> PlanBuilder<'a> {
                 self.at = q.location;
                 let ctx = self.session.context();
                 let query = plan_query(&ctx, &q.node).map_err(|e| df_error(e, self.at))?;
+                let first = self.plan.nodes.len();
                 let node = self.convert_optimized(&query)?;
+                self.check_update_consumers(first)?;
                 let schema = self.plan.nodes[node].schema.clone();
                 let updating = self.plan.nodes[node].updating;
                 // A plain SELECT prints its rows, like Flink's print connector.
@@ -404,7 +411,16 @@ impl<'a> PlanBuilder<'a> {
     }
 
     /// The nodes that read a table and give its full rows: source, then computed columns,
-    /// then the watermark generator. Built once per job.
+    /// then the watermark generator, then for an upsert source the normalization into a
+    /// changelog. Built once per job.
+    ///
+    /// A changelog source ([`TableDef::changelog_source`]) is an updating stream from the
+    /// source on. An upsert source's rows are normalized by key *after* the watermark, as in
+    /// Flink, where the watermark of an upsert-kafka table is generated in the source, per
+    /// partition (watermark push-down), and `ChangelogNormalize` sits behind a hash exchange:
+    /// assigning watermarks behind the exchange would lose the per-partition watermarks.
+    /// Computed columns are evaluated on the upsert rows; a tombstone's are never emitted
+    /// (the normalization emits the stored full row instead).
     fn source_chain(&mut self, name: &str) -> Result<NodeId> {
         if let Some(id) = self.sources.get(name) {
             return Ok(*id);
@@ -423,12 +439,17 @@ impl<'a> PlanBuilder<'a> {
             })
             .collect();
         let spec = table_spec(&table, src_schema.clone(), metadata);
+        let changelog = table.changelog_source();
+        let normalize = match changelog {
+            Some(ChangelogKind::Upsert) => Some(self.normalize_spec(&table)?),
+            _ => None,
+        };
         let mut node = self.plan.add(PlanNode {
             operator: Operator::Source(spec),
             inputs: vec![],
             schema: src_schema.clone(),
             parallelism: scan_parallelism(&table).unwrap_or(self.parallelism),
-            updating: false,
+            updating: changelog.is_some(),
         });
         let full = table.schema();
         if src_cols.len() != table.columns.len() {
@@ -476,8 +497,63 @@ impl<'a> PlanBuilder<'a> {
             };
             node = self.add(Operator::Watermark(spec), vec![node], full);
         }
+        if let Some(spec) = normalize {
+            let schema = self.plan.nodes[node].schema.clone();
+            node = self.add(Operator::ChangelogNormalize(spec), vec![node], schema);
+        }
         self.sources.insert(name.to_string(), node);
         Ok(node)
+    }
+
+    /// The normalization of an upsert table: by its PRIMARY KEY, which upsert-kafka requires.
+    fn normalize_spec(&self, table: &TableDef) -> Result<ChangelogNormalizeSpec> {
+        if table.primary_key.is_empty() {
+            return Err(SqlError::plan(
+                table.location,
+                "'upsert-kafka' tables require to define a PRIMARY KEY constraint. The PRIMARY KEY specifies which \
+                 columns should be read from or write to the Kafka message key. The PRIMARY KEY also defines records \
+                 in the 'upsert-kafka' table should update or delete on which keys.",
+            )
+            .with_hint(format!("add PRIMARY KEY (..) NOT ENFORCED to table '{}'", table.name)));
+        }
+        let mut keys = Vec::with_capacity(table.primary_key.len());
+        for k in &table.primary_key {
+            let Some(i) = table.column_index(k) else {
+                return Err(SqlError::plan(table.location, format!("PRIMARY KEY column '{k}' does not exist")));
+            };
+            keys.push(i);
+        }
+        Ok(ChangelogNormalizeSpec { keys, key_names: table.primary_key.clone() })
+    }
+
+    /// Flink rejects, at plan time, operators that cannot consume updates on an updating
+    /// input; so does Eddy, for the nodes planned since `first`, with Flink's message naming
+    /// the node where the stream starts updating. (Filter, Project, Unnest and Union pass
+    /// row kinds through; sinks are checked against their connector when the job is built.)
+    fn check_update_consumers(&self, first: NodeId) -> Result<()> {
+        let plan = &self.plan;
+        for id in first..plan.nodes.len() {
+            let node = &plan.nodes[id];
+            let Some(input) = node.inputs.iter().copied().find(|i| plan.nodes[*i].updating) else {
+                continue;
+            };
+            let consumer = match &node.operator {
+                Operator::WindowAggregate(_) => "StreamPhysicalWindowAggregate",
+                Operator::WindowTopN(_) => "StreamPhysicalWindowRank",
+                Operator::Deduplicate(_) => "StreamPhysicalDeduplicate",
+                // Flink fuses a window table function into the window Top-N that reads it.
+                Operator::WindowAssign(_) if !feeds_window_rank(plan, id) => "StreamPhysicalWindowTableFunction",
+                _ => continue,
+            };
+            return Err(SqlError::plan(
+                self.at,
+                format!(
+                    "{consumer} doesn't support consuming update and delete changes which is produced by node {}",
+                    crate::explain::update_producer(plan, input)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// DataFusion's Unnest of one list column, one level deep: every other output column is
@@ -493,6 +569,15 @@ impl<'a> PlanBuilder<'a> {
         let spec = UnnestSpec { list_column: *list_column, output_sources: u.dependency_indices.clone() };
         Ok(self.add(Operator::Unnest(spec), vec![input], schema))
     }
+}
+
+/// Whether the rows of node `id` reach a window Top-N through projections and filters only.
+fn feeds_window_rank(plan: &StreamPlan, id: NodeId) -> bool {
+    plan.consumers(id).into_iter().any(|c| match &plan.nodes[c].operator {
+        Operator::WindowTopN(_) => true,
+        Operator::Project(_) | Operator::Filter(_) => feeds_window_rank(plan, c),
+        _ => false,
+    })
 }
 
 /// How EXPLAIN shows an expression: without aliases and without the generated relation

@@ -207,6 +207,8 @@ impl Session {
 }
 
 #[cfg(test)]
+mod changelog_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod window_tests;

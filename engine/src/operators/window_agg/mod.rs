@@ -586,7 +586,7 @@ impl WindowAggregateOperator {
             _ => concat_batches(&self.output_schema, &batches)
                 .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?,
         };
-        Ok(Some(Batch { data, row_kinds: Some(Int8Array::from(kinds)), arrival_watermarks: None }))
+        Ok(Some(Batch { data, row_kinds: Some(Int8Array::from(kinds)), arrival_watermarks: None, partition: None }))
     }
 
     /// The current results of the windows ending at `ends` (ascending), without consuming

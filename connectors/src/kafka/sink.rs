@@ -1,0 +1,271 @@
+//! The Kafka sink: every row becomes one record of the table's topic.
+//!
+//! The key holds the key fields (`key.fields`, the PRIMARY KEY of `upsert-kafka`, or the
+//! `DISTRIBUTED BY` columns), the value the value fields, and the `timestamp` / `headers`
+//! metadata columns, when declared, become the record's timestamp and headers. For
+//! `upsert-kafka`, `+I`/`+U` rows are upserts, `-D` rows tombstones (null value) and `-U`
+//! rows are dropped, as in Flink.
+//!
+//! Records go through librdkafka's queue (a `ThreadedProducer` serves deliveries on its own
+//! thread); the first failed delivery fails the next call. `finish` waits until the broker
+//! has acknowledged every record.
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, Int8Array, MapArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use rdkafka::client::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+
+use super::client::{self, broker_error};
+use super::layout::Metadata;
+use super::{Config, Delivery, Flavor, Partitioner};
+use crate::format::record::RecordEncoder;
+use crate::{ConnectorError, Result, RowKind, Sink, Split};
+
+/// How long `finish` waits for acknowledgements before giving up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Keeps the first delivery failure for the sink to report.
+#[derive(Default)]
+struct DeliveryWatch {
+    failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryWatch {}
+
+impl ProducerContext for DeliveryWatch {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            if let Ok(mut f) = self.failure.lock() {
+                f.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+struct Open {
+    producer: ThreadedProducer<DeliveryWatch>,
+    topic: String,
+    partitions: i32,
+    key: Option<Box<dyn RecordEncoder>>,
+    value: Box<dyn RecordEncoder>,
+}
+
+pub(crate) struct KafkaSink {
+    config: Arc<Config>,
+    split: Split,
+    open: Option<Open>,
+    /// The next partition of `round-robin`.
+    next_partition: i32,
+    key_bytes: Vec<u8>,
+    key_rows: Vec<Range<usize>>,
+    value_bytes: Vec<u8>,
+    value_rows: Vec<Range<usize>>,
+}
+
+impl KafkaSink {
+    pub(crate) fn new(config: Config, split: Split) -> Result<Self> {
+        Ok(Self {
+            config: Arc::new(config),
+            split,
+            open: None,
+            next_partition: split.index as i32,
+            key_bytes: Vec::new(),
+            key_rows: Vec::new(),
+            value_bytes: Vec::new(),
+            value_rows: Vec::new(),
+        })
+    }
+
+    async fn open(config: Arc<Config>) -> Result<Open> {
+        let config = &config;
+        let meta = client::metadata_client(config)?;
+        let topics = client::resolve_topics(config, &meta).await?;
+        let (topic, partitions) = topics.into_iter().next().ok_or_else(|| {
+            ConnectorError::options(&config.table, "a Kafka sink writes exactly one topic: set option 'topic'")
+        })?;
+        let producer: ThreadedProducer<DeliveryWatch> = config
+            .client
+            // Java's default partitioner, so Flink and Kafka clients agree on key -> partition.
+            .config(&[("partitioner", "murmur2_random")])
+            .set("bootstrap.servers", &config.client.bootstrap)
+            .create_with_context(DeliveryWatch::default())
+            .map_err(|e| broker_error(config, "cannot create a Kafka producer", e))?;
+        let key = match &config.layout.key {
+            Some(k) => Some(k.encoder(&config.table, &topic)?),
+            None => None,
+        };
+        let value = config.layout.value.encoder(&config.table, &topic)?;
+        Ok(Open { producer, topic, partitions, key, value })
+    }
+
+}
+
+/// The first failed delivery, as the sink's error.
+fn check_deliveries(config: &Config, open: &Open) -> Result<()> {
+    let failure = open.producer.context().failure.lock().ok().and_then(|f| f.clone());
+    match failure {
+        Some(f) => Err(broker_error(config, &format!("writing to topic '{}' failed", open.topic), f)),
+        None => Ok(()),
+    }
+}
+
+/// The rows of `batch` at `columns` (a key or value part), as a batch of the part's schema.
+fn project(batch: &RecordBatch, columns: &[usize], schema: &arrow::datatypes::SchemaRef) -> Result<RecordBatch> {
+    let arrays = columns.iter().map(|i| batch.column(*i).clone()).collect();
+    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| ConnectorError::arrow("kafka sink", e))
+}
+
+#[async_trait::async_trait]
+impl Sink for KafkaSink {
+    async fn write_batch(&mut self, batch: &RecordBatch, row_kinds: Option<&Int8Array>) -> Result<()> {
+        if self.open.is_none() {
+            self.open = Some(Self::open(self.config.clone()).await?);
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let config = self.config.clone();
+        let layout = &config.layout;
+        let Some(open) = self.open.as_mut() else { return Ok(()) };
+
+        self.key_bytes.clear();
+        self.key_rows.clear();
+        self.value_bytes.clear();
+        self.value_rows.clear();
+        if let (Some(enc), Some(part)) = (open.key.as_mut(), &layout.key) {
+            enc.encode(&project(batch, &part.columns, &part.schema)?, &mut self.key_bytes, &mut self.key_rows)?;
+        }
+        open.value.encode(
+            &project(batch, &layout.value.columns, &layout.value.schema)?,
+            &mut self.value_bytes,
+            &mut self.value_rows,
+        )?;
+
+        let timestamps = match layout.metadata.iter().find(|(_, m)| *m == Metadata::Timestamp) {
+            Some((i, _)) => {
+                let ms = cast(batch.column(*i), &DataType::Timestamp(TimeUnit::Millisecond, None))
+                    .and_then(|a| cast(&a, &DataType::Int64))
+                    .map_err(|e| ConnectorError::arrow("kafka sink: timestamp metadata", e))?;
+                Some(ms.as_primitive::<arrow::datatypes::Int64Type>().clone())
+            }
+            None => None,
+        };
+        let headers: Option<&MapArray> =
+            layout.metadata.iter().find(|(_, m)| *m == Metadata::Headers).and_then(|(i, _)| batch.column(*i).as_map_opt());
+
+        for row in 0..batch.num_rows() {
+            let kind = row_kinds.map_or(RowKind::Insert, |k| RowKind::from_code(k.value(row)).unwrap_or(RowKind::Insert));
+            let payload = match (config.flavor, kind) {
+                (Flavor::Upsert, RowKind::UpdateBefore) => continue,
+                (Flavor::Upsert, RowKind::Delete) => None,
+                (Flavor::Append, k) if k != RowKind::Insert => {
+                    return Err(ConnectorError::options(
+                        &config.table,
+                        format!(
+                            "connector 'kafka' writes only inserts but got a {k} row; use connector 'upsert-kafka' \
+                             with a PRIMARY KEY for an updating query"
+                        ),
+                    ))
+                }
+                _ => Some(&self.value_bytes[self.value_rows[row].clone()]),
+            };
+            let key = self.key_rows.get(row).map(|r| &self.key_bytes[r.clone()]);
+            let partition = match config.partitioner {
+                Partitioner::Default => None,
+                Partitioner::Fixed => Some(self.split.index as i32 % open.partitions.max(1)),
+                Partitioner::RoundRobin => {
+                    let p = self.next_partition % open.partitions.max(1);
+                    self.next_partition = (self.next_partition + 1) % open.partitions.max(1);
+                    Some(p)
+                }
+            };
+            let timestamp = timestamps.as_ref().filter(|ts| ts.is_valid(row)).map(|ts| ts.value(row));
+            loop {
+                // Built anew on each try: a record (its headers) cannot be held across a wait.
+                let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&open.topic);
+                if let Some(k) = key {
+                    record = record.key(k);
+                }
+                if let Some(p) = payload {
+                    record = record.payload(p);
+                }
+                if let Some(p) = partition {
+                    record = record.partition(p);
+                }
+                if let Some(ts) = timestamp {
+                    record = record.timestamp(ts);
+                }
+                if let Some(h) = headers.filter(|h| h.is_valid(row)) {
+                    record = record.headers(owned_headers(h, row));
+                }
+                let full = match open.producer.send(record) {
+                    Ok(()) => false,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => true,
+                    Err((e, _)) => {
+                        return Err(broker_error(&config, &format!("cannot write to topic '{}'", open.topic), e))
+                    }
+                };
+                if !full {
+                    break;
+                }
+                // librdkafka's queue is full: wait for the broker to take some.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        check_deliveries(&config, open)
+    }
+
+    async fn finish(&mut self) -> Result<()> {
+        if self.open.is_none() {
+            // Nothing was written; still check the topic (and create it if declared).
+            self.open = Some(Self::open(self.config.clone()).await?);
+        }
+        if self.config.delivery != Delivery::None {
+            let start = std::time::Instant::now();
+            loop {
+                let in_flight = self.open.as_ref().map_or(0, |o| o.producer.in_flight_count());
+                if in_flight == 0 {
+                    break;
+                }
+                if start.elapsed() > FLUSH_TIMEOUT {
+                    return Err(broker_error(
+                        &self.config,
+                        "writing failed",
+                        format!("{in_flight} records not acknowledged within {} s", FLUSH_TIMEOUT.as_secs()),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        match self.open.as_ref() {
+            Some(open) => check_deliveries(&self.config, open),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The headers of one row of a `MAP<STRING, BYTES>` column.
+fn owned_headers(map: &MapArray, row: usize) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new();
+    let entries = map.value(row);
+    let keys = entries.column(0);
+    let values = entries.column(1);
+    let (Some(keys), Some(values)) = (keys.as_string_opt::<i32>(), values.as_binary_opt::<i32>()) else {
+        return out;
+    };
+    for i in 0..keys.len() {
+        let value = values.is_valid(i).then(|| values.value(i));
+        out = out.insert(Header { key: keys.value(i), value });
+    }
+    out
+}

@@ -1,0 +1,163 @@
+//! Option checks of the Kafka connectors (no broker needed; the end-to-end tests with a
+//! real broker are in tests/kafka.rs).
+
+use arrow::datatypes::{DataType, Field};
+
+use super::*;
+use crate::test_util::table;
+use crate::Distribution;
+
+fn t(options: &[(&str, &str)]) -> ConnectorTable {
+    let mut all = vec![("connector", "kafka"), ("topic", "t"), ("properties.bootstrap.servers", "localhost:9092")];
+    all.extend_from_slice(options);
+    table(
+        vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("ts", DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into())), true),
+        ],
+        &all,
+    )
+}
+
+fn error(table: &ConnectorTable) -> String {
+    match Config::parse(table) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn specific_offsets_are_parsed_as_flink_writes_them() {
+    assert_eq!(parse_specific_offsets("t", "k", "partition:0,offset:42;partition:1,offset:300").unwrap(), [(0, 42), (1, 300)]);
+    let e = parse_specific_offsets("t", "k", "partition:0;offset:1").unwrap_err().to_string();
+    assert!(e.contains("expected 'partition:0,offset:42"), "{e}");
+}
+
+#[test]
+fn modes_and_partitioners() {
+    let c = Config::parse(&t(&[
+        ("format", "json"),
+        ("scan.startup.mode", "timestamp"),
+        ("scan.startup.timestamp-millis", "1700000000000"),
+        ("scan.bounded.mode", "latest-offset"),
+        ("sink.partitioner", "round-robin"),
+    ]))
+    .unwrap();
+    assert_eq!(c.startup, Startup::Timestamp(1_700_000_000_000));
+    assert_eq!(c.bounded, Bounded::Latest);
+    assert_eq!(c.partitioner, Partitioner::RoundRobin);
+    assert!(c.layout.key.is_none());
+    assert_eq!(c.layout.value.columns, [0, 1, 2]);
+
+    let e = validate(&t(&[("format", "json")]), true, false).unwrap_err().to_string();
+    assert!(e.contains("group-offsets") && e.contains("properties.group.id"), "{e}");
+    assert!(validate(&t(&[("format", "json")]), false, true).is_ok());
+    let e = error(&t(&[("format", "json"), ("scan.startup.mode", "earliest-offset"), ("sink.partitioner", "com.x.P")]));
+    assert!(e.contains("custom partitioner classes are not supported"), "{e}");
+    let e = error(&t(&[("format", "json"), ("scan.startup.mode", "earliest")]));
+    assert!(e.contains("'scan.startup.mode' = 'earliest' must be one of"), "{e}");
+}
+
+#[test]
+fn unknown_options_are_named_and_format_options_are_known() {
+    let base = [("format", "json"), ("scan.startup.mode", "earliest-offset")];
+    let mut o = base.to_vec();
+    o.push(("json.ignore-parse-errors", "true"));
+    o.push(("properties.fetch.min.bytes", "1"));
+    assert!(Config::parse(&t(&o)).is_ok());
+    let mut o = base.to_vec();
+    o.push(("scan.startup.offsets", "x"));
+    let e = error(&t(&o));
+    assert!(e.contains("unsupported option 'scan.startup.offsets' for connector 'kafka'"), "{e}");
+    // With value.format, the format's options carry the value. prefix.
+    let c = Config::parse(&t(&[
+        ("value.format", "json"),
+        ("value.json.fail-on-missing-field", "true"),
+        ("scan.startup.mode", "earliest-offset"),
+    ]))
+    .unwrap();
+    assert_eq!(c.layout.value.options.get("json.fail-on-missing-field"), Some("true"));
+}
+
+#[test]
+fn key_fields_prefix_and_fields_include() {
+    let c = Config::parse(&t(&[
+        ("key.format", "json"),
+        ("key.fields", "id"),
+        ("value.format", "json"),
+        ("value.fields-include", "EXCEPT_KEY"),
+        ("scan.startup.mode", "earliest-offset"),
+    ]))
+    .unwrap();
+    assert_eq!(c.layout.key.as_ref().map(|k| k.columns.clone()), Some(vec![0]));
+    assert_eq!(c.layout.value.columns, [1, 2]);
+    let e = error(&t(&[("key.format", "json"), ("value.format", "json"), ("scan.startup.mode", "earliest-offset")]));
+    assert!(e.contains("requires the declaration of one or more of key fields"), "{e}");
+    let e = error(&t(&[
+        ("key.format", "json"),
+        ("key.fields", "id"),
+        ("key.fields-prefix", "k_"),
+        ("value.format", "json"),
+        ("scan.startup.mode", "earliest-offset"),
+    ]));
+    assert!(e.contains("A key prefix is not allowed"), "{e}");
+    let e = error(&t(&[("key.fields", "nope"), ("key.format", "json"), ("format", "json")]));
+    assert!(e.contains("key field 'nope'"), "{e}");
+}
+
+#[test]
+fn upsert_kafka_needs_a_primary_key_and_both_formats() {
+    let mut table = t(&[("key.format", "json"), ("value.format", "json")]);
+    table.options = crate::Options::new(
+        table.options.iter().map(|(k, v)| (k.to_string(), if k == "connector" { "upsert-kafka" } else { v }.to_string())),
+    );
+    let e = error(&table);
+    assert!(e.contains("'upsert-kafka' tables require to define a PRIMARY KEY"), "{e}");
+    table.primary_key = vec!["id".into()];
+    let c = Config::parse(&table).unwrap();
+    assert_eq!(c.flavor, Flavor::Upsert);
+    assert_eq!(c.layout.key.as_ref().map(|k| k.columns.clone()), Some(vec![0]));
+    assert!(accepts_updates_of(&table));
+}
+
+fn accepts_updates_of(table: &ConnectorTable) -> bool {
+    crate::registry::accepts_updates(table).unwrap()
+}
+
+#[test]
+fn distributed_by_makes_the_key_and_buckets_the_topic() {
+    let mut table = t(&[("format", "json"), ("scan.startup.mode", "earliest-offset")]);
+    table.distribution = Some(Distribution { columns: vec!["name".into()], buckets: Some(4) });
+    let c = Config::parse(&table).unwrap();
+    assert_eq!(c.buckets, Some(4));
+    let key = c.layout.key.as_ref().unwrap();
+    assert_eq!((key.columns.clone(), key.format.name()), (vec![1], "json"));
+    // DISTRIBUTED INTO without BY spreads records round-robin.
+    table.distribution = Some(Distribution { columns: vec![], buckets: Some(2) });
+    let c = Config::parse(&table).unwrap();
+    assert_eq!(c.partitioner, Partitioner::RoundRobin);
+    assert!(c.layout.key.is_none());
+}
+
+#[test]
+fn metadata_keys_are_checked_for_reading_and_writing() {
+    let mut table = t(&[("format", "json"), ("scan.startup.mode", "earliest-offset")]);
+    table.metadata = vec![(2, "timestamp".into())];
+    let c = Config::parse(&table).unwrap();
+    assert_eq!(c.layout.value.columns, [0, 1]);
+    assert!(c.layout.check_sink(&c).is_ok());
+    table.metadata = vec![(2, "offset".into())];
+    let c = Config::parse(&table).unwrap();
+    let e = c.layout.check_sink(&c).unwrap_err().to_string();
+    assert!(e.contains("metadata key 'offset'") && e.contains("VIRTUAL"), "{e}");
+    table.metadata = vec![(2, "offsets".into())];
+    let e = error(&table);
+    assert!(e.contains("unknown metadata key 'offsets'") && e.contains("leader-epoch"), "{e}");
+}
+
+#[test]
+fn exactly_once_waits_for_checkpoints() {
+    let e = error(&t(&[("format", "json"), ("scan.startup.mode", "earliest-offset"), ("sink.delivery-guarantee", "exactly-once")]));
+    assert!(e.contains("needs checkpoints"), "{e}");
+}

@@ -1,0 +1,229 @@
+//! Helpers of the Kafka tests: the broker, producing records and reading topics back with
+//! librdkafka, and running the `eddy` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The port of the shared test broker.
+pub const PORT: u16 = 19092;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared/scripts/<name>`, or a panic saying what is missing.
+pub fn shared_script(name: &str) -> PathBuf {
+    let p = repo().join("../shared/scripts").join(name);
+    assert!(p.exists(), "{} is missing: the Kafka tests need ../shared beside the repository", p.display());
+    p
+}
+
+/// Start (once) the broker on `port`; its bootstrap address.
+pub fn broker_on(port: u16) -> String {
+    let out = Command::new(shared_script("kafka-up")).arg(port.to_string()).output().expect("run kafka-up");
+    assert!(out.status.success(), "kafka-up failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The shared broker.
+pub fn broker() -> &'static str {
+    static BROKER: OnceLock<String> = OnceLock::new();
+    BROKER.get_or_init(|| broker_on(PORT))
+}
+
+/// A topic (or group) name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{}-{}", std::process::id(), nanos % 1_000_000_000, N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = config(bootstrap).create().expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let r = rt.block_on(admin.create_topics([&new], &AdminOptions::new())).expect("create topic");
+    for x in r {
+        x.unwrap_or_else(|e| panic!("create topic {topic}: {e:?}"));
+    }
+}
+
+pub fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
+    let c: BaseConsumer = config(bootstrap).create().expect("consumer");
+    let md = c.fetch_metadata(Some(topic), TIMEOUT).ok()?;
+    md.topics().iter().find(|t| t.name() == topic).filter(|t| t.error().is_none()).map(|t| t.partitions().len())
+}
+
+/// A record to produce, or one read back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rec {
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Rec {
+    pub fn value(v: &str) -> Self {
+        Self { value: Some(v.to_string()), partition: -1, ..Default::default() }
+    }
+    pub fn tombstone(key: &str) -> Self {
+        Self { key: Some(key.to_string()), partition: -1, ..Default::default() }
+    }
+    pub fn key(mut self, k: &str) -> Self {
+        self.key = Some(k.to_string());
+        self
+    }
+    pub fn partition(mut self, p: i32) -> Self {
+        self.partition = p;
+        self
+    }
+    pub fn timestamp(mut self, t: i64) -> Self {
+        self.timestamp = Some(t);
+        self
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.headers.push((k.to_string(), Some(v.as_bytes().to_vec())));
+        self
+    }
+}
+
+/// Produce `records` in order and wait until all are acknowledged.
+pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
+    let p: ThreadedProducer<DefaultProducerContext> = config(bootstrap).create().expect("producer");
+    for r in records {
+        let mut br: BaseRecord<'_, str, str> = BaseRecord::to(topic);
+        if let Some(k) = &r.key {
+            br = br.key(k.as_str());
+        }
+        if let Some(v) = &r.value {
+            br = br.payload(v.as_str());
+        }
+        if r.partition >= 0 {
+            br = br.partition(r.partition);
+        }
+        if let Some(t) = r.timestamp {
+            br = br.timestamp(t);
+        }
+        if !r.headers.is_empty() {
+            let mut h = OwnedHeaders::new();
+            for (k, v) in &r.headers {
+                h = h.insert(Header { key: k, value: v.as_deref() });
+            }
+            br = br.headers(h);
+        }
+        p.send(br).map_err(|(e, _)| e).expect("send");
+    }
+    p.flush(TIMEOUT).expect("flush");
+}
+
+/// Every record of every partition of `topic` up to its current end, by partition then offset.
+pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<Rec> {
+    let Some(n) = partition_count(bootstrap, topic) else { return Vec::new() };
+    let c: BaseConsumer = config(bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    let mut ends = Vec::new();
+    for p in 0..n as i32 {
+        let (low, high) = c.fetch_watermarks(topic, p, TIMEOUT).expect("watermarks");
+        ends.push(high);
+        remaining += high - low;
+        tpl.add_partition_offset(topic, p, Offset::Offset(low)).expect("offset");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while remaining > 0 && std::time::Instant::now() < deadline {
+        let Some(m) = c.poll(Duration::from_millis(200)) else { continue };
+        let m = m.expect("consume");
+        if m.offset() >= ends[m.partition() as usize] {
+            continue;
+        }
+        remaining -= 1;
+        let headers = m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+            .unwrap_or_default();
+        out.push(Rec {
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+            partition: m.partition(),
+            offset: m.offset(),
+            timestamp: m.timestamp().to_millis(),
+            headers,
+        });
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+pub fn eddy(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).current_dir(dir).output().expect("run eddy")
+}
+
+pub fn spawn_eddy(args: &[&str], dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn eddy")
+}
+
+/// Ctrl-C the job and return what it printed.
+pub fn stop_and_collect(child: &mut Child) -> String {
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let mut stdout = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        use std::io::Read;
+        let _ = s.read_to_string(&mut stdout);
+    }
+    let _ = child.wait();
+    stdout
+}
+
+/// The text of every visible file under `dir`, concatenated.
+pub fn read_dir_text(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    for f in files {
+        if f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            continue;
+        }
+        if f.is_dir() {
+            out.push_str(&read_dir_text(&f));
+        } else {
+            out.push_str(&std::fs::read_to_string(&f).unwrap_or_default());
+        }
+    }
+    out
+}
