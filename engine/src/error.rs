@@ -29,6 +29,10 @@ pub enum EngineError {
     /// A plan the runtime cannot execute (a bug in the planner, or a feature not built).
     #[error("cannot run this plan: {0}")]
     Plan(String),
+    /// An upstream task went away without ending its stream: the consequence of another
+    /// task's failure, which is the error to report.
+    #[error("internal error: an upstream task stopped without finishing")]
+    UpstreamStopped,
     /// A task ended abnormally (a panic is a bug).
     #[error("internal error: {0}")]
     Internal(String),

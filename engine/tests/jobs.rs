@@ -69,7 +69,8 @@ fn cross_join_unnest_expands_arrays() {
          FROM posts AS p CROSS JOIN UNNEST(string_to_array(p.text, ' ')) AS w (word)
          WHERE w.word LIKE '#%';",
     );
-    assert_eq!(lines, vec!["1,#rust", "1,#sql", "3,#eddy"]);
+    // '#' sorts below ',': Flink's CSV writer (Jackson) quotes such text.
+    assert_eq!(lines, vec!["1,\"#rust\"", "1,\"#sql\"", "3,\"#eddy\""]);
 }
 
 #[test]

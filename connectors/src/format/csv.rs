@@ -398,8 +398,10 @@ impl RecordDecoder for CsvRecordDecoder {
     }
 }
 
-/// Writes rows as CSV lines: fields quoted only when needed, NULL as the null literal
-/// (empty by default), timestamps as `2024-03-01 22:30:07.885`, doubles as Java prints them.
+/// Writes rows as CSV lines as Flink's `csv` format (Jackson's CSV writer) does: numbers
+/// and booleans bare; text — strings, timestamps, dates — quoted when it may need it
+/// (see [`CsvEncoder::needs_quotes`]); NULL as the null literal (empty by default);
+/// timestamps as `2024-03-01 22:30:07.885`, doubles as Java prints them.
 pub(crate) struct CsvEncoder {
     options: CsvOptions,
     field: String,
@@ -436,12 +438,23 @@ impl CsvEncoder {
         Self { options, field: String::new(), row_bytes: 32 }
     }
 
-    /// One field's text, quoted or escaped when it holds a special character.
+    /// Jackson's quick ("loose") check, which Flink keeps: text longer than 24 characters,
+    /// or holding any character below the delimiter and the quote character (a space, say),
+    /// or the escape character, is quoted.
+    fn needs_quotes(&self, bytes: &[u8]) -> bool {
+        const MAX_QUOTE_CHECK: usize = 24;
+        let min_safe = self.options.delimiter.max(self.options.quote.unwrap_or(0)).saturating_add(1);
+        let long = bytes.len() > MAX_QUOTE_CHECK
+            && std::str::from_utf8(bytes).map_or(true, |t| t.encode_utf16().count() > MAX_QUOTE_CHECK);
+        long || bytes.iter().any(|b| *b < min_safe || Some(*b) == self.options.escape)
+    }
+
+    /// One text field, quoted (or, without a quote character, escaped) when needed.
     fn write_text(&self, out: &mut Vec<u8>, bytes: &[u8]) {
         let d = self.options.delimiter;
         let special = |b: &u8| *b == d || *b == b'\n' || *b == b'\r' || Some(*b) == self.options.quote;
         match self.options.quote {
-            Some(q) if bytes.iter().any(special) => {
+            Some(q) if self.needs_quotes(bytes) => {
                 out.push(q);
                 for &b in bytes {
                     if b == q {
@@ -469,10 +482,19 @@ impl CsvEncoder {
         let mut field = std::mem::take(&mut self.field);
         field.clear();
         let written = text::write_value(&mut field, a, row, Style::Sql);
-        self.write_text(out, field.as_bytes());
+        if is_number_or_boolean(a.data_type()) {
+            out.extend_from_slice(field.as_bytes());
+        } else {
+            self.write_text(out, field.as_bytes());
+        }
         self.field = field;
         written
     }
+}
+
+/// Types Jackson writes as numbers or booleans, never quoted.
+fn is_number_or_boolean(t: &DataType) -> bool {
+    t.is_numeric() || matches!(t, DataType::Boolean | DataType::Null)
 }
 
 impl LineEncoder for CsvEncoder {
@@ -501,7 +523,10 @@ impl LineEncoder for CsvEncoder {
                         let v = a.value(row);
                         if *last != v {
                             bytes.clear();
-                            if !text::push_sql_timestamp_millis(bytes, v) {
+                            let mut plain = Vec::with_capacity(24);
+                            if text::push_sql_timestamp_millis(&mut plain, v) {
+                                self.write_text(bytes, &plain);
+                            } else {
                                 self.write_general(bytes, *a, row)?;
                             }
                             *last = v;

@@ -68,7 +68,6 @@ impl DecodedRecords {
     }
 
     /// The input record of each row of `batch`, for `records` input records.
-    #[allow(dead_code)] // For the Kafka source, which maps rows back to their records.
     pub(crate) fn record_of_rows(&self, records: usize) -> Vec<usize> {
         match &self.source_records {
             Some(sources) => sources.clone(),
@@ -100,7 +99,6 @@ pub(crate) trait RecordDecoder: Send + Sync {
     fn decode(&mut self, records: &[&[u8]]) -> Result<DecodedRecords>;
 
     /// Records dropped so far by the format itself (`<format>.ignore-parse-errors`).
-    #[allow(dead_code)] // For the Kafka source's count of skipped records.
     fn skipped(&self) -> u64 {
         0
     }

@@ -73,17 +73,28 @@ impl Part {
         self.options.get(&key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
-    pub(crate) fn decoder(&self, table: &str, topic: &str) -> Result<Box<dyn RecordDecoder>> {
+    /// The decoder of this part for records of `topic`. With `report_all` (a dead-letter
+    /// topic is set) the format reports every bad record, even under `ignore-parse-errors`,
+    /// so that the source can forward it.
+    pub(crate) fn decoder(&self, table: &str, topic: &str, report_all: bool) -> Result<Box<dyn RecordDecoder>> {
         let subject = format!("{topic}-{}", self.side);
+        let options = if report_all {
+            let ignore = format!("{}.ignore-parse-errors", self.format.name());
+            crate::Options::new(
+                self.options.iter().filter(|(k, _)| *k != ignore).map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+        } else {
+            self.options.clone()
+        };
         match self.format {
             Format::Avro | Format::AvroConfluent => crate::format::avro::decoder(
                 table,
-                &self.options,
+                &options,
                 self.schema.clone(),
                 self.format == Format::AvroConfluent,
                 &subject,
             ),
-            f => f.record_decoder(table, &self.options, self.schema.clone()),
+            f => f.record_decoder(table, &options, self.schema.clone()),
         }
     }
 

@@ -209,8 +209,6 @@ impl Config {
             }
         }
         let single_topic = matches!(&topics, Topics::List(l) if l.len() == 1);
-        let startup = parse_startup(name, o, single_topic)?;
-        let bounded = parse_bounded(name, o, single_topic)?;
         if flavor == Flavor::Upsert && (o.get("scan.startup.mode").is_some() || o.get("scan.bounded.mode").is_some())
         {
             // Flink's upsert-kafka always reads the whole compacted topic.
@@ -220,6 +218,10 @@ impl Config {
                     .into(),
             ));
         }
+        let (startup, bounded) = match flavor {
+            Flavor::Upsert => (Startup::Earliest, Bounded::Unbounded),
+            Flavor::Append => (parse_startup(name, o, single_topic)?, parse_bounded(name, o, single_topic)?),
+        };
         let partitioner = match o.get("sink.partitioner") {
             None | Some("default") => Partitioner::Default,
             Some("fixed") => Partitioner::Fixed,

@@ -17,7 +17,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 
 use super::layout::{Layout, Metadata};
 use super::Flavor;
-use crate::format::record::{DecodedRecords, RecordDecoder};
+use crate::format::record::RecordDecoder;
 use crate::{ConnectorError, Result, RowKind};
 
 /// Records of one partition, copied out of the consumer until they are decoded.
@@ -130,24 +130,21 @@ pub(crate) fn assemble(
     let mut bad: Vec<Bad> = Vec::new();
     let mut is_bad = vec![false; n];
 
-    // Keys: row of the key batch per record (None: null key).
+    // Keys: row of the key batch per record (None: a null key, or one the key format
+    // dropped under `ignore-parse-errors` — its key columns are NULL, as in Flink).
     let (key_batch, key_rows) = match (&layout.key, key_decoder) {
         (Some(_), Some(dec)) => {
             let present: Vec<usize> = (0..n).filter(|i| records.key(*i).is_some()).collect();
             let slices: Vec<&[u8]> = present.iter().filter_map(|i| records.key(*i)).collect();
             let decoded = dec.decode(&slices)?;
+            for b in &decoded.bad {
+                let rec = present[b.index];
+                is_bad[rec] = true;
+                bad.push(Bad { record: rec, side: "key", message: b.message.clone() });
+            }
             let mut rows = vec![None; n];
-            let mut next_bad = decoded.bad.iter().peekable();
-            let mut row = 0u32;
-            for (k, rec) in present.iter().enumerate() {
-                if next_bad.peek().is_some_and(|b| b.index == k) {
-                    let b = next_bad.next().map(|b| b.message.clone()).unwrap_or_default();
-                    bad.push(Bad { record: *rec, side: "key", message: b });
-                    is_bad[*rec] = true;
-                } else {
-                    rows[*rec] = Some(row);
-                    row += 1;
-                }
+            for (row, k) in decoded.record_of_rows(present.len()).into_iter().enumerate() {
+                rows[present[k]] = Some(row as u32);
             }
             (Some(decoded.batch), rows)
         }
@@ -157,75 +154,51 @@ pub(crate) fn assemble(
     // Values.
     let present: Vec<usize> = (0..n).filter(|i| records.value(*i).is_some()).collect();
     let slices: Vec<&[u8]> = present.iter().filter_map(|i| records.value(*i)).collect();
-    let DecodedRecords { batch: value_batch, bad: value_bad, row_kinds: value_kinds, source_records } =
-        value_decoder.decode(&slices)?;
-    for b in &value_bad {
+    let decoded = value_decoder.decode(&slices)?;
+    for b in &decoded.bad {
         let rec = present[b.index];
         if !is_bad[rec] {
             is_bad[rec] = true;
             bad.push(Bad { record: rec, side: "value", message: b.message.clone() });
         }
     }
-    // Output rows: (record, value row, kind).
+    // The record of each value row, increasing: a changelog format may give a record two
+    // rows (-U, +U) or none, and a format may drop a record itself.
+    let row_records: Vec<usize> = decoded.record_of_rows(present.len()).into_iter().map(|k| present[k]).collect();
+    let value_kinds = decoded.row_kinds;
+    let kind_of = |row: usize| {
+        value_kinds.as_ref().and_then(|a| RowKind::from_code(a.value(row))).unwrap_or(RowKind::Insert)
+    };
+    // Output rows in record order: (record, value row, kind).
     let mut out: Vec<(usize, Option<u32>, RowKind)> = Vec::with_capacity(n);
-    match (&source_records, &value_kinds) {
-        (Some(sources), kinds) => {
-            // A changelog format: rows name their input record.
-            for (row, k) in sources.iter().enumerate() {
-                let rec = present[*k];
-                if is_bad[rec] {
-                    continue;
+    let mut next_row = 0;
+    for rec in 0..n {
+        if records.value(rec).is_none() {
+            match flavor {
+                _ if is_bad[rec] => {}
+                // A tombstone deletes its key.
+                Flavor::Upsert if records.key(rec).is_none() => {
+                    is_bad[rec] = true;
+                    bad.push(Bad {
+                        record: rec,
+                        side: "key",
+                        message: "an upsert-kafka tombstone (null value) without a key".into(),
+                    });
                 }
-                let kind = kinds
-                    .as_ref()
-                    .and_then(|a| RowKind::from_code(a.value(row)))
-                    .unwrap_or(RowKind::Insert);
-                out.push((rec, Some(row as u32), kind));
+                Flavor::Upsert => out.push((rec, None, RowKind::Delete)),
+                // Flink's kafka source emits nothing for a null value.
+                Flavor::Append => {}
             }
+            continue;
         }
-        (None, kinds) => {
-            let mut value_row = vec![None; n];
-            let mut next_bad = value_bad.iter().peekable();
-            let mut row = 0u32;
-            for (k, rec) in present.iter().enumerate() {
-                if next_bad.peek().is_some_and(|b| b.index == k) {
-                    next_bad.next();
-                } else {
-                    value_row[*rec] = Some(row);
-                    row += 1;
-                }
+        while next_row < row_records.len() && row_records[next_row] == rec {
+            if !is_bad[rec] {
+                out.push((rec, Some(next_row as u32), kind_of(next_row)));
             }
-            for rec in 0..n {
-                if is_bad[rec] {
-                    continue;
-                }
-                match (value_row[rec], flavor) {
-                    (Some(r), _) => {
-                        let kind = kinds
-                            .as_ref()
-                            .and_then(|a| RowKind::from_code(a.value(r as usize)))
-                            .unwrap_or(RowKind::Insert);
-                        out.push((rec, Some(r), kind));
-                    }
-                    // A tombstone deletes its key.
-                    (None, Flavor::Upsert) => {
-                        if records.key(rec).is_none() {
-                            is_bad[rec] = true;
-                            bad.push(Bad {
-                                record: rec,
-                                side: "key",
-                                message: "an upsert-kafka tombstone (null value) without a key".into(),
-                            });
-                            continue;
-                        }
-                        out.push((rec, None, RowKind::Delete));
-                    }
-                    // Flink's kafka source emits nothing for a null value.
-                    (None, Flavor::Append) => {}
-                }
-            }
+            next_row += 1;
         }
     }
+    let value_batch = decoded.batch;
     bad.sort_by_key(|b| b.record);
 
     let recs: Vec<usize> = out.iter().map(|(r, _, _)| *r).collect();

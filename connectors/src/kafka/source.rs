@@ -27,7 +27,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::client::{self, broker_error};
 use super::layout::Metadata;
 use super::records::{assemble, Records, Wanted};
-use super::{Bounded, Config, Flavor, ResetTo, Startup};
+use super::{Bounded, Config, ResetTo, Startup};
 use crate::format::record::RecordDecoder;
 use crate::format::MAX_BATCH_ROWS;
 use crate::{ConnectorError, PartitionMark, Result, Source, SourceBatch, Split};
@@ -47,6 +47,15 @@ struct PartitionReader {
     mark: u32,
     /// Offset to stop before (bounded mode).
     stop: Option<i64>,
+    /// `stop` is the partition's end as ListOffsets told it, to be confirmed by the high
+    /// watermark of the first fetch (see [`PartitionReader::confirm_stop`]).
+    stop_unconfirmed: bool,
+    /// `scan.startup.mode` = 'timestamp': records before the first one at or after this
+    /// time (ms) are passed over.
+    start_time: Option<i64>,
+    /// `scan.bounded.mode` = 'timestamp': the first record at or after this time ends the
+    /// partition.
+    stop_time: Option<i64>,
     /// The next offset to hand over (what a commit records).
     next: i64,
     committed: i64,
@@ -56,11 +65,48 @@ struct PartitionReader {
     records: Records,
 }
 
+impl PartitionReader {
+    /// A stop at "the end of the partition" is the larger of the ListOffsets answer at start
+    /// and the high watermark of the first fetch: some Kafka-compatible brokers (Tansu 0.6,
+    /// the test broker) answer ListOffsets(latest) with the start of the last record batch
+    /// + 1, short of the end. On Kafka the two agree but for records written in the few
+    /// milliseconds between the two requests.
+    fn confirm_stop(&mut self, consumer: &StreamConsumer) {
+        if !self.stop_unconfirmed {
+            return;
+        }
+        if let Some(high) = cached_high_watermark(consumer, &self.topic, self.partition) {
+            self.stop = self.stop.map(|s| s.max(high));
+            self.stop_unconfirmed = false;
+        }
+    }
+}
+
+/// The high watermark of the partition's last fetch response, if one has arrived
+/// (librdkafka's `rd_kafka_get_watermark_offsets`, which the `rdkafka` crate does not wrap).
+fn cached_high_watermark(consumer: &StreamConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer lives as long as `consumer`; the call only reads the
+    // consumer's cache and writes the two integers.
+    let code = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
 /// The consumer and the partitions, once started.
 struct Running {
     consumer: Arc<StreamConsumer>,
     parts: Vec<PartitionReader>,
-    index: HashMap<(Arc<str>, i32), usize>,
+    /// Topic, then partition: the index in `parts` (looked up by `&str` for each message).
+    index: HashMap<Arc<str>, HashMap<i32, usize>>,
     /// Decoders per topic (a schema registry subject is per topic).
     decoders: HashMap<Arc<str>, (Option<Box<dyn RecordDecoder>>, Box<dyn RecordDecoder>)>,
     dead_letter: Option<ThreadedProducer<DefaultProducerContext>>,
@@ -117,8 +163,8 @@ impl KafkaSource {
         let bounds = offsets(&config, &consumer, &tps).await?;
         let mut parts = Vec::with_capacity(mine.len());
         let mut assignment = TopicPartitionList::new();
-        for ((mark, topic, partition), (start, stop)) in mine.into_iter().zip(bounds) {
-            let ended = stop.is_some_and(|s| start >= s);
+        for ((mark, topic, partition), (start, stop, stop_at_end)) in mine.into_iter().zip(bounds) {
+            let ended = !stop_at_end && stop.is_some_and(|s| start >= s);
             if !ended {
                 assignment
                     .add_partition_offset(&topic, partition, Offset::Offset(start))
@@ -129,6 +175,15 @@ impl KafkaSource {
                 partition,
                 mark,
                 stop,
+                stop_unconfirmed: stop_at_end,
+                start_time: match config.startup {
+                    Startup::Timestamp(t) => Some(t),
+                    _ => None,
+                },
+                stop_time: match config.bounded {
+                    Bounded::Timestamp(t) => Some(t),
+                    _ => None,
+                },
                 next: start,
                 committed: start,
                 ended,
@@ -140,10 +195,19 @@ impl KafkaSource {
         tracing::info!(
             table = %config.table,
             split = self.split.index,
-            partitions = ?parts.iter().map(|p| format!("{}-{}@{}", p.topic, p.partition, p.next)).collect::<Vec<_>>(),
+            partitions = ?parts
+                .iter()
+                .map(|p| match p.stop {
+                    Some(stop) => format!("{}-{}@{}..{stop}", p.topic, p.partition, p.next),
+                    None => format!("{}-{}@{}..", p.topic, p.partition, p.next),
+                })
+                .collect::<Vec<_>>(),
             "kafka source assigned"
         );
-        let index = parts.iter().enumerate().map(|(i, p)| ((p.topic.clone(), p.partition), i)).collect();
+        let mut index: HashMap<Arc<str>, HashMap<i32, usize>> = HashMap::new();
+        for (i, p) in parts.iter().enumerate() {
+            index.entry(p.topic.clone()).or_default().insert(p.partition, i);
+        }
         let wanted = Wanted {
             headers: config.layout.metadata.iter().any(|(_, m)| *m == Metadata::Headers),
             leader_epoch: config.layout.metadata.iter().any(|(_, m)| *m == Metadata::LeaderEpoch),
@@ -204,16 +268,28 @@ impl KafkaSource {
         while let Some(m) = next.take() {
             match m {
                 Ok(m) => {
-                    let key = (Arc::<str>::from(m.topic()), m.partition());
-                    if let Some(&i) = run.index.get(&key) {
+                    if let Some(&i) = run.index.get(m.topic()).and_then(|ps| ps.get(&m.partition())) {
                         let p = &mut run.parts[i];
+                        p.confirm_stop(&consumer);
                         let offset = m.offset();
-                        if !p.ended && p.stop.is_none_or(|s| offset < s) {
-                            p.records.push(&m, run.wanted);
+                        let time = m.timestamp().to_millis();
+                        // The time bounds hold record by record too: a broker's answer to
+                        // "the offset for this time" may be approximate (the test broker's is).
+                        let before_start = matches!((time, p.start_time), (Some(t), Some(s)) if t < s);
+                        if before_start {
                             p.next = offset + 1;
-                            taken += 1;
+                        } else {
+                            p.start_time = None;
+                            if matches!((time, p.stop_time), (Some(t), Some(s)) if t >= s) {
+                                p.ended = true;
+                            }
+                            if !p.ended && p.stop.is_none_or(|s| offset < s) {
+                                p.records.push(&m, run.wanted);
+                                p.next = offset + 1;
+                                taken += 1;
+                            }
                         }
-                        if p.stop.is_some_and(|s| p.next >= s) {
+                        if !p.stop_unconfirmed && p.stop.is_some_and(|s| p.next >= s) {
                             p.ended = true;
                         }
                     }
@@ -233,13 +309,17 @@ impl KafkaSource {
         if eof {
             // At the end of a partition, records may be missing before the stopping offset
             // (compaction, transaction markers): the consumer's position says how far it is.
+            for p in run.parts.iter_mut() {
+                p.confirm_stop(&consumer);
+            }
             if let Ok(positions) = consumer.position() {
-                for p in run.parts.iter_mut().filter(|p| !p.ended && p.stop.is_some()) {
-                    let pos = positions.find_partition(&p.topic, p.partition).and_then(|e| match e.offset() {
-                        Offset::Offset(o) => Some(o),
-                        _ => None,
+                for p in run.parts.iter_mut().filter(|p| !p.ended && !p.stop_unconfirmed && p.stop.is_some()) {
+                    // No position yet (nothing consumed): the start offset.
+                    let pos = positions.find_partition(&p.topic, p.partition).map(|e| match e.offset() {
+                        Offset::Offset(o) => o,
+                        _ => p.next,
                     });
-                    if let (Some(pos), Some(stop)) = (pos, p.stop) {
+                    if let (Some(pos), Some(stop)) = (pos.or(Some(p.next)), p.stop) {
                         if pos >= stop {
                             p.ended = true;
                         }
@@ -317,18 +397,22 @@ fn decode_partition(
     let topic = run.parts[i].topic.clone();
     let partition = run.parts[i].partition;
     if !run.decoders.contains_key(&topic) {
+        let report_all = config.dead_letter_topic.is_some();
         let key = match &config.layout.key {
-            Some(k) => Some(k.decoder(&config.table, &topic)?),
+            Some(k) => Some(k.decoder(&config.table, &topic, report_all)?),
             None => None,
         };
-        let value = config.layout.value.decoder(&config.table, &topic)?;
+        let value = config.layout.value.decoder(&config.table, &topic, report_all)?;
         run.decoders.insert(topic.clone(), (key, value));
     }
     let Some((key_dec, value_dec)) = run.decoders.get_mut(&topic) else {
         return Err(ConnectorError::options(&config.table, "no decoder"));
     };
+    // Records a format drops itself (`ignore-parse-errors`) are counted by the decoders.
+    let dropped_before = key_dec.as_ref().map_or(0, |d| d.skipped()) + value_dec.skipped();
     let assembled = assemble(&config.layout, config.flavor, records, &topic, partition, key_dec.as_mut(), value_dec)?;
-    let mut skipped = 0;
+    let dropped_after = key_dec.as_ref().map_or(0, |d| d.skipped()) + value_dec.skipped();
+    let mut skipped = dropped_after.saturating_sub(dropped_before);
     for bad in &assembled.bad {
         let offset = records.offsets[bad.record];
         let location = format!("topic '{topic}' partition {partition} offset {offset}");
@@ -366,11 +450,7 @@ fn decode_partition(
     if skipped > 0 {
         tracing::debug!(table = %config.table, %topic, partition, skipped, "malformed records skipped");
     }
-    let row_kinds = match config.flavor {
-        Flavor::Upsert => assembled.row_kinds,
-        Flavor::Append => assembled.row_kinds,
-    };
-    Ok((assembled.batch, row_kinds, skipped))
+    Ok((assembled.batch, assembled.row_kinds, skipped))
 }
 
 fn format_name(config: &Config, side: &str) -> &'static str {
@@ -404,17 +484,18 @@ fn commit(config: &Config, run: &mut Running, mode: CommitMode) {
     }
 }
 
-/// Start and stop offsets of each partition, as the startup and bounded modes say.
+/// Start and stop offsets of each partition, as the startup and bounded modes say, and
+/// whether the stop is the partition's end (to be confirmed by the first fetch).
 async fn offsets(
     config: &Config,
     consumer: &Arc<StreamConsumer>,
     tps: &[(Arc<str>, i32)],
-) -> Result<Vec<(i64, Option<i64>)>> {
+) -> Result<Vec<(i64, Option<i64>, bool)>> {
     let config_c = config.clone();
     let consumer = consumer.clone();
     let tps = tps.to_vec();
     let timeout = config.client.open_timeout;
-    let result = tokio::task::spawn_blocking(move || -> Result<Vec<(i64, Option<i64>)>> {
+    let result = tokio::task::spawn_blocking(move || -> Result<Vec<(i64, Option<i64>, bool)>> {
         let config = &config_c;
         let err = |what: &str, e: KafkaError| broker_error(config, what, e);
         let mut low_high = Vec::with_capacity(tps.len());
@@ -493,22 +574,28 @@ async fn offsets(
                     .collect()
             }
         };
+        // Per partition: the offset to stop before, or None for the partition's end.
         let stops: Vec<Option<i64>> = match &config.bounded {
             Bounded::Unbounded => vec![None; tps.len()],
-            Bounded::Latest => low_high.iter().map(|(_, h)| Some(*h)).collect(),
-            Bounded::GroupOffsets => {
-                committed()?.into_iter().zip(&low_high).map(|(o, (_, h))| Some(o.unwrap_or(*h))).collect()
-            }
-            Bounded::Timestamp(ts) => {
-                for_time(*ts)?.into_iter().zip(&low_high).map(|(o, (_, h))| Some(o.unwrap_or(*h))).collect()
-            }
-            Bounded::Specific(list) => {
-                tps.iter().enumerate().map(|(i, (_, p))| Some(specific(list, *p).unwrap_or(low_high[i].1))).collect()
-            }
+            Bounded::Latest => vec![None; tps.len()],
+            Bounded::GroupOffsets => committed()?,
+            // The first record at or after the time ends the partition (checked record by
+            // record: brokers' answers to ListOffsets(time) vary); at the latest, its end.
+            Bounded::Timestamp(_) => vec![None; tps.len()],
+            Bounded::Specific(list) => tps.iter().map(|(_, p)| specific(list, *p)).collect(),
         };
+        let bounded = config.bounded != Bounded::Unbounded;
         // A start below the log's beginning (deleted records) starts at the beginning.
-        let starts = starts.into_iter().zip(&low_high).map(|(s, (l, _))| s.max(*l)).collect::<Vec<_>>();
-        Ok(starts.into_iter().zip(stops).collect())
+        Ok(starts
+            .into_iter()
+            .zip(stops)
+            .zip(&low_high)
+            .map(|((start, stop), (low, high))| match stop {
+                Some(stop) => (start.max(*low), Some(stop), false),
+                None if bounded => (start.max(*low), Some(*high), true),
+                None => (start.max(*low), None, false),
+            })
+            .collect())
     })
     .await
     .map_err(|e| broker_error(config, "offset lookup failed", e))?;

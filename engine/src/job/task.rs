@@ -202,18 +202,24 @@ pub(crate) async fn run_graph(
         }
     }
     let mut first_error: Option<EngineError> = None;
+    let mut upstream_stopped = false;
     while let Some(joined) = tasks.join_next().await {
         let result = joined.unwrap_or_else(|e| Err(EngineError::Internal(format!("task failed: {e}"))));
-        if let Err(e) = result {
-            if first_error.is_none() {
+        match result {
+            // A downstream task may notice a failure before the failed task is joined:
+            // keep waiting for the cause (closed channels end the rest).
+            Err(EngineError::UpstreamStopped) => upstream_stopped = true,
+            Err(e) if first_error.is_none() => {
                 first_error = Some(e);
                 // Fail fast: the other tasks would only wait on closed channels.
                 tasks.abort_all();
             }
+            _ => {}
         }
     }
     match first_error {
         Some(e) => Err(e),
+        None if upstream_stopped => Err(EngineError::UpstreamStopped),
         None => Ok(()),
     }
 }
@@ -383,7 +389,7 @@ impl ChannelInput {
                 return Ok(Message::End);
             }
             let Some((i, msg)) = self.rx.recv().await else {
-                return Err(EngineError::Internal("an upstream task stopped without finishing".into()));
+                return Err(EngineError::UpstreamStopped);
             };
             if let Some(m) = self.receive(i, msg) {
                 return Ok(m);

@@ -27,7 +27,7 @@
 //! from then on, even before its first row. The idle timeout applies per partition: one
 //! without rows for that long is left out until it has rows again; when every partition left
 //! is idle the split says `Idle`. An ended partition is left out for good; when all have
-//! ended nothing more is emitted until end of input. Per-row arrival watermarks stay exact:
+//! ended the split says `Idle` too (a split given no partition marks one as ended). Per-row arrival watermarks stay exact:
 //! a row's is the minimum of its own partition's maximum before it and the other
 //! partitions' watermarks. Watermarks only move forward: a partition announced (or back
 //! from idleness) behind the emitted watermark holds it where it is. Marked empty batches
@@ -174,9 +174,11 @@ impl WatermarkOperator {
             self.last_emit = Some(now);
             out.push(Message::Watermark(self.current));
         }
+        // Every partition idle or ended: the split holds nobody back. This is also how a
+        // split with no partition at all (more tasks than partitions) leaves the
+        // downstream watermarks alone, as an idle split does in Flink.
         let all_quiet = self.partitions.values().all(|p| !p.holds_back());
-        let some_idle = self.partitions.values().any(|p| p.idle && !p.ended);
-        if all_quiet && some_idle && !self.idle {
+        if all_quiet && !self.partitions.is_empty() && !self.idle {
             self.idle = true;
             out.push(Message::Idle);
         }
@@ -491,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn ended_partition_stops_holding_back_and_all_ended_emit_nothing() {
+    fn ended_partition_stops_holding_back_and_all_ended_is_idle() {
         let mut op = operator(0, 0);
         run(&mut op, part(0, &[], false));
         run(&mut op, part(1, &[], false));
@@ -500,11 +502,12 @@ mod tests {
         // Partition 1 ends: partition 0 alone drives the watermark.
         assert_eq!(split(run(&mut op, part(1, &[], true))).1, vec![10]);
         assert_eq!(split(run(&mut op, part(0, &[Some(20)], false))).1, vec![20]);
-        // The last rows of a partition come with its end: nothing is left to hold back, and
-        // nothing more is emitted until end of input.
+        // The last rows of a partition come with its end: nothing is left to hold back, so
+        // the split says Idle (downstream stops waiting for it) until end of input.
         let out = run(&mut op, part(0, &[Some(30)], true));
         assert_eq!(split(out.clone()).1, Vec::<i64>::new());
-        assert!(out.iter().all(|m| matches!(m, Message::Data(_))), "no Idle either: {out:?}");
+        assert!(matches!(out.last(), Some(Message::Idle)), "Idle last: {out:?}");
+        assert!(run(&mut op, part(0, &[], true)).iter().all(|m| !matches!(m, Message::Idle)), "Idle once");
         let mut out = Vec::new();
         op.on_end(&mut out).unwrap();
         assert_eq!(split(out).1, vec![i64::MAX]);
