@@ -172,6 +172,7 @@ pub(crate) fn assemble(
     // Output rows in record order: (record, value row, kind).
     let mut out: Vec<(usize, Option<u32>, RowKind)> = Vec::with_capacity(n);
     let mut next_row = 0;
+    #[allow(clippy::needless_range_loop)] // `rec` indexes the records and two lists alike.
     for rec in 0..n {
         if records.value(rec).is_none() {
             match flavor {

@@ -69,7 +69,7 @@ impl PartitionReader {
     /// A stop at "the end of the partition" is the larger of the ListOffsets answer at start
     /// and the high watermark of the first fetch: some Kafka-compatible brokers (Tansu 0.6,
     /// the test broker) answer ListOffsets(latest) with the start of the last record batch
-    /// + 1, short of the end. On Kafka the two agree but for records written in the few
+    /// plus one, short of the end. On Kafka the two agree but for records written in the few
     /// milliseconds between the two requests.
     fn confirm_stop(&mut self, consumer: &StreamConsumer) {
         if !self.stop_unconfirmed {
@@ -101,6 +101,9 @@ fn cached_high_watermark(consumer: &StreamConsumer, topic: &str, partition: i32)
     (code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
+/// The key decoder (when the table has key columns) and the value decoder of a topic.
+type Decoders = (Option<Box<dyn RecordDecoder>>, Box<dyn RecordDecoder>);
+
 /// The consumer and the partitions, once started.
 struct Running {
     consumer: Arc<StreamConsumer>,
@@ -108,7 +111,7 @@ struct Running {
     /// Topic, then partition: the index in `parts` (looked up by `&str` for each message).
     index: HashMap<Arc<str>, HashMap<i32, usize>>,
     /// Decoders per topic (a schema registry subject is per topic).
-    decoders: HashMap<Arc<str>, (Option<Box<dyn RecordDecoder>>, Box<dyn RecordDecoder>)>,
+    decoders: HashMap<Arc<str>, Decoders>,
     dead_letter: Option<ThreadedProducer<DefaultProducerContext>>,
     last_commit: Instant,
     wanted: Wanted,
@@ -261,10 +264,7 @@ impl KafkaSource {
         let mut taken = 0usize;
         let mut eof = false;
         let first = tokio::time::timeout(POLL_WAIT, consumer.recv()).await;
-        let mut next = match first {
-            Ok(m) => Some(m),
-            Err(_) => None,
-        };
+        let mut next = first.ok();
         while let Some(m) = next.take() {
             match m {
                 Ok(m) => {
