@@ -328,6 +328,16 @@ fn bad_records_fail_with_their_place_or_are_skipped_or_dead_lettered() {
 
     let rows = read_n(b, &topic, &format!("{base}, 'json.ignore-parse-errors' = 'true'")).unwrap();
     assert_eq!(rows, ["+I[1]", "+I[3]"]);
+    // Skipped, and counted in the job's summary.
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE TABLE t (n INT) WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{b}',
+  'format' = 'json'{base}, 'json.ignore-parse-errors' = 'true');
+SELECT n FROM t;
+"
+    );
+    let (_, stderr) = ok(&run_sql(dir.path(), &sql));
+    assert!(stderr.contains("1 malformed records skipped"), "{stderr}");
 
     let rows = read_n(b, &topic, &format!("{base}, 'eddy.dead-letter-topic' = '{dlq}'")).unwrap();
     assert_eq!(rows, ["+I[1]", "+I[3]"]);
