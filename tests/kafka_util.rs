@@ -109,21 +109,86 @@ impl Rec {
     }
 }
 
+/// A record with binary key and value (Avro, Confluent framing), to produce or as read back.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BinRec {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl BinRec {
+    pub fn value(v: &[u8]) -> Self {
+        Self { value: Some(v.to_vec()), partition: -1, ..Default::default() }
+    }
+    pub fn key(mut self, k: &[u8]) -> Self {
+        self.key = Some(k.to_vec());
+        self
+    }
+    pub fn partition(mut self, p: i32) -> Self {
+        self.partition = p;
+        self
+    }
+    /// The value of header `key`, as text.
+    pub fn header(&self, key: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+impl From<&Rec> for BinRec {
+    fn from(r: &Rec) -> Self {
+        Self {
+            key: r.key.as_ref().map(|k| k.as_bytes().to_vec()),
+            value: r.value.as_ref().map(|v| v.as_bytes().to_vec()),
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            headers: r.headers.clone(),
+        }
+    }
+}
+
+impl From<BinRec> for Rec {
+    fn from(r: BinRec) -> Self {
+        Self {
+            key: r.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+            value: r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            headers: r.headers,
+        }
+    }
+}
+
 /// Produce `records` in order and wait until all are acknowledged.
 ///
 /// One record per batch: the test broker (Tansu 0.6) answers ListOffsets(latest) with the
 /// start of the last batch + 1, which is the log's end only when batches hold one record.
 /// (Eddy's own source does not rely on it; `latest-offset` startup does, as in Flink.)
 pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
+    let records: Vec<BinRec> = records.iter().map(BinRec::from).collect();
+    produce_bytes(bootstrap, topic, &records);
+}
+
+/// [`produce`] for records with binary keys and values.
+pub fn produce_bytes(bootstrap: &str, topic: &str, records: &[BinRec]) {
     let p: ThreadedProducer<DefaultProducerContext> =
         config(bootstrap).set("batch.num.messages", "1").create().expect("producer");
     for r in records {
-        let mut br: BaseRecord<'_, str, str> = BaseRecord::to(topic);
+        let mut br: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
         if let Some(k) = &r.key {
-            br = br.key(k.as_str());
+            br = br.key(k.as_slice());
         }
         if let Some(v) = &r.value {
-            br = br.payload(v.as_str());
+            br = br.payload(v.as_slice());
         }
         if r.partition >= 0 {
             br = br.partition(r.partition);
@@ -149,6 +214,11 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[Rec]) {
 /// ListOffsets answer: the test broker (Tansu 0.6) answers ListOffsets(latest) with the
 /// start of the last record batch + 1.
 pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<Rec> {
+    consume_all_bytes(bootstrap, topic).into_iter().map(Rec::from).collect()
+}
+
+/// [`consume_all`] keeping keys and values as bytes.
+pub fn consume_all_bytes(bootstrap: &str, topic: &str) -> Vec<BinRec> {
     let Some(n) = partition_count(bootstrap, topic) else { return Vec::new() };
     let c: BaseConsumer = config(bootstrap)
         .set("group.id", unique("reader"))
@@ -179,9 +249,9 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<Rec> {
             .headers()
             .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
             .unwrap_or_default();
-        out.push(Rec {
-            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            value: m.payload().map(|v| String::from_utf8_lossy(v).into_owned()),
+        out.push(BinRec {
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
             partition: m.partition(),
             offset: m.offset(),
             timestamp: m.timestamp().to_millis(),

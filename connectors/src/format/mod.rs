@@ -6,13 +6,15 @@
 //! Arrow batches (no per-row `serde_json::Value`) and text encoders append one line per row
 //! and report where each row ends, so a sink can roll files between rows. For records
 //! framed by a broker ([`Format::record_decoder`], [`Format::record_encoder`], see
-//! `record`): `json`, `csv`, `raw`, `debezium-json` (a changelog, read only), later `avro`.
+//! `record`): `json`, `csv`, `raw`, `debezium-json` (a changelog, read only), `avro` and
+//! `avro-confluent` (with a Schema Registry client).
 //!
 //! | module | what |
 //! |---|---|
 //! | `json`, `csv` | the text formats: file decoders, record decoders, line encoders |
 //! | `raw` | one STRING or BYTES column per record |
 //! | `debezium` | Debezium change events (JSON) read as a changelog |
+//! | `avro` | Avro datums, bare or in the Confluent framing, and the registry client |
 //! | `record` | the record-level traits the Kafka connector uses |
 
 pub(crate) mod avro;
@@ -139,10 +141,6 @@ impl Format {
         self.known_options().contains(&key)
     }
 
-    fn not_yet(self, table: &str) -> ConnectorError {
-        ConnectorError::options(table, format!("format '{}' is not available yet", self.name()))
-    }
-
     /// Check the format's options and that it can carry the columns in `schema`.
     pub(crate) fn validate(self, table: &str, options: &Options, schema: &SchemaRef) -> Result<()> {
         match self {
@@ -167,7 +165,7 @@ impl Format {
             Self::Parquet => Ok(()),
             Self::Raw => raw::check(table, options, schema),
             Self::DebeziumJson => debezium::DebeziumOptions::parse(table, options).map(|_| ()),
-            Self::Avro | Self::AvroConfluent => Err(self.not_yet(table)),
+            Self::Avro | Self::AvroConfluent => avro::validate(table, options, schema, self == Self::AvroConfluent),
         }
     }
 
@@ -201,12 +199,14 @@ impl Format {
     }
 
     /// A decoder of message-framed records (Kafka), each one serialized row of `schema`.
-    /// `options` holds the format's own keys without any `key.`/`value.` prefix.
+    /// `options` holds the format's own keys without any `key.`/`value.` prefix; `subject`
+    /// is the Schema Registry subject of these records (`<topic>-value`), for avro-confluent.
     pub(crate) fn record_decoder(
         self,
         table: &str,
         options: &Options,
         schema: SchemaRef,
+        subject: &str,
     ) -> Result<Box<dyn RecordDecoder>> {
         Ok(match self {
             Self::Json => Box::new(json::JsonRecordDecoder::new(json::JsonOptions::parse(table, options)?, schema)?),
@@ -219,17 +219,21 @@ impl Format {
                 Box::new(debezium::DebeziumDecoder::new(debezium::DebeziumOptions::parse(table, options)?, schema)?)
             }
             Self::Parquet => return Err(self.not_for_records(table)),
-            Self::Avro | Self::AvroConfluent => return Err(self.not_yet(table)),
+            Self::Avro | Self::AvroConfluent => {
+                return avro::decoder(table, options, schema, self == Self::AvroConfluent, subject)
+            }
         })
     }
 
     /// An encoder of rows of `schema` as message-framed records (Kafka), one per row.
-    /// `options` holds the format's own keys without any `key.`/`value.` prefix.
+    /// `options` holds the format's own keys without any `key.`/`value.` prefix; `subject`
+    /// is the Schema Registry subject to register the writer schema under (avro-confluent).
     pub(crate) fn record_encoder(
         self,
         table: &str,
         options: &Options,
         schema: SchemaRef,
+        subject: &str,
     ) -> Result<Box<dyn RecordEncoder>> {
         self.validate(table, options, &schema)?;
         Ok(match self {
@@ -242,7 +246,9 @@ impl Format {
                 return Err(ConnectorError::options(table, "format 'debezium-json' can only be used to read in Eddy"))
             }
             Self::Parquet => return Err(self.not_for_records(table)),
-            Self::Avro | Self::AvroConfluent => return Err(self.not_yet(table)),
+            Self::Avro | Self::AvroConfluent => {
+                return avro::encoder(table, options, schema, self == Self::AvroConfluent, subject)
+            }
         })
     }
 

@@ -20,7 +20,7 @@ fn id_name() -> SchemaRef {
 }
 
 fn decoder(format: Format, pairs: &[(&str, &str)], schema: SchemaRef) -> Box<dyn RecordDecoder> {
-    format.record_decoder("t", &options(pairs), schema).unwrap()
+    format.record_decoder("t", &options(pairs), schema, "t-value").unwrap()
 }
 
 fn decode(d: &mut dyn RecordDecoder, records: &[&str]) -> DecodedRecords {
@@ -42,7 +42,7 @@ fn bad(d: &DecodedRecords) -> Vec<(usize, &str)> {
 
 /// Encode `batch` with the format's record encoder; the text of each record.
 fn encode(format: Format, pairs: &[(&str, &str)], batch: &RecordBatch) -> Vec<String> {
-    let mut enc = format.record_encoder("t", &options(pairs), batch.schema()).unwrap();
+    let mut enc = format.record_encoder("t", &options(pairs), batch.schema(), "t-value").unwrap();
     let (mut out, mut rows) = (b"prefix".to_vec(), Vec::new());
     enc.encode(batch, &mut out, &mut rows).unwrap();
     assert_eq!(rows.len(), batch.num_rows());
@@ -228,7 +228,7 @@ fn raw_checks_its_column_and_options() {
     assert!(e.contains("'raw.charset' = 'ISO-8859-1' is not supported in Eddy; only UTF-8"), "{e}");
     let e = err(&[("raw.endianness", "middle")], one_column(DataType::Utf8));
     assert!(e.contains("'big-endian' or 'little-endian'"), "{e}");
-    assert!(Format::Raw.record_encoder("t", &Options::default(), id_name()).is_err());
+    assert!(Format::Raw.record_encoder("t", &Options::default(), id_name(), "t-value").is_err());
     assert!(Format::Raw.validate("t", &options(&[("raw.charset", "utf8")]), &one_column(DataType::Utf8)).is_ok());
 }
 
@@ -350,11 +350,9 @@ fn record_formats_are_checked() {
     }
     let e = Format::of("t", &options(&[("format", "protobuf")])).unwrap_err().to_string();
     assert!(e.contains("unknown format 'protobuf'; supported formats: json, csv, parquet, raw, debezium-json"), "{e}");
-    let e = Format::DebeziumJson.record_encoder("t", &o, id_name()).err().unwrap().to_string();
+    let e = Format::DebeziumJson.record_encoder("t", &o, id_name(), "t-value").err().unwrap().to_string();
     assert_eq!(e, "table 't': format 'debezium-json' can only be used to read in Eddy");
-    let e = Format::Avro.record_decoder("t", &o, id_name()).err().unwrap().to_string();
-    assert_eq!(e, "table 't': format 'avro' is not available yet");
-    assert!(Format::Parquet.record_decoder("t", &o, id_name()).is_err());
+    assert!(Format::Parquet.record_decoder("t", &o, id_name(), "t-value").is_err());
     let e = Format::DebeziumJson
         .validate("t", &options(&[("debezium-json.map-null-key.mode", "KEEP")]), &id_name())
         .unwrap_err();

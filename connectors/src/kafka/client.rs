@@ -72,6 +72,11 @@ impl ClientOptions {
         })
     }
 
+    /// The value the table gives librdkafka property `key` (`properties.<key>`), if any.
+    pub(crate) fn property(&self, key: &str) -> Option<&str> {
+        self.properties.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
     /// A librdkafka configuration with the table's properties; `defaults` apply unless the
     /// user set the same key.
     pub(crate) fn config(&self, defaults: &[(&str, &str)]) -> ClientConfig {

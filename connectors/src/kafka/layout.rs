@@ -86,50 +86,20 @@ impl Part {
         } else {
             self.options.clone()
         };
-        match self.format {
-            Format::Avro | Format::AvroConfluent => crate::format::avro::decoder(
-                table,
-                &options,
-                self.schema.clone(),
-                self.format == Format::AvroConfluent,
-                &subject,
-            ),
-            f => f.record_decoder(table, &options, self.schema.clone()),
-        }
+        self.format.record_decoder(table, &options, self.schema.clone(), &subject)
     }
 
     pub(crate) fn encoder(&self, table: &str, topic: &str) -> Result<Box<dyn RecordEncoder>> {
         let subject = format!("{topic}-{}", self.side);
-        match self.format {
-            Format::Avro | Format::AvroConfluent => crate::format::avro::encoder(
-                table,
-                &self.options,
-                self.schema.clone(),
-                self.format == Format::AvroConfluent,
-                &subject,
-            ),
-            f => f.record_encoder(table, &self.options, self.schema.clone()),
-        }
+        self.format.record_encoder(table, &self.options, self.schema.clone(), &subject)
     }
 
     fn validate(&self, table: &str) -> Result<()> {
-        match self.format {
-            Format::Avro | Format::AvroConfluent => crate::format::avro::validate(
-                table,
-                &self.options,
-                &self.schema,
-                self.format == Format::AvroConfluent,
-            ),
-            f => f.validate(table, &self.options, &self.schema),
-        }
+        self.format.validate(table, &self.options, &self.schema)
     }
 
     fn knows(&self, key: &str) -> bool {
-        match self.format {
-            Format::Avro => crate::format::avro::AVRO_OPTIONS.contains(&key),
-            Format::AvroConfluent => crate::format::avro::CONFLUENT_OPTIONS.contains(&key),
-            f => f.knows(key),
-        }
+        self.format.knows(key)
     }
 }
 
@@ -257,8 +227,21 @@ impl Layout {
             ));
         }
         let key_columns = key_names.iter().map(|n| column(n)).collect::<Result<Vec<_>>>()?;
+        // As in Flink, PRIMARY KEY columns are NOT NULL. The Avro formats carry it on the
+        // wire (Flink derives `"int"` for such a column, not `["null", "int"]`); the other
+        // formats keep the table's nullability.
+        let primary: Vec<usize> = table.primary_key.iter().filter_map(|n| column(n).ok()).collect();
+        let part_field = |i: usize, format: Format| {
+            let field = schema.field(i).as_ref().clone();
+            match format {
+                Format::Avro | Format::AvroConfluent if primary.contains(&i) => field.with_nullable(false),
+                _ => field,
+            }
+        };
         let key = match key_format {
             Some(f) => {
+                let options = side_options(o, "key.", f);
+                let format = Format::of(name, &options)?;
                 let mut fields = Vec::with_capacity(key_columns.len());
                 for i in &key_columns {
                     let field = schema.field(*i);
@@ -269,11 +252,10 @@ impl Layout {
                             field.name()
                         )));
                     };
-                    fields.push(field.as_ref().clone().with_name(stripped));
+                    fields.push(part_field(*i, format).with_name(stripped));
                 }
-                let options = side_options(o, "key.", f);
                 Some(Part {
-                    format: Format::of(name, &options)?,
+                    format,
                     options,
                     columns: key_columns.clone(),
                     schema: Arc::new(Schema::new(fields)),
@@ -286,12 +268,11 @@ impl Layout {
             physical.iter().copied().filter(|i| !(except_key && key_columns.contains(i))).collect();
         let value_options =
             if bare_value_format { bare_options(o, value_format) } else { side_options(o, "value.", value_format) };
+        let format = Format::of(name, &value_options)?;
         let value = Part {
-            format: Format::of(name, &value_options)?,
+            format,
             options: value_options,
-            schema: Arc::new(Schema::new(
-                value_columns.iter().map(|i| schema.field(*i).as_ref().clone()).collect::<Vec<Field>>(),
-            )),
+            schema: Arc::new(Schema::new(value_columns.iter().map(|i| part_field(*i, format)).collect::<Vec<Field>>())),
             columns: value_columns,
             side: "value",
         };

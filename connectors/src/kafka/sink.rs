@@ -8,7 +8,8 @@
 //!
 //! Records go through librdkafka's queue (a `ThreadedProducer` serves deliveries on its own
 //! thread); the first failed delivery fails the next call. `finish` waits until the broker
-//! has acknowledged every record.
+//! has acknowledged every record. The producer is idempotent (see [`idempotence_fits`]), so
+//! a request retried after a broken connection does not write its records twice.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -93,10 +94,11 @@ impl KafkaSink {
         let (topic, partitions) = topics.into_iter().next().ok_or_else(|| {
             ConnectorError::options(&config.table, "a Kafka sink writes exactly one topic: set option 'topic'")
         })?;
+        let idempotence = if idempotence_fits(&config.client) { "true" } else { "false" };
         let producer: ThreadedProducer<DeliveryWatch> = config
             .client
             // Java's default partitioner, so Flink and Kafka clients agree on key -> partition.
-            .config(&[("partitioner", "murmur2_random")])
+            .config(&[("partitioner", "murmur2_random"), ("enable.idempotence", idempotence)])
             .set("bootstrap.servers", &config.client.bootstrap)
             .create_with_context(DeliveryWatch::default())
             .map_err(|e| broker_error(config, "cannot create a Kafka producer", e))?;
@@ -107,7 +109,24 @@ impl KafkaSink {
         let value = config.layout.value.encoder(&config.table, &topic)?;
         Ok(Open { producer, topic, partitions, key, value })
     }
+}
 
+/// Whether the producer is idempotent by default: yes, as the Java client's (and so
+/// Flink's) since Kafka 3.0, unless the table's properties ask for what an idempotent
+/// producer cannot do (acks other than all, more than 5 requests in flight, no retries),
+/// where the Java client turns it off too; `properties.enable.idempotence` decides over both.
+///
+/// Without it, a produce request whose answer is lost (a broken connection, a broker
+/// restart) is sent again and its records are written twice; with it, the broker
+/// recognises the retry by the producer id and sequence number and writes them once.
+pub(super) fn idempotence_fits(client: &client::ClientOptions) -> bool {
+    let set = |keys: [&str; 2]| keys.into_iter().filter_map(|k| client.property(k)).map(str::trim).collect::<Vec<_>>();
+    let acks_all = set(["acks", "request.required.acks"]).iter().all(|a| matches!(*a, "all" | "-1"));
+    let in_flight_ok = set(["max.in.flight.requests.per.connection", "max.in.flight"])
+        .iter()
+        .all(|n| n.parse::<u32>().is_ok_and(|n| n <= 5));
+    let retries = set(["retries", "message.send.max.retries"]).iter().all(|n| *n != "0");
+    acks_all && in_flight_ok && retries
 }
 
 /// The first failed delivery, as the sink's error.

@@ -121,6 +121,36 @@ fn upsert_kafka_needs_a_primary_key_and_both_formats() {
     assert!(accepts_updates_of(&table));
 }
 
+#[test]
+fn primary_key_columns_are_not_null_in_avro_parts() {
+    let upsert = |format: &str| {
+        let url = "http://localhost:8081";
+        let mut options = vec![("key.format", format), ("value.format", format)];
+        if format == "avro-confluent" {
+            options.extend([("key.avro-confluent.url", url), ("value.avro-confluent.url", url)]);
+        }
+        let mut table = t(&options);
+        table.options = crate::Options::new(
+            table
+                .options
+                .iter()
+                .map(|(k, v)| (k.to_string(), if k == "connector" { "upsert-kafka" } else { v }.to_string())),
+        );
+        table.primary_key = vec!["id".into()];
+        Config::parse(&table).unwrap().layout
+    };
+    let nullable = |part: &layout::Part| part.schema.fields().iter().map(|f| f.is_nullable()).collect::<Vec<_>>();
+    for format in ["avro", "avro-confluent"] {
+        let layout = upsert(format);
+        assert_eq!(nullable(layout.key.as_ref().unwrap()), [false], "{format}");
+        assert_eq!(nullable(&layout.value), [false, true, true], "{format}");
+    }
+    // Formats without a schema keep the table's nullability.
+    let layout = upsert("json");
+    assert_eq!(nullable(layout.key.as_ref().unwrap()), [true]);
+    assert_eq!(nullable(&layout.value), [true, true, true]);
+}
+
 fn accepts_updates_of(table: &ConnectorTable) -> bool {
     crate::registry::accepts_updates(table).unwrap()
 }
@@ -160,4 +190,21 @@ fn metadata_keys_are_checked_for_reading_and_writing() {
 fn exactly_once_waits_for_checkpoints() {
     let e = error(&t(&[("format", "json"), ("scan.startup.mode", "earliest-offset"), ("sink.delivery-guarantee", "exactly-once")]));
     assert!(e.contains("needs checkpoints"), "{e}");
+}
+
+#[test]
+fn the_sink_is_idempotent_unless_its_properties_forbid_it() {
+    let fits = |properties: &[(&str, &str)]| {
+        let mut options = vec![("format", "json")];
+        options.extend_from_slice(properties);
+        super::sink::idempotence_fits(&Config::parse(&t(&options)).unwrap().client)
+    };
+    assert!(fits(&[]));
+    assert!(fits(&[("properties.acks", "all"), ("properties.max.in.flight.requests.per.connection", "5")]));
+    assert!(fits(&[("properties.acks", "-1"), ("properties.retries", "3")]));
+    // As the Java client: what an idempotent producer cannot do turns it off.
+    assert!(!fits(&[("properties.acks", "1")]));
+    assert!(!fits(&[("properties.request.required.acks", "0")]));
+    assert!(!fits(&[("properties.max.in.flight.requests.per.connection", "10")]));
+    assert!(!fits(&[("properties.retries", "0")]));
 }

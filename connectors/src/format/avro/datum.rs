@@ -108,10 +108,13 @@ impl DatumReader {
                 }
                 Value::Record(fields)
             }
-            AvroSchema::Decimal(d) => match d.inner.as_ref() {
-                AvroSchema::Fixed(f) => Value::Decimal(input.take(f.size)?.into()),
-                _ => Value::Decimal(input.bytes()?.into()),
-            },
+            AvroSchema::Decimal(d) => {
+                let bytes = match d.inner.as_ref() {
+                    AvroSchema::Fixed(f) => input.take(f.size)?,
+                    _ => input.bytes()?,
+                };
+                Value::Decimal(sign_extended(bytes).as_slice().into())
+            }
             AvroSchema::Date => Value::Date(input.int()?),
             AvroSchema::TimeMillis => Value::TimeMillis(input.int()?),
             AvroSchema::TimeMicros => Value::TimeMicros(input.long()?),
@@ -128,6 +131,21 @@ impl DatumReader {
             AvroSchema::BigDecimal => return Err("the big-decimal logical type is not supported".into()),
         })
     }
+}
+
+/// A decimal's two's complement bytes, sign-extended to at least 16 (an `i128`).
+///
+/// Why: apache-avro's `Value::resolve` refuses a decimal whose byte length could not hold
+/// every value of the reader's precision (`ComparePrecisionAndSize`), but writers use the
+/// fewest bytes (Java's `BigInteger.toByteArray`, Eddy's encoder): 999.99 is 3 bytes, and
+/// would fail against `DECIMAL(10, 2)` whenever the writer schema differs from the table's.
+/// 16 bytes hold precision 38, Flink's maximum; the column's precision is checked in `rows`.
+fn sign_extended(bytes: &[u8]) -> Vec<u8> {
+    const WIDTH: usize = 16;
+    let sign = if bytes.first().is_some_and(|b| b & 0x80 != 0) { 0xFF } else { 0 };
+    let mut out = vec![sign; WIDTH.saturating_sub(bytes.len())];
+    out.extend_from_slice(bytes);
+    out
 }
 
 /// The unread rest of a datum.
