@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
@@ -237,3 +238,46 @@ async fn create_topic(config: &Config, topic: &str, partitions: i32) -> Result<i
     }
     Ok(partitions)
 }
+
+/// How librdkafka's own log lines and global errors reach Eddy's log. librdkafka reports
+/// what it rides out by itself (a broker restarting, a connection reset, "all brokers
+/// down" while they come back) as errors; Eddy fails the job when it cannot go on, so
+/// these are warnings, and end-of-partition events (which the source asks for) are not
+/// worth a line at all.
+pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error
+        | RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{facility}: {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", "{facility}: {message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{facility}: {message}"),
+    }
+}
+
+/// See [`log_librdkafka`].
+pub(crate) fn log_librdkafka_error(error: &KafkaError, reason: &str) {
+    match error {
+        KafkaError::PartitionEOF(_) => tracing::trace!(target: "librdkafka", "{reason}"),
+        _ => tracing::warn!(target: "librdkafka", "{error}: {reason}"),
+    }
+}
+
+/// The consumer's context: librdkafka's messages go through [`log_librdkafka`].
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_librdkafka_error(&error, reason);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for QuietContext {}

@@ -39,7 +39,15 @@ struct DeliveryWatch {
     failure: Mutex<Option<String>>,
 }
 
-impl ClientContext for DeliveryWatch {}
+impl ClientContext for DeliveryWatch {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        client::log_librdkafka(level, facility, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        client::log_librdkafka_error(&error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryWatch {
     type DeliveryOpaque = ();

@@ -24,7 +24,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::client::{self, broker_error};
+use super::client::{self, broker_error, QuietContext};
 use super::layout::Metadata;
 use super::records::{assemble, Records, Wanted};
 use super::{Bounded, Config, ResetTo, Startup};
@@ -71,7 +71,7 @@ impl PartitionReader {
     /// the test broker) answer ListOffsets(latest) with the start of the last record batch
     /// plus one, short of the end. On Kafka the two agree but for records written in the few
     /// milliseconds between the two requests.
-    fn confirm_stop(&mut self, consumer: &StreamConsumer) {
+    fn confirm_stop(&mut self, consumer: &KafkaConsumer) {
         if !self.stop_unconfirmed {
             return;
         }
@@ -84,7 +84,7 @@ impl PartitionReader {
 
 /// The high watermark of the partition's last fetch response, if one has arrived
 /// (librdkafka's `rd_kafka_get_watermark_offsets`, which the `rdkafka` crate does not wrap).
-fn cached_high_watermark(consumer: &StreamConsumer, topic: &str, partition: i32) -> Option<i64> {
+fn cached_high_watermark(consumer: &KafkaConsumer, topic: &str, partition: i32) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer lives as long as `consumer`; the call only reads the
@@ -101,12 +101,15 @@ fn cached_high_watermark(consumer: &StreamConsumer, topic: &str, partition: i32)
     (code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
 }
 
+/// The source's consumer, its librdkafka messages logged by [`QuietContext`].
+type KafkaConsumer = StreamConsumer<QuietContext>;
+
 /// The key decoder (when the table has key columns) and the value decoder of a topic.
 type Decoders = (Option<Box<dyn RecordDecoder>>, Box<dyn RecordDecoder>);
 
 /// The consumer and the partitions, once started.
 struct Running {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<KafkaConsumer>,
     parts: Vec<PartitionReader>,
     /// Topic, then partition: the index in `parts` (looked up by `&str` for each message).
     index: HashMap<Arc<str>, HashMap<i32, usize>>,
@@ -150,7 +153,7 @@ impl KafkaSource {
 
         let timeout = config.client.open_timeout.as_millis().to_string();
         let group = config.client.group_id.clone().unwrap_or_else(|| format!("eddy-{}", config.table));
-        let consumer: StreamConsumer = config
+        let consumer: KafkaConsumer = config
             .client
             .config(&[("socket.timeout.ms", &timeout), ("allow.auto.create.topics", "false")])
             .set("bootstrap.servers", &config.client.bootstrap)
@@ -158,7 +161,7 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .create()
+            .create_with_context(QuietContext)
             .map_err(|e| broker_error(&config, "cannot create a Kafka consumer", e))?;
         let consumer = Arc::new(consumer);
 
@@ -488,7 +491,7 @@ fn commit(config: &Config, run: &mut Running, mode: CommitMode) {
 /// whether the stop is the partition's end (to be confirmed by the first fetch).
 async fn offsets(
     config: &Config,
-    consumer: &Arc<StreamConsumer>,
+    consumer: &Arc<KafkaConsumer>,
     tps: &[(Arc<str>, i32)],
 ) -> Result<Vec<(i64, Option<i64>, bool)>> {
     let config_c = config.clone();
