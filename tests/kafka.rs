@@ -375,6 +375,63 @@ SELECT line FROM r;
 }
 
 #[test]
+fn topics_created_while_running_are_discovered() {
+    let b = broker();
+    let prefix = unique("disc");
+    let first = format!("{prefix}-a");
+    let later = format!("{prefix}-b");
+    let output = unique("disc-out");
+    create_topic(b, &first, 2);
+    create_topic(b, &output, 1);
+    produce(b, &first, &[Rec::value(r#"{"n":1}"#).partition(0), Rec::value(r#"{"n":2}"#).partition(1)]);
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "SET 'parallelism.default' = '2';
+CREATE TABLE src (n INT, t STRING METADATA FROM 'topic' VIRTUAL)
+WITH ('connector' = 'kafka', 'topic-pattern' = '{prefix}-.*', 'properties.bootstrap.servers' = '{b}',
+      'scan.startup.mode' = 'earliest-offset', 'scan.topic-partition-discovery.interval' = '500 ms',
+      'format' = 'json');
+CREATE TABLE dst (n INT, t STRING) WITH ('connector' = 'kafka', 'topic' = '{output}',
+      'properties.bootstrap.servers' = '{b}', 'format' = 'json');
+INSERT INTO dst SELECT n * 10, t FROM src;
+"
+    );
+    std::fs::write(dir.path().join("job.sql"), &sql).unwrap();
+    let mut child = spawn_eddy(&["run", "job.sql"], dir.path());
+    let wait_for = |n: usize, child: &mut std::process::Child| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut got: Vec<String> = consume_all(b, &output).into_iter().filter_map(|r| r.value).collect();
+            got.sort();
+            if got.len() >= n || Instant::now() > deadline {
+                return got;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("eddy ended early ({status})");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(wait_for(2, &mut child).len(), 2);
+    // A new topic matching the pattern, with 3 partitions: its records are read from the start.
+    create_topic(b, &later, 3);
+    produce(
+        b,
+        &later,
+        &[Rec::value(r#"{"n":3}"#).partition(0), Rec::value(r#"{"n":4}"#).partition(1), Rec::value(r#"{"n":5}"#).partition(2)],
+    );
+    let got = wait_for(5, &mut child);
+    stop_and_collect(&mut child);
+    let expected: Vec<String> = [(1, &first), (2, &first), (3, &later), (4, &later), (5, &later)]
+        .iter()
+        .map(|(n, t)| format!(r#"{{"n":{},"t":"{t}"}}"#, n * 10))
+        .collect();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn an_unreachable_broker_fails_fast_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();

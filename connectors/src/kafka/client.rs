@@ -214,6 +214,20 @@ pub(crate) async fn resolve_topics(config: &Config, client: &Arc<BaseConsumer>) 
     Ok(out)
 }
 
+/// The source's topics and their partition counts as the broker has them now, for
+/// partition discovery: like [`resolve_topics`], but a listed topic that is missing is
+/// left out and nothing is created or compared with DISTRIBUTED INTO n BUCKETS.
+pub(crate) async fn discover_topics(config: &Config, client: &Arc<BaseConsumer>) -> Result<Vec<(String, i32)>> {
+    match &config.topics {
+        Topics::Pattern(_) => resolve_topics(config, client).await,
+        Topics::List(names) => Ok(partition_counts(config, client, names)
+            .await?
+            .into_iter()
+            .filter_map(|(topic, count)| count.map(|c| (topic, c)))
+            .collect()),
+    }
+}
+
 /// Create `topic` with `partitions` partitions (the broker's default replication); a
 /// concurrent creation of the same topic by another task is fine.
 async fn create_topic(config: &Config, topic: &str, partitions: i32) -> Result<i32> {

@@ -159,7 +159,13 @@ pub(crate) struct Config {
     pub(crate) dead_letter_topic: Option<String>,
     /// `DISTRIBUTED ... INTO n BUCKETS`: the topic is created with `n` partitions if missing.
     pub(crate) buckets: Option<u64>,
+    /// How often an unbounded source looks for new partitions (and, with `topic-pattern`,
+    /// new topics); `None`: never.
+    pub(crate) discovery_interval: Option<Duration>,
 }
+
+/// Flink's default `scan.topic-partition-discovery.interval`.
+const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 impl Config {
     pub(crate) fn parse(table: &ConnectorTable) -> Result<Self> {
@@ -199,15 +205,20 @@ impl Config {
                 OPTIONS.join(", ")
             )));
         }
-        if let Some(v) = o.get("scan.topic-partition-discovery.interval") {
-            if crate::options::parse_duration(v).is_none_or(|d| d > Duration::ZERO) {
-                return Err(err(format!(
-                    "option 'scan.topic-partition-discovery.interval' = '{v}': discovering new partitions \
-                     while running is not supported yet in this version of Eddy; the partitions present at \
-                     start are read (remove the option, or set it to '0')"
-                )));
-            }
-        }
+        // As Flink's KafkaSource: every 5 minutes unless set; '0' turns it off.
+        let discovery_interval = match o.get("scan.topic-partition-discovery.interval") {
+            None => Some(DEFAULT_DISCOVERY_INTERVAL),
+            Some(v) => match crate::options::parse_duration(v) {
+                Some(d) if d.is_zero() => None,
+                Some(d) => Some(d),
+                None => {
+                    return Err(err(format!(
+                        "option 'scan.topic-partition-discovery.interval' = '{v}' is not a duration \
+                         (e.g. '30 s', '5 min'; '0' turns discovery off)"
+                    )))
+                }
+            },
+        };
         let single_topic = matches!(&topics, Topics::List(l) if l.len() == 1);
         if flavor == Flavor::Upsert && (o.get("scan.startup.mode").is_some() || o.get("scan.bounded.mode").is_some())
         {
@@ -278,6 +289,8 @@ impl Config {
         if buckets.is_some() && !single_topic {
             return Err(err("DISTRIBUTED INTO n BUCKETS needs exactly one topic in option 'topic'".into()));
         }
+        // A bounded read knows its partitions at start (as in Flink).
+        let discovery_interval = discovery_interval.filter(|_| bounded == Bounded::Unbounded);
         Ok(Self {
             table: name.to_string(),
             flavor,
@@ -290,6 +303,7 @@ impl Config {
             delivery,
             dead_letter_topic: o.get("eddy.dead-letter-topic").map(str::to_string),
             buckets,
+            discovery_interval,
         })
     }
 

@@ -66,6 +66,30 @@ struct PartitionReader {
 }
 
 impl PartitionReader {
+    /// A partition read from `start` on, unbounded until the caller says otherwise.
+    fn new(config: &Config, topic: Arc<str>, partition: i32, mark: u32, start: i64) -> Self {
+        Self {
+            topic,
+            partition,
+            mark,
+            stop: None,
+            stop_unconfirmed: false,
+            start_time: match config.startup {
+                Startup::Timestamp(t) => Some(t),
+                _ => None,
+            },
+            stop_time: match config.bounded {
+                Bounded::Timestamp(t) => Some(t),
+                _ => None,
+            },
+            next: start,
+            committed: start,
+            ended: false,
+            end_sent: false,
+            records: Records::default(),
+        }
+    }
+
     /// A stop at "the end of the partition" is the larger of the ListOffsets answer at start
     /// and the high watermark of the first fetch: some Kafka-compatible brokers (Tansu 0.6,
     /// the test broker) answer ListOffsets(latest) with the start of the last record batch
@@ -118,6 +142,23 @@ struct Running {
     dead_letter: Option<ThreadedProducer<DefaultProducerContext>>,
     last_commit: Instant,
     wanted: Wanted,
+    /// Metadata client for partition discovery.
+    meta: Arc<rdkafka::consumer::BaseConsumer>,
+    /// The mark the next discovered partition gets.
+    next_mark: u32,
+    /// When to look for new partitions next (`None`: never).
+    next_discovery: Option<Instant>,
+}
+
+/// The split that reads a partition: Flink's KafkaSourceEnumerator rule, so that adding
+/// partitions or topics never moves a partition from one split to another (a topic's
+/// partitions go round the splits from a start that depends on the topic's name).
+fn split_owner(topic: &str, partition: i32, splits: usize) -> usize {
+    let splits = splits.max(1) as i64;
+    // Java's String.hashCode over UTF-16 code units.
+    let hash = topic.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    let start = i64::from(hash.wrapping_mul(31) & 0x7FFF_FFFF) % splits;
+    ((start + i64::from(partition)) % splits) as usize
 }
 
 pub(crate) struct KafkaSource {
@@ -146,10 +187,11 @@ impl KafkaSource {
         }
         let mine: Vec<(u32, Arc<str>, i32)> = all
             .iter()
+            .filter(|(t, p)| split_owner(t, *p, self.split.count) == self.split.index)
             .enumerate()
-            .filter(|(i, _)| i % self.split.count.max(1) == self.split.index)
-            .map(|(i, (t, p))| (i as u32, t.clone(), *p))
+            .map(|(mark, (t, p))| (mark as u32, t.clone(), *p))
             .collect();
+        let next_mark = mine.len() as u32;
 
         let timeout = config.client.open_timeout.as_millis().to_string();
         let group = config.client.group_id.clone().unwrap_or_else(|| format!("eddy-{}", config.table));
@@ -176,26 +218,11 @@ impl KafkaSource {
                     .add_partition_offset(&topic, partition, Offset::Offset(start))
                     .map_err(|e| broker_error(&config, "cannot assign partitions", e))?;
             }
-            parts.push(PartitionReader {
-                topic,
-                partition,
-                mark,
-                stop,
-                stop_unconfirmed: stop_at_end,
-                start_time: match config.startup {
-                    Startup::Timestamp(t) => Some(t),
-                    _ => None,
-                },
-                stop_time: match config.bounded {
-                    Bounded::Timestamp(t) => Some(t),
-                    _ => None,
-                },
-                next: start,
-                committed: start,
-                ended,
-                end_sent: false,
-                records: Records::default(),
-            });
+            let mut part = PartitionReader::new(&config, topic, partition, mark, start);
+            part.stop = stop;
+            part.stop_unconfirmed = stop_at_end;
+            part.ended = ended;
+            parts.push(part);
         }
         consumer.assign(&assignment).map_err(|e| broker_error(&config, "cannot assign partitions", e))?;
         tracing::info!(
@@ -249,13 +276,93 @@ impl KafkaSource {
         }
         Ok(Running {
             consumer,
+            meta,
             parts,
             index,
             decoders: HashMap::new(),
             dead_letter,
             last_commit: Instant::now(),
             wanted,
+            next_mark,
+            next_discovery: config.discovery_interval.map(|d| Instant::now() + d),
         })
+    }
+
+    /// Partition discovery: assign partitions (and, with `topic-pattern`, topics) that
+    /// appeared since the last look and belong to this split, read from their beginning
+    /// (as Flink's KafkaSource reads newly discovered partitions). A broker that does not
+    /// answer is asked again at the next interval; the job goes on meanwhile.
+    async fn discover(&mut self) -> Result<()> {
+        let config = self.config.clone();
+        let split = self.split;
+        let Some(run) = self.running.as_mut() else { return Ok(()) };
+        let (Some(due), Some(interval)) = (run.next_discovery, config.discovery_interval) else { return Ok(()) };
+        if Instant::now() < due {
+            return Ok(());
+        }
+        run.next_discovery = Some(Instant::now() + interval);
+        let topics = match client::discover_topics(&config, &run.meta).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(table = %config.table, error = %e, "partition discovery failed; trying again later");
+                return Ok(());
+            }
+        };
+        let mut new: Vec<(Arc<str>, i32)> = Vec::new();
+        for (topic, count) in &topics {
+            let known = run.index.get(topic.as_str());
+            for p in 0..*count {
+                if known.is_some_and(|ps| ps.contains_key(&p)) || split_owner(topic, p, split.count) != split.index {
+                    continue;
+                }
+                new.push((Arc::from(topic.as_str()), p));
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        // Their beginning, as a number: commits and `next` count from it.
+        let consumer = run.consumer.clone();
+        let tps = new.clone();
+        let timeout = config.client.open_timeout;
+        let lows = tokio::task::spawn_blocking(move || {
+            tps.iter().map(|(t, p)| consumer.fetch_watermarks(t, *p, timeout).map(|(low, _)| low)).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| broker_error(&config, "partition discovery failed", e))?;
+        let mut assignment = TopicPartitionList::new();
+        for ((topic, partition), low) in new.into_iter().zip(lows) {
+            let Ok(low) = low else {
+                // Not ready yet (a topic being created): the next discovery retries it.
+                continue;
+            };
+            assignment
+                .add_partition_offset(&topic, partition, Offset::Offset(low))
+                .map_err(|e| broker_error(&config, "cannot assign partitions", e))?;
+            let mark = run.next_mark;
+            run.next_mark += 1;
+            run.index.entry(topic.clone()).or_default().insert(partition, run.parts.len());
+            run.parts.push(PartitionReader::new(&config, topic, partition, mark, low));
+            // Announced before its rows, so it holds the watermark back from now on.
+            self.ready.push_back(SourceBatch {
+                batch: RecordBatch::new_empty(config.layout.schema.clone()),
+                row_kinds: None,
+                partition: Some(PartitionMark { partition: mark, ended: false }),
+            });
+        }
+        if assignment.count() == 0 {
+            return Ok(());
+        }
+        run.consumer
+            .incremental_assign(&assignment)
+            .map_err(|e| broker_error(&config, "cannot assign discovered partitions", e))?;
+        tracing::info!(
+            table = %config.table,
+            split = split.index,
+            partitions = ?assignment.elements().iter().map(|e| format!("{}-{}", e.topic(), e.partition())).collect::<Vec<_>>(),
+            "kafka source discovered new partitions"
+        );
+        Ok(())
     }
 
     /// Read what is ready (waiting up to [`POLL_WAIT`] for the first record) and queue the
@@ -624,6 +731,7 @@ impl Source for KafkaSource {
                 self.done = true;
                 return Ok(None);
             }
+            self.discover().await?;
             self.fill().await?;
             if self.ready.is_empty() {
                 // Nothing arrived: let the runtime run its timers.
@@ -634,5 +742,25 @@ impl Source for KafkaSource {
 
     fn skipped_records(&self) -> u64 {
         self.skipped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_owner;
+
+    #[test]
+    fn split_owner_is_flinks_rule_and_spreads_a_topic_evenly() {
+        // Java: "abc".hashCode() = 96354; (96354 * 31) & 0x7FFFFFFF = 2986974; % 4 = 2.
+        assert_eq!(split_owner("abc", 0, 4), 2);
+        assert_eq!(split_owner("abc", 1, 4), 3);
+        assert_eq!(split_owner("abc", 2, 4), 0);
+        // Every split gets the same share of a topic's partitions.
+        let mut counts = [0; 3];
+        for p in 0..12 {
+            counts[split_owner("bids", p, 3)] += 1;
+        }
+        assert_eq!(counts, [4, 4, 4]);
+        assert_eq!(split_owner("any", 7, 1), 0);
     }
 }

@@ -208,3 +208,15 @@ fn the_sink_is_idempotent_unless_its_properties_forbid_it() {
     assert!(!fits(&[("properties.max.in.flight.requests.per.connection", "10")]));
     assert!(!fits(&[("properties.retries", "0")]));
 }
+
+#[test]
+fn partition_discovery_defaults_to_flinks_five_minutes_and_is_off_when_bounded_or_zero() {
+    let interval = |o: &[(&str, &str)]| Config::parse(&t(o)).unwrap().discovery_interval;
+    let json = ("format", "json");
+    assert_eq!(interval(&[json]), Some(Duration::from_secs(300)));
+    assert_eq!(interval(&[json, ("scan.topic-partition-discovery.interval", "10 s")]), Some(Duration::from_secs(10)));
+    assert_eq!(interval(&[json, ("scan.topic-partition-discovery.interval", "0")]), None);
+    assert_eq!(interval(&[json, ("scan.bounded.mode", "latest-offset")]), None);
+    let e = error(&t(&[json, ("scan.topic-partition-discovery.interval", "often")]));
+    assert!(e.contains("'scan.topic-partition-discovery.interval' = 'often' is not a duration"), "{e}");
+}
