@@ -258,21 +258,13 @@ impl KafkaSource {
         };
         // Announce every partition, so one without records yet holds the watermark back.
         for p in &mut parts {
-            self.ready.push_back(SourceBatch {
-                batch: RecordBatch::new_empty(config.layout.schema.clone()),
-                row_kinds: None,
-                partition: Some(PartitionMark { partition: p.mark, ended: p.ended }),
-            });
+            self.ready.push_back(announce(&config, p.mark, p.ended));
             p.end_sent = p.ended;
         }
         if parts.is_empty() && config.bounded == Bounded::Unbounded {
             // More splits than partitions: this one reads nothing, and must not hold the
             // job's watermark back (Flink marks such a reader idle).
-            self.ready.push_back(SourceBatch {
-                batch: RecordBatch::new_empty(config.layout.schema.clone()),
-                row_kinds: None,
-                partition: Some(PartitionMark { partition: u32::MAX, ended: true }),
-            });
+            self.ready.push_back(announce(&config, u32::MAX, true));
         }
         Ok(Running {
             consumer,
@@ -344,11 +336,7 @@ impl KafkaSource {
             run.index.entry(topic.clone()).or_default().insert(partition, run.parts.len());
             run.parts.push(PartitionReader::new(&config, topic, partition, mark, low));
             // Announced before its rows, so it holds the watermark back from now on.
-            self.ready.push_back(SourceBatch {
-                batch: RecordBatch::new_empty(config.layout.schema.clone()),
-                row_kinds: None,
-                partition: Some(PartitionMark { partition: mark, ended: false }),
-            });
+            self.ready.push_back(announce(&config, mark, false));
         }
         if assignment.count() == 0 {
             return Ok(());
@@ -594,6 +582,28 @@ fn commit(config: &Config, run: &mut Running, mode: CommitMode) {
     }
 }
 
+/// An empty batch marked with a partition: announces it (it holds the watermark back from
+/// then on) or says that it ended.
+fn announce(config: &Config, mark: u32, ended: bool) -> SourceBatch {
+    SourceBatch {
+        batch: RecordBatch::new_empty(config.layout.schema.clone()),
+        row_kinds: None,
+        partition: Some(PartitionMark { partition: mark, ended }),
+    }
+}
+
+/// The offset `list` has for each partition of `tps`, if any.
+fn offsets_of(list: &TopicPartitionList, tps: &[(Arc<str>, i32)]) -> Vec<Option<i64>> {
+    tps.iter()
+        .map(|(t, p)| {
+            list.find_partition(t, *p).and_then(|e| match e.offset() {
+                Offset::Offset(o) if o >= 0 => Some(o),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 /// Start and stop offsets of each partition, as the startup and bounded modes say, and
 /// whether the stop is the partition's end (to be confirmed by the first fetch).
 async fn offsets(
@@ -618,15 +628,7 @@ async fn offsets(
                 tpl.add_partition(t, *p);
             }
             let c = consumer.committed_offsets(tpl, timeout).map_err(|e| err("cannot read committed offsets", e))?;
-            Ok(tps
-                .iter()
-                .map(|(t, p)| {
-                    c.find_partition(t, *p).and_then(|e| match e.offset() {
-                        Offset::Offset(o) if o >= 0 => Some(o),
-                        _ => None,
-                    })
-                })
-                .collect())
+            Ok(offsets_of(&c, &tps))
         };
         let for_time = |ts: i64| -> Result<Vec<Option<i64>>> {
             let mut tpl = TopicPartitionList::new();
@@ -634,15 +636,7 @@ async fn offsets(
                 tpl.add_partition_offset(t, *p, Offset::Offset(ts)).map_err(|e| err("bad timestamp", e))?;
             }
             let r = consumer.offsets_for_times(tpl, timeout).map_err(|e| err("cannot look up offsets by time", e))?;
-            Ok(tps
-                .iter()
-                .map(|(t, p)| {
-                    r.find_partition(t, *p).and_then(|e| match e.offset() {
-                        Offset::Offset(o) if o >= 0 => Some(o),
-                        _ => None,
-                    })
-                })
-                .collect())
+            Ok(offsets_of(&r, &tps))
         };
         let specific = |list: &[(i32, i64)], p: i32| list.iter().find(|(q, _)| *q == p).map(|(_, o)| *o);
         let starts: Vec<i64> = match &config.startup {

@@ -177,8 +177,7 @@ fn builder(data_type: &DataType) -> Result<Box<dyn Builder>, String> {
         DataType::Binary => Box::new(BytesBuilder::new(false)),
         DataType::List(element) => Box::new(ListBuilder {
             field: element.clone(),
-            offsets: vec![0],
-            valid: Vec::new(),
+            rows: NestedRows::default(),
             items: Column::new(element)?,
         }),
         DataType::Map(entries, sorted) => {
@@ -191,8 +190,7 @@ fn builder(data_type: &DataType) -> Result<Box<dyn Builder>, String> {
             Box::new(MapBuilder {
                 entries: entries.clone(),
                 sorted: *sorted,
-                offsets: vec![0],
-                valid: Vec::new(),
+                rows: NestedRows::default(),
                 keys: BytesBuilder::new(true),
                 values: Column::new(&kv[1])?,
             })
@@ -335,10 +333,41 @@ impl Builder for BytesBuilder {
     }
 }
 
-struct ListBuilder {
-    field: FieldRef,
+/// Where each row's entries start in a list or map column, and which rows are not NULL.
+struct NestedRows {
     offsets: Vec<i32>,
     valid: Vec<bool>,
+}
+
+impl Default for NestedRows {
+    fn default() -> Self {
+        Self { offsets: vec![0], valid: Vec::new() }
+    }
+}
+
+impl NestedRows {
+    /// A row of `count` entries (appended by the caller), or a NULL row without any.
+    fn push(&mut self, count: Option<usize>) {
+        let last = self.offsets.last().copied().unwrap_or(0);
+        self.offsets.push(last + count.unwrap_or(0) as i32);
+        self.valid.push(count.is_some());
+    }
+
+    /// Keep the first `len` rows; how many entries they hold.
+    fn truncate(&mut self, len: usize) -> usize {
+        self.offsets.truncate(len + 1);
+        self.valid.truncate(len);
+        self.offsets[len] as usize
+    }
+
+    fn finish(self) -> (OffsetBuffer<i32>, Option<NullBuffer>) {
+        (OffsetBuffer::new(ScalarBuffer::from(self.offsets)), nulls(self.valid))
+    }
+}
+
+struct ListBuilder {
+    field: FieldRef,
+    rows: NestedRows,
     items: Column,
 }
 
@@ -351,36 +380,30 @@ impl Builder for ListBuilder {
         for (i, item) in items.into_iter().enumerate() {
             self.items.append(item).map_err(|e| e.at(&format!("[{i}]")))?;
         }
-        let last = self.offsets.last().copied().unwrap_or(0);
-        self.offsets.push(last + count as i32);
-        self.valid.push(true);
+        self.rows.push(Some(count));
         Ok(())
     }
 
     fn append_null(&mut self) {
-        let last = self.offsets.last().copied().unwrap_or(0);
-        self.offsets.push(last);
-        self.valid.push(false);
+        self.rows.push(None);
     }
 
     fn truncate(&mut self, len: usize) {
-        self.offsets.truncate(len + 1);
-        self.valid.truncate(len);
-        self.items.builder.truncate(self.offsets[len] as usize);
+        let entries = self.rows.truncate(len);
+        self.items.builder.truncate(entries);
     }
 
     fn finish(self: Box<Self>) -> Result<ArrayRef, ArrowError> {
         let items = self.items.builder.finish()?;
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
-        Ok(Arc::new(ListArray::try_new(self.field, offsets, items, nulls(self.valid))?))
+        let (offsets, nulls) = self.rows.finish();
+        Ok(Arc::new(ListArray::try_new(self.field, offsets, items, nulls)?))
     }
 }
 
 struct MapBuilder {
     entries: FieldRef,
     sorted: bool,
-    offsets: Vec<i32>,
-    valid: Vec<bool>,
+    rows: NestedRows,
     keys: BytesBuilder,
     values: Column,
 }
@@ -398,22 +421,16 @@ impl Builder for MapBuilder {
             self.keys.push(key.as_bytes())?;
             self.values.append(value).map_err(|e| e.at(&format!("['{key}']")))?;
         }
-        let last = self.offsets.last().copied().unwrap_or(0);
-        self.offsets.push(last + count as i32);
-        self.valid.push(true);
+        self.rows.push(Some(count));
         Ok(())
     }
 
     fn append_null(&mut self) {
-        let last = self.offsets.last().copied().unwrap_or(0);
-        self.offsets.push(last);
-        self.valid.push(false);
+        self.rows.push(None);
     }
 
     fn truncate(&mut self, len: usize) {
-        self.offsets.truncate(len + 1);
-        self.valid.truncate(len);
-        let entries = self.offsets[len] as usize;
+        let entries = self.rows.truncate(len);
         self.keys.truncate(entries);
         self.values.builder.truncate(entries);
     }
@@ -425,8 +442,8 @@ impl Builder for MapBuilder {
         let keys = Box::new(self.keys).finish()?;
         let values = self.values.builder.finish()?;
         let entries = StructArray::try_new(kv.clone(), vec![keys, values], None)?;
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(self.offsets));
-        Ok(Arc::new(MapArray::try_new(self.entries, offsets, entries, nulls(self.valid), self.sorted)?))
+        let (offsets, nulls) = self.rows.finish();
+        Ok(Arc::new(MapArray::try_new(self.entries, offsets, entries, nulls, self.sorted)?))
     }
 }
 
