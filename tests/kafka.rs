@@ -187,7 +187,10 @@ SELECT v, tp = '{input}', p, o, ts, tt, CARDINALITY(headers) FROM src;
     assert_eq!(
         stdout.lines().collect::<Vec<_>>(),
         // TIMESTAMP_LTZ prints as Flink's print connector does (java.time.Instant).
-        ["+I[x, true, 0, 0, 2024-03-01T10:00:00Z, CreateTime, 1]", "+I[y, true, 0, 1, 2024-03-01T10:00:01.500Z, CreateTime, 0]"]
+        [
+            "+I[x, true, 0, 0, 2024-03-01T10:00:00Z, CreateTime, 1]",
+            "+I[y, true, 0, 1, 2024-03-01T10:00:01.500Z, CreateTime, 0]"
+        ]
     );
     let out = consume_all(b, &output);
     assert_eq!(out.len(), 2);
@@ -345,7 +348,12 @@ SELECT n FROM t;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].value.as_deref(), Some(r#"{"n":"#));
     let header = |k: &str| {
-        dead[0].headers.iter().find(|(h, _)| h == k).and_then(|(_, v)| v.clone()).map(|v| String::from_utf8_lossy(&v).into_owned())
+        dead[0]
+            .headers
+            .iter()
+            .find(|(h, _)| h == k)
+            .and_then(|(_, v)| v.clone())
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
     };
     assert_eq!(header("eddy.offset").as_deref(), Some("1"));
     assert_eq!(header("eddy.topic").as_deref(), Some(topic.as_str()));
@@ -418,7 +426,11 @@ INSERT INTO dst SELECT n * 10, t FROM src;
     produce(
         b,
         &later,
-        &[Rec::value(r#"{"n":3}"#).partition(0), Rec::value(r#"{"n":4}"#).partition(1), Rec::value(r#"{"n":5}"#).partition(2)],
+        &[
+            Rec::value(r#"{"n":3}"#).partition(0),
+            Rec::value(r#"{"n":4}"#).partition(1),
+            Rec::value(r#"{"n":5}"#).partition(2),
+        ],
     );
     let got = wait_for(5, &mut child);
     stop_and_collect(&mut child);

@@ -291,9 +291,8 @@ pub fn stop_and_collect(child: &mut Child) -> String {
 /// The text of every visible file under `dir`, concatenated.
 pub fn read_dir_text(dir: &Path) -> String {
     let mut out = String::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     files.sort();
     for f in files {
         if f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {

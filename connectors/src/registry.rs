@@ -19,15 +19,8 @@ enum Connector {
 }
 
 impl Connector {
-    const ALL: [Connector; 7] = [
-        Self::Datagen,
-        Self::Nexmark,
-        Self::Filesystem,
-        Self::Print,
-        Self::Blackhole,
-        Self::Kafka,
-        Self::UpsertKafka,
-    ];
+    const ALL: [Connector; 7] =
+        [Self::Datagen, Self::Nexmark, Self::Filesystem, Self::Print, Self::Blackhole, Self::Kafka, Self::UpsertKafka];
 
     fn name(self) -> &'static str {
         match self {

@@ -376,10 +376,11 @@ pub(crate) fn is_headers_type(t: &DataType) -> bool {
 /// The options of one side given with `key.format` / `value.format`: every `<side>*` key
 /// with the side's prefix removed (`value.json.x` -> `json.x`), and `format`.
 fn side_options(o: &Options, prefix: &str, format: &str) -> Options {
-    let mut pairs: Vec<(String, String)> =
-        o.with_prefix(prefix).filter(|(k, _)| *k != "fields" && *k != "fields-include" && *k != "fields-prefix")
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    let mut pairs: Vec<(String, String)> = o
+        .with_prefix(prefix)
+        .filter(|(k, _)| *k != "fields" && *k != "fields-include" && *k != "fields-prefix")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     pairs.retain(|(k, _)| k != "format");
     pairs.push(("format".to_string(), format.to_string()));
     Options::new(pairs)

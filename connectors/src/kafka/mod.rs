@@ -95,7 +95,9 @@ pub(crate) enum Startup {
     Latest,
     /// The group's committed offsets; `reset` is `properties.auto.offset.reset` for
     /// partitions without one (none: an error, as Flink).
-    GroupOffsets { reset: Option<ResetTo> },
+    GroupOffsets {
+        reset: Option<ResetTo>,
+    },
     /// The first record with a timestamp at or after this (ms).
     Timestamp(i64),
     /// `partition:0,offset:42;partition:1,offset:300`; other partitions start at the earliest.
@@ -190,13 +192,14 @@ impl Config {
                 Regex::new(&format!("^(?:{p})$"))
                     .map_err(|e| err(format!("option 'topic-pattern' = '{p}' is not a valid regex: {e}")))?,
             ),
-            (None, Some(_)) => return Err(err("connector 'upsert-kafka' needs option 'topic' (no 'topic-pattern')".into())),
+            (None, Some(_)) => {
+                return Err(err("connector 'upsert-kafka' needs option 'topic' (no 'topic-pattern')".into()))
+            }
             (None, None) => return Err(err("missing required option 'topic' (or 'topic-pattern')".into())),
         };
         let layout = Layout::parse(table, flavor)?;
-        let known = |key: &str| {
-            OPTIONS.contains(&key) || key.starts_with("properties.") || layout.knows_format_option(key)
-        };
+        let known =
+            |key: &str| OPTIONS.contains(&key) || key.starts_with("properties.") || layout.knows_format_option(key);
         if let Some(key) = o.keys().find(|k| !known(k)) {
             return Err(err(format!(
                 "unsupported option '{key}' for connector '{}'; supported: {}, 'properties.*' (passed to \
@@ -220,8 +223,7 @@ impl Config {
             },
         };
         let single_topic = matches!(&topics, Topics::List(l) if l.len() == 1);
-        if flavor == Flavor::Upsert && (o.get("scan.startup.mode").is_some() || o.get("scan.bounded.mode").is_some())
-        {
+        if flavor == Flavor::Upsert && (o.get("scan.startup.mode").is_some() || o.get("scan.bounded.mode").is_some()) {
             // Flink's upsert-kafka always reads the whole compacted topic.
             return Err(err(
                 "connector 'upsert-kafka' always reads from the earliest offset; options 'scan.startup.mode' \
@@ -253,12 +255,10 @@ impl Config {
             None | Some("at-least-once") | Some("at_least_once") => Delivery::AtLeastOnce,
             Some("none") => Delivery::None,
             Some("exactly-once") | Some("exactly_once") => {
-                return Err(err(
-                    "'sink.delivery-guarantee' = 'exactly-once' needs checkpoints (Kafka transactions \
+                return Err(err("'sink.delivery-guarantee' = 'exactly-once' needs checkpoints (Kafka transactions \
                      committed on checkpoint), which this version of Eddy does not have yet; use \
                      'at-least-once'"
-                        .into(),
-                ))
+                    .into()))
             }
             Some(other) => {
                 return Err(err(format!(
@@ -267,7 +267,9 @@ impl Config {
             }
         };
         if o.get("sink.transactional-id-prefix").is_some() {
-            return Err(err("option 'sink.transactional-id-prefix' needs 'sink.delivery-guarantee' = 'exactly-once'".into()));
+            return Err(err(
+                "option 'sink.transactional-id-prefix' needs 'sink.delivery-guarantee' = 'exactly-once'".into()
+            ));
         }
         if flavor == Flavor::Append
             && (o.get("sink.buffer-flush.max-rows").is_some() || o.get("sink.buffer-flush.interval").is_some())
@@ -338,13 +340,16 @@ fn parse_startup(table: &str, o: &crate::Options, single_topic: bool) -> Result<
             };
             Startup::GroupOffsets { reset }
         }
-        "timestamp" => Startup::Timestamp(
-            o.parse::<i64>(table, "scan.startup.timestamp-millis")?
-                .ok_or_else(|| err("'scan.startup.mode' = 'timestamp' needs option 'scan.startup.timestamp-millis'".into()))?,
-        ),
+        "timestamp" => {
+            Startup::Timestamp(o.parse::<i64>(table, "scan.startup.timestamp-millis")?.ok_or_else(|| {
+                err("'scan.startup.mode' = 'timestamp' needs option 'scan.startup.timestamp-millis'".into())
+            })?)
+        }
         "specific-offsets" => {
             if !single_topic {
-                return Err(err("'scan.startup.mode' = 'specific-offsets' needs exactly one topic in option 'topic'".into()));
+                return Err(err(
+                    "'scan.startup.mode' = 'specific-offsets' needs exactly one topic in option 'topic'".into()
+                ));
             }
             let text = o.required(table, "scan.startup.specific-offsets")?;
             Startup::Specific(parse_specific_offsets(table, "scan.startup.specific-offsets", text)?)
@@ -369,13 +374,16 @@ fn parse_bounded(table: &str, o: &crate::Options, single_topic: bool) -> Result<
             }
             Bounded::GroupOffsets
         }
-        "timestamp" => Bounded::Timestamp(
-            o.parse::<i64>(table, "scan.bounded.timestamp-millis")?
-                .ok_or_else(|| err("'scan.bounded.mode' = 'timestamp' needs option 'scan.bounded.timestamp-millis'".into()))?,
-        ),
+        "timestamp" => {
+            Bounded::Timestamp(o.parse::<i64>(table, "scan.bounded.timestamp-millis")?.ok_or_else(|| {
+                err("'scan.bounded.mode' = 'timestamp' needs option 'scan.bounded.timestamp-millis'".into())
+            })?)
+        }
         "specific-offsets" => {
             if !single_topic {
-                return Err(err("'scan.bounded.mode' = 'specific-offsets' needs exactly one topic in option 'topic'".into()));
+                return Err(err(
+                    "'scan.bounded.mode' = 'specific-offsets' needs exactly one topic in option 'topic'".into()
+                ));
             }
             let text = o.required(table, "scan.bounded.specific-offsets")?;
             Bounded::Specific(parse_specific_offsets(table, "scan.bounded.specific-offsets", text)?)

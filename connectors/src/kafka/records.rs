@@ -166,9 +166,8 @@ pub(crate) fn assemble(
     // rows (-U, +U) or none, and a format may drop a record itself.
     let row_records: Vec<usize> = decoded.record_of_rows(present.len()).into_iter().map(|k| present[k]).collect();
     let value_kinds = decoded.row_kinds;
-    let kind_of = |row: usize| {
-        value_kinds.as_ref().and_then(|a| RowKind::from_code(a.value(row))).unwrap_or(RowKind::Insert)
-    };
+    let kind_of =
+        |row: usize| value_kinds.as_ref().and_then(|a| RowKind::from_code(a.value(row))).unwrap_or(RowKind::Insert);
     // Output rows in record order: (record, value row, kind).
     let mut out: Vec<(usize, Option<u32>, RowKind)> = Vec::with_capacity(n);
     let mut next_row = 0;
@@ -237,8 +236,11 @@ pub(crate) fn assemble(
                 (None, None) => arrow::array::new_null_array(field.data_type(), recs.len()),
             }
         };
-        let array =
-            if array.data_type() == field.data_type() { array } else { cast(&array, field.data_type()).map_err(arrow_err)? };
+        let array = if array.data_type() == field.data_type() {
+            array
+        } else {
+            cast(&array, field.data_type()).map_err(arrow_err)?
+        };
         columns.push(array);
     }
     let batch =

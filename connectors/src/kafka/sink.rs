@@ -187,11 +187,15 @@ impl Sink for KafkaSink {
             }
             None => None,
         };
-        let headers: Option<&MapArray> =
-            layout.metadata.iter().find(|(_, m)| *m == Metadata::Headers).and_then(|(i, _)| batch.column(*i).as_map_opt());
+        let headers: Option<&MapArray> = layout
+            .metadata
+            .iter()
+            .find(|(_, m)| *m == Metadata::Headers)
+            .and_then(|(i, _)| batch.column(*i).as_map_opt());
 
         for row in 0..batch.num_rows() {
-            let kind = row_kinds.map_or(RowKind::Insert, |k| RowKind::from_code(k.value(row)).unwrap_or(RowKind::Insert));
+            let kind =
+                row_kinds.map_or(RowKind::Insert, |k| RowKind::from_code(k.value(row)).unwrap_or(RowKind::Insert));
             let payload = match (config.flavor, kind) {
                 (Flavor::Upsert, RowKind::UpdateBefore) => continue,
                 (Flavor::Upsert, RowKind::Delete) => None,

@@ -533,8 +533,9 @@ fn decode_partition(
             if let Some(v) = records.value(bad.record) {
                 record = record.payload(v);
             }
-            dlq.send(record)
-                .map_err(|(e, _)| broker_error(config, &format!("cannot send to dead-letter topic '{dlq_topic}'"), e))?;
+            dlq.send(record).map_err(|(e, _)| {
+                broker_error(config, &format!("cannot send to dead-letter topic '{dlq_topic}'"), e)
+            })?;
             skipped += 1;
         } else if part.is_some_and(|p| p.ignores_parse_errors()) {
             skipped += 1;
@@ -672,10 +673,7 @@ async fn offsets(
             }
             Startup::Specific(list) => {
                 let c = if config.client.group_id.is_some() { committed()? } else { vec![None; tps.len()] };
-                tps.iter()
-                    .enumerate()
-                    .map(|(i, (_, p))| specific(list, *p).or(c[i]).unwrap_or(low_high[i].0))
-                    .collect()
+                tps.iter().enumerate().map(|(i, (_, p))| specific(list, *p).or(c[i]).unwrap_or(low_high[i].0)).collect()
             }
         };
         // Per partition: the offset to stop before, or None for the partition's end.

@@ -29,7 +29,10 @@ fn error(table: &ConnectorTable) -> String {
 
 #[test]
 fn specific_offsets_are_parsed_as_flink_writes_them() {
-    assert_eq!(parse_specific_offsets("t", "k", "partition:0,offset:42;partition:1,offset:300").unwrap(), [(0, 42), (1, 300)]);
+    assert_eq!(
+        parse_specific_offsets("t", "k", "partition:0,offset:42;partition:1,offset:300").unwrap(),
+        [(0, 42), (1, 300)]
+    );
     let e = parse_specific_offsets("t", "k", "partition:0;offset:1").unwrap_err().to_string();
     assert!(e.contains("expected 'partition:0,offset:42"), "{e}");
 }
@@ -110,7 +113,10 @@ fn key_fields_prefix_and_fields_include() {
 fn upsert_kafka_needs_a_primary_key_and_both_formats() {
     let mut table = t(&[("key.format", "json"), ("value.format", "json")]);
     table.options = crate::Options::new(
-        table.options.iter().map(|(k, v)| (k.to_string(), if k == "connector" { "upsert-kafka" } else { v }.to_string())),
+        table
+            .options
+            .iter()
+            .map(|(k, v)| (k.to_string(), if k == "connector" { "upsert-kafka" } else { v }.to_string())),
     );
     let e = error(&table);
     assert!(e.contains("'upsert-kafka' tables require to define a PRIMARY KEY"), "{e}");
@@ -188,7 +194,11 @@ fn metadata_keys_are_checked_for_reading_and_writing() {
 
 #[test]
 fn exactly_once_waits_for_checkpoints() {
-    let e = error(&t(&[("format", "json"), ("scan.startup.mode", "earliest-offset"), ("sink.delivery-guarantee", "exactly-once")]));
+    let e = error(&t(&[
+        ("format", "json"),
+        ("scan.startup.mode", "earliest-offset"),
+        ("sink.delivery-guarantee", "exactly-once"),
+    ]));
     assert!(e.contains("needs checkpoints"), "{e}");
 }
 

@@ -175,11 +175,9 @@ fn builder(data_type: &DataType) -> Result<Box<dyn Builder>, String> {
         }
         DataType::Utf8 => Box::new(BytesBuilder::new(true)),
         DataType::Binary => Box::new(BytesBuilder::new(false)),
-        DataType::List(element) => Box::new(ListBuilder {
-            field: element.clone(),
-            rows: NestedRows::default(),
-            items: Column::new(element)?,
-        }),
+        DataType::List(element) => {
+            Box::new(ListBuilder { field: element.clone(), rows: NestedRows::default(), items: Column::new(element)? })
+        }
         DataType::Map(entries, sorted) => {
             let DataType::Struct(kv) = entries.data_type() else {
                 return Err(format!("malformed map type {data_type}"));
