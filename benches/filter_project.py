@@ -98,10 +98,11 @@ def timed(cmd, **kw):
     return wall, max(peak, before) / 1024.0, out
 
 
-def setup():
-    """Shared by the benchmarks: arguments, the cached input, the release binary and a
-    Python with DuckDB. Returns (args, data path, eddy binary, venv python)."""
-    ap = argparse.ArgumentParser()
+def setup(ap=None, duckdb=True):
+    """Shared by the benchmarks: arguments (`ap` may bring a bench's own), the cached input,
+    the release binary and, unless `duckdb` is False, a Python with DuckDB.
+    Returns (args, data path, eddy binary, venv python or None)."""
+    ap = ap or argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-build", action="store_true")
@@ -118,6 +119,8 @@ def setup():
                        env=dict(os.environ, CARGO_TARGET_DIR=TARGET))
     eddy = os.path.join(TARGET, "release", "eddy")
 
+    if not duckdb:
+        return a, data, eddy, None
     venv = os.path.join(CACHE, "venv")
     py = os.path.join(venv, "bin", "python")
     if not os.path.exists(py):

@@ -275,7 +275,9 @@ pub(crate) fn log_librdkafka(level: RDKafkaLogLevel, facility: &str, message: &s
 /// See [`log_librdkafka`].
 pub(crate) fn log_librdkafka_error(error: &KafkaError, reason: &str) {
     match error {
-        KafkaError::PartitionEOF(_) => tracing::trace!(target: "librdkafka", "{reason}"),
+        KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+            tracing::trace!(target: "librdkafka", "{reason}")
+        }
         _ => tracing::warn!(target: "librdkafka", "{error}: {reason}"),
     }
 }
