@@ -47,6 +47,9 @@ enum Command {
         /// Do not show the live progress line (it is shown only on a terminal anyway).
         #[arg(long)]
         quiet: bool,
+        /// Where tables declared without a connector (result tables) keep their rows.
+        #[arg(long, default_value = "eddy-state", value_name = "DIR")]
+        state_dir: PathBuf,
     },
     /// Parse and plan a SQL file and print the operator graph (EXPLAIN) without running it.
     Check {
@@ -59,7 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let code = match cli.command {
-        Command::Run { file, quiet } => run::run_file(&file, quiet),
+        Command::Run { file, quiet, state_dir } => run::run_file(&file, quiet, &state_dir),
         Command::Check { file } => check::check_file(&file),
     };
     ExitCode::from(code)

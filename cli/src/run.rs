@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use eddy_engine::result_table::ResultTables;
 use eddy_engine::Job;
 
 use crate::progress;
@@ -9,7 +10,7 @@ use crate::script::{prepare, ScriptError};
 use crate::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
 
 /// Run a file; returns the exit code.
-pub fn run_file(path: &Path, quiet: bool) -> u8 {
+pub fn run_file(path: &Path, quiet: bool, state_dir: &Path) -> u8 {
     let script = match prepare(path, true) {
         Ok(s) => s,
         Err(ScriptError::Io(m)) | Err(ScriptError::Sql(m)) => {
@@ -31,7 +32,8 @@ pub fn run_file(path: &Path, quiet: bool) -> u8 {
         }
     };
     let job = match Job::new(plan) {
-        Ok(j) => j,
+        // Nothing is created under the state directory unless a result table is written.
+        Ok(j) => j.with_result_tables(ResultTables::new(state_dir)),
         Err(e) => {
             eprintln!("{}: error: {e}", script.name);
             return EXIT_USAGE;

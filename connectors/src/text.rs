@@ -169,33 +169,43 @@ pub(crate) fn push_i64(out: &mut Vec<u8>, v: i64) {
 /// A TIMESTAMP(3) value (ms since the epoch, no zone) as [`sql_datetime`] writes it, without
 /// chrono; `false` (nothing written) for years outside 0..=9999.
 pub(crate) fn push_sql_timestamp_millis(out: &mut Vec<u8>, ms: i64) -> bool {
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    push_timestamp(out, ms.div_euclid(1000), (ms.rem_euclid(1000) * 1_000_000) as u32, b' ')
+}
+
+/// A timestamp (`secs` since the epoch plus `nanos`) as `yyyy-MM-dd<sep>HH:mm:ss` and 0, 3,
+/// 6 or 9 fraction digits, as chrono's `%Y-%m-%d<sep>%H:%M:%S%.f` writes it, without chrono
+/// (its format parser dominated the JSON and CSV sinks' time); `false` (nothing written) for
+/// years outside 0..=9999.
+pub(crate) fn push_timestamp(out: &mut Vec<u8>, secs: i64, nanos: u32, sep: u8) -> bool {
+    let (days, secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return false;
     }
     let two = |out: &mut Vec<u8>, v: i64| out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
-    let secs = ms_of_day / 1000;
     two(out, year / 100);
     two(out, year % 100);
     out.push(b'-');
     two(out, month);
     out.push(b'-');
     two(out, day);
-    out.push(b' ');
+    out.push(sep);
     two(out, secs / 3600);
     out.push(b':');
     two(out, secs / 60 % 60);
     out.push(b':');
     two(out, secs % 60);
-    let frac = ms_of_day % 1000;
-    if frac != 0 {
-        out.extend_from_slice(&[
-            b'.',
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ]);
+    let (digits, frac) = match nanos {
+        0 => return true,
+        n if n % 1_000_000 == 0 => (3, n / 1_000_000),
+        n if n % 1_000 == 0 => (6, n / 1_000),
+        n => (9, n),
+    };
+    out.push(b'.');
+    let mut div = 10u32.pow(digits - 1);
+    while div > 0 {
+        out.push(b'0' + ((frac / div) % 10) as u8);
+        div /= 10;
     }
     true
 }
@@ -434,6 +444,12 @@ mod tests {
             assert_eq!(String::from_utf8(fast).unwrap(), general, "{ms}");
         }
         assert!(!push_sql_timestamp_millis(&mut Vec::new(), 253_402_300_800_000), "year 10000");
+        for (secs, nanos) in [(1_709_287_807i64, 885_123_000u32), (0, 1), (-1, 999_999_999), (86_399, 120_000_000)] {
+            let dt = DateTime::from_timestamp(secs, nanos).unwrap().naive_utc();
+            let mut fast = Vec::new();
+            assert!(push_timestamp(&mut fast, secs, nanos, b'T'));
+            assert_eq!(String::from_utf8(fast).unwrap(), dt.format("%Y-%m-%dT%H:%M:%S%.f").to_string());
+        }
         for v in [0i64, 7, -7, 1234567890, i64::MIN, i64::MAX] {
             let mut out = Vec::new();
             push_i64(&mut out, v);

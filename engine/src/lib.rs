@@ -14,6 +14,7 @@ pub mod job;
 pub mod message;
 pub mod metrics;
 pub mod operators;
+pub mod result_table;
 
 pub use error::EngineError;
 pub use job::{Job, JobSummary, StopHandle};

@@ -317,6 +317,8 @@ pub struct TableSpec {
     pub distribution: Option<(Vec<String>, Option<u64>)>,
     /// `WITH` options.
     pub options: Vec<(String, String)>,
+    /// The `WATERMARK FOR` column, if the table declares one.
+    pub rowtime: Option<String>,
 }
 
 impl TableSpec {

@@ -73,6 +73,11 @@ pub(crate) struct KafkaSink {
     config: Arc<Config>,
     split: Split,
     open: Option<Open>,
+    /// The producer being opened in the background since the sink was made: looking up the
+    /// topic and, for an idempotent producer, the producer id take a broker round trip or
+    /// more (the test broker takes ~0.5 s for the id), which would otherwise stall the
+    /// first batch while the source already has rows waiting.
+    opening: Option<tokio::task::JoinHandle<Result<Open>>>,
     /// The next partition of `round-robin`.
     next_partition: i32,
     key_bytes: Vec<u8>,
@@ -83,16 +88,33 @@ pub(crate) struct KafkaSink {
 
 impl KafkaSink {
     pub(crate) fn new(config: Config, split: Split) -> Result<Self> {
+        let config = Arc::new(config);
+        // Outside a runtime (unit tests, `eddy check`), the first write opens it instead.
+        let opening = tokio::runtime::Handle::try_current().ok().map(|rt| rt.spawn(Self::open(config.clone())));
         Ok(Self {
-            config: Arc::new(config),
+            config,
             split,
             open: None,
+            opening,
             next_partition: split.index as i32,
             key_bytes: Vec::new(),
             key_rows: Vec::new(),
             value_bytes: Vec::new(),
             value_rows: Vec::new(),
         })
+    }
+
+    /// The open producer: the one opening in the background, or a new one.
+    async fn ensure_open(&mut self) -> Result<()> {
+        if self.open.is_some() {
+            return Ok(());
+        }
+        let open = match self.opening.take() {
+            Some(task) => task.await.map_err(|e| broker_error(&self.config, "cannot open the Kafka sink", e))??,
+            None => Self::open(self.config.clone()).await?,
+        };
+        self.open = Some(open);
+        Ok(())
     }
 
     async fn open(config: Arc<Config>) -> Result<Open> {
@@ -116,6 +138,15 @@ impl KafkaSink {
         };
         let value = config.layout.value.encoder(&config.table, &topic)?;
         Ok(Open { producer, topic, partitions, key, value })
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        // A job that failed before its first write does not leave a producer opening.
+        if let Some(task) = &self.opening {
+            task.abort();
+        }
     }
 }
 
@@ -155,9 +186,7 @@ fn project(batch: &RecordBatch, columns: &[usize], schema: &arrow::datatypes::Sc
 #[async_trait::async_trait]
 impl Sink for KafkaSink {
     async fn write_batch(&mut self, batch: &RecordBatch, row_kinds: Option<&Int8Array>) -> Result<()> {
-        if self.open.is_none() {
-            self.open = Some(Self::open(self.config.clone()).await?);
-        }
+        self.ensure_open().await?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -257,10 +286,8 @@ impl Sink for KafkaSink {
     }
 
     async fn finish(&mut self) -> Result<()> {
-        if self.open.is_none() {
-            // Nothing was written; still check the topic (and create it if declared).
-            self.open = Some(Self::open(self.config.clone()).await?);
-        }
+        // Even when nothing was written: the topic is checked (and created if declared).
+        self.ensure_open().await?;
         if self.config.delivery != Delivery::None {
             let start = std::time::Instant::now();
             loop {

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::error::{EngineError, Result};
 use crate::metrics::JobMetrics;
+use crate::result_table::{ResultTable, ResultTables, TableShape};
 
 /// Stops a running job: sources end, in-flight data drains, sinks commit.
 #[derive(Clone, Debug)]
@@ -68,13 +69,26 @@ pub struct Job {
     plan: StreamPlan,
     metrics: Arc<JobMetrics>,
     stop: StopHandle,
+    /// Where the plan's managed result tables live.
+    tables: Option<Arc<ResultTables>>,
 }
 
 impl Job {
     /// Check the plan and the options of every connector it uses.
     pub fn new(plan: StreamPlan) -> Result<Self> {
         check(&plan)?;
-        Ok(Self { plan, metrics: JobMetrics::new(), stop: StopHandle::new() })
+        Ok(Self { plan, metrics: JobMetrics::new(), stop: StopHandle::new(), tables: None })
+    }
+
+    /// Keep the plan's managed result tables (tables declared with no connector) in `tables`.
+    pub fn with_result_tables(mut self, tables: Arc<ResultTables>) -> Self {
+        self.tables = Some(tables);
+        self
+    }
+
+    /// Whether the plan writes a managed result table.
+    pub fn writes_result_tables(&self) -> bool {
+        self.plan.nodes.iter().any(|n| matches!(&n.operator, Operator::Sink(t) if is_managed(t)))
     }
 
     /// Live counters.
@@ -103,7 +117,7 @@ impl Job {
     pub async fn run(self) -> Result<JobSummary> {
         let start = Instant::now();
         let graph = graph::ChainGraph::build(&self.plan);
-        task::run_graph(&self.plan, &graph, self.metrics.clone(), &self.stop).await?;
+        task::run_graph(&self.plan, &graph, self.metrics.clone(), &self.stop, self.tables.as_ref()).await?;
         let m = &self.metrics;
         Ok(JobSummary {
             rows_in: JobMetrics::get(&m.rows_in),
@@ -122,7 +136,28 @@ impl Job {
 pub fn check(plan: &StreamPlan) -> Result<()> {
     for n in &plan.nodes {
         match &n.operator {
+            Operator::Source(t) if is_managed(t) => {
+                return Err(EngineError::Plan(format!(
+                    "reading the result table '{}' in a streaming job is not supported yet; query it over the \
+                     Postgres protocol (eddy serve) instead",
+                    t.name
+                )))
+            }
             Operator::Source(t) => eddy_connectors::validate(&connector_table(t), true, false)?,
+            Operator::Sink(t) if is_managed(t) => {
+                if n.updating && t.primary_key.is_empty() {
+                    let producer = match n.inputs.first() {
+                        Some(i) => eddy_sql::explain::update_producer(plan, *i),
+                        None => "(unknown)".into(),
+                    };
+                    return Err(EngineError::Plan(format!(
+                        "Table sink '{}' doesn't support consuming update changes which is produced by node {producer}; \
+                         declare a PRIMARY KEY on the result table to keep the latest row per key",
+                        t.name
+                    )));
+                }
+                shape(t)?;
+            }
             Operator::Sink(t) => {
                 let table = connector_table(t);
                 eddy_connectors::validate(&table, false, true)?;
@@ -142,6 +177,61 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether a table is kept by Eddy (declared with no `connector`).
+pub(crate) fn is_managed(t: &TableSpec) -> bool {
+    !t.options.iter().any(|(k, _)| k == "connector")
+}
+
+/// How a managed table is opened: its columns, key and retention.
+fn shape(t: &TableSpec) -> Result<TableShape> {
+    result_table_shape(&t.name, t.schema.clone(), &t.primary_key, &t.options, t.rowtime.as_deref())
+}
+
+/// How a table declared with no `connector` is kept: `schema` holds the columns a sink
+/// writes, `rowtime` is its WATERMARK column (retention counts event time by it when the
+/// table stores it, insert time otherwise). The only option is `'retention'`.
+pub fn result_table_shape(
+    name: &str,
+    schema: arrow::datatypes::SchemaRef,
+    primary_key: &[String],
+    options: &[(String, String)],
+    rowtime: Option<&str>,
+) -> Result<TableShape> {
+    let mut retention = None;
+    for (k, v) in options {
+        match k.as_str() {
+            "retention" => {
+                let keep = eddy_connectors::options::parse_duration(v).ok_or_else(|| {
+                    EngineError::Plan(format!(
+                        "table '{name}': option 'retention' = '{v}' is not a duration (e.g. '1 h', '30 min', '7 d')"
+                    ))
+                })?;
+                let column = rowtime.filter(|c| schema.index_of(c).is_ok()).map(str::to_string);
+                retention = Some((keep, column));
+            }
+            "sink.parallelism" => {}
+            other => {
+                return Err(EngineError::Plan(format!(
+                    "table '{name}' has no 'connector', so Eddy keeps it as a result table, which takes only the \
+                     option 'retention'; unsupported option '{other}' (did you forget 'connector'?)"
+                )))
+            }
+        }
+    }
+    Ok(TableShape { name: name.to_string(), schema, primary_key: primary_key.to_vec(), retention })
+}
+
+/// Open the result table a sink writes.
+pub(crate) fn open_result_table(tables: Option<&Arc<ResultTables>>, t: &TableSpec) -> Result<Arc<ResultTable>> {
+    let tables = tables.ok_or_else(|| {
+        EngineError::Plan(format!(
+            "table '{}' has no 'connector' and this job has no state directory to keep it in",
+            t.name
+        ))
+    })?;
+    tables.open(&shape(t)?).map_err(|e| EngineError::Plan(format!("result table '{}': {e}", t.name)))
 }
 
 /// The connector's view of a table.

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::graph::{ChainGraph, Partitioning};
-use super::{connector_table, StopHandle};
+use super::{connector_table, is_managed, open_result_table, StopHandle};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Watermark};
 use crate::metrics::JobMetrics;
@@ -28,6 +28,7 @@ use crate::operators::{
     build_stateful, run_chain, FilterOperator, OperatorContext, ProjectOperator, StreamOperator, UnnestOperator,
     WatermarkOperator,
 };
+use crate::result_table::{ResultTableSink, ResultTables};
 use eddy_sql::explain::describe;
 
 /// Messages buffered per channel: enough to keep both sides busy, small enough that a slow
@@ -87,6 +88,7 @@ pub(crate) async fn run_graph(
     graph: &ChainGraph,
     metrics: Arc<JobMetrics>,
     stop: &StopHandle,
+    tables: Option<&Arc<ResultTables>>,
 ) -> Result<()> {
     // Receivers and input counts per (chain, subtask).
     let mut senders: Vec<Vec<Option<mpsc::Sender<Envelope>>>> = Vec::new();
@@ -173,6 +175,10 @@ pub(crate) async fn run_graph(
                     Operator::Filter(p) => ops.push(Box::new(FilterOperator::new(p.clone()))),
                     Operator::Watermark(w) => ops.push(Box::new(WatermarkOperator::new(w.clone()))),
                     Operator::Unnest(u) => ops.push(Box::new(UnnestOperator::new(u.clone(), node.schema.clone()))),
+                    Operator::Sink(t) if is_managed(t) => {
+                        let table = open_result_table(tables, t)?;
+                        sink = Some(Box::new(ResultTableSink::new(table)))
+                    }
                     Operator::Sink(t) => {
                         sink = Some(eddy_connectors::create_sink(
                             &connector_table(t),

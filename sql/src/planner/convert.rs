@@ -119,6 +119,7 @@ impl<'a> PlanBuilder<'a> {
                     partition_keys: vec![],
                     distribution: None,
                     options: vec![("connector".into(), "print".into())],
+                    rowtime: None,
                 };
                 self.plan.add(PlanNode {
                     operator: Operator::Sink(spec),
@@ -625,6 +626,7 @@ fn table_spec(table: &TableDef, schema: SchemaRef, metadata: Vec<(usize, String)
         partition_keys: table.partitioned_by.clone(),
         distribution: table.distribution.as_ref().map(|d| (d.columns.clone(), d.buckets)),
         options: table.options.clone(),
+        rowtime: table.watermark.as_ref().map(|w| w.column.clone()),
     }
 }
 
