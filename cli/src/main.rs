@@ -8,6 +8,8 @@ mod output;
 mod progress;
 mod run;
 mod script;
+mod serve;
+mod submit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,6 +53,28 @@ enum Command {
         #[arg(long, default_value = "eddy-state", value_name = "DIR")]
         state_dir: PathBuf,
     },
+    /// Serve result tables over the Postgres wire protocol; statements sent to it keep a
+    /// persistent catalog and start jobs that outlive the connection and a restart.
+    Serve {
+        /// Catalog, jobs and result tables live here.
+        #[arg(long, default_value = "eddy-state", value_name = "DIR")]
+        state_dir: PathBuf,
+        /// Postgres protocol address (psql -h 127.0.0.1 -p 5433).
+        #[arg(long, default_value = eddy_server::DEFAULT_PG_LISTEN, value_name = "HOST:PORT")]
+        pg_listen: String,
+        /// HTTP address of /health and /metrics ('off' for none).
+        #[arg(long, default_value = eddy_server::DEFAULT_HTTP_LISTEN, value_name = "HOST:PORT")]
+        http_listen: String,
+    },
+    /// Send a SQL file's statements to a running `eddy serve`, one line per statement; stops
+    /// at the first error.
+    Submit {
+        /// The Flink SQL file.
+        file: PathBuf,
+        /// The server.
+        #[arg(long, default_value = "postgres://eddy@127.0.0.1:5433/eddy")]
+        url: String,
+    },
     /// Parse and plan a SQL file and print the operator graph (EXPLAIN) without running it.
     Check {
         /// The Flink SQL file.
@@ -64,6 +88,10 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run { file, quiet, state_dir } => run::run_file(&file, quiet, &state_dir),
         Command::Check { file } => check::check_file(&file),
+        Command::Serve { state_dir, pg_listen, http_listen } => {
+            serve::serve_forever(state_dir, &pg_listen, &http_listen)
+        }
+        Command::Submit { file, url } => submit::submit_file(&file, &url),
     };
     ExitCode::from(code)
 }

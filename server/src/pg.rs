@@ -1,0 +1,237 @@
+//! The Postgres wire protocol front end (pgwire).
+//!
+//! Each statement goes to Eddy ([`Eddy::handles`]: Flink SQL DDL, INSERT, SET 'k' = 'v',
+//! SHOW JOBS, ...) or to datafusion-postgres' handlers over the query context (SELECT,
+//! pg_catalog, Postgres session statements), in the simple and the extended protocol.
+//! Eddy's statements travel through the extended protocol as `(text, None)`: the
+//! statement type stays datafusion-postgres' own, whose hooks expect it.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::{DfSessionService, Parser};
+use futures::Sink;
+
+use crate::service::{Eddy, Reply};
+use crate::ServerError;
+
+/// datafusion-postgres' statement: the text, and the parsed statement with its plan
+/// (`None` for Eddy's statements).
+type DfStatement = (String, Option<(sqlparser::ast::Statement, datafusion::logical_expr::LogicalPlan)>);
+
+/// The handlers of every connection.
+pub struct Handlers {
+    query: Arc<EddyQueryHandler>,
+    startup: Arc<TrustStartup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Handlers {
+    /// Handlers over `eddy`.
+    pub fn new(eddy: Arc<Eddy>) -> Self {
+        let df = Arc::new(DfSessionService::new(eddy.query_context()));
+        let parser = Arc::new(EddyParser {
+            df: <DfSessionService as ExtendedQueryHandler>::query_parser(&df),
+            eddy: eddy.clone(),
+        });
+        let connections = Arc::new(ConnectionManager::new());
+        Self {
+            query: Arc::new(EddyQueryHandler { eddy, df, parser }),
+            startup: Arc::new(TrustStartup { connections: connections.clone() }),
+            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.query.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.query.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Trust authentication (the server listens on loopback by default).
+struct TrustStartup {
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for TrustStartup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.connections.clone())
+    }
+}
+
+/// Routes statements to Eddy or DataFusion.
+pub struct EddyQueryHandler {
+    eddy: Arc<Eddy>,
+    df: Arc<DfSessionService>,
+    parser: Arc<EddyParser>,
+}
+
+/// An Eddy error as the client sees it: SQLSTATE by kind, the whole rendered message (with
+/// line:col, caret and hint).
+fn pg_error(e: ServerError) -> PgWireError {
+    let code = match &e {
+        ServerError::Sql(m) if m.contains("not supported") => "0A000",
+        ServerError::Sql(m) if m.contains("already exists") => "42P07",
+        ServerError::Sql(m) if m.contains("syntax") || m.contains("expected") => "42601",
+        ServerError::Sql(_) => "42000",
+        ServerError::Usage(_) => "42601",
+        ServerError::NoSuchJob(_) => "42704",
+        ServerError::Engine(_) => "XX000",
+        ServerError::State(_) | ServerError::Io { .. } => "58000",
+    };
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".to_string(), code.to_string(), e.to_string())))
+}
+
+/// Rows in the formats the client asked for.
+fn rows_response(schema: &SchemaRef, batches: Vec<RecordBatch>, format: &Format) -> PgWireResult<Response> {
+    let fields = Arc::new(arrow_schema_to_pg_fields(schema, format, None)?);
+    let mut rows = Vec::new();
+    for b in batches {
+        rows.extend(encode_recordbatch(fields.clone(), b));
+    }
+    Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter(rows))))
+}
+
+fn to_responses(replies: Vec<Reply>, format: &Format) -> PgWireResult<Vec<Response>> {
+    replies
+        .into_iter()
+        .map(|r| match r {
+            Reply::Command(tag) => Ok(Response::Execution(Tag::new(&tag))),
+            Reply::Rows(schema, batches) => rows_response(&schema, batches, format),
+        })
+        .collect()
+}
+
+/// Run Eddy's statement off the async threads (planning and catalog files are blocking).
+async fn run_eddy(eddy: &Arc<Eddy>, sql: &str) -> PgWireResult<Vec<Reply>> {
+    let eddy = eddy.clone();
+    let sql = sql.to_string();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _guard = handle.enter();
+        eddy.execute(&sql)
+    })
+    .await
+    .map_err(|e| pg_error(ServerError::State(format!("statement task failed: {e}"))))?
+    .map_err(pg_error)
+}
+
+#[async_trait]
+impl SimpleQueryHandler for EddyQueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if Eddy::handles(query) {
+            tracing::debug!(%query, "eddy statement");
+            let replies = run_eddy(&self.eddy, query).await?;
+            return to_responses(replies, &Format::UnifiedText);
+        }
+        <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for EddyQueryHandler {
+    type Statement = DfStatement;
+    type QueryParser = EddyParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (sql, parsed) = &portal.statement.statement;
+        if parsed.is_none() && Eddy::handles(sql) {
+            let mut replies = run_eddy(&self.eddy, sql).await?;
+            // One statement per Parse, as Postgres allows in the extended protocol.
+            let last = replies.pop().unwrap_or(Reply::Command("OK".into()));
+            let format = &portal.result_column_format;
+            return to_responses(vec![last], format)?
+                .pop()
+                .ok_or_else(|| pg_error(ServerError::State("no reply".into())));
+        }
+        <DfSessionService as ExtendedQueryHandler>::do_query(&self.df, client, portal, max_rows).await
+    }
+}
+
+/// Parses Eddy's statements as `(text, None)` and the rest as datafusion-postgres does.
+pub struct EddyParser {
+    df: Arc<Parser>,
+    eddy: Arc<Eddy>,
+}
+
+#[async_trait]
+impl QueryParser for EddyParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        if Eddy::handles(sql) {
+            return Ok(Some((sql.to_string(), None)));
+        }
+        self.df.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.df.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let (sql, parsed) = stmt;
+        if parsed.is_none() && Eddy::handles(sql) {
+            let Some(schema) = self.eddy.result_schema(sql).map_err(pg_error)? else { return Ok(Vec::new()) };
+            return arrow_schema_to_pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None);
+        }
+        self.df.get_result_schema(stmt, column_format)
+    }
+}

@@ -1,0 +1,89 @@
+//! Ad-hoc queries: a DataFusion context in which every result table is a table.
+//!
+//! A scan takes the table's [`Snapshot`](eddy_engine::result_table::Snapshot) at that moment
+//! (whole batches only, never half of one a job is applying) and reads it from memory.
+//! `pg_catalog` (datafusion-pg-catalog) and DataFusion's `information_schema` describe the
+//! same tables, so Postgres clients can list them and their columns.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use eddy_engine::result_table::ResultTable;
+
+use crate::ServerError;
+
+/// The catalog and schema result tables appear in (`datafusion.public.t`).
+pub const CATALOG: &str = "datafusion";
+/// See [`CATALOG`].
+pub const SCHEMA: &str = "public";
+
+/// A context for ad-hoc queries, with `pg_catalog`, `information_schema` and Flink's
+/// functions (DATE_FORMAT, ...) as the streaming planner has them.
+pub fn query_context() -> Result<SessionContext, ServerError> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema(CATALOG, SCHEMA)
+        .set_str("datafusion.execution.time_zone", "+00:00");
+    let ctx = SessionContext::new_with_config(config);
+    for f in eddy_sql::functions::flink_functions() {
+        ctx.register_udf(f.as_ref().clone());
+    }
+    setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
+        .map_err(|e| ServerError::State(format!("pg_catalog: {e}")))?;
+    Ok(ctx)
+}
+
+/// Make `table` queryable under its name (replacing an earlier table of that name).
+pub fn register(ctx: &SessionContext, table: Arc<ResultTable>) -> Result<(), ServerError> {
+    let name = table.name().to_string();
+    ctx.deregister_table(name.as_str()).map_err(|e| ServerError::State(e.to_string()))?;
+    ctx.register_table(name.as_str(), Arc::new(ResultTableProvider { table }))
+        .map_err(|e| ServerError::State(format!("cannot register table '{name}': {e}")))?;
+    Ok(())
+}
+
+/// Forget a table.
+pub fn deregister(ctx: &SessionContext, name: &str) {
+    let _ = ctx.deregister_table(name);
+}
+
+/// A result table as DataFusion reads it.
+#[derive(Debug)]
+struct ResultTableProvider {
+    table: Arc<ResultTable>,
+}
+
+#[async_trait]
+impl TableProvider for ResultTableProvider {
+    fn schema(&self) -> SchemaRef {
+        self.table.schema().clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snapshot = self.table.snapshot();
+        // One partition per two segments' worth is not worth it here: the batches are in
+        // memory already; DataFusion repartitions where an operator gains from it.
+        let exec = MemorySourceConfig::try_new_exec(&[snapshot.batches], self.schema(), projection.cloned())?;
+        Ok(exec)
+    }
+}

@@ -1,0 +1,274 @@
+//! `eddy serve` as a user meets it with psql and `eddy submit`: DDL kept across restarts,
+//! jobs that outlive the client and the server, result tables queried live, /health and
+//! /metrics.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    child: Child,
+    pg: u16,
+    http: u16,
+}
+
+impl Server {
+    fn start(state: &Path, pg: u16, http: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["serve", "--state-dir"])
+            .arg(state)
+            .args(["--pg-listen", &format!("127.0.0.1:{pg}"), "--http-listen", &format!("127.0.0.1:{http}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start eddy serve");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", pg)).is_err() {
+            assert!(Instant::now() < deadline, "eddy serve did not listen on {pg}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, pg, http }
+    }
+
+    /// Stop with SIGTERM, as a service manager does, and wait.
+    fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("eddy serve did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn psql(&self, args: &[&str]) -> Output {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.pg.to_string(),
+                "-U",
+                "eddy",
+                "-d",
+                "eddy",
+                "-X",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ])
+            .args(args)
+            .output()
+            .expect("run psql")
+    }
+
+    /// One query's rows, `|`-separated, no header.
+    fn query(&self, sql: &str) -> String {
+        let out = self.psql(&["-A", "-t", "-c", sql]);
+        assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Wait until `sql` answers `expected`.
+    fn wait_for(&self, sql: &str, expected: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.query(sql);
+            if got == expected {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{sql}: still {got:?}, waiting for {expected:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn http_get(&self, path: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http)).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PIPELINE: &str = "\
+SET 'parallelism.default' = '2';
+CREATE TABLE bids (
+  id BIGINT,
+  bidder AS CAST(id % 4 AS INT),
+  ts AS TO_TIMESTAMP_LTZ(id * 1000, 3),
+  WATERMARK FOR ts AS ts
+) WITH ('connector' = 'datagen', 'number-of-rows' = '1000', 'fields.id.kind' = 'sequence',
+        'fields.id.start' = '1', 'fields.id.end' = '1000');
+-- every bid, as it comes
+CREATE TABLE all_bids (id BIGINT, bidder INT);
+-- bids per bidder per 100 s window; the latest window per bidder (upserted by key)
+CREATE TABLE per_bidder (bidder INT, window_start TIMESTAMP(3), bids BIGINT, PRIMARY KEY (bidder) NOT ENFORCED);
+INSERT INTO all_bids SELECT id, bidder FROM bids;
+INSERT INTO per_bidder
+SELECT bidder, window_start, COUNT(*)
+FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '100' SECOND))
+GROUP BY bidder, window_start, window_end;
+";
+
+#[test]
+fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (pg, http) = (free_port(), free_port());
+    let server = Server::start(&state, pg, http);
+    std::fs::write(dir.path().join("pipeline.sql"), PIPELINE).unwrap();
+
+    // psql -f: each statement in turn; the INSERTs answer with their job ids.
+    let out = server.psql(&["-f", dir.path().join("pipeline.sql").to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("CREATE TABLE"), "{stdout}");
+    assert_eq!(stdout.matches("job_id").count(), 2, "{stdout}");
+
+    // Every bid arrives; the upsert table holds one row per bidder: its last window.
+    server.wait_for("SELECT count(*), sum(id) FROM all_bids", "1000|500500");
+    server.wait_for("SELECT bidder, window_start, bids FROM per_bidder ORDER BY bidder", &expected_last_windows());
+    // Ad-hoc SQL over result tables: joins, aggregates, time ranges.
+    assert_eq!(
+        server.query(
+            "SELECT a.bidder, count(*) FROM all_bids a JOIN per_bidder p ON a.bidder = p.bidder \
+             WHERE a.id > 900 GROUP BY a.bidder ORDER BY a.bidder LIMIT 2"
+        ),
+        "0|25\n1|25"
+    );
+    let jobs = server.query("SHOW JOBS");
+    assert_eq!(jobs.matches("|FINISHED|").count(), 2, "{jobs}");
+    assert!(jobs.contains("insert-into_all_bids|FINISHED|1000|1000|"), "{jobs}");
+
+    // psql's catalog queries see the tables and their columns.
+    let dt = String::from_utf8_lossy(&server.psql(&["-c", "\\dt"]).stdout).to_string();
+    assert!(dt.contains("all_bids") && dt.contains("per_bidder"), "{dt}");
+
+    // Health and metrics.
+    assert!(server.http_get("/health").contains("\"UP\""));
+    let metrics = server.http_get("/metrics");
+    assert!(metrics.contains("eddy_job_rows_out_total{job_id="), "{metrics}");
+    assert!(metrics.contains("job_name=\"insert-into_all_bids\"} 1000"), "{metrics}");
+
+    // A restart: the catalog and the rows come back.
+    server.stop();
+    let server = Server::start(&state, pg, http);
+    assert_eq!(server.query("SELECT count(*), sum(id) FROM all_bids"), "1000|500500");
+    assert_eq!(
+        server.query("SELECT bidder, window_start, bids FROM per_bidder ORDER BY bidder"),
+        expected_last_windows()
+    );
+    let tables = server.query("SHOW TABLES");
+    assert_eq!(tables, "all_bids\nbids\nper_bidder");
+    // Finished jobs are not run again (the rows would double).
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.query("SELECT count(*) FROM all_bids"), "1000");
+    server.stop();
+}
+
+/// Each bidder's last 100 s window: bid `id` happens at second `id` and belongs to bidder
+/// `id % 4`; id 1000 (bidder 0) alone opens [1000 s, 1100 s), the others' last window is
+/// [900 s, 1000 s) with 25 bids each. (pgwire writes timestamps' six fraction digits even
+/// when they are zero, where Postgres leaves them out; clients parse both.)
+fn expected_last_windows() -> String {
+    "0|1970-01-01 00:16:40.000000|1\n1|1970-01-01 00:15:00.000000|25\n2|1970-01-01 00:15:00.000000|25\n\
+     3|1970-01-01 00:15:00.000000|25"
+        .to_string()
+}
+
+fn submit(dir: &Path, file: &str, pg: u16) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["submit", file, "--url", &format!("postgres://eddy@127.0.0.1:{pg}/eddy")])
+        .current_dir(dir)
+        .output()
+        .expect("run eddy submit")
+}
+
+#[test]
+fn submitted_jobs_keep_running_across_restarts_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (pg, http) = (free_port(), free_port());
+    let server = Server::start(&state, pg, http);
+    std::fs::write(
+        dir.path().join("live.sql"),
+        "CREATE TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '200',\n\
+         'fields.n.kind' = 'sequence', 'fields.n.start' = '1', 'fields.n.end' = '100000000');\n\
+         CREATE TABLE seen (n BIGINT);\n\
+         INSERT INTO seen SELECT n FROM ticks;\n",
+    )
+    .unwrap();
+    let out = submit(dir.path(), "live.sql", pg);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("[INFO] Execute statement succeeded.").count(), 2, "{stdout}");
+    let id = stdout.lines().find_map(|l| l.strip_prefix("Job ID: ")).expect("a job id").to_string();
+
+    // The client is gone; the job goes on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.query("SELECT count(*) FROM seen").parse::<u64>().unwrap() < 50 {
+        assert!(Instant::now() < deadline, "no rows arrive");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.query("SHOW JOBS").contains(&format!("{id}|insert-into_seen|RUNNING|")));
+
+    // Restarted with the server (datagen has no offsets to resume from: it starts again).
+    server.stop();
+    let server = Server::start(&state, pg, http);
+    let before = server.query("SELECT count(*) FROM seen").parse::<u64>().unwrap();
+    assert!(before >= 50, "rows kept: {before}");
+    assert!(server.query("SHOW JOBS").contains(&format!("{id}|insert-into_seen|RUNNING|")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.query("SELECT count(*) FROM seen").parse::<u64>().unwrap() < before + 50 {
+        assert!(Instant::now() < deadline, "the job did not resume");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // STOP JOB ends it, for good.
+    let out = server.psql(&["-c", &format!("STOP JOB '{id}'")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.query("SHOW JOBS").contains(&format!("{id}|insert-into_seen|CANCELED|")) {
+        assert!(Instant::now() < deadline, "the job did not stop: {}", server.query("SHOW JOBS"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = server.psql(&["-c", "STOP JOB 'nope'"]);
+    assert!(String::from_utf8_lossy(&err.stderr).contains("no job with id 'nope'"));
+    server.stop();
+    let server = Server::start(&state, pg, http);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.query("SHOW JOBS"), "", "a stopped job is not started again");
+
+    // A wrong statement: the file's line and column, a caret, and nothing after it runs.
+    std::fs::write(
+        dir.path().join("bad.sql"),
+        "CREATE TABLE ok1 (a INT);\n\nINSERT INTO ok1 SELECT b FROM seen;\nCREATE TABLE never (a INT);\n",
+    )
+    .unwrap();
+    let out = submit(dir.path(), "bad.sql", pg);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("bad.sql:3:24"), "{stderr}");
+    assert!(stderr.contains("3 | INSERT INTO ok1 SELECT b FROM seen;"), "{stderr}");
+    assert_eq!(server.query("SHOW TABLES"), "ok1\nseen\nticks");
+    server.stop();
+}
