@@ -127,6 +127,13 @@ INSERT INTO per_bidder
 SELECT bidder, window_start, COUNT(*)
 FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '100' SECOND))
 GROUP BY bidder, window_start, window_end;
+-- a result table and the job that keeps it, in one statement
+CREATE MATERIALIZED VIEW big_ids AS SELECT id, bidder FROM bids WHERE id > 990;
+-- result tables feed other jobs: an append table's rows, an upsert table's changes
+CREATE TABLE late (id BIGINT, bidder INT, PRIMARY KEY (id) NOT ENFORCED);
+INSERT INTO late SELECT id, bidder FROM big_ids WHERE id > 995;
+CREATE TABLE bidder_copy (bidder INT, bids BIGINT, PRIMARY KEY (bidder) NOT ENFORCED);
+INSERT INTO bidder_copy SELECT bidder, bids FROM per_bidder;
 ";
 
 #[test]
@@ -142,7 +149,7 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("CREATE TABLE"), "{stdout}");
-    assert_eq!(stdout.matches("job_id").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("job_id").count(), 5, "{stdout}");
 
     // Every bid arrives; the upsert table holds one row per bidder: its last window.
     server.wait_for("SELECT count(*), sum(id) FROM all_bids", "1000|500500");
@@ -155,8 +162,12 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
         ),
         "0|25\n1|25"
     );
+    server.wait_for("SELECT count(*), min(id), max(id) FROM big_ids", "10|991|1000");
+    server.wait_for("SELECT id, bidder FROM late ORDER BY id", "996|0\n997|1\n998|2\n999|3\n1000|0");
+    server.wait_for("SELECT bidder, bids FROM bidder_copy ORDER BY bidder", "0|1\n1|25\n2|25\n3|25");
     let jobs = server.query("SHOW JOBS");
-    assert_eq!(jobs.matches("|FINISHED|").count(), 2, "{jobs}");
+    assert_eq!(jobs.matches("|FINISHED|").count(), 3, "{jobs}");
+    assert_eq!(jobs.matches("|RUNNING|").count(), 2, "jobs reading result tables follow them: {jobs}");
     assert!(jobs.contains("insert-into_all_bids|FINISHED|1000|1000|"), "{jobs}");
 
     // psql's catalog queries see the tables and their columns.
@@ -178,7 +189,14 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
         expected_last_windows()
     );
     let tables = server.query("SHOW TABLES");
-    assert_eq!(tables, "all_bids\nbids\nper_bidder");
+    assert_eq!(tables, "all_bids\nbidder_copy\nbids\nbig_ids\nlate\nper_bidder");
+    assert_eq!(server.query("SELECT count(*) FROM big_ids"), "10");
+    // The following jobs run again; upserting the same rows changes nothing.
+    let jobs = server.query("SHOW JOBS");
+    assert_eq!(jobs.matches("|RUNNING|").count(), 2, "{jobs}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.query("SELECT count(*) FROM late"), "5");
+    assert_eq!(server.query("SELECT bidder, bids FROM bidder_copy ORDER BY bidder"), "0|1\n1|25\n2|25\n3|25");
     // Finished jobs are not run again (the rows would double).
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(server.query("SELECT count(*) FROM all_bids"), "1000");

@@ -85,12 +85,15 @@ struct Entry {
 pub struct Jobs {
     entries: Mutex<Vec<Entry>>,
     file: PathBuf,
+    /// Set at shutdown: jobs stopped now are to run again at the next start, so their end
+    /// is not saved.
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl Jobs {
     /// Jobs saved in `file` (not started: see [`Jobs::saved`]).
     pub fn new(file: PathBuf) -> Self {
-        Self { entries: Mutex::new(Vec::new()), file }
+        Self { entries: Mutex::new(Vec::new()), file, shutting_down: Default::default() }
     }
 
     /// The jobs a previous run left running.
@@ -142,7 +145,9 @@ impl Jobs {
             if let Ok(mut s) = status.lock() {
                 *s = end;
             }
-            jobs.mark_ended(&id);
+            if !jobs.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                jobs.mark_ended(&id);
+            }
         });
         Ok(())
     }
@@ -188,12 +193,18 @@ impl Jobs {
         Ok(())
     }
 
-    /// Stop every job (server shutdown); they are started again at the next start.
-    pub fn stop_all_for_restart(&self) {
+    /// Stop every job (server shutdown) and wait up to `grace` for them to write what is in
+    /// flight; they are started again at the next start.
+    pub async fn stop_all_for_restart(&self, grace: std::time::Duration) {
+        self.shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Ok(entries) = self.entries.lock() {
             for e in entries.iter() {
                 e.stop.stop();
             }
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.list().iter().any(|j| j.status == JobStatus::Running) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 

@@ -108,6 +108,6 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     if let Some(h) = http {
         h.abort();
     }
-    eddy.jobs().stop_all_for_restart();
+    eddy.jobs().stop_all_for_restart(std::time::Duration::from_secs(10)).await;
     Ok(())
 }

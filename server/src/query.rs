@@ -7,13 +7,15 @@
 
 use std::sync::Arc;
 
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
-use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::Expr;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
@@ -73,17 +75,65 @@ impl TableProvider for ResultTableProvider {
         TableType::Base
     }
 
+    /// `key = literal` on every PRIMARY KEY column is answered from the key index (a point
+    /// lookup reads one row, not a snapshot of the table); other filters are DataFusion's.
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match key_equality(f, self.table.primary_key()) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if let Some(key) = point_key(filters, self.table.primary_key(), &self.schema()) {
+            // Inexact: DataFusion still applies the filters to the row found.
+            let rows = self.table.lookup(&key).map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let batches: Vec<RecordBatch> = rows.into_iter().collect();
+            return Ok(MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?);
+        }
         let snapshot = self.table.snapshot();
         // One partition per two segments' worth is not worth it here: the batches are in
         // memory already; DataFusion repartitions where an operator gains from it.
         let exec = MemorySourceConfig::try_new_exec(&[snapshot.batches], self.schema(), projection.cloned())?;
         Ok(exec)
     }
+}
+
+/// `column = literal` (either way round) where the column is one of `key`: (column, value).
+fn key_equality<'a>(filter: &'a Expr, key: &[String]) -> Option<(&'a str, &'a ScalarValue)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { return None };
+    let pair = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c.name.as_str(), v),
+        _ => return None,
+    };
+    (key.iter().any(|k| k == pair.0) && !pair.1.is_null()).then_some(pair)
+}
+
+/// The primary key a conjunction of `filters` pins down, as one-value arrays of the key
+/// columns' types; `None` unless every key column has an equality.
+fn point_key(filters: &[Expr], key: &[String], schema: &SchemaRef) -> Option<Vec<ArrayRef>> {
+    if key.is_empty() {
+        return None;
+    }
+    let mut values = Vec::with_capacity(key.len());
+    for k in key {
+        let value = filters.iter().filter_map(|f| key_equality(f, key)).find(|(c, _)| *c == k.as_str())?.1;
+        let field = schema.field_with_name(k).ok()?;
+        let array = value.to_array_of_size(1).ok()?;
+        let array = arrow::compute::cast(&array, field.data_type()).ok()?;
+        if array.null_count() > 0 {
+            return None;
+        }
+        values.push(array);
+    }
+    Some(values)
 }

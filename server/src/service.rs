@@ -177,8 +177,8 @@ impl Eddy {
         let words = leading_words(text, 3);
         let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
         match w(0) {
-            "CREATE" => matches!(w(1), "TABLE" | "TEMPORARY" | "VIEW" | "OR"),
-            "DROP" => matches!(w(1), "TABLE" | "VIEW" | "TEMPORARY"),
+            "CREATE" => matches!(w(1), "TABLE" | "TEMPORARY" | "VIEW" | "OR" | "MATERIALIZED"),
+            "DROP" => matches!(w(1), "TABLE" | "VIEW" | "TEMPORARY" | "MATERIALIZED"),
             "INSERT" | "DESCRIBE" | "DESC" => true,
             "EXECUTE" => w(1) == "STATEMENT",
             "BEGIN" => w(1) == "STATEMENT",

@@ -132,6 +132,10 @@ impl TableDef {
         if self.option("connector").is_some_and(|c| c.trim().eq_ignore_ascii_case("upsert-kafka")) {
             return Some(ChangelogKind::Upsert);
         }
+        // A result table kept by Eddy with a PRIMARY KEY is read as its upserts.
+        if self.option("connector").is_none() && !self.primary_key.is_empty() {
+            return Some(ChangelogKind::Upsert);
+        }
         let cdc = |f: &str| {
             let f = f.trim().to_ascii_lowercase();
             CDC_FORMATS.contains(&f.as_str())

@@ -105,7 +105,8 @@ impl Job {
     pub fn is_bounded(&self) -> Result<bool> {
         for n in &self.plan.nodes {
             if let Operator::Source(t) = &n.operator {
-                if !eddy_connectors::is_bounded(&connector_table(t))? {
+                // A result table is followed for its changes until the job is stopped.
+                if is_managed(t) || !eddy_connectors::is_bounded(&connector_table(t))? {
                     return Ok(false);
                 }
             }
@@ -137,11 +138,7 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
     for n in &plan.nodes {
         match &n.operator {
             Operator::Source(t) if is_managed(t) => {
-                return Err(EngineError::Plan(format!(
-                    "reading the result table '{}' in a streaming job is not supported yet; query it over the \
-                     Postgres protocol (eddy serve) instead",
-                    t.name
-                )))
+                shape(t)?;
             }
             Operator::Source(t) => eddy_connectors::validate(&connector_table(t), true, false)?,
             Operator::Sink(t) if is_managed(t) => {

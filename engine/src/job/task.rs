@@ -28,7 +28,7 @@ use crate::operators::{
     build_stateful, run_chain, FilterOperator, OperatorContext, ProjectOperator, StreamOperator, UnnestOperator,
     WatermarkOperator,
 };
-use crate::result_table::{ResultTableSink, ResultTables};
+use crate::result_table::{ResultTableSink, ResultTableSource, ResultTables};
 use eddy_sql::explain::describe;
 
 /// Messages buffered per channel: enough to keep both sides busy, small enough that a slow
@@ -146,6 +146,14 @@ pub(crate) async fn run_graph(
         for sub in (0..chain.parallelism).rev() {
             let head = &plan.nodes[chain.head()];
             let input = match &head.operator {
+                Operator::Source(t) if is_managed(t) => Input::Source(SourceFeed::start(
+                    Box::new(ResultTableSource::new(
+                        open_result_table(tables, t)?,
+                        Split { index: sub, count: chain.parallelism },
+                    )),
+                    stop.subscribe(),
+                    t.name.clone(),
+                )),
                 Operator::Source(t) => Input::Source(SourceFeed::start(
                     eddy_connectors::create_source(
                         &connector_table(t),

@@ -11,6 +11,7 @@
 
 mod log;
 mod sink;
+mod source;
 mod store;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 pub use sink::ResultTableSink;
+pub use source::ResultTableSource;
 pub use store::Snapshot;
 
 use store::TableRows;
@@ -167,6 +169,17 @@ pub struct ResultTable {
     log: Mutex<log::TableLog>,
     /// The version after each applied batch, for readers that wait for fresh rows.
     version: watch::Sender<u64>,
+    /// Jobs reading the table's changes (see [`ResultTable::subscribe`]).
+    subscribers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Change>>>,
+}
+
+/// One applied batch, as a reading job receives it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Their kinds ([`eddy_connectors::RowKind`] codes); `None`: all inserts.
+    pub row_kinds: Option<Int8Array>,
 }
 
 impl std::fmt::Debug for ResultTable {
@@ -203,6 +216,7 @@ impl ResultTable {
             rows: RwLock::new(rows),
             log: Mutex::new(log),
             version,
+            subscribers: Mutex::new(Vec::new()),
         })
     }
 
@@ -253,6 +267,14 @@ impl ResultTable {
         }
         let version = rows.version();
         drop(log);
+        // Sent under the rows' lock, so a reader that subscribed took its snapshot either
+        // before this batch (and gets it here) or after it (and does not).
+        if let Ok(mut subscribers) = self.subscribers.lock() {
+            if !subscribers.is_empty() {
+                let change = Change { batch: conformed, row_kinds: row_kinds.cloned() };
+                subscribers.retain(|s| s.send(change.clone()).is_ok());
+            }
+        }
         drop(rows);
         self.version.send_replace(version);
         Ok(())
@@ -282,6 +304,23 @@ impl ResultTable {
     /// Whether it has a primary key (updates allowed).
     pub fn is_upsert(&self) -> bool {
         self.rows.read().map(|r| r.has_key()).unwrap_or(false)
+    }
+
+    /// The rows now and every change after them: how a job reads a result table (its
+    /// changelog), so views can be chained.
+    pub fn subscribe(&self) -> (Snapshot, tokio::sync::mpsc::UnboundedReceiver<Change>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // The read lock keeps batches from being applied between the snapshot and the
+        // subscription.
+        let Ok(rows) = self.rows.read() else {
+            return (Snapshot { schema: self.schema.clone(), batches: Vec::new(), version: 0 }, rx);
+        };
+        let snapshot = rows.snapshot();
+        if let Ok(mut subscribers) = self.subscribers.lock() {
+            subscribers.push(tx);
+        }
+        drop(rows);
+        (snapshot, rx)
     }
 
     /// Versions as batches are applied (one more per batch).

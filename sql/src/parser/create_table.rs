@@ -202,7 +202,7 @@ impl<'a> FlinkParser<'a> {
     }
 
     /// `('k' = 'v', ...)`
-    fn parse_options(&mut self) -> Result<Vec<(String, String)>> {
+    pub(crate) fn parse_options(&mut self) -> Result<Vec<(String, String)>> {
         self.expect_token(&Token::LParen)?;
         let mut out: Vec<(String, String)> = Vec::new();
         if self.p.consume_token(&Token::RParen) {

@@ -16,7 +16,7 @@ use sqlparser::ast::{Ident, ObjectName};
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Word};
 
-use crate::ast::{CreateView, DropObject, Insert, Located, Statement};
+use crate::ast::{CreateTable, CreateView, DropObject, Insert, Located, Statement};
 use crate::dialect::FlinkDialect;
 use crate::error::{Location, Result, SqlError};
 
@@ -119,9 +119,8 @@ impl<'a> FlinkParser<'a> {
                 Ok(Statement::CreateView(Box::new(self.parse_create_view(temporary)?)))
             }
             Some("MATERIALIZED") => {
-                Err(SqlError::unsupported(loc(&t), "CREATE MATERIALIZED VIEW is not supported yet").with_hint(
-                    "it arrives with `eddy serve` and managed result tables; use CREATE TABLE + INSERT INTO for now",
-                ))
+                self.p.next_token();
+                Ok(Statement::CreateTable(Box::new(self.parse_materialized_view(temporary)?)))
             }
             Some("FUNCTION") => Err(self.unsupported_here("CREATE FUNCTION (user-defined functions)")),
             Some("CATALOG") | Some("DATABASE") => Err(SqlError::unsupported(
@@ -136,6 +135,40 @@ impl<'a> FlinkParser<'a> {
                 format!("expected TABLE or VIEW after CREATE, found {}", describe_token(&t.token)),
             )),
         }
+    }
+
+    /// `CREATE MATERIALIZED VIEW [IF NOT EXISTS] v [WITH (...)] AS query` (RisingWave's
+    /// form): a result table kept by Eddy plus the job that keeps it up to date — the same
+    /// as `CREATE TABLE v [WITH (...)] AS query` with no connector.
+    fn parse_materialized_view(&mut self, temporary: bool) -> Result<CreateTable> {
+        self.expect_word("VIEW")?;
+        let if_not_exists = self.parse_words(&["IF", "NOT", "EXISTS"]);
+        let name_location = loc(&self.p.peek_token());
+        let name = self.object_name()?;
+        let options = if self.parse_word("WITH") { self.parse_options()? } else { Vec::new() };
+        if let Some((k, _)) = options.iter().find(|(k, _)| k == "connector") {
+            return Err(SqlError::plan(
+                name_location,
+                format!("a materialized view is kept by Eddy; option '{k}' does not apply"),
+            )
+            .with_hint("use CREATE TABLE ... WITH ('connector' = ...) AS SELECT to write elsewhere"));
+        }
+        self.expect_word("AS")?;
+        let query = self.query()?;
+        Ok(CreateTable {
+            name,
+            name_location,
+            temporary,
+            if_not_exists,
+            columns: Vec::new(),
+            watermark: None,
+            primary_key: None,
+            comment: None,
+            distribution: None,
+            partitioned_by: Vec::new(),
+            options,
+            as_query: Some(query),
+        })
     }
 
     fn parse_create_view(&mut self, temporary: bool) -> Result<CreateView> {
@@ -341,9 +374,12 @@ impl<'a> FlinkParser<'a> {
     fn parse_drop(&mut self) -> Result<Statement> {
         self.expect_word("DROP")?;
         self.parse_word("TEMPORARY");
+        // A materialized view is a result table.
+        let materialized = self.parse_word("MATERIALIZED");
         let t = self.p.next_token();
         let object = match peek_upper(&t).as_deref() {
             Some("TABLE") => DropObject::Table,
+            Some("VIEW") if materialized => DropObject::Table,
             Some("VIEW") => DropObject::View,
             _ => {
                 return Err(SqlError::unsupported(loc(&t), format!("DROP {} is not supported", t.token))

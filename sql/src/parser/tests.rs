@@ -1,7 +1,7 @@
 //! Parser tests: every Flink statement shape, and errors that point at the right place.
 
 use super::parse_sql;
-use crate::ast::{ColumnKind, DistributionKind, Statement};
+use crate::ast::{ColumnKind, DistributionKind, DropObject, Statement};
 use crate::types::TypeKind;
 
 fn one(sql: &str) -> Statement {
@@ -190,4 +190,18 @@ fn window_table_function_arguments_parse() {
     let e = parse_sql("SELECT * FROM TABLE(TUMBLE(TABLE t PARTITION BY, DESCRIPTOR(ts)))").unwrap_err();
     assert_eq!(e.kind, crate::error::SqlErrorKind::Syntax, "{e:?}");
     assert_eq!((e.location.line, e.location.column), (1, 48));
+}
+
+#[test]
+fn materialized_view_is_a_result_table_with_its_query() {
+    let Statement::CreateTable(t) =
+        one("CREATE MATERIALIZED VIEW IF NOT EXISTS mv WITH ('retention' = '1 h') AS SELECT a FROM t")
+    else {
+        panic!("not a table")
+    };
+    assert!(t.if_not_exists && t.as_query.is_some() && t.columns.is_empty());
+    assert_eq!(t.options, vec![("retention".to_string(), "1 h".to_string())]);
+    assert!(matches!(one("DROP MATERIALIZED VIEW mv"), Statement::Drop { object: DropObject::Table, .. }));
+    let err = parse_sql("CREATE MATERIALIZED VIEW mv WITH ('connector' = 'kafka') AS SELECT 1").unwrap_err();
+    assert!(err.message.contains("kept by Eddy"), "{}", err.message);
 }
