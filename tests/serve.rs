@@ -154,6 +154,10 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
     // Every bid arrives; the upsert table holds one row per bidder: its last window.
     server.wait_for("SELECT count(*), sum(id) FROM all_bids", "1000|500500");
     server.wait_for("SELECT bidder, window_start, bids FROM per_bidder ORDER BY bidder", &expected_last_windows());
+    // A point lookup by primary key (answered from the key index), with a parameter too.
+    assert_eq!(server.query("SELECT bids FROM per_bidder WHERE bidder = 2"), "25");
+    assert_eq!(server.query("SELECT bids FROM per_bidder WHERE bidder = 2 AND bids > 100"), "");
+    assert_eq!(server.query("SELECT count(*) FROM per_bidder WHERE bidder = 7"), "0");
     // Ad-hoc SQL over result tables: joins, aggregates, time ranges.
     assert_eq!(
         server.query(
