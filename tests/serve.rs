@@ -21,10 +21,15 @@ struct Server {
 
 impl Server {
     fn start(state: &Path, pg: u16, http: u16) -> Self {
+        Self::start_with(state, pg, http, &[])
+    }
+
+    fn start_with(state: &Path, pg: u16, http: u16, extra: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(["serve", "--state-dir"])
             .arg(state)
             .args(["--pg-listen", &format!("127.0.0.1:{pg}"), "--http-listen", &format!("127.0.0.1:{http}")])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -292,5 +297,56 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
     assert!(stderr.contains("bad.sql:3:24"), "{stderr}");
     assert!(stderr.contains("3 | INSERT INTO ok1 SELECT b FROM seen;"), "{stderr}");
     assert_eq!(server.query("SHOW TABLES"), "ok1\nseen\nticks");
+    server.stop();
+}
+
+#[test]
+fn scram_users_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (pg, http) = (free_port(), free_port());
+    let server = Server::start_with(
+        &dir.path().join("state"),
+        pg,
+        http,
+        &[
+            "--auth",
+            "scram",
+            "--user",
+            "alice:s3cret",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let psql = |password: &str, sslmode: &str| {
+        Command::new("psql")
+            .arg(format!("host=127.0.0.1 port={pg} user=alice dbname=eddy sslmode={sslmode}"))
+            .args(["-X", "-A", "-t", "-c", "SELECT 40 + 2"])
+            .env("PGPASSWORD", password)
+            .output()
+            .expect("run psql")
+    };
+    let ok = psql("s3cret", "require");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "42");
+    let plain = psql("s3cret", "disable");
+    assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "42", "TLS is offered, not required");
+    let wrong = psql("guess", "require");
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
     server.stop();
 }

@@ -65,6 +65,22 @@ enum Command {
         /// HTTP address of /health and /metrics ('off' for none).
         #[arg(long, default_value = eddy_server::DEFAULT_HTTP_LISTEN, value_name = "HOST:PORT")]
         http_listen: String,
+        /// Client authentication: 'trust' (anyone; for loopback) or 'scram' (SCRAM-SHA-256
+        /// against --user / --users-file).
+        #[arg(long, default_value = "trust", value_name = "trust|scram")]
+        auth: String,
+        /// A user for --auth scram, as name:password (repeatable).
+        #[arg(long = "user", value_name = "NAME:PASSWORD")]
+        users: Vec<String>,
+        /// A file of name:password lines for --auth scram.
+        #[arg(long, value_name = "FILE")]
+        users_file: Option<PathBuf>,
+        /// TLS certificate chain (PEM); with --tls-key, clients may connect with TLS.
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Send a SQL file's statements to a running `eddy serve`, one line per statement; stops
     /// at the first error.
@@ -88,8 +104,16 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run { file, quiet, state_dir } => run::run_file(&file, quiet, &state_dir),
         Command::Check { file } => check::check_file(&file),
-        Command::Serve { state_dir, pg_listen, http_listen } => {
-            serve::serve_forever(state_dir, &pg_listen, &http_listen)
+        Command::Serve { state_dir, pg_listen, http_listen, auth, users, users_file, tls_cert, tls_key } => {
+            serve::serve_forever(serve::ServeArgs {
+                state_dir,
+                pg_listen,
+                http_listen,
+                auth,
+                users,
+                users_file,
+                tls: tls_cert.zip(tls_key),
+            })
         }
         Command::Submit { file, url } => submit::submit_file(&file, &url),
     };

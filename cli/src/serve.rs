@@ -3,12 +3,46 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use eddy_server::auth::{Auth, Users};
 use eddy_server::{serve, ServeConfig};
 
 use crate::{EXIT_FAILURE, EXIT_USAGE};
 
+/// `eddy serve`'s command line.
+pub struct ServeArgs {
+    pub state_dir: PathBuf,
+    pub pg_listen: String,
+    pub http_listen: String,
+    pub auth: String,
+    pub users: Vec<String>,
+    pub users_file: Option<PathBuf>,
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
 /// Serve until Ctrl-C or SIGTERM; returns the exit code.
-pub fn serve_forever(state_dir: PathBuf, pg_listen: &str, http_listen: &str) -> u8 {
+pub fn serve_forever(args: ServeArgs) -> u8 {
+    let ServeArgs { state_dir, pg_listen, http_listen, auth, users, users_file, tls } = args;
+    let (pg_listen, http_listen) = (pg_listen.as_str(), http_listen.as_str());
+    let auth = match auth.as_str() {
+        "trust" => Auth::Trust,
+        "scram" | "scram-sha-256" => {
+            let users = match &users_file {
+                Some(f) => Users::from_file(f),
+                None => Users::from_pairs(users.iter().map(String::as_str)),
+            };
+            match users {
+                Ok(u) => Auth::Scram(std::sync::Arc::new(u)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        other => {
+            eprintln!("error: --auth '{other}': write trust or scram");
+            return EXIT_USAGE;
+        }
+    };
     let pg_listen: SocketAddr = match pg_listen.parse() {
         Ok(a) => a,
         Err(e) => {
@@ -33,7 +67,7 @@ pub fn serve_forever(state_dir: PathBuf, pg_listen: &str, http_listen: &str) -> 
             return EXIT_FAILURE;
         }
     };
-    let config = ServeConfig { state_dir, pg_listen, http_listen };
+    let config = ServeConfig { state_dir, pg_listen, http_listen, auth, tls };
     eprintln!(
         "eddy serve: Postgres protocol on {pg_listen}{}; state in {}",
         http_listen.map(|a| format!(", http://{a}/metrics")).unwrap_or_default(),

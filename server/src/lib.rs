@@ -36,6 +36,7 @@ pub enum ServerError {
     },
 }
 
+pub mod auth;
 pub mod http;
 pub mod pg;
 
@@ -62,6 +63,10 @@ pub struct ServeConfig {
     pub pg_listen: SocketAddr,
     /// HTTP address; `None` for no HTTP endpoint.
     pub http_listen: Option<SocketAddr>,
+    /// Client authentication.
+    pub auth: auth::Auth,
+    /// TLS certificate and key (PEM), if clients may use TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Open the state, then serve until `shutdown` resolves; jobs are stopped at the end (and
@@ -85,7 +90,11 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
         None => None,
     };
     tracing::info!(pg = %config.pg_listen, http = ?config.http_listen, state = %config.state_dir.display(), "eddy serve ready");
-    let handlers = Arc::new(pg::Handlers::new(eddy.clone()));
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(auth::tls_acceptor(cert, key)?),
+        None => None,
+    };
+    let handlers = Arc::new(pg::Handlers::new(eddy.clone(), config.auth.clone()));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -93,8 +102,9 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                 match accepted {
                     Ok((socket, peer)) => {
                         let handlers = handlers.clone();
+                        let tls = tls.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = process_socket(socket, None, handlers).await {
+                            if let Err(e) = process_socket(socket, tls, handlers).await {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
                             }
                         });

@@ -13,7 +13,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
-use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
@@ -27,6 +26,7 @@ use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::Sink;
 
+use crate::auth::{Auth, Startup};
 use crate::service::{Eddy, Reply};
 use crate::ServerError;
 
@@ -37,13 +37,14 @@ type DfStatement = (String, Option<(sqlparser::ast::Statement, datafusion::logic
 /// The handlers of every connection.
 pub struct Handlers {
     query: Arc<EddyQueryHandler>,
-    startup: Arc<TrustStartup>,
+    auth: Auth,
+    connections: Arc<ConnectionManager>,
     cancel: Arc<DefaultCancelHandler>,
 }
 
 impl Handlers {
-    /// Handlers over `eddy`.
-    pub fn new(eddy: Arc<Eddy>) -> Self {
+    /// Handlers over `eddy`, authenticating with `auth`.
+    pub fn new(eddy: Arc<Eddy>, auth: Auth) -> Self {
         let df = Arc::new(DfSessionService::new(eddy.query_context()));
         let parser = Arc::new(EddyParser {
             df: <DfSessionService as ExtendedQueryHandler>::query_parser(&df),
@@ -52,8 +53,9 @@ impl Handlers {
         let connections = Arc::new(ConnectionManager::new());
         Self {
             query: Arc::new(EddyQueryHandler { eddy, df, parser }),
-            startup: Arc::new(TrustStartup { connections: connections.clone() }),
-            cancel: Arc::new(DefaultCancelHandler::new(connections)),
+            auth,
+            cancel: Arc::new(DefaultCancelHandler::new(connections.clone())),
+            connections,
         }
     }
 }
@@ -68,23 +70,11 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.startup.clone()
+        Arc::new(Startup::new(&self.auth, &self.connections))
     }
 
     fn cancel_handler(&self) -> Arc<impl CancelHandler> {
         self.cancel.clone()
-    }
-}
-
-/// Trust authentication (the server listens on loopback by default).
-struct TrustStartup {
-    connections: Arc<ConnectionManager>,
-}
-
-#[async_trait]
-impl NoopStartupHandler for TrustStartup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.connections.clone())
     }
 }
 
