@@ -179,6 +179,15 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
     assert_eq!(jobs.matches("|RUNNING|").count(), 2, "jobs reading result tables follow them: {jobs}");
     assert!(jobs.contains("insert-into_all_bids|FINISHED|1000|1000|"), "{jobs}");
 
+    // COPY ... TO STDOUT, as psql's \copy sends it, in text and CSV.
+    let copied = server.psql(&["-c", "\\copy (SELECT id, bidder FROM late ORDER BY id) to stdout"]);
+    assert_eq!(String::from_utf8_lossy(&copied.stdout), "996\t0\n997\t1\n998\t2\n999\t3\n1000\t0\n");
+    let csv = server.psql(&[
+        "-c",
+        "COPY (SELECT bidder, bids FROM bidder_copy ORDER BY bidder) TO STDOUT WITH (FORMAT csv, HEADER)",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "bidder,bids\n0,1\n1,25\n2,25\n3,25\n");
+
     // psql's catalog queries see the tables and their columns.
     let dt = String::from_utf8_lossy(&server.psql(&["-c", "\\dt"]).stdout).to_string();
     assert!(dt.contains("all_bids") && dt.contains("per_bidder"), "{dt}");

@@ -37,6 +37,7 @@ pub enum ServerError {
 }
 
 pub mod auth;
+pub mod copy;
 pub mod http;
 pub mod pg;
 

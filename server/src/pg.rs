@@ -149,6 +149,9 @@ impl SimpleQueryHandler for EddyQueryHandler {
             let replies = run_eddy(&self.eddy, query).await?;
             return to_responses(replies, &Format::UnifiedText);
         }
+        if crate::copy::is_copy(query) {
+            return Ok(vec![crate::copy::copy_to_stdout(&self.eddy.query_context(), query).await?]);
+        }
         <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query).await
     }
 }
