@@ -294,6 +294,23 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.query("SHOW JOBS"), "", "a stopped job is not started again");
 
+    // A file table is read to its end for each ad-hoc query; an endless source is refused.
+    std::fs::write(dir.path().join("events.jsonl"), "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 5, \"name\": \"b\"}\n")
+        .unwrap();
+    let ddl = format!(
+        "CREATE TABLE events (id BIGINT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json')",
+        dir.path().join("events.jsonl").display()
+    );
+    assert!(server.psql(&["-c", &ddl]).status.success());
+    assert_eq!(server.query("SELECT count(*), max(id), min(name) FROM events"), "2|5|a");
+    assert!(server.psql(&["-c", "CREATE TABLE forever (n BIGINT) WITH ('connector' = 'datagen')"]).status.success());
+    let endless = server.psql(&["-c", "SELECT count(*) FROM forever"]);
+    assert!(
+        String::from_utf8_lossy(&endless.stderr).contains("never ends"),
+        "{}",
+        String::from_utf8_lossy(&endless.stderr)
+    );
+
     // A wrong statement: the file's line and column, a caret, and nothing after it runs.
     std::fs::write(
         dir.path().join("bad.sql"),
@@ -305,7 +322,7 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains("bad.sql:3:24"), "{stderr}");
     assert!(stderr.contains("3 | INSERT INTO ok1 SELECT b FROM seen;"), "{stderr}");
-    assert_eq!(server.query("SHOW TABLES"), "ok1\nseen\nticks");
+    assert_eq!(server.query("SHOW TABLES"), "events\nforever\nok1\nseen\nticks");
     server.stop();
 }
 

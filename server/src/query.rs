@@ -21,6 +21,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use eddy_engine::result_table::ResultTable;
+use eddy_sql::plan::TableSpec;
 
 use crate::ServerError;
 
@@ -136,4 +137,92 @@ fn point_key(filters: &[Expr], key: &[String], schema: &SchemaRef) -> Option<Vec
         values.push(array);
     }
     Some(values)
+}
+
+/// Make a connector table (Kafka, files, datagen...) queryable: each query reads it as a
+/// bounded scan — a Kafka topic from its startup position (the earliest offsets unless the
+/// table says otherwise) up to the latest offsets at the time of the query, with a group of
+/// its own (it commits nothing the table's jobs would see).
+pub fn register_connector_table(ctx: &SessionContext, spec: TableSpec) -> Result<(), ServerError> {
+    let name = spec.name.clone();
+    ctx.deregister_table(name.as_str()).map_err(|e| ServerError::State(e.to_string()))?;
+    ctx.register_table(name.as_str(), Arc::new(ConnectorScan { spec }))
+        .map_err(|e| ServerError::State(format!("cannot register table '{name}': {e}")))?;
+    Ok(())
+}
+
+/// A connector table read to its end for one query.
+#[derive(Debug)]
+struct ConnectorScan {
+    spec: TableSpec,
+}
+
+impl ConnectorScan {
+    /// The table's options for a bounded read of its current contents.
+    fn bounded_table(&self) -> eddy_connectors::ConnectorTable {
+        let mut table = eddy_engine::job::connector_table(&self.spec);
+        let connector = self.spec.connector().to_ascii_lowercase();
+        if connector == "kafka" {
+            let mut options: Vec<(String, String)> = self.spec.options.clone();
+            let mut set = |k: &str, v: String, keep: bool| {
+                if let Some(o) = options.iter_mut().find(|(key, _)| key == k) {
+                    if !keep {
+                        o.1 = v;
+                    }
+                } else {
+                    options.push((k.to_string(), v));
+                }
+            };
+            set("scan.startup.mode", "earliest-offset".into(), true);
+            set("scan.bounded.mode", "latest-offset".into(), true);
+            set("properties.group.id", format!("eddy-adhoc-{:016x}", rand::random::<u64>()), false);
+            table.options = eddy_connectors::Options::new(options);
+        }
+        table
+    }
+}
+
+#[async_trait]
+impl TableProvider for ConnectorScan {
+    fn schema(&self) -> SchemaRef {
+        self.spec.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let table = self.bounded_table();
+        let fail = |e: eddy_connectors::ConnectorError| DataFusionError::External(Box::new(e));
+        if !eddy_connectors::is_bounded(&table).map_err(fail)? {
+            return Err(DataFusionError::Plan(format!(
+                "table '{}' never ends (connector '{}' without a bound, e.g. datagen without 'number-of-rows'), \
+                 so it cannot be queried ad hoc; write it into a result table with INSERT INTO and query that",
+                self.spec.name,
+                self.spec.connector()
+            )));
+        }
+        let mut source =
+            eddy_connectors::create_source(&table, eddy_connectors::Split { index: 0, count: 1 }).map_err(fail)?;
+        let mut batches = Vec::new();
+        while let Some(b) = source.next_batch().await.map_err(fail)? {
+            if b.row_kinds.is_some() {
+                return Err(DataFusionError::Plan(format!(
+                    "table '{}' is a changelog (upsert or CDC); query the result table a job keeps from it instead",
+                    self.spec.name
+                )));
+            }
+            if b.batch.num_rows() > 0 {
+                batches.push(b.batch);
+            }
+        }
+        Ok(MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?)
+    }
 }

@@ -106,7 +106,7 @@ impl Eddy {
                 let name = ct.name.to_string();
                 let Some(def) = session.catalog().table(&name) else { return Ok(()) };
                 if def.option("connector").is_some() {
-                    return Ok(());
+                    return query::register_connector_table(&self.ctx, def.source_spec());
                 }
                 let shape = result_table_shape(def)?;
                 let table = self.tables.open(&shape).map_err(|e| ServerError::State(format!("table '{name}': {e}")))?;
@@ -114,9 +114,11 @@ impl Eddy {
             }
             Statement::Drop { name, .. } => {
                 let name = name.to_string();
-                if !session.catalog().contains(&name) && self.tables.get(&name).is_some() {
+                if !session.catalog().contains(&name) {
                     query::deregister(&self.ctx, &name);
-                    self.tables.drop_table(&name).map_err(|e| ServerError::State(e.to_string()))?;
+                    if self.tables.get(&name).is_some() {
+                        self.tables.drop_table(&name).map_err(|e| ServerError::State(e.to_string()))?;
+                    }
                 }
                 Ok(())
             }

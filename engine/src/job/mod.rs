@@ -177,7 +177,7 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
 }
 
 /// Whether a table is kept by Eddy (declared with no `connector`).
-pub(crate) fn is_managed(t: &TableSpec) -> bool {
+pub fn is_managed(t: &TableSpec) -> bool {
     !t.options.iter().any(|(k, _)| k == "connector")
 }
 
@@ -232,7 +232,7 @@ pub(crate) fn open_result_table(tables: Option<&Arc<ResultTables>>, t: &TableSpe
 }
 
 /// The connector's view of a table.
-pub(crate) fn connector_table(t: &TableSpec) -> ConnectorTable {
+pub fn connector_table(t: &TableSpec) -> ConnectorTable {
     ConnectorTable {
         name: t.name.clone(),
         schema: t.schema.clone(),

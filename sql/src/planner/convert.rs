@@ -430,16 +430,8 @@ impl<'a> PlanBuilder<'a> {
             return Err(SqlError::internal(format!("table '{name}' vanished from the catalog")));
         };
         let src_cols = table.source_columns();
-        let src_schema = table.schema_of(&src_cols);
-        let metadata = src_cols
-            .iter()
-            .enumerate()
-            .filter_map(|(pos, i)| match &table.columns[*i].kind {
-                ColumnSource::Metadata { key, .. } => Some((pos, key.clone())),
-                _ => None,
-            })
-            .collect();
-        let spec = table_spec(&table, src_schema.clone(), metadata);
+        let spec = table.source_spec();
+        let src_schema = spec.schema.clone();
         let changelog = table.changelog_source();
         let normalize = match changelog {
             Some(ChangelogKind::Upsert) => Some(self.normalize_spec(&table)?),
@@ -614,6 +606,22 @@ fn implicitly_castable(from: &DataType, to: &DataType) -> bool {
             can_cast_types(from, to)
         }
         _ => false,
+    }
+}
+
+impl TableDef {
+    /// The table as a source reads it: its physical and metadata columns.
+    pub fn source_spec(&self) -> TableSpec {
+        let src_cols = self.source_columns();
+        let metadata = src_cols
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, i)| match &self.columns[*i].kind {
+                ColumnSource::Metadata { key, .. } => Some((pos, key.clone())),
+                _ => None,
+            })
+            .collect();
+        table_spec(self, self.schema_of(&src_cols), metadata)
     }
 }
 
