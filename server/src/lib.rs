@@ -40,6 +40,7 @@ pub mod auth;
 pub mod copy;
 pub mod http;
 pub mod pg;
+pub mod pg_compat;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -27,6 +27,7 @@ use datafusion_postgres::{DfSessionService, Parser};
 use futures::Sink;
 
 use crate::auth::{Auth, Startup};
+use crate::pg_compat;
 use crate::service::{Eddy, Reply};
 use crate::ServerError;
 
@@ -135,9 +136,9 @@ async fn run_eddy(eddy: &Arc<Eddy>, sql: &str) -> PgWireResult<Vec<Reply>> {
     .map_err(pg_error)
 }
 
-#[async_trait]
-impl SimpleQueryHandler for EddyQueryHandler {
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+impl EddyQueryHandler {
+    /// Answer one statement (or a text of Eddy statements) in the simple protocol.
+    async fn simple_one<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -152,7 +153,36 @@ impl SimpleQueryHandler for EddyQueryHandler {
         if crate::copy::is_copy(query) {
             return Ok(vec![crate::copy::copy_to_stdout(&self.eddy.query_context(), query).await?]);
         }
+        if let Some(reply) = pg_compat::session_statement(query) {
+            return to_responses(vec![reply], &Format::UnifiedText);
+        }
+        tracing::debug!(%query, "query");
         <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for EddyQueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // A text of Flink statements goes to Eddy whole (it splits and locates them itself);
+        // a text of several Postgres statements (a pool's reset sequence) is answered one by one.
+        if !Eddy::handles(query) {
+            let pieces = pg_compat::split_statements(query);
+            if pieces.len() > 1 {
+                let mut responses = Vec::new();
+                for piece in &pieces {
+                    responses.extend(self.simple_one(client, piece).await?);
+                }
+                return Ok(responses);
+            }
+        }
+        self.simple_one(client, query).await
     }
 }
 
@@ -178,6 +208,13 @@ impl ExtendedQueryHandler for EddyQueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let (sql, parsed) = &portal.statement.statement;
+        if parsed.is_none() {
+            if let Some(reply) = pg_compat::session_statement(sql) {
+                return to_responses(vec![reply], &portal.result_column_format)?
+                    .pop()
+                    .ok_or_else(|| pg_error(ServerError::State("no reply".into())));
+            }
+        }
         if parsed.is_none() && Eddy::handles(sql) {
             let mut replies = run_eddy(&self.eddy, sql).await?;
             // One statement per Parse, as Postgres allows in the extended protocol.
@@ -205,7 +242,7 @@ impl QueryParser for EddyParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        if Eddy::handles(sql) {
+        if Eddy::handles(sql) || pg_compat::session_statement(sql).is_some() {
             return Ok(Some((sql.to_string(), None)));
         }
         self.df.parse_sql(client, sql, types).await
@@ -221,6 +258,11 @@ impl QueryParser for EddyParser {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         let (sql, parsed) = stmt;
+        if parsed.is_none() {
+            if let Some(crate::service::Reply::Rows(schema, _)) = pg_compat::session_statement(sql) {
+                return arrow_schema_to_pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None);
+            }
+        }
         if parsed.is_none() && Eddy::handles(sql) {
             let Some(schema) = self.eddy.result_schema(sql).map_err(pg_error)? else { return Ok(Vec::new()) };
             return arrow_schema_to_pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None);

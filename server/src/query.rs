@@ -26,7 +26,7 @@ use eddy_sql::plan::TableSpec;
 use crate::ServerError;
 
 /// The catalog and schema result tables appear in (`datafusion.public.t`).
-pub const CATALOG: &str = "datafusion";
+pub const CATALOG: &str = "eddy";
 /// See [`CATALOG`].
 pub const SCHEMA: &str = "public";
 
@@ -43,6 +43,8 @@ pub fn query_context() -> Result<SessionContext, ServerError> {
     }
     setup_pg_catalog(&ctx, CATALOG, EmptyContextProvider)
         .map_err(|e| ServerError::State(format!("pg_catalog: {e}")))?;
+    // After pg_catalog's, so version() and friends answer as PostgreSQL does.
+    crate::pg_compat::register_functions(&ctx);
     Ok(ctx)
 }
 
