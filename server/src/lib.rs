@@ -39,6 +39,7 @@ pub enum ServerError {
 pub mod auth;
 pub mod copy;
 pub mod http;
+pub mod info_schema;
 pub mod pg;
 pub mod pg_compat;
 

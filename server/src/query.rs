@@ -34,7 +34,8 @@ pub const SCHEMA: &str = "public";
 /// functions (DATE_FORMAT, ...) as the streaming planner has them.
 pub fn query_context() -> Result<SessionContext, ServerError> {
     let config = SessionConfig::new()
-        .with_information_schema(true)
+        // Ours (crate::info_schema): Postgres type names, primary keys.
+        .with_information_schema(false)
         .with_default_catalog_and_schema(CATALOG, SCHEMA)
         .set_str("datafusion.execution.time_zone", "+00:00");
     let ctx = SessionContext::new_with_config(config);
@@ -45,6 +46,7 @@ pub fn query_context() -> Result<SessionContext, ServerError> {
         .map_err(|e| ServerError::State(format!("pg_catalog: {e}")))?;
     // After pg_catalog's, so version() and friends answer as PostgreSQL does.
     crate::pg_compat::register_functions(&ctx);
+    crate::info_schema::refresh(&ctx, &[])?;
     Ok(ctx)
 }
 

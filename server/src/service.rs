@@ -99,8 +99,28 @@ impl Eddy {
         Ok(())
     }
 
-    /// Keep result tables in step with the catalog after a DDL statement.
+    /// Describe the catalog's tables in information_schema.
+    fn refresh_info_schema(&self, session: &Session) -> Result<(), ServerError> {
+        let tables: Vec<crate::info_schema::TableInfo> = session
+            .catalog()
+            .table_names()
+            .into_iter()
+            .filter_map(|name| session.catalog().table(&name).cloned())
+            .map(|def| {
+                let schema = if def.option("connector").is_some() {
+                    def.source_spec().schema
+                } else {
+                    def.schema_of(&def.sink_columns())
+                };
+                crate::info_schema::TableInfo { name: def.name.clone(), schema, primary_key: def.primary_key.clone() }
+            })
+            .collect();
+        crate::info_schema::refresh(&self.ctx, &tables)
+    }
+
+    /// Keep result tables and information_schema in step with the catalog after DDL.
     fn after_ddl(&self, session: &Session, stmt: &Statement) -> Result<(), ServerError> {
+        self.refresh_info_schema(session)?;
         match stmt {
             Statement::CreateTable(ct) => {
                 let name = ct.name.to_string();
