@@ -102,6 +102,17 @@ fn pg_error(e: ServerError) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".to_string(), code.to_string(), e.to_string())))
 }
 
+/// DataFusion's result columns under the names Postgres would give them.
+fn with_pg_names(response: Response) -> Response {
+    match response {
+        Response::Query(mut q) => {
+            q.row_schema = Arc::new(q.row_schema.iter().map(pg_compat::pg_field).collect());
+            Response::Query(q)
+        }
+        other => other,
+    }
+}
+
 /// Rows in the formats the client asked for.
 fn rows_response(schema: &SchemaRef, batches: Vec<RecordBatch>, format: &Format) -> PgWireResult<Response> {
     let fields = Arc::new(arrow_schema_to_pg_fields(schema, format, None)?);
@@ -157,7 +168,8 @@ impl EddyQueryHandler {
             return to_responses(vec![reply], &Format::UnifiedText);
         }
         tracing::debug!(%query, "query");
-        <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query).await
+        let responses = <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query).await?;
+        Ok(responses.into_iter().map(with_pg_names).collect())
     }
 }
 
@@ -224,7 +236,9 @@ impl ExtendedQueryHandler for EddyQueryHandler {
                 .pop()
                 .ok_or_else(|| pg_error(ServerError::State("no reply".into())));
         }
-        <DfSessionService as ExtendedQueryHandler>::do_query(&self.df, client, portal, max_rows).await
+        <DfSessionService as ExtendedQueryHandler>::do_query(&self.df, client, portal, max_rows)
+            .await
+            .map(with_pg_names)
     }
 }
 
@@ -267,6 +281,6 @@ impl QueryParser for EddyParser {
             let Some(schema) = self.eddy.result_schema(sql).map_err(pg_error)? else { return Ok(Vec::new()) };
             return arrow_schema_to_pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None);
         }
-        self.df.get_result_schema(stmt, column_format)
+        Ok(self.df.get_result_schema(stmt, column_format)?.iter().map(pg_compat::pg_field).collect())
     }
 }

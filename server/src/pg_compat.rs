@@ -17,6 +17,8 @@ use datafusion::prelude::SessionContext;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
+use datafusion_postgres::pgwire::api::results::FieldInfo;
+
 use crate::service::Reply;
 
 /// The version clients read: SQLAlchemy and others parse `PostgreSQL <major>.<minor>`.
@@ -260,6 +262,34 @@ impl ScalarUDFImpl for JsonBuildObject {
     }
 }
 
+/// Postgres' name for a result column DataFusion named after its expression: a function
+/// call is named after the function (`count(*)` -> `count`), a qualified column after the
+/// column (`t.id` -> `id`). `None`: keep the name (an alias, or another expression).
+pub fn pg_column_name(name: &str) -> Option<String> {
+    let is_ident = |s: &str| {
+        !s.is_empty()
+            && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if name.ends_with(')') {
+        let (func, _) = name.split_once('(')?;
+        return is_ident(func).then(|| func.to_ascii_lowercase());
+    }
+    let (table, column) = name.split_once('.')?;
+    (is_ident(table) && is_ident(column)).then(|| column.to_string())
+}
+
+/// A result column with its Postgres name (see [`pg_column_name`]).
+pub fn pg_field(f: &FieldInfo) -> FieldInfo {
+    match pg_column_name(f.name()) {
+        Some(name) => FieldInfo::new(name, f.table_id(), f.column_id(), f.datatype().clone(), f.format())
+            .with_format_options(f.format_options().clone())
+            .with_type_size(f.type_size())
+            .with_type_modifier(f.type_modifier()),
+        None => f.clone(),
+    }
+}
+
 /// The statements of a simple query, split at top-level semicolons (empty ones dropped).
 pub fn split_statements(sql: &str) -> Vec<String> {
     let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else { return vec![sql.to_string()] };
@@ -351,6 +381,16 @@ mod tests {
         assert_eq!(s[1].trim(), "CLOSE ALL");
         assert_eq!(split_statements("SELECT 'a;b'; SELECT 2").len(), 2);
         assert!(split_statements(" ; ").is_empty());
+    }
+
+    #[test]
+    fn result_columns_are_named_as_postgres_names_them() {
+        assert_eq!(pg_column_name("count(*)").as_deref(), Some("count"));
+        assert_eq!(pg_column_name("sum(all_bids.id)").as_deref(), Some("sum"));
+        assert_eq!(pg_column_name("all_bids.id").as_deref(), Some("id"));
+        assert_eq!(pg_column_name("total"), None);
+        assert_eq!(pg_column_name("a + b"), None);
+        assert_eq!(pg_column_name("(a)"), None);
     }
 
     #[test]
