@@ -42,6 +42,7 @@ pub mod http;
 pub mod info_schema;
 pub mod pg;
 pub mod pg_compat;
+pub mod point_lookup;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

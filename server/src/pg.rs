@@ -236,6 +236,11 @@ impl ExtendedQueryHandler for EddyQueryHandler {
                 .pop()
                 .ok_or_else(|| pg_error(ServerError::State("no reply".into())));
         }
+        if let Some((_, plan)) = parsed {
+            if let Some(answer) = crate::point_lookup::try_answer(self.eddy.result_tables(), plan, portal) {
+                return answer;
+            }
+        }
         <DfSessionService as ExtendedQueryHandler>::do_query(&self.df, client, portal, max_rows)
             .await
             .map(with_pg_names)

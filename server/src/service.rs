@@ -72,6 +72,11 @@ impl Eddy {
         self.ctx.clone()
     }
 
+    /// The result tables.
+    pub fn result_tables(&self) -> &ResultTables {
+        &self.tables
+    }
+
     /// The jobs.
     pub fn jobs(&self) -> &Arc<Jobs> {
         &self.jobs

@@ -28,6 +28,17 @@ def check_connect():
             raise AssertionError(f"server_version {conn.info.server_version}")
 
 
+def check_point_lookup_by_key():
+    # A prepared lookup by the whole primary key (Eddy answers it from the key index), text
+    # and binary, a key that is there, one that is not, and a NULL key.
+    with connect() as conn:
+        for binary in (False, True):
+            for bidder, want in ((2, [(PER_BIDDER[2][2], PER_BIDDER[2][1])]), (7, []), (None, [])):
+                rows = conn.execute("SELECT bids, window_start FROM per_bidder WHERE bidder = %s", (bidder,),
+                                    prepare=True, binary=binary).fetchall()
+                eq(rows, want, "bidder %s binary %s" % (bidder, binary))
+
+
 def check_simple_query():
     # No parameters: psycopg 3 still uses the extended protocol, text results.
     rows, _ = query("SELECT count(*), sum(id) FROM all_bids")
@@ -141,6 +152,7 @@ def main():
     C.run("pipeline", check_pipeline)
     C.run("server_cursor", check_server_cursor)
     C.run("stream", check_stream)
+    C.run("point_lookup_by_key", check_point_lookup_by_key)
 
 
 if __name__ == "__main__":
