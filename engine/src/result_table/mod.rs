@@ -241,42 +241,46 @@ impl ResultTable {
             return Ok(());
         }
         let poisoned = || ResultTableError::Invalid(format!("result table '{}' is unusable after a panic", self.name));
-        let mut rows = self.rows.write().map_err(|_| poisoned())?;
-        rows.apply(batch, row_kinds)?;
-        if let Some((keep, column)) = self.retention {
-            match column {
-                Some(c) => {
-                    rows.expire_by_time(c, keep)?;
-                }
-                None => {
-                    rows.expire(keep);
+        let conformed = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+            .map_err(ResultTableError::arrow("result table rows"))?;
+        // The log's lock first: it orders the writers (the log's order is the order
+        // applied), while readers wait only for the rows' lock, which is held just for the
+        // change in memory — not for the disk writes below.
+        let mut log = self.log.lock().map_err(|_| poisoned())?;
+        let (version, live_rows) = {
+            let mut rows = self.rows.write().map_err(|_| poisoned())?;
+            rows.apply(&conformed, row_kinds)?;
+            if let Some((keep, column)) = self.retention {
+                match column {
+                    Some(c) => {
+                        rows.expire_by_time(c, keep)?;
+                    }
+                    None => {
+                        rows.expire(keep);
+                    }
                 }
             }
-        }
-        // Logged under the rows' lock, so the log's order is the order applied.
-        let mut log = self.log.lock().map_err(|_| poisoned())?;
+            // Sent under the rows' lock, so a reader that subscribed took its snapshot
+            // either before this batch (and gets it here) or after it (and does not).
+            if let Ok(mut subscribers) = self.subscribers.lock() {
+                if !subscribers.is_empty() {
+                    let change = Change { batch: conformed.clone(), row_kinds: row_kinds.cloned() };
+                    subscribers.retain(|s| s.send(change.clone()).is_ok());
+                }
+            }
+            (rows.version(), rows.num_rows())
+        };
+        self.version.send_replace(version);
         let kinds = match row_kinds {
             Some(k) => k.clone(),
             None => store::insert_kinds(batch.num_rows()).as_ref().clone(),
         };
-        let conformed = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
-            .map_err(ResultTableError::arrow("result table rows"))?;
         log.append(&conformed, &kinds)?;
-        if log.wants_rotation(rows.num_rows()) {
-            log.rotate(&self.schema, &rows.snapshot().batches)?;
+        if log.wants_rotation(live_rows) {
+            // The snapshot is a moment under the read lock; writing it happens outside.
+            let snapshot = self.snapshot();
+            log.rotate(&self.schema, &snapshot.batches)?;
         }
-        let version = rows.version();
-        drop(log);
-        // Sent under the rows' lock, so a reader that subscribed took its snapshot either
-        // before this batch (and gets it here) or after it (and does not).
-        if let Ok(mut subscribers) = self.subscribers.lock() {
-            if !subscribers.is_empty() {
-                let change = Change { batch: conformed, row_kinds: row_kinds.cloned() };
-                subscribers.retain(|s| s.send(change.clone()).is_ok());
-            }
-        }
-        drop(rows);
-        self.version.send_replace(version);
         Ok(())
     }
 

@@ -22,6 +22,9 @@ use eddy_connectors::RowKind;
 
 use super::ResultTableError;
 
+/// Rows merged per compaction step (see [`TableRows::compact_if_sparse`]).
+const COMPACT_ROWS: usize = 65_536;
+
 /// Rows written together, and which of them are still live.
 #[derive(Debug, Clone)]
 struct Segment {
@@ -30,6 +33,8 @@ struct Segment {
     live_rows: usize,
     /// When it was written (insert-time retention).
     written: SystemTime,
+    /// Oldest and newest event time (ms) of its rows, once event-time retention asked.
+    times: Option<(i64, i64)>,
 }
 
 /// A consistent view of a table's rows.
@@ -104,7 +109,13 @@ impl TableRows {
                     kind(i)
                 )));
             }
-            self.segments.push(Segment { batch, live: vec![true; n], live_rows: n, written: SystemTime::now() });
+            self.segments.push(Segment {
+                batch,
+                live: vec![true; n],
+                live_rows: n,
+                written: SystemTime::now(),
+                times: None,
+            });
             self.version += 1;
             return Ok(());
         };
@@ -142,7 +153,7 @@ impl TableRows {
                 live_rows += 1;
             }
         }
-        self.segments.push(Segment { batch, live, live_rows, written: SystemTime::now() });
+        self.segments.push(Segment { batch, live, live_rows, written: SystemTime::now(), times: None });
         self.version += 1;
         self.compact_if_sparse();
         Ok(())
@@ -170,40 +181,80 @@ impl TableRows {
         .map_err(ResultTableError::arrow("rows do not fit the table"))
     }
 
-    /// Drop segments with no live row, and rewrite the table into one segment when most
-    /// of what is kept is dead (an upsert table updated in place would otherwise grow).
+    /// Drop leading segments with no live row, and merge one run of consecutive segments
+    /// (about [`COMPACT_ROWS`] rows) in which most rows are dead into one: an upsert table
+    /// updated in place would otherwise grow without end. One run per applied batch keeps
+    /// the work under the write lock small (readers wait for it), however big the table.
+    ///
+    /// Segment numbers in the index are positions from `first_segment`: the merged rows go
+    /// into the run's last position and the others stay as empty segments, so no other
+    /// segment's number changes.
     fn compact_if_sparse(&mut self) {
         while self.segments.first().is_some_and(|s| s.live_rows == 0) {
             self.segments.remove(0);
             self.first_segment += 1;
         }
-        let total: usize = self.segments.iter().map(|s| s.batch.num_rows()).sum();
-        let live: usize = self.segments.iter().map(|s| s.live_rows).sum();
-        if total < 4096 || live * 2 > total {
-            return;
+        let (mut start, mut rows, mut live) = (0usize, 0usize, 0usize);
+        let mut run = None;
+        for (i, s) in self.segments.iter().enumerate() {
+            rows += s.batch.num_rows();
+            live += s.live_rows;
+            if rows >= COMPACT_ROWS {
+                if live * 2 <= rows && i > start {
+                    run = Some((start, i + 1));
+                    break;
+                }
+                (start, rows, live) = (i + 1, 0, 0);
+            }
         }
-        let batches = self.live_batches();
-        let merged = match arrow::compute::concat_batches(&self.schema, &batches) {
+        let Some((from, to)) = run else { return };
+        let mut parts = Vec::with_capacity(to - from);
+        for s in &self.segments[from..to] {
+            if s.live_rows == s.batch.num_rows() {
+                parts.push(s.batch.clone());
+            } else if s.live_rows > 0 {
+                match filter_record_batch(&s.batch, &BooleanArray::from(s.live.clone())) {
+                    Ok(b) => parts.push(b),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "result table compaction failed; keeping the segments");
+                        return;
+                    }
+                }
+            }
+        }
+        let merged = match arrow::compute::concat_batches(&self.schema, &parts) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "result table compaction failed; keeping the segments");
                 return;
             }
         };
-        let written = self.segments.last().map_or_else(SystemTime::now, |s| s.written);
-        self.first_segment += self.segments.len() as u64;
-        self.segments.clear();
-        self.index.clear();
+        let written = self.segments[to - 1].written;
+        let seg_no = self.first_segment + (to - 1) as u64;
         let n = merged.num_rows();
         if let Some((columns, converter)) = &self.key {
             let arrays: Vec<ArrayRef> = columns.iter().map(|i| merged.column(*i).clone()).collect();
-            if let Ok(keys) = converter.convert_columns(&arrays) {
-                for i in 0..n {
-                    self.index.insert(keys.row(i).as_ref().into(), (self.first_segment, i as u32));
+            match converter.convert_columns(&arrays) {
+                Ok(keys) => {
+                    for i in 0..n {
+                        self.index.insert(keys.row(i).as_ref().into(), (seg_no, i as u32));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "result table compaction failed; keeping the segments");
+                    return;
                 }
             }
         }
-        self.segments.push(Segment { batch: merged, live: vec![true; n], live_rows: n, written });
+        let empty = RecordBatch::new_empty(self.schema.clone());
+        for s in &mut self.segments[from..to - 1] {
+            *s = Segment { batch: empty.clone(), live: Vec::new(), live_rows: 0, written: s.written, times: None };
+        }
+        self.segments[to - 1] = Segment { batch: merged, live: vec![true; n], live_rows: n, written, times: None };
+        while self.segments.first().is_some_and(|s| s.live_rows == 0) {
+            self.segments.remove(0);
+            self.first_segment += 1;
+        }
     }
 
     /// Drop rows written before `now - keep` (insert-time retention); whole segments.
@@ -239,20 +290,23 @@ impl TableRows {
             )
             .map_err(ResultTableError::arrow("retention"))
         };
-        let mut newest = i64::MIN;
-        for s in &self.segments {
+        // Each segment's time range once (segments do not change), so an applied batch
+        // costs a pass over the new segment, not over the table.
+        for s in self.segments.iter_mut().filter(|s| s.times.is_none()) {
             let ms = as_ms(s.batch.column(column))?;
             let ms = ms.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-            if let Some(m) = arrow::compute::max(ms) {
-                newest = newest.max(m);
-            }
+            s.times = Some((arrow::compute::min(ms).unwrap_or(i64::MAX), arrow::compute::max(ms).unwrap_or(i64::MIN)));
         }
+        let newest = self.segments.iter().filter_map(|s| s.times).map(|(_, max)| max).max().unwrap_or(i64::MIN);
         if newest == i64::MIN {
             return Ok(0);
         }
         let cutoff = newest - keep.as_millis() as i64;
         let mut dropped = 0;
         for (k, s) in self.segments.iter_mut().enumerate() {
+            if s.live_rows == 0 || s.times.is_some_and(|(min, _)| min >= cutoff) {
+                continue;
+            }
             let ms = as_ms(s.batch.column(column))?;
             let ms = ms.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
             let arrays: Option<Vec<ArrayRef>> =
@@ -406,21 +460,26 @@ mod tests {
     #[test]
     fn many_updates_of_few_keys_stay_small() {
         let mut t = TableRows::new(schema(), &["k".to_string()]).unwrap();
-        for round in 0..100 {
+        for round in 0..2000 {
             let names: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
             let rows: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), round)).collect();
             t.apply(&batch(&rows), None).unwrap();
         }
         assert_eq!(t.num_rows(), 100);
         let held: usize = t.segments.iter().map(|s| s.batch.num_rows()).sum();
-        assert!(held < 4096 + 200, "held {held} rows for 100 live ones");
-        assert!(rows(&t).iter().all(|(_, v)| *v == 99));
-        // The index still finds rows after compaction.
+        assert!(held < 2 * COMPACT_ROWS + 200, "held {held} rows for 100 live ones");
+        assert!(rows(&t).iter().all(|(_, v)| *v == 1999));
+        // The index still finds rows after compaction (200 k rows written: several runs).
         let key: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec!["k7"]))];
         assert_eq!(
             t.lookup(&key).unwrap().unwrap().column(1).as_primitive::<arrow::datatypes::Int64Type>().value(0),
-            99
+            1999
         );
+        // Deletes after compaction find the merged rows.
+        let k = kinds(&[RowKind::Delete]);
+        t.apply(&batch(&[("k7", 0)]), Some(&k)).unwrap();
+        assert_eq!(t.num_rows(), 99);
+        assert!(t.lookup(&key).unwrap().is_none());
     }
 
     #[test]
