@@ -41,6 +41,7 @@ pub mod copy;
 pub mod http;
 pub mod info_schema;
 pub mod pg;
+pub mod pg_catalog_overlay;
 pub mod pg_compat;
 pub mod point_lookup;
 
@@ -86,6 +87,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     })
     .await
     .map_err(|e| ServerError::State(format!("opening the state failed: {e}")))??;
+    pg_catalog_overlay::install(&eddy.query_context()).await?;
     let listener = TcpListener::bind(config.pg_listen)
         .await
         .map_err(|e| ServerError::Io { context: format!("listening on {}", config.pg_listen), source: e })?;
