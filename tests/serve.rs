@@ -247,7 +247,8 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
     let server = Server::start(&state, pg, http);
     std::fs::write(
         dir.path().join("live.sql"),
-        "CREATE TABLE ticks (n BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '200',\n\
+        "CREATE TABLE ticks (n BIGINT, ts AS TO_TIMESTAMP_LTZ(n * 1000, 3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
+         WITH ('connector' = 'datagen', 'rows-per-second' = '200',\n\
          'fields.n.kind' = 'sequence', 'fields.n.start' = '1', 'fields.n.end' = '100000000');\n\
          CREATE TABLE seen (n BIGINT);\n\
          INSERT INTO seen SELECT n FROM ticks;\n",
@@ -266,6 +267,13 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(server.query("SHOW JOBS").contains(&format!("{id}|insert-into_seen|RUNNING|")));
+    // Its watermark (ticks are stamped n seconds after the epoch), in SHOW JOBS and /metrics.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.query("SHOW JOBS").contains("||1970-01-01 00:") {
+        assert!(Instant::now() < deadline, "no watermark: {}", server.query("SHOW JOBS"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(server.http_get("/metrics").contains("eddy_job_watermark_lag_seconds{job_id="));
 
     // Restarted with the server (datagen has no offsets to resume from: it starts again).
     server.stop();

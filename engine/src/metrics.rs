@@ -1,7 +1,7 @@
 //! Counters of a running job, shared with whoever shows progress (the CLI's progress line,
 //! later `/metrics`). Plain atomics: tasks bump them per batch, readers poll.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Counters of one job.
@@ -17,6 +17,8 @@ pub struct JobMetrics {
     pub late_rows_dropped: AtomicU64,
     /// Late rows dropped per operator subtask: (operator name, counter).
     late_by_operator: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+    /// The watermark each sink subtask has reached (ms; `i64::MIN` before the first).
+    sink_watermarks: Mutex<Vec<Arc<AtomicI64>>>,
 }
 
 /// Counts the late rows one operator subtask drops, into its own counter and the job's.
@@ -55,6 +57,26 @@ impl LateRowCounter {
 }
 
 impl JobMetrics {
+    /// A slot for one sink subtask's watermark.
+    pub fn sink_watermark_slot(&self) -> Arc<AtomicI64> {
+        let slot = Arc::new(AtomicI64::new(i64::MIN));
+        if let Ok(mut slots) = self.sink_watermarks.lock() {
+            slots.push(slot.clone());
+        }
+        slot
+    }
+
+    /// The job's watermark, as Flink shows an operator's: the least over its sink subtasks,
+    /// once every one has one (ms since the epoch; `i64::MAX` once bounded input ended).
+    pub fn watermark(&self) -> Option<i64> {
+        let slots = self.sink_watermarks.lock().ok()?;
+        let values: Vec<i64> = slots.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+        if values.is_empty() || values.contains(&i64::MIN) {
+            return None;
+        }
+        values.into_iter().min()
+    }
+
     /// New zeroed counters.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())

@@ -72,5 +72,29 @@ fn metrics(eddy: &Eddy) -> String {
             let _ = writeln!(out, "{name}{{job_id=\"{}\",job_name=\"{}\"}} {value}", j.id, escape(&j.name));
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP eddy_job_watermark_seconds The job's watermark (its sinks' least), seconds since the epoch.\n\
+         # TYPE eddy_job_watermark_seconds gauge"
+    );
+    for j in jobs.iter().filter(|j| j.watermark.is_some()) {
+        let w = j.watermark.unwrap_or_default() as f64 / 1000.0;
+        let _ = writeln!(out, "eddy_job_watermark_seconds{{job_id=\"{}\",job_name=\"{}\"}} {w}", j.id, escape(&j.name));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP eddy_job_watermark_lag_seconds How far the job's watermark is behind the wall clock.\n\
+         # TYPE eddy_job_watermark_lag_seconds gauge"
+    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    for j in jobs.iter().filter(|j| j.watermark.is_some()) {
+        let lag = now - j.watermark.unwrap_or_default() as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "eddy_job_watermark_lag_seconds{{job_id=\"{}\",job_name=\"{}\"}} {lag:.3}",
+            j.id,
+            escape(&j.name)
+        );
+    }
     out
 }

@@ -69,6 +69,9 @@ pub struct JobRow {
     pub rows_in: u64,
     /// Rows written by its sinks.
     pub rows_out: u64,
+    /// Its sinks' watermark (ms since the epoch); `None` before every sink subtask has
+    /// one, and after bounded input ended.
+    pub watermark: Option<i64>,
     /// When it started (this server run).
     pub started: SystemTime,
 }
@@ -178,6 +181,7 @@ impl Jobs {
                 status: e.status.lock().map(|s| s.clone()).unwrap_or(JobStatus::Failed("unknown".into())),
                 rows_in: JobMetrics::get(&e.metrics.rows_in),
                 rows_out: JobMetrics::get(&e.metrics.rows_out),
+                watermark: e.metrics.watermark().filter(|w| *w != i64::MAX),
                 started: e.started,
             })
             .collect()

@@ -317,6 +317,7 @@ impl Eddy {
             Field::new("rows_in", DataType::Int64, false),
             Field::new("rows_out", DataType::Int64, false),
             Field::new("error", DataType::Utf8, true),
+            Field::new("watermark", DataType::Timestamp(TimeUnit::Millisecond, None), true),
             Field::new("start_time", DataType::Timestamp(TimeUnit::Millisecond, None), false),
         ]));
         let columns: Vec<ArrayRef> = vec![
@@ -333,6 +334,7 @@ impl Eddy {
                     })
                     .collect::<Vec<_>>(),
             )),
+            Arc::new(TimestampMillisecondArray::from(jobs.iter().map(|j| j.watermark).collect::<Vec<_>>())),
             Arc::new(TimestampMillisecondArray::from(
                 jobs.iter()
                     .map(|j| j.started.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))

@@ -173,7 +173,7 @@ pub(crate) async fn run_graph(
                 }
             };
             let mut ops: Vec<Box<dyn StreamOperator>> = Vec::new();
-            let mut sink: Option<Box<dyn Sink>> = None;
+            let mut sink: Option<SinkOut> = None;
             for id in &chain.nodes {
                 let node = &plan.nodes[*id];
                 match &node.operator {
@@ -185,13 +185,16 @@ pub(crate) async fn run_graph(
                     Operator::Unnest(u) => ops.push(Box::new(UnnestOperator::new(u.clone(), node.schema.clone()))),
                     Operator::Sink(t) if is_managed(t) => {
                         let table = open_result_table(tables, t)?;
-                        sink = Some(Box::new(ResultTableSink::new(table)))
+                        sink = Some(SinkOut::new(Box::new(ResultTableSink::new(table)), &metrics))
                     }
                     Operator::Sink(t) => {
-                        sink = Some(eddy_connectors::create_sink(
-                            &connector_table(t),
-                            Split { index: sub, count: chain.parallelism },
-                        )?)
+                        sink = Some(SinkOut::new(
+                            eddy_connectors::create_sink(
+                                &connector_table(t),
+                                Split { index: sub, count: chain.parallelism },
+                            )?,
+                            &metrics,
+                        ))
                     }
                     Operator::Source(_) | Operator::Values(_) | Operator::Union => {}
                     stateful => {
@@ -257,7 +260,7 @@ fn next_input(counts: &mut [Vec<usize>], chain: usize, sub: usize) -> usize {
 async fn run_subtask(
     mut input: Input,
     mut ops: Vec<Box<dyn StreamOperator>>,
-    mut sink: Option<Box<dyn Sink>>,
+    mut sink: Option<SinkOut>,
     mut outputs: Vec<EdgeOutput>,
     metrics: Arc<JobMetrics>,
 ) -> Result<()> {
@@ -464,19 +467,32 @@ impl ChannelInput {
     }
 }
 
+/// A sink subtask and the watermark it has reached (shown as the job's watermark).
+struct SinkOut {
+    sink: Box<dyn Sink>,
+    watermark: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl SinkOut {
+    fn new(sink: Box<dyn Sink>, metrics: &Arc<JobMetrics>) -> Self {
+        Self { sink, watermark: metrics.sink_watermark_slot() }
+    }
+}
+
 async fn deliver(
     msg: Message,
-    sink: &mut Option<Box<dyn Sink>>,
+    sink: &mut Option<SinkOut>,
     outputs: &mut [EdgeOutput],
     metrics: &JobMetrics,
 ) -> Result<()> {
-    if let Some(s) = sink {
+    if let Some(SinkOut { sink: s, watermark }) = sink {
         match &msg {
             Message::Data(b) => {
                 s.write_batch(&b.data, b.row_kinds.as_ref()).await?;
                 JobMetrics::add(&metrics.rows_out, b.num_rows() as u64);
             }
-            Message::Watermark(_) | Message::Idle => {}
+            Message::Watermark(w) => watermark.store(w.0, std::sync::atomic::Ordering::Relaxed),
+            Message::Idle => {}
             Message::End => s.finish().await?,
         }
     }
