@@ -319,6 +319,15 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
         String::from_utf8_lossy(&endless.stderr)
     );
 
+    // SET holds for the connection that sent it, not for others.
+    let own = server.psql(&["-A", "-t", "-c", "SET 'parallelism.default' = '3'", "-c", "SET"]);
+    assert!(
+        String::from_utf8_lossy(&own.stdout).contains("parallelism.default|3"),
+        "{}",
+        String::from_utf8_lossy(&own.stdout)
+    );
+    assert!(!server.query("SET").contains("parallelism.default|3"), "another connection sees the default");
+
     // A wrong statement: the file's line and column, a caret, and nothing after it runs.
     std::fs::write(
         dir.path().join("bad.sql"),

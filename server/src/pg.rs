@@ -133,14 +133,20 @@ fn to_responses(replies: Vec<Reply>, format: &Format) -> PgWireResult<Vec<Respon
         .collect()
 }
 
+/// The key of a connection's own settings: its peer address and backend pid (a later
+/// connection from the same port gets another pid).
+fn conn_key<C: ClientInfo>(client: &C) -> String {
+    format!("{}/{}", client.socket_addr(), client.pid_and_secret_key().0)
+}
+
 /// Run Eddy's statement off the async threads (planning and catalog files are blocking).
-async fn run_eddy(eddy: &Arc<Eddy>, sql: &str) -> PgWireResult<Vec<Reply>> {
+async fn run_eddy(eddy: &Arc<Eddy>, sql: &str, conn: String) -> PgWireResult<Vec<Reply>> {
     let eddy = eddy.clone();
     let sql = sql.to_string();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let _guard = handle.enter();
-        eddy.execute(&sql)
+        eddy.execute(&sql, &conn)
     })
     .await
     .map_err(|e| pg_error(ServerError::State(format!("statement task failed: {e}"))))?
@@ -158,7 +164,7 @@ impl EddyQueryHandler {
     {
         if Eddy::handles(query) {
             tracing::debug!(%query, "eddy statement");
-            let replies = run_eddy(&self.eddy, query).await?;
+            let replies = run_eddy(&self.eddy, query, conn_key(client)).await?;
             return to_responses(replies, &Format::UnifiedText);
         }
         if crate::copy::is_copy(query) {
@@ -228,7 +234,7 @@ impl ExtendedQueryHandler for EddyQueryHandler {
             }
         }
         if parsed.is_none() && Eddy::handles(sql) {
-            let mut replies = run_eddy(&self.eddy, sql).await?;
+            let mut replies = run_eddy(&self.eddy, sql, conn_key(client)).await?;
             // One statement per Parse, as Postgres allows in the extended protocol.
             let last = replies.pop().unwrap_or(Reply::Command("OK".into()));
             let format = &portal.result_column_format;
@@ -283,7 +289,10 @@ impl QueryParser for EddyParser {
             }
         }
         if parsed.is_none() && Eddy::handles(sql) {
-            let Some(schema) = self.eddy.result_schema(sql).map_err(pg_error)? else { return Ok(Vec::new()) };
+            // Describe has no connection at hand: the server's settings describe as well.
+            let Some(schema) = self.eddy.result_schema(sql, "describe").map_err(pg_error)? else {
+                return Ok(Vec::new());
+            };
             return arrow_schema_to_pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None);
         }
         Ok(self.df.get_result_schema(stmt, column_format)?.iter().map(pg_compat::pg_field).collect())

@@ -42,6 +42,8 @@ pub struct Eddy {
     jobs: Arc<Jobs>,
     ctx: Arc<SessionContext>,
     catalog_file: PathBuf,
+    /// Each connection's `SET` options (by peer address), applied around its statements.
+    conn_settings: Mutex<std::collections::HashMap<String, Vec<(String, String)>>>,
 }
 
 impl Eddy {
@@ -56,6 +58,7 @@ impl Eddy {
             jobs: Arc::new(Jobs::new(state_dir.join("jobs.json"))),
             ctx: Arc::new(query::query_context()?),
             catalog_file: state_dir.join("catalog.sql"),
+            conn_settings: Mutex::new(std::collections::HashMap::new()),
         });
         eddy.replay_catalog()?;
         for spec in eddy.jobs.saved()? {
@@ -165,11 +168,8 @@ impl Eddy {
         let statements = eddy_sql::parse_sql(&spec.sql).map_err(|e| ServerError::Sql(e.render("job", &spec.sql)))?;
         let job = {
             let mut session = self.session()?;
-            let saved: Vec<(String, String)> =
-                session.settings().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            for (k, v) in &spec.settings {
-                let _ = session.execute(&set_statement(k, v));
-            }
+            let saved = settings_of(&session);
+            replace_settings(&mut session, &spec.settings);
             let mut job_statements = Vec::new();
             let mut result = Ok(());
             for s in &statements {
@@ -185,11 +185,7 @@ impl Eddy {
             let planned = result.and_then(|_| {
                 session.plan_job(&job_statements).map_err(|e| ServerError::Sql(e.render("job", &spec.sql)))
             });
-            // Back to the settings of the server's session.
-            let _ = session.execute(&Located { node: Statement::Reset { key: None }, location: Default::default() });
-            for (k, v) in &saved {
-                let _ = session.execute(&set_statement(k, v));
-            }
+            replace_settings(&mut session, &saved);
             planned?
         };
         let job =
@@ -218,8 +214,10 @@ impl Eddy {
         }
     }
 
-    /// Execute the Eddy statements in `text`, in order; the first error stops the rest.
-    pub fn execute(&self, text: &str) -> Result<Vec<Reply>, ServerError> {
+    /// Execute the Eddy statements in `text` for connection `conn`, in order; the first
+    /// error stops the rest. `SET 'k' = 'v'` holds for that connection only (as in Flink's
+    /// SQL client, a session's), and the jobs it starts; the catalog is everyone's.
+    pub fn execute(&self, text: &str, conn: &str) -> Result<Vec<Reply>, ServerError> {
         let words = leading_words(text, 3);
         if words.first().map(String::as_str) == Some("SHOW") && words.get(1).map(String::as_str) == Some("JOBS") {
             return Ok(vec![self.show_jobs()]);
@@ -228,22 +226,55 @@ impl Eddy {
             return self.stop_job(text).map(|r| vec![r]);
         }
         let statements = eddy_sql::parse_sql(text).map_err(|e| ServerError::Sql(e.render("statement", text)))?;
-        let mut replies = Vec::new();
-        for (i, s) in statements.iter().enumerate() {
-            let own_text = statement_text(text, &statements, i);
-            replies.push(self.execute_one(s, own_text, text)?);
-        }
-        Ok(replies)
+        self.in_session(conn, |eddy, session| {
+            let mut replies = Vec::new();
+            for (i, s) in statements.iter().enumerate() {
+                let own_text = statement_text(text, &statements, i);
+                replies.push(eddy.execute_one(session, s, own_text, text)?);
+            }
+            Ok(replies)
+        })
     }
 
-    fn execute_one(&self, s: &Located<Statement>, own_text: &str, text: &str) -> Result<Reply, ServerError> {
-        let render = |e: eddy_sql::SqlError| ServerError::Sql(e.render("statement", text));
+    /// Run `f` on the shared session with connection `conn`'s settings in force, keeping
+    /// what it set for that connection and leaving the server's own settings as they were.
+    fn in_session<T>(
+        &self,
+        conn: &str,
+        f: impl FnOnce(&Self, &mut Session) -> Result<T, ServerError>,
+    ) -> Result<T, ServerError> {
         let mut session = self.session()?;
+        let server_settings = settings_of(&session);
+        let mine = self.conn_settings.lock().ok().and_then(|m| m.get(conn).cloned()).unwrap_or_default();
+        replace_settings(&mut session, &mine);
+        let result = f(self, &mut session);
+        if let Ok(mut m) = self.conn_settings.lock() {
+            m.insert(conn.to_string(), settings_of(&session));
+        }
+        replace_settings(&mut session, &server_settings);
+        result
+    }
+
+    /// Forget a connection's settings (it closed).
+    pub fn forget_connection(&self, conn: &str) {
+        if let Ok(mut m) = self.conn_settings.lock() {
+            m.remove(conn);
+        }
+    }
+
+    fn execute_one(
+        &self,
+        session: &mut Session,
+        s: &Located<Statement>,
+        own_text: &str,
+        text: &str,
+    ) -> Result<Reply, ServerError> {
+        let render = |e: eddy_sql::SqlError| ServerError::Sql(e.render("statement", text));
         let outcome = session.execute(s).map_err(render)?;
         let is_ddl = matches!(s.node, Statement::CreateTable(_) | Statement::CreateView(_) | Statement::Drop { .. });
         if is_ddl {
             self.persist_ddl(own_text)?;
-            self.after_ddl(&session, &s.node)?;
+            self.after_ddl(session, &s.node)?;
         }
         match outcome {
             Outcome::Done(_) => Ok(Reply::Command(command_tag(&s.node))),
@@ -254,9 +285,7 @@ impl Eddy {
             })),
             Outcome::Job(statements) => {
                 let plan = session.plan_job(&statements).map_err(render)?;
-                let settings: Vec<(String, String)> =
-                    session.settings().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-                drop(session);
+                let settings = settings_of(session);
                 let (name, sql) = job_name_and_text(&s.node, &statements, own_text);
                 let job = Job::new(plan).map_err(|e| ServerError::Engine(e.to_string()))?;
                 let job = job.with_result_tables(self.tables.clone());
@@ -276,7 +305,7 @@ impl Eddy {
     /// The columns `text` answers with, without running it (the extended protocol's
     /// Describe): job ids for statements that start jobs, listings for SHOW/DESCRIBE/EXPLAIN
     /// (read-only, so run to see), none for DDL and SET.
-    pub fn result_schema(&self, text: &str) -> Result<Option<SchemaRef>, ServerError> {
+    pub fn result_schema(&self, text: &str, conn: &str) -> Result<Option<SchemaRef>, ServerError> {
         let words = leading_words(text, 2);
         if words.first().map(String::as_str) == Some("SHOW") && words.get(1).map(String::as_str) == Some("JOBS") {
             return Ok(match self.show_jobs() {
@@ -299,7 +328,7 @@ impl Eddy {
             | Statement::Describe { .. }
             | Statement::Explain(_) => {
                 let own = statement_text(text, &statements, statements.len() - 1);
-                match self.execute_one(last, own, text)? {
+                match self.in_session(conn, |eddy, session| eddy.execute_one(session, last, own, text))? {
                     Reply::Rows(schema, _) => Ok(Some(schema)),
                     Reply::Command(_) => Ok(None),
                 }
@@ -362,6 +391,19 @@ impl Eddy {
 /// What a statement that starts a job answers: its id.
 fn job_id_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("job_id", DataType::Utf8, false)]))
+}
+
+/// The session's `SET` options.
+fn settings_of(session: &Session) -> Vec<(String, String)> {
+    session.settings().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Make `settings` the session's options (those not listed at their defaults).
+fn replace_settings(session: &mut Session, settings: &[(String, String)]) {
+    let _ = session.execute(&Located { node: Statement::Reset { key: None }, location: Default::default() });
+    for (k, v) in settings {
+        let _ = session.execute(&set_statement(k, v));
+    }
 }
 
 /// A `SET 'k' = 'v'` statement.
