@@ -123,14 +123,15 @@ fn rows_response(schema: &SchemaRef, batches: Vec<RecordBatch>, format: &Format)
     Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter(rows))))
 }
 
+fn to_response(reply: Reply, format: &Format) -> PgWireResult<Response> {
+    match reply {
+        Reply::Command(tag) => Ok(Response::Execution(Tag::new(&tag))),
+        Reply::Rows(schema, batches) => rows_response(&schema, batches, format),
+    }
+}
+
 fn to_responses(replies: Vec<Reply>, format: &Format) -> PgWireResult<Vec<Response>> {
-    replies
-        .into_iter()
-        .map(|r| match r {
-            Reply::Command(tag) => Ok(Response::Execution(Tag::new(&tag))),
-            Reply::Rows(schema, batches) => rows_response(&schema, batches, format),
-        })
-        .collect()
+    replies.into_iter().map(|r| to_response(r, format)).collect()
 }
 
 /// The key of a connection's own settings: its peer address and backend pid (a later
@@ -228,19 +229,14 @@ impl ExtendedQueryHandler for EddyQueryHandler {
         let (sql, parsed) = &portal.statement.statement;
         if parsed.is_none() {
             if let Some(reply) = pg_compat::session_statement(sql) {
-                return to_responses(vec![reply], &portal.result_column_format)?
-                    .pop()
-                    .ok_or_else(|| pg_error(ServerError::State("no reply".into())));
+                return to_response(reply, &portal.result_column_format);
             }
         }
         if parsed.is_none() && Eddy::handles(sql) {
             let mut replies = run_eddy(&self.eddy, sql, conn_key(client)).await?;
             // One statement per Parse, as Postgres allows in the extended protocol.
             let last = replies.pop().unwrap_or(Reply::Command("OK".into()));
-            let format = &portal.result_column_format;
-            return to_responses(vec![last], format)?
-                .pop()
-                .ok_or_else(|| pg_error(ServerError::State("no reply".into())));
+            return to_response(last, &portal.result_column_format);
         }
         if let Some((_, plan)) = parsed {
             if let Some(answer) = crate::point_lookup::try_answer(self.eddy.result_tables(), plan, portal) {

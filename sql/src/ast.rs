@@ -106,6 +106,26 @@ pub struct CreateTable {
     pub as_query: Option<Box<Query>>,
 }
 
+impl CreateTable {
+    /// A table with nothing declared yet but its name.
+    pub fn named(name: ObjectName, name_location: Location, temporary: bool, if_not_exists: bool) -> Self {
+        Self {
+            name,
+            name_location,
+            temporary,
+            if_not_exists,
+            columns: Vec::new(),
+            watermark: None,
+            primary_key: None,
+            comment: None,
+            distribution: None,
+            partitioned_by: Vec::new(),
+            options: Vec::new(),
+            as_query: None,
+        }
+    }
+}
+
 /// One column of a `CREATE TABLE`.
 #[derive(Debug, Clone)]
 pub struct ColumnDef {

@@ -24,20 +24,7 @@ impl<'a> FlinkParser<'a> {
         let if_not_exists = self.parse_words(&["IF", "NOT", "EXISTS"]);
         let name_location = loc(&self.p.peek_token());
         let name = self.object_name()?;
-        let mut table = CreateTable {
-            name,
-            name_location,
-            temporary,
-            if_not_exists,
-            columns: Vec::new(),
-            watermark: None,
-            primary_key: None,
-            comment: None,
-            distribution: None,
-            partitioned_by: Vec::new(),
-            options: Vec::new(),
-            as_query: None,
-        };
+        let mut table = CreateTable::named(name, name_location, temporary, if_not_exists);
         if self.p.consume_token(&Token::LParen) {
             loop {
                 self.parse_table_element(&mut table)?;

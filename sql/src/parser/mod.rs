@@ -156,18 +156,9 @@ impl<'a> FlinkParser<'a> {
         self.expect_word("AS")?;
         let query = self.query()?;
         Ok(CreateTable {
-            name,
-            name_location,
-            temporary,
-            if_not_exists,
-            columns: Vec::new(),
-            watermark: None,
-            primary_key: None,
-            comment: None,
-            distribution: None,
-            partitioned_by: Vec::new(),
             options,
             as_query: Some(query),
+            ..CreateTable::named(name, name_location, temporary, if_not_exists)
         })
     }
 
