@@ -70,6 +70,43 @@ public class JdbcClient {
             eq(got, List.of("0|1970-01-01T00:16:40|1", "1|1970-01-01T00:15|25", "2|1970-01-01T00:15|25", "3|1970-01-01T00:15|25"), "rows");
         });
 
+        // setFetchSize outside autocommit: pgjdbc reads through a portal 100 rows at a time
+        // (Execute with a row limit, PortalSuspended, Execute again).
+        check("fetch_size_portal", c -> {
+            c.setAutoCommit(false);
+            long n = 0, sum = 0;
+            try (PreparedStatement ps = c.prepareStatement("SELECT id FROM all_bids ORDER BY id")) {
+                ps.setFetchSize(100);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        n++;
+                        sum += rs.getLong(1);
+                    }
+                }
+            }
+            c.commit();
+            eq(n, 1000L, "rows");
+            eq(sum, 500500L, "sum");
+        });
+
+        // A prepared lookup by the primary key, run more than prepareThreshold times (named
+        // statement): answered from the result table's key index.
+        check("prepared_key_lookup", c -> {
+            try (PreparedStatement ps = c.prepareStatement("SELECT bids FROM per_bidder WHERE bidder = ?")) {
+                for (int round = 0; round < 7; round++) {
+                    ps.setInt(1, 1);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        if (!rs.next()) throw new AssertionError("no row for bidder 1");
+                        eq(rs.getLong(1), 25L, "bids of bidder 1");
+                    }
+                    ps.setInt(1, 9);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        if (rs.next()) throw new AssertionError("a row for bidder 9");
+                    }
+                }
+            }
+        });
+
         check("prepared_param", c -> {
             try (PreparedStatement ps = c.prepareStatement("SELECT id, price FROM all_bids WHERE id = ?")) {
                 ps.setLong(1, 42);
