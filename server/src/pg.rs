@@ -89,6 +89,7 @@ pub struct EddyQueryHandler {
 /// An Eddy error as the client sees it: SQLSTATE by kind, the whole rendered message (with
 /// line:col, caret and hint).
 fn pg_error(e: ServerError) -> PgWireError {
+    tracing::debug!(error = %e, "statement failed");
     let code = match &e {
         ServerError::Sql(m) if m.contains("not supported") => "0A000",
         ServerError::Sql(m) if m.contains("already exists") => "42P07",
@@ -175,7 +176,9 @@ impl EddyQueryHandler {
             return to_responses(vec![reply], &Format::UnifiedText);
         }
         tracing::debug!(%query, "query");
-        let responses = <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query).await?;
+        let responses = <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query)
+            .await
+            .inspect_err(|e| tracing::debug!(%query, error = %e, "query failed"))?;
         Ok(responses.into_iter().map(with_pg_names).collect())
     }
 }
