@@ -2,6 +2,9 @@
 //! jobs that outlive the client and the server, result tables queried live, /health and
 //! /metrics.
 
+#[allow(dead_code)]
+mod kafka_util;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -391,5 +394,41 @@ fn scram_users_and_tls() {
         "{}",
         String::from_utf8_lossy(&wrong.stderr)
     );
+    server.stop();
+}
+
+#[test]
+fn kafka_jobs_resume_from_committed_offsets_after_a_restart() {
+    use kafka_util::{broker, create_topic, produce, unique, Rec};
+    let bootstrap = broker();
+    let topic = unique("serve-resume");
+    create_topic(bootstrap, &topic, 2);
+    let records = |from: i64, to: i64| (from..=to).map(|n| Rec::value(&format!("{{\"n\": {n}}}"))).collect::<Vec<_>>();
+    produce(bootstrap, &topic, &records(1, 50));
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (pg, http) = (free_port(), free_port());
+    let server = Server::start(&state, pg, http);
+    let sql = format!(
+        "CREATE TABLE src (n BIGINT) WITH ('connector' = 'kafka', 'topic' = '{topic}',\n\
+         'properties.bootstrap.servers' = '{bootstrap}', 'properties.group.id' = '{}',\n\
+         'scan.startup.mode' = 'earliest-offset', 'format' = 'json');\n\
+         CREATE TABLE got (n BIGINT);\n\
+         INSERT INTO got SELECT n FROM src;\n",
+        unique("serve-resume-group")
+    );
+    std::fs::write(dir.path().join("resume.sql"), sql).unwrap();
+    let out = server.psql(&["-f", dir.path().join("resume.sql").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    server.wait_for("SELECT count(*), sum(n) FROM got", "50|1275");
+
+    // Records written while the server is down are read after it; none twice.
+    server.stop();
+    produce(bootstrap, &topic, &records(51, 80));
+    let server = Server::start(&state, pg, http);
+    server.wait_for("SELECT count(*), sum(n) FROM got", "80|3240");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.query("SELECT count(*), count(DISTINCT n) FROM got"), "80|80");
     server.stop();
 }

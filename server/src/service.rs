@@ -188,8 +188,10 @@ impl Eddy {
             replace_settings(&mut session, &saved);
             planned?
         };
-        let job =
-            Job::new(job).map_err(|e| ServerError::Engine(e.to_string()))?.with_result_tables(self.tables.clone());
+        let job = Job::new(job)
+            .map_err(|e| ServerError::Engine(e.to_string()))?
+            .with_result_tables(self.tables.clone())
+            .resuming();
         tracing::info!(job = %spec.id, name = %spec.name, "starting a saved job again");
         self.jobs.start(spec, job)
     }

@@ -59,7 +59,13 @@ const OPTIONS: &[&str] = &[
     "sink.buffer-flush.max-rows",
     "sink.buffer-flush.interval",
     "eddy.dead-letter-topic",
+    RESUME_OPTION,
 ];
+
+/// Set by the engine on a job started again (a server restart): each partition starts at
+/// the offset the job's group committed, where there is one, and at `scan.startup.mode`'s
+/// position otherwise, so records the job already handed on are not read twice.
+pub const RESUME_OPTION: &str = "eddy.resume-from-committed-offsets";
 
 /// Which of the two connectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +170,8 @@ pub(crate) struct Config {
     /// How often an unbounded source looks for new partitions (and, with `topic-pattern`,
     /// new topics); `None`: never.
     pub(crate) discovery_interval: Option<Duration>,
+    /// Start at the group's committed offsets where there are some ([`RESUME_OPTION`]).
+    pub(crate) resume: bool,
 }
 
 /// Flink's default `scan.topic-partition-discovery.interval`.
@@ -304,6 +312,7 @@ impl Config {
             partitioner,
             delivery,
             dead_letter_topic: o.get("eddy.dead-letter-topic").map(str::to_string),
+            resume: o.get(RESUME_OPTION).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             buckets,
             discovery_interval,
         })

@@ -491,6 +491,18 @@ impl KafkaSource {
     }
 }
 
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        // A job that is stopped (not one whose bounded read ended: close() committed then)
+        // commits how far it got, so a restart resumes there rather than up to a second
+        // earlier. The job drains what it was handed before it ends.
+        let config = self.config.clone();
+        if let Some(run) = self.running.as_mut() {
+            commit(&config, run, CommitMode::Sync);
+        }
+    }
+}
+
 /// Decode partition `i`'s records; bad records fail the job, are skipped, or go to the
 /// dead-letter topic. Returns the rows, their kinds, and how many records were skipped.
 fn decode_partition(
@@ -682,6 +694,12 @@ async fn offsets(
                 let c = if config.client.group_id.is_some() { committed()? } else { vec![None; tps.len()] };
                 tps.iter().enumerate().map(|(i, (_, p))| specific(list, *p).or(c[i]).unwrap_or(low_high[i].0)).collect()
             }
+        };
+        // A job started again resumes where its group's commits say it got to.
+        let starts: Vec<i64> = if config.resume {
+            committed()?.into_iter().zip(starts).map(|(c, s)| c.unwrap_or(s)).collect()
+        } else {
+            starts
         };
         // Per partition: the offset to stop before, or None for the partition's end.
         let stops: Vec<Option<i64>> = match &config.bounded {

@@ -71,18 +71,27 @@ pub struct Job {
     stop: StopHandle,
     /// Where the plan's managed result tables live.
     tables: Option<Arc<ResultTables>>,
+    /// Started again (after a restart): sources resume from their committed positions.
+    resume: bool,
 }
 
 impl Job {
     /// Check the plan and the options of every connector it uses.
     pub fn new(plan: StreamPlan) -> Result<Self> {
         check(&plan)?;
-        Ok(Self { plan, metrics: JobMetrics::new(), stop: StopHandle::new(), tables: None })
+        Ok(Self { plan, metrics: JobMetrics::new(), stop: StopHandle::new(), tables: None, resume: false })
     }
 
     /// Keep the plan's managed result tables (tables declared with no connector) in `tables`.
     pub fn with_result_tables(mut self, tables: Arc<ResultTables>) -> Self {
         self.tables = Some(tables);
+        self
+    }
+
+    /// This job ran before (the server restarted): Kafka sources resume from the offsets
+    /// their group committed instead of `scan.startup.mode`'s position, where there are some.
+    pub fn resuming(mut self) -> Self {
+        self.resume = true;
         self
     }
 
@@ -118,7 +127,8 @@ impl Job {
     pub async fn run(self) -> Result<JobSummary> {
         let start = Instant::now();
         let graph = graph::ChainGraph::build(&self.plan);
-        task::run_graph(&self.plan, &graph, self.metrics.clone(), &self.stop, self.tables.as_ref()).await?;
+        task::run_graph(&self.plan, &graph, self.metrics.clone(), &self.stop, self.tables.as_ref(), self.resume)
+            .await?;
         let m = &self.metrics;
         Ok(JobSummary {
             rows_in: JobMetrics::get(&m.rows_in),

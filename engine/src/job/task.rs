@@ -89,6 +89,7 @@ pub(crate) async fn run_graph(
     metrics: Arc<JobMetrics>,
     stop: &StopHandle,
     tables: Option<&Arc<ResultTables>>,
+    resume: bool,
 ) -> Result<()> {
     // Receivers and input counts per (chain, subtask).
     let mut senders: Vec<Vec<Option<mpsc::Sender<Envelope>>>> = Vec::new();
@@ -156,7 +157,7 @@ pub(crate) async fn run_graph(
                 )),
                 Operator::Source(t) => Input::Source(SourceFeed::start(
                     eddy_connectors::create_source(
-                        &connector_table(t),
+                        &source_table(t, resume),
                         Split { index: sub, count: chain.parallelism },
                     )?,
                     stop.subscribe(),
@@ -239,6 +240,23 @@ pub(crate) async fn run_graph(
         None if upstream_stopped => Err(EngineError::UpstreamStopped),
         None => Ok(()),
     }
+}
+
+/// A source's connector table; a resumed job's Kafka sources start at their group's
+/// committed offsets.
+fn source_table(t: &eddy_sql::plan::TableSpec, resume: bool) -> eddy_connectors::ConnectorTable {
+    let mut table = connector_table(t);
+    let kafka = matches!(t.connector().trim().to_ascii_lowercase().as_str(), "kafka" | "upsert-kafka");
+    if resume && kafka {
+        let options = table
+            .options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(std::iter::once((eddy_connectors::KAFKA_RESUME_OPTION.to_string(), "true".to_string())))
+            .collect::<Vec<_>>();
+        table.options = eddy_connectors::Options::new(options);
+    }
+    table
 }
 
 /// `#4 WindowAggregate`: the node id (as EXPLAIN prints it) and the operator kind.
