@@ -290,6 +290,14 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // A table a running job writes cannot be dropped under it.
+    let drop = server.psql(&["-c", "DROP TABLE seen"]);
+    assert!(
+        String::from_utf8_lossy(&drop.stderr).contains(&format!("STOP JOB '{id}' first")),
+        "{}",
+        String::from_utf8_lossy(&drop.stderr)
+    );
+
     // STOP JOB ends it, for good.
     let out = server.psql(&["-c", &format!("STOP JOB '{id}'")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -54,6 +54,9 @@ pub struct JobSpec {
     /// Ended (stopped, finished or failed): not started again.
     #[serde(default)]
     pub ended: bool,
+    /// The tables it writes.
+    #[serde(default)]
+    pub targets: Vec<String>,
 }
 
 /// One job as `SHOW JOBS` shows it.
@@ -184,6 +187,17 @@ impl Jobs {
                 watermark: e.metrics.watermark().filter(|w| *w != i64::MAX),
                 started: e.started,
             })
+            .collect()
+    }
+
+    /// Running jobs that write `table`: (id, name).
+    pub fn running_writers(&self, table: &str) -> Vec<(String, String)> {
+        let Ok(entries) = self.entries.lock() else { return Vec::new() };
+        entries
+            .iter()
+            .filter(|e| e.spec.targets.iter().any(|t| t == table))
+            .filter(|e| e.status.lock().is_ok_and(|s| *s == JobStatus::Running))
+            .map(|e| (e.spec.id.clone(), e.spec.name.clone()))
             .collect()
     }
 

@@ -272,6 +272,15 @@ impl Eddy {
         text: &str,
     ) -> Result<Reply, ServerError> {
         let render = |e: eddy_sql::SqlError| ServerError::Sql(e.render("statement", text));
+        if let Statement::Drop { object: eddy_sql::ast::DropObject::Table, name, .. } = &s.node {
+            // Its rows would be written again by the job (and its files made anew).
+            let name = name.to_string();
+            if let Some((id, job)) = self.jobs.running_writers(&name).into_iter().next() {
+                return Err(ServerError::Usage(format!(
+                    "table '{name}' is written by running job {id} ({job}); STOP JOB '{id}' first"
+                )));
+            }
+        }
         let outcome = session.execute(s).map_err(render)?;
         let is_ddl = matches!(s.node, Statement::CreateTable(_) | Statement::CreateView(_) | Statement::Drop { .. });
         if is_ddl {
@@ -288,12 +297,12 @@ impl Eddy {
             Outcome::Job(statements) => {
                 let plan = session.plan_job(&statements).map_err(render)?;
                 let settings = settings_of(session);
-                let (name, sql) = job_name_and_text(&s.node, &statements, own_text);
+                let (name, sql, targets) = job_name_and_text(&s.node, &statements, own_text);
                 let job = Job::new(plan).map_err(|e| ServerError::Engine(e.to_string()))?;
                 let job = job.with_result_tables(self.tables.clone());
                 let id = Jobs::new_id();
                 let submitted = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                let spec = JobSpec { id: id.clone(), name, sql, settings, submitted, ended: false };
+                let spec = JobSpec { id: id.clone(), name, sql, settings, submitted, ended: false, targets };
                 self.jobs.start(spec, job)?;
                 let schema = job_id_schema();
                 let batch =
@@ -485,7 +494,7 @@ fn command_tag(stmt: &Statement) -> String {
 }
 
 /// Flink's job name (`insert-into_out`) and the text that starts the job again.
-fn job_name_and_text(stmt: &Statement, statements: &[JobStatement], own_text: &str) -> (String, String) {
+fn job_name_and_text(stmt: &Statement, statements: &[JobStatement], own_text: &str) -> (String, String, Vec<String>) {
     let targets: Vec<String> = statements
         .iter()
         .filter_map(|s| match s {
@@ -501,7 +510,7 @@ fn job_name_and_text(stmt: &Statement, statements: &[JobStatement], own_text: &s
         }
         _ => own_text.trim().trim_end_matches(';').to_string(),
     };
-    (name, text)
+    (name, text, targets)
 }
 
 /// SHOW/DESCRIBE rows (text) as a batch.
