@@ -201,6 +201,17 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
     assert!(metrics.contains("eddy_job_rows_out_total{job_id="), "{metrics}");
     assert!(metrics.contains("job_name=\"insert-into_all_bids\"} 1000"), "{metrics}");
 
+    // A table dropped and declared again with other columns: after a restart, the rows of
+    // the last declaration are there.
+    for sql in ["CREATE TABLE scratch (a INT)", "INSERT INTO scratch VALUES (1), (2)"] {
+        assert!(server.psql(&["-c", sql]).status.success(), "{sql}");
+    }
+    server.wait_for("SELECT count(*) FROM scratch", "2");
+    for sql in ["DROP TABLE scratch", "CREATE TABLE scratch (b STRING, c INT)", "INSERT INTO scratch VALUES ('x', 3)"] {
+        assert!(server.psql(&["-c", sql]).status.success(), "{sql}");
+    }
+    server.wait_for("SELECT b, c FROM scratch", "x|3");
+
     // A restart: the catalog and the rows come back.
     server.stop();
     let server = Server::start(&state, pg, http);
@@ -210,8 +221,9 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
         expected_last_windows()
     );
     let tables = server.query("SHOW TABLES");
-    assert_eq!(tables, "all_bids\nbidder_copy\nbids\nbig_ids\nlate\nper_bidder");
+    assert_eq!(tables, "all_bids\nbidder_copy\nbids\nbig_ids\nlate\nper_bidder\nscratch");
     assert_eq!(server.query("SELECT count(*) FROM big_ids"), "10");
+    assert_eq!(server.query("SELECT b, c FROM scratch"), "x|3");
     // The following jobs run again; upserting the same rows changes nothing.
     let jobs = server.query("SHOW JOBS");
     assert_eq!(jobs.matches("|RUNNING|").count(), 2, "{jobs}");

@@ -99,12 +99,30 @@ impl Eddy {
         let statements = eddy_sql::parse_sql(&text).map_err(|e| ServerError::Sql(e.render(&name, &text)))?;
         let mut session = self.session()?;
         for s in &statements {
-            match session.execute(s) {
-                Ok(_) => self.after_ddl(&session, &s.node)?,
-                Err(e) => tracing::error!("{}", e.render(&name, &text)),
+            if let Err(e) = session.execute(s) {
+                tracing::error!("{}", e.render(&name, &text));
+            }
+        }
+        // Only the tables that exist at the end are opened: a table dropped and declared
+        // again keeps its files under the same name, which belong to the last declaration.
+        self.refresh_info_schema(&session)?;
+        for table in session.catalog().table_names() {
+            if let Some(def) = session.catalog().table(&table) {
+                self.open_table(def)?;
             }
         }
         Ok(())
+    }
+
+    /// Make a declared table queryable: a result table opened (its rows read back), a
+    /// connector table as a bounded scan.
+    fn open_table(&self, def: &eddy_sql::catalog::TableDef) -> Result<(), ServerError> {
+        if def.option("connector").is_some() {
+            return query::register_connector_table(&self.ctx, def.source_spec());
+        }
+        let shape = result_table_shape(def)?;
+        let table = self.tables.open(&shape).map_err(|e| ServerError::State(format!("table '{}': {e}", def.name)))?;
+        query::register(&self.ctx, table)
     }
 
     /// Describe the catalog's tables in information_schema.
@@ -130,16 +148,10 @@ impl Eddy {
     fn after_ddl(&self, session: &Session, stmt: &Statement) -> Result<(), ServerError> {
         self.refresh_info_schema(session)?;
         match stmt {
-            Statement::CreateTable(ct) => {
-                let name = ct.name.to_string();
-                let Some(def) = session.catalog().table(&name) else { return Ok(()) };
-                if def.option("connector").is_some() {
-                    return query::register_connector_table(&self.ctx, def.source_spec());
-                }
-                let shape = result_table_shape(def)?;
-                let table = self.tables.open(&shape).map_err(|e| ServerError::State(format!("table '{name}': {e}")))?;
-                query::register(&self.ctx, table)
-            }
+            Statement::CreateTable(ct) => match session.catalog().table(&ct.name.to_string()) {
+                Some(def) => self.open_table(def),
+                None => Ok(()),
+            },
             Statement::Drop { name, .. } => {
                 let name = name.to_string();
                 if !session.catalog().contains(&name) {
