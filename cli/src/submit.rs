@@ -45,16 +45,14 @@ pub fn submit_file(path: &Path, url: &str) -> u8 {
                 tracing::debug!(error = %e, "connection closed");
             }
         });
-        let starts: Vec<usize> = statements.iter().map(|s| offset(&text, s.location.line, s.location.column)).collect();
-        for (i, start) in starts.iter().enumerate() {
-            let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        for (i, statement) in statements.iter().enumerate() {
             // Padded with the lines and columns before it, so the server's line:col are the file's.
-            let loc = statements[i].location;
+            let loc = statement.location;
             let padded = format!(
                 "{}{}{}",
                 "\n".repeat(loc.line.saturating_sub(1) as usize),
                 " ".repeat(loc.column.saturating_sub(1) as usize),
-                &text[*start..end]
+                eddy_sql::statement_text(&text, &statements, i)
             );
             match client.simple_query(&padded).await {
                 Ok(messages) => {
@@ -87,16 +85,4 @@ pub fn submit_file(path: &Path, url: &str) -> u8 {
         }
         0
     })
-}
-
-/// Byte offset of a 1-based line:column (columns in characters).
-fn offset(text: &str, line: u64, column: u64) -> usize {
-    let mut at = 0;
-    for (n, l) in text.split_inclusive('\n').enumerate() {
-        if n as u64 + 1 == line {
-            return at + l.char_indices().nth(column.saturating_sub(1) as usize).map_or(l.len(), |(b, _)| b);
-        }
-        at += l.len();
-    }
-    text.len()
 }

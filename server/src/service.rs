@@ -20,6 +20,7 @@ use eddy_engine::result_table::{ResultTables, TableShape};
 use eddy_engine::Job;
 use eddy_sql::ast::{Located, Statement};
 use eddy_sql::planner::{JobStatement, Outcome, ResultRows, Session};
+use eddy_sql::statement_text;
 use sqlparser::dialect::GenericDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
@@ -467,30 +468,6 @@ fn leading_words(text: &str, n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The text of statement `i` of `text`: from its start to the next one's.
-fn statement_text<'a>(text: &'a str, statements: &[Located<Statement>], i: usize) -> &'a str {
-    let start = byte_offset(text, statements[i].location.line, statements[i].location.column);
-    let end = statements.get(i + 1).map_or(text.len(), |n| byte_offset(text, n.location.line, n.location.column));
-    text.get(start..end.max(start)).unwrap_or(text)
-}
-
-/// The byte offset of a 1-based line:column (columns count characters).
-fn byte_offset(text: &str, line: u64, column: u64) -> usize {
-    let mut offset = 0;
-    for (n, l) in text.split_inclusive('\n').enumerate() {
-        if n as u64 + 1 == line {
-            let col = column.saturating_sub(1) as usize;
-            return offset + l.char_indices().nth(col).map_or(l.len(), |(b, _)| b);
-        }
-        offset += l.len();
-    }
-    if line == 0 {
-        0
-    } else {
-        text.len()
-    }
-}
-
 /// The command tag a Postgres client expects.
 fn command_tag(stmt: &Statement) -> String {
     match stmt {
@@ -573,16 +550,5 @@ mod tests {
         ] {
             assert!(!Eddy::handles(df), "{df}");
         }
-    }
-
-    #[test]
-    fn statement_texts_split_at_each_start() {
-        let text = "CREATE TABLE a (x INT);\nCREATE TABLE b (y INT) WITH ('connector' = 'blackhole');\n";
-        let statements = eddy_sql::parse_sql(text).unwrap();
-        assert_eq!(statement_text(text, &statements, 0).trim(), "CREATE TABLE a (x INT);");
-        assert_eq!(
-            statement_text(text, &statements, 1).trim(),
-            "CREATE TABLE b (y INT) WITH ('connector' = 'blackhole');"
-        );
     }
 }

@@ -26,6 +26,23 @@ impl Location {
     }
 
     /// Whether this location points somewhere.
+    /// Where this 1-based line:column (columns count characters) is in `text`, in bytes;
+    /// past the end for a line the text does not have, 0 for an unknown location.
+    pub fn byte_offset(&self, text: &str) -> usize {
+        if self.line == 0 {
+            return 0;
+        }
+        let mut offset = 0;
+        for (n, l) in text.split_inclusive('\n').enumerate() {
+            if n as u64 + 1 == self.line {
+                let col = self.column.saturating_sub(1) as usize;
+                return offset + l.char_indices().nth(col).map_or(l.len(), |(b, _)| b);
+            }
+            offset += l.len();
+        }
+        text.len()
+    }
+
     pub fn is_known(&self) -> bool {
         self.line > 0
     }

@@ -19,4 +19,4 @@ pub mod planner;
 pub mod types;
 
 pub use error::{SqlError, SqlErrorKind};
-pub use parser::parse_sql;
+pub use parser::{parse_sql, statement_text};

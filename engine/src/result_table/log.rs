@@ -28,6 +28,8 @@ const KIND_COLUMN: &str = "_eddy_kind";
 /// The log being written.
 pub(crate) struct TableLog {
     dir: PathBuf,
+    /// This generation's file.
+    path: PathBuf,
     generation: u64,
     log_schema: SchemaRef,
     writer: StreamWriter<BufWriter<File>>,
@@ -132,14 +134,13 @@ impl TableLog {
                 }
             }
         }
-        Ok(Self { dir: dir.to_path_buf(), generation, log_schema, writer, rows_written })
+        Ok(Self { dir: dir.to_path_buf(), path, generation, log_schema, writer, rows_written })
     }
 
     /// Append one applied batch; it is in the OS's hands when this returns.
     pub(crate) fn append(&mut self, batch: &RecordBatch, kinds: &Int8Array) -> Result<(), ResultTableError> {
-        let path = self.dir.join(format!("gen-{}.arrow", self.generation));
-        write_batch(&mut self.writer, &self.log_schema, batch, kinds, &path)?;
-        self.writer.get_mut().flush().map_err(io(&path))?;
+        write_batch(&mut self.writer, &self.log_schema, batch, kinds, &self.path)?;
+        self.writer.get_mut().flush().map_err(io(&self.path))?;
         self.rows_written += batch.num_rows();
         Ok(())
     }

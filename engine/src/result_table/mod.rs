@@ -273,7 +273,7 @@ impl ResultTable {
         self.version.send_replace(version);
         let kinds = match row_kinds {
             Some(k) => k.clone(),
-            None => store::insert_kinds(batch.num_rows()).as_ref().clone(),
+            None => store::insert_kinds(batch.num_rows()),
         };
         log.append(&conformed, &kinds)?;
         if log.wants_rotation(live_rows) {

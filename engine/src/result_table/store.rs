@@ -11,7 +11,6 @@
 //! half of one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch};
@@ -388,8 +387,8 @@ impl TableRows {
 }
 
 /// A batch's rows as `+I` kinds, for callers that need an explicit kind column.
-pub(crate) fn insert_kinds(rows: usize) -> Arc<Int8Array> {
-    Arc::new(Int8Array::from(vec![RowKind::Insert.code(); rows]))
+pub(crate) fn insert_kinds(rows: usize) -> Int8Array {
+    Int8Array::from(vec![RowKind::Insert.code(); rows])
 }
 
 #[cfg(test)]
@@ -397,6 +396,7 @@ mod tests {
     use super::*;
     use arrow::array::{Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, false), Field::new("v", DataType::Int64, true)]))

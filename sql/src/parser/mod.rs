@@ -20,6 +20,14 @@ use crate::ast::{CreateTable, CreateView, DropObject, Insert, Located, Statement
 use crate::dialect::FlinkDialect;
 use crate::error::{Location, Result, SqlError};
 
+/// The text of statement `i` of `text` (as [`parse_sql`] returned them): from its start to
+/// the next statement's, so with its `;` and what follows up to the next one.
+pub fn statement_text<'a>(text: &'a str, statements: &[Located<Statement>], i: usize) -> &'a str {
+    let start = statements[i].location.byte_offset(text);
+    let end = statements.get(i + 1).map_or(text.len(), |n| n.location.byte_offset(text));
+    text.get(start..end.max(start)).unwrap_or(text)
+}
+
 /// Parse every statement of a SQL file (or of one pgwire query string).
 pub fn parse_sql(text: &str) -> Result<Vec<Located<Statement>>> {
     let dialect = FlinkDialect;

@@ -205,3 +205,14 @@ fn materialized_view_is_a_result_table_with_its_query() {
     let err = parse_sql("CREATE MATERIALIZED VIEW mv WITH ('connector' = 'kafka') AS SELECT 1").unwrap_err();
     assert!(err.message.contains("kept by Eddy"), "{}", err.message);
 }
+
+#[test]
+fn statement_texts_split_at_each_start() {
+    let text = "CREATE TABLE a (x INT);\nCREATE TABLE b (y INT) WITH ('connector' = 'blackhole');\n";
+    let statements = parse_sql(text).unwrap();
+    assert_eq!(super::statement_text(text, &statements, 0).trim(), "CREATE TABLE a (x INT);");
+    assert_eq!(
+        super::statement_text(text, &statements, 1).trim(),
+        "CREATE TABLE b (y INT) WITH ('connector' = 'blackhole');"
+    );
+}
