@@ -41,8 +41,10 @@ pub mod copy;
 pub mod http;
 pub mod info_schema;
 pub mod pg;
+pub mod pg_catalog_keys;
 pub mod pg_catalog_overlay;
 pub mod pg_compat;
+pub mod pg_rewrite;
 pub mod point_lookup;
 
 use std::net::SocketAddr;
@@ -87,7 +89,7 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     })
     .await
     .map_err(|e| ServerError::State(format!("opening the state failed: {e}")))??;
-    pg_catalog_overlay::install(&eddy.query_context()).await?;
+    pg_catalog_overlay::install(&eddy.query_context(), eddy.primary_keys()).await?;
     let listener = TcpListener::bind(config.pg_listen)
         .await
         .map_err(|e| ServerError::Io { context: format!("listening on {}", config.pg_listen), source: e })?;

@@ -20,16 +20,18 @@ use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryH
 use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
-use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type};
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type, METADATA_USER,
+};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::{DfSessionService, Parser};
 use futures::Sink;
 
 use crate::auth::{Auth, Startup};
-use crate::pg_compat;
 use crate::service::{Eddy, Reply};
 use crate::ServerError;
+use crate::{pg_compat, pg_rewrite};
 
 /// datafusion-postgres' statement: the text, and the parsed statement with its plan
 /// (`None` for Eddy's statements).
@@ -141,6 +143,11 @@ fn conn_key<C: ClientInfo>(client: &C) -> String {
     format!("{}/{}", client.socket_addr(), client.pid_and_secret_key().0)
 }
 
+/// The user a connection logged in as.
+fn user_of<C: ClientInfo>(client: &C) -> String {
+    client.metadata().get(METADATA_USER).cloned().unwrap_or_else(|| "eddy".to_string())
+}
+
 /// Run Eddy's statement off the async threads (planning and catalog files are blocking).
 async fn run_eddy(eddy: &Arc<Eddy>, sql: &str, conn: String) -> PgWireResult<Vec<Reply>> {
     let eddy = eddy.clone();
@@ -176,6 +183,8 @@ impl EddyQueryHandler {
             return to_responses(vec![reply], &Format::UnifiedText);
         }
         tracing::debug!(%query, "query");
+        let rewritten = pg_rewrite::rewrite(query, &user_of(client));
+        let query = rewritten.as_deref().unwrap_or(query);
         let responses = <DfSessionService as SimpleQueryHandler>::do_query(&self.df, client, query)
             .await
             .inspect_err(|e| tracing::debug!(%query, error = %e, "query failed"))?;
@@ -269,7 +278,8 @@ impl QueryParser for EddyParser {
         if Eddy::handles(sql) || pg_compat::session_statement(sql).is_some() {
             return Ok(Some((sql.to_string(), None)));
         }
-        self.df.parse_sql(client, sql, types).await
+        let rewritten = pg_rewrite::rewrite(sql, &user_of(client));
+        self.df.parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {

@@ -6,6 +6,8 @@
 //! oid of a `pg_proc` row, and drivers join on it (Npgsql, which Power BI bundles:
 //! `JOIN pg_proc ON pg_proc.oid = a.typreceive`). The snapshot holds the functions' names;
 //! here they are the oids of the `pg_proc` rows of those names (0 for none, as `-` is).
+//!
+//! `pg_class`, `pg_index`, `pg_constraint`: primary keys (crate::pg_catalog_keys).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +20,9 @@ use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::prelude::SessionContext;
 
+use datafusion::logical_expr::ScalarUDF;
+
+use crate::pg_catalog_keys::{KeyDefinition, PgClass, PgConstraint, PgIndex, PrimaryKeys};
 use crate::query::CATALOG;
 use crate::ServerError;
 
@@ -47,7 +52,7 @@ impl SchemaProvider for Overlay {
 }
 
 /// Lay the corrections over `pg_catalog` in `ctx` (after `setup_pg_catalog`).
-pub async fn install(ctx: &SessionContext) -> Result<(), ServerError> {
+pub async fn install(ctx: &SessionContext, keys: Arc<PrimaryKeys>) -> Result<(), ServerError> {
     let fail = |e: DataFusionError| ServerError::State(format!("pg_catalog: {e}"));
     let catalog = ctx.catalog(CATALOG).ok_or_else(|| ServerError::State(format!("no catalog '{CATALOG}'")))?;
     let Some(inner) = catalog.schema("pg_catalog") else { return Ok(()) };
@@ -102,6 +107,12 @@ pub async fn install(ctx: &SessionContext) -> Result<(), ServerError> {
 
     let mut tables: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
     tables.insert("pg_type".into(), Arc::new(pg_type));
+    let class = inner.table("pg_class").await.map_err(fail)?.ok_or_else(|| ServerError::State("no pg_class".into()))?;
+    tables.insert("pg_class".into(), Arc::new(PgClass::new(class.clone(), keys.clone())));
+    tables.insert("pg_index".into(), Arc::new(PgIndex::new(class.clone(), keys.clone())));
+    tables.insert("pg_constraint".into(), Arc::new(PgConstraint::new(class, keys.clone())));
+    ctx.register_udf(ScalarUDF::from(KeyDefinition::index(keys.clone())));
+    ctx.register_udf(ScalarUDF::from(KeyDefinition::constraint(keys)));
     catalog
         .register_schema("pg_catalog", Arc::new(Overlay { inner, tables }))
         .map_err(|e| ServerError::State(format!("pg_catalog: {e}")))?;

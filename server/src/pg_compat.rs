@@ -81,6 +81,7 @@ pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::from(CurrentSetting::new()));
     ctx.register_udf(ScalarUDF::from(SetConfig::new()));
     ctx.register_udf(ScalarUDF::from(JsonBuildObject::new()));
+    ctx.register_udf(ScalarUDF::from(ExpandArray::new()));
 }
 
 /// A function answering the same value whatever its arguments.
@@ -401,5 +402,78 @@ mod tests {
         assert!(session_statement("SHOW TABLES").is_none());
         assert!(matches!(session_statement("DISCARD ALL"), Some(Reply::Command(t)) if t == "DISCARD ALL"));
         assert!(version_string().starts_with("PostgreSQL 16.6 "));
+    }
+}
+
+/// `pg_expandarray(a)`: the `(x, n)` pairs of an array's elements and their 1-based
+/// positions, as pgjdbc's `information_schema._pg_expandarray` yields them (see
+/// crate::pg_rewrite, which unnests them).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+impl ExpandArray {
+    fn new() -> Self {
+        Self { signature: Signature::any(1, Volatility::Immutable) }
+    }
+
+    fn pair_fields(element: &DataType) -> arrow::datatypes::Fields {
+        vec![Field::new("x", element.clone(), true), Field::new("n", DataType::Int32, false)].into()
+    }
+
+    fn pair(element: &DataType) -> DataType {
+        DataType::Struct(Self::pair_fields(element))
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        "pg_expandarray"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match args.first() {
+            Some(DataType::List(item)) => {
+                Ok(DataType::List(Arc::new(Field::new_list_field(Self::pair(item.data_type()), true))))
+            }
+            other => Err(datafusion::error::DataFusionError::Plan(format!(
+                "_pg_expandarray() takes an array, not {other:?}"
+            ))),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let Some(arg) = args.args.first() else {
+            return Err(datafusion::error::DataFusionError::Plan("_pg_expandarray() takes an array".into()));
+        };
+        let lists = arg.to_array(args.number_rows)?;
+        let lists = lists.as_list::<i32>();
+        let DataType::List(item) = lists.data_type() else {
+            return Err(datafusion::error::DataFusionError::Plan("_pg_expandarray() takes an array".into()));
+        };
+        // The elements stay as they are; n counts 1.. within each list.
+        let mut positions = Vec::with_capacity(lists.values().len());
+        for offsets in lists.offsets().windows(2) {
+            positions.extend(1..=(offsets[1] - offsets[0]));
+        }
+        let fields = Self::pair_fields(item.data_type());
+        let start = lists.offsets()[0] as usize;
+        let len = *lists.offsets().last().unwrap_or(&0) as usize - start;
+        let pairs = arrow::array::StructArray::try_new(
+            fields,
+            vec![lists.values().slice(start, len), Arc::new(arrow::array::Int32Array::from(positions))],
+            None,
+        )?;
+        let offsets =
+            arrow::buffer::OffsetBuffer::new(lists.offsets().iter().map(|o| o - lists.offsets()[0]).collect());
+        let out = arrow::array::ListArray::try_new(
+            Arc::new(Field::new_list_field(Self::pair(item.data_type()), true)),
+            offsets,
+            Arc::new(pairs),
+            lists.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }

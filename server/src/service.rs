@@ -45,6 +45,8 @@ pub struct Eddy {
     catalog_file: PathBuf,
     /// Each connection's `SET` options (by peer address), applied around its statements.
     conn_settings: Mutex<std::collections::HashMap<String, Vec<(String, String)>>>,
+    /// The tables' primary keys as pg_catalog shows them.
+    keys: Arc<crate::pg_catalog_keys::PrimaryKeys>,
 }
 
 impl Eddy {
@@ -60,6 +62,7 @@ impl Eddy {
             ctx: Arc::new(query::query_context()?),
             catalog_file: state_dir.join("catalog.sql"),
             conn_settings: Mutex::new(std::collections::HashMap::new()),
+            keys: Arc::default(),
         });
         eddy.replay_catalog()?;
         for spec in eddy.jobs.saved()? {
@@ -74,6 +77,11 @@ impl Eddy {
     /// The query context (result tables, pg_catalog).
     pub fn query_context(&self) -> Arc<SessionContext> {
         self.ctx.clone()
+    }
+
+    /// The tables' primary keys (for pg_catalog).
+    pub fn primary_keys(&self) -> Arc<crate::pg_catalog_keys::PrimaryKeys> {
+        self.keys.clone()
     }
 
     /// The result tables.
@@ -142,6 +150,7 @@ impl Eddy {
                 crate::info_schema::TableInfo { name: def.name.clone(), schema, primary_key: def.primary_key.clone() }
             })
             .collect();
+        self.keys.set(&tables);
         crate::info_schema::refresh(&self.ctx, &tables)
     }
 
