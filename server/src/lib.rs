@@ -46,6 +46,7 @@ pub mod pg_catalog_overlay;
 pub mod pg_compat;
 pub mod pg_rewrite;
 pub mod point_lookup;
+pub mod type_introspection;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -9,16 +9,18 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use datafusion_postgres::arrow_pg::datatypes::df::{deserialize_parameters, encode_dataframe};
 use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
-use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::stmt::{QueryParser, StoredStatement};
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionManager, PgWireServerHandlers, Type, METADATA_USER,
@@ -31,7 +33,7 @@ use futures::Sink;
 use crate::auth::{Auth, Startup};
 use crate::service::{Eddy, Reply};
 use crate::ServerError;
-use crate::{pg_compat, pg_rewrite};
+use crate::{pg_compat, pg_rewrite, type_introspection};
 
 /// datafusion-postgres' statement: the text, and the parsed statement with its plan
 /// (`None` for Eddy's statements).
@@ -126,6 +128,16 @@ fn rows_response(schema: &SchemaRef, batches: Vec<RecordBatch>, format: &Format)
     Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter(rows))))
 }
 
+/// Rows under columns described as `fields`.
+fn rows_with_fields(fields: Vec<FieldInfo>, batches: Vec<RecordBatch>) -> Response {
+    let fields = Arc::new(fields);
+    let mut rows = Vec::new();
+    for b in batches {
+        rows.extend(encode_recordbatch(fields.clone(), b));
+    }
+    Response::Query(QueryResponse::new(fields, futures::stream::iter(rows)))
+}
+
 fn to_response(reply: Reply, format: &Format) -> PgWireResult<Response> {
     match reply {
         Reply::Command(tag) => Ok(Response::Execution(Tag::new(&tag))),
@@ -163,6 +175,49 @@ async fn run_eddy(eddy: &Arc<Eddy>, sql: &str, conn: String) -> PgWireResult<Vec
 }
 
 impl EddyQueryHandler {
+    /// `DECLARE c CURSOR FOR <query with $n>` in the extended protocol, bound with the
+    /// portal's parameters (datafusion-postgres' cursor hook plans the query without them,
+    /// and keeps no plan with which a Describe of the cursor could name its columns). The
+    /// rows are fetched with FETCH as those of the hook's cursors.
+    async fn declare_cursor<C>(
+        &self,
+        client: &mut C,
+        declares: &[sqlparser::ast::Declare],
+        portal: &Portal<DfStatement>,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientPortalStore,
+        C::PortalStore: PortalStore<Statement = DfStatement>,
+    {
+        let fail = |e: datafusion::error::DataFusionError| PgWireError::ApiError(Box::new(e));
+        let ctx = self.eddy.query_context();
+        for declare in declares {
+            let (Some(name), Some(query)) = (declare.names.first(), &declare.for_query) else {
+                return Err(pg_error(ServerError::Usage("DECLARE needs a cursor name and FOR <query>".into())));
+            };
+            let sql = query.to_string();
+            let plan = ctx.state().create_logical_plan(&sql).await.map_err(fail)?;
+            let types = plan.get_parameter_types().map_err(fail)?;
+            let mut ids: Vec<(usize, Option<DataType>)> = types
+                .into_iter()
+                .filter_map(|(id, t)| id.trim_start_matches('$').parse::<usize>().ok().map(|n| (n, t)))
+                .collect();
+            ids.sort_by_key(|(n, _)| *n);
+            let inferred: Vec<Option<&DataType>> = ids.iter().map(|(_, t)| t.as_ref()).collect();
+            let values = deserialize_parameters(portal, &inferred)?;
+            let plan = plan.replace_params_with_values(&values).map_err(fail)?;
+            let frame = ctx.execute_logical_plan(plan.clone()).await.map_err(fail)?;
+            let rows = encode_dataframe(frame, &Format::UnifiedText, None).await?;
+            // With its plan, so that a Describe of the cursor's portal names its columns.
+            let statement = (sql, Some((sqlparser::ast::Statement::Query(query.clone()), plan)));
+            let stored = Arc::new(StoredStatement::new(name.value.clone(), statement, vec![]));
+            let cursor = Portal::new_cursor(name.value.clone(), stored);
+            cursor.start(rows).await;
+            client.portal_store().put_portal(Arc::new(cursor));
+        }
+        Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+    }
+
     /// Answer one statement (or a text of Eddy statements) in the simple protocol.
     async fn simple_one<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
@@ -239,6 +294,12 @@ impl ExtendedQueryHandler for EddyQueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let (sql, parsed) = &portal.statement.statement;
+        if parsed.is_none() && type_introspection::is_type_introspection(sql) {
+            let raw = portal.parameters.first().and_then(|p| p.as_deref());
+            let oids = type_introspection::requested_oids(raw, portal.parameter_format.is_binary(0))?;
+            let (_, batches) = type_introspection::answer(&self.eddy.query_context(), &oids).await?;
+            return Ok(rows_with_fields(type_introspection::fields(&portal.result_column_format)?, batches));
+        }
         if parsed.is_none() {
             if let Some(reply) = pg_compat::session_statement(sql) {
                 return to_response(reply, &portal.result_column_format);
@@ -249,6 +310,9 @@ impl ExtendedQueryHandler for EddyQueryHandler {
             // One statement per Parse, as Postgres allows in the extended protocol.
             let last = replies.pop().unwrap_or(Reply::Command("OK".into()));
             return to_response(last, &portal.result_column_format);
+        }
+        if let Some((sqlparser::ast::Statement::Declare { stmts }, _)) = parsed {
+            return self.declare_cursor(client, stmts, portal).await;
         }
         if let Some((_, plan)) = parsed {
             if let Some(answer) = crate::point_lookup::try_answer(self.eddy.result_tables(), plan, portal) {
@@ -275,7 +339,10 @@ impl QueryParser for EddyParser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        if Eddy::handles(sql) || pg_compat::session_statement(sql).is_some() {
+        if Eddy::handles(sql)
+            || pg_compat::session_statement(sql).is_some()
+            || type_introspection::is_type_introspection(sql)
+        {
             return Ok(Some((sql.to_string(), None)));
         }
         let rewritten = pg_rewrite::rewrite(sql, &user_of(client));
@@ -283,6 +350,9 @@ impl QueryParser for EddyParser {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        if stmt.1.is_none() && type_introspection::is_type_introspection(&stmt.0) {
+            return Ok(type_introspection::parameter_types());
+        }
         self.df.get_parameter_types(stmt)
     }
 
@@ -292,6 +362,9 @@ impl QueryParser for EddyParser {
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
         let (sql, parsed) = stmt;
+        if parsed.is_none() && type_introspection::is_type_introspection(sql) {
+            return type_introspection::fields(column_format.unwrap_or(&Format::UnifiedText));
+        }
         if parsed.is_none() {
             if let Some(crate::service::Reply::Rows(schema, _)) = pg_compat::session_statement(sql) {
                 return arrow_schema_to_pg_fields(&schema, column_format.unwrap_or(&Format::UnifiedText), None);

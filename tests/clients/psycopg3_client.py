@@ -129,6 +129,15 @@ def check_server_cursor():
         eq((len(ids), sum(ids)), (ROWS, SUM_ID))
 
 
+def check_server_cursor_no_params():
+    with connect() as conn:
+        with conn.cursor(name="eddy_cur4") as cur:
+            cur.execute("SELECT id, price FROM all_bids ORDER BY id")
+            eq([d.name for d in cur.description], ["id", "price"])
+            rows = cur.fetchmany(3)
+        eq(rows, [(1, 10.0), (2, 20.0), (3, 30.0)])
+
+
 def check_stream():
     with connect() as conn:
         ids = [r[0] for r in conn.cursor().stream("SELECT id FROM all_bids ORDER BY id")]
@@ -151,6 +160,7 @@ def main():
     C.run("auto_prepare", check_auto_prepare)
     C.run("pipeline", check_pipeline)
     C.run("server_cursor", check_server_cursor)
+    C.run("server_cursor_no_params", check_server_cursor_no_params)
     C.run("stream", check_stream)
     C.run("point_lookup_by_key", check_point_lookup_by_key)
 
