@@ -128,6 +128,14 @@ pub trait Source: Send {
     fn skipped_records(&self) -> u64 {
         0
     }
+
+    /// Where this split stands after the last batch it returned, for a checkpoint: given to
+    /// [`create_source_at`], the split goes on with the first row it has not returned yet
+    /// (Kafka: the next offset of every partition; files: the next line; generators: the
+    /// next sequence number). `None`: the source cannot resume (a checkpoint is declined).
+    fn position(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A running sink subtask.
@@ -138,11 +146,43 @@ pub trait Sink: Send {
 
     /// The input ended: flush and commit everything written (e.g. rename in-progress files).
     async fn finish(&mut self) -> Result<()>;
+
+    /// A checkpoint barrier `epoch` arrived, after every row before it was written: make
+    /// those rows durable but not yet visible where the sink can (close the in-progress file,
+    /// flush the transaction), so that [`Sink::commit`] can publish them. Returns what must
+    /// be kept in the checkpoint to publish them after a crash (pending files, transaction
+    /// ids), if anything. Default: flush nothing, keep nothing (at-least-once sinks).
+    async fn pre_commit(&mut self, _epoch: u64) -> Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+
+    /// Checkpoint `epoch` is complete: publish what was pre-committed for it (and for any
+    /// earlier epoch not published yet).
+    async fn commit(&mut self, _epoch: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// After a restart from a checkpoint: `state` is what [`Sink::pre_commit`] returned at
+    /// that checkpoint. The checkpoint is complete, so its pending output is published
+    /// (if a crash came before that) and anything written after it is discarded.
+    async fn recover(&mut self, _state: Option<serde_json::Value>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Build one split of the source for `table` (checks the options).
 pub fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
-    registry::create_source(table, split)
+    registry::create_source(table, split, None)
+}
+
+/// Build one split of the source for `table`, resuming at `position` (what
+/// [`Source::position`] returned at a checkpoint) instead of the start the options say.
+pub fn create_source_at(
+    table: &ConnectorTable,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn Source>> {
+    registry::create_source(table, split, position)
 }
 
 /// Build one subtask of the sink for `table` (checks the options).

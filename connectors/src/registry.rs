@@ -77,7 +77,17 @@ impl Connector {
     }
 }
 
-pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
+pub(crate) fn create_source(
+    table: &ConnectorTable,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn Source>> {
+    if position.is_some() {
+        return Err(ConnectorError::Options {
+            table: table.name.clone(),
+            message: "this connector cannot resume from a checkpoint yet".into(),
+        });
+    }
     match Connector::of(table)? {
         Connector::Datagen => datagen::create_source(table, split),
         Connector::Nexmark => nexmark::create_source(table, split),

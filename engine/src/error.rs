@@ -33,6 +33,9 @@ pub enum EngineError {
     /// task's failure, which is the error to report.
     #[error("internal error: an upstream task stopped without finishing")]
     UpstreamStopped,
+    /// Writing or reading a checkpoint failed, or a checkpoint cannot be used.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// A task ended abnormally (a panic is a bug).
     #[error("internal error: {0}")]
     Internal(String),

@@ -9,6 +9,7 @@
 //! The core vocabulary is in [`message`]: a stream carries data batches, watermarks and
 //! an end-of-data marker.
 
+pub mod checkpoint;
 pub mod error;
 pub mod job;
 pub mod message;

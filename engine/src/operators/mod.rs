@@ -32,6 +32,7 @@ pub use window_topn::WindowTopNOperator;
 use arrow::datatypes::SchemaRef;
 use eddy_sql::plan::{Operator, WindowKind};
 
+use crate::checkpoint::StateSnapshot;
 use crate::error::Result;
 use crate::message::{Batch, Message, Watermark};
 use crate::metrics::LateRowCounter;
@@ -91,6 +92,26 @@ pub trait StreamOperator: Send {
     fn on_end(&mut self, _out: &mut Vec<Message>) -> Result<()> {
         Ok(())
     }
+
+    /// The operator's state at a checkpoint barrier (everything before the barrier has been
+    /// processed, nothing after it). `None`: the operator keeps no state (the default, for
+    /// stateless operators). A stateful operator that cannot snapshot yet must return an
+    /// error naming itself, never `None`: the checkpoint is then declined, not made wrong.
+    /// Must not change what the operator emits later.
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        Ok(None)
+    }
+
+    /// Take the state of a snapshot made by an operator of the same plan node (same spec,
+    /// same subtask), before any message is processed.
+    fn restore_state(&mut self, _state: StateSnapshot) -> Result<()> {
+        Err(crate::error::EngineError::Checkpoint(format!("{}: keeps no state to restore", self.name())))
+    }
+}
+
+/// The error of a stateful operator that cannot be checkpointed yet.
+pub fn not_checkpointable(name: &str) -> crate::error::EngineError {
+    crate::error::EngineError::Checkpoint(format!("{name} cannot be checkpointed yet"))
 }
 
 /// Run messages through a chain of operators, in order.
