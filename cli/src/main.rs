@@ -49,9 +49,14 @@ enum Command {
         /// Do not show the live progress line (it is shown only on a terminal anyway).
         #[arg(long)]
         quiet: bool,
-        /// Where tables declared without a connector (result tables) keep their rows.
+        /// Where tables declared without a connector (result tables) keep their rows, and
+        /// checkpoints (with `SET 'execution.checkpointing.interval'`) are kept; a run of the
+        /// same file resumes from its latest checkpoint.
         #[arg(long, default_value = "eddy-state", value_name = "DIR")]
         state_dir: PathBuf,
+        /// Start from the beginning: discard this file's checkpoints.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Serve result tables over the Postgres wire protocol; statements sent to it keep a
     /// persistent catalog and start jobs that outlive the connection and a restart.
@@ -102,7 +107,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let code = match cli.command {
-        Command::Run { file, quiet, state_dir } => run::run_file(&file, quiet, &state_dir),
+        Command::Run { file, quiet, state_dir, fresh } => run::run_file(&file, quiet, &state_dir, fresh),
         Command::Check { file } => check::check_file(&file),
         Command::Serve { state_dir, pg_listen, http_listen, auth, users, users_file, tls_cert, tls_key } => {
             serve::serve_forever(serve::ServeArgs {

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use eddy_engine::checkpoint::CheckpointConfig;
 use eddy_engine::result_table::ResultTables;
 use eddy_engine::Job;
 
@@ -9,8 +10,21 @@ use crate::progress;
 use crate::script::{prepare, ScriptError};
 use crate::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
 
+/// Where the checkpoints of `file`'s job live: one directory per file (by its name and a
+/// hash of its absolute path), so a later run of the same file resumes from them.
+fn checkpoint_dir(state_dir: &Path, file: &Path) -> std::path::PathBuf {
+    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in absolute.to_string_lossy().bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let stem = file.file_stem().map_or_else(|| "job".into(), |s| s.to_string_lossy().to_string());
+    state_dir.join("checkpoints").join(format!("{stem}-{:08x}", hash as u32))
+}
+
 /// Run a file; returns the exit code.
-pub fn run_file(path: &Path, quiet: bool, state_dir: &Path) -> u8 {
+pub fn run_file(path: &Path, quiet: bool, state_dir: &Path, fresh: bool) -> u8 {
     let script = match prepare(path, true) {
         Ok(s) => s,
         Err(ScriptError::Io(m)) | Err(ScriptError::Sql(m)) => {
@@ -31,7 +45,7 @@ pub fn run_file(path: &Path, quiet: bool, state_dir: &Path) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let job = match Job::new(plan) {
+    let mut job = match Job::new(plan) {
         // Nothing is created under the state directory unless a result table is written.
         Ok(j) => j.with_result_tables(ResultTables::new(state_dir)),
         Err(e) => {
@@ -39,6 +53,23 @@ pub fn run_file(path: &Path, quiet: bool, state_dir: &Path) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let checkpoints = checkpoint_dir(state_dir, path);
+    if fresh {
+        if let Err(e) = std::fs::remove_dir_all(&checkpoints) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("error: cannot remove {}: {e}", checkpoints.display());
+                return EXIT_FAILURE;
+            }
+        }
+    }
+    let settings = script.session.settings();
+    if let Some(ms) = settings.checkpoint_interval_ms() {
+        job = job.with_checkpoints(CheckpointConfig {
+            dir: checkpoints,
+            interval: std::time::Duration::from_millis(ms),
+            retained: settings.checkpoints_retained(),
+        });
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -31,6 +31,16 @@ pub enum ConnectorError {
         /// What failed, with librdkafka's reason.
         message: String,
     },
+    /// A checkpoint's saved source position or sink state cannot be used here: it is
+    /// malformed, or was taken with another table definition or parallelism (the job's
+    /// fault or a bug, not the data's).
+    #[error("table '{table}': cannot resume from the checkpoint: {message}")]
+    Checkpoint {
+        /// Table name.
+        table: String,
+        /// What does not fit.
+        message: String,
+    },
     /// An I/O error, with the path or address it concerns.
     #[error("{context}: {source}")]
     Io {
@@ -64,6 +74,11 @@ impl ConnectorError {
     /// Shorthand for an [`ConnectorError::Options`] error.
     pub fn options(table: &str, message: impl Into<String>) -> Self {
         Self::Options { table: table.to_string(), message: message.into() }
+    }
+
+    /// Shorthand for a [`ConnectorError::Checkpoint`] error.
+    pub fn checkpoint(table: &str, message: impl Into<String>) -> Self {
+        Self::Checkpoint { table: table.to_string(), message: message.into() }
     }
 
     /// Shorthand for an [`ConnectorError::Io`] error.

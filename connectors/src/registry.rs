@@ -82,17 +82,11 @@ pub(crate) fn create_source(
     split: Split,
     position: Option<&serde_json::Value>,
 ) -> Result<Box<dyn Source>> {
-    if position.is_some() {
-        return Err(ConnectorError::Options {
-            table: table.name.clone(),
-            message: "this connector cannot resume from a checkpoint yet".into(),
-        });
-    }
     match Connector::of(table)? {
-        Connector::Datagen => datagen::create_source(table, split),
-        Connector::Nexmark => nexmark::create_source(table, split),
-        Connector::Filesystem => filesystem::create_source(table, split),
-        Connector::Kafka | Connector::UpsertKafka => kafka::create_source(table, split),
+        Connector::Datagen => datagen::create_source(table, split, position),
+        Connector::Nexmark => nexmark::create_source(table, split, position),
+        Connector::Filesystem => filesystem::create_source(table, split, position),
+        Connector::Kafka | Connector::UpsertKafka => kafka::create_source(table, split, position),
         c => Err(c.not_a(table, "source")),
     }
 }

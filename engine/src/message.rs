@@ -99,4 +99,7 @@ pub enum Message {
     Idle,
     /// The sending subtask has no more data.
     End,
+    /// Checkpoint barrier `epoch`: everything before it belongs to the checkpoint, nothing
+    /// after it (see `crate::checkpoint`).
+    Barrier(u64),
 }

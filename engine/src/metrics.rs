@@ -19,6 +19,18 @@ pub struct JobMetrics {
     late_by_operator: Mutex<Vec<(String, Arc<AtomicU64>)>>,
     /// The watermark each sink subtask has reached (ms; `i64::MIN` before the first).
     sink_watermarks: Mutex<Vec<Arc<AtomicI64>>>,
+    /// Checkpoints completed.
+    pub checkpoints_completed: AtomicU64,
+    /// Checkpoints declined or abandoned.
+    pub checkpoints_failed: AtomicU64,
+    /// The last completed checkpoint's epoch.
+    pub last_checkpoint_epoch: AtomicU64,
+    /// How long the last completed checkpoint took, trigger to manifest, in ms.
+    pub last_checkpoint_duration_ms: AtomicU64,
+    /// The size of the last completed checkpoint, in bytes.
+    pub last_checkpoint_bytes: AtomicU64,
+    /// When the last checkpoint completed, ms since the epoch (0: none yet).
+    pub last_checkpoint_completed_ms: AtomicU64,
 }
 
 /// Counts the late rows one operator subtask drops, into its own counter and the job's.

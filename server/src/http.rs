@@ -61,12 +61,21 @@ fn metrics(eddy: &Eddy) -> String {
         ("eddy_job_rows_in_total", "Rows read by the job's sources.", "counter"),
         ("eddy_job_rows_out_total", "Rows written by the job's sinks.", "counter"),
         ("eddy_job_running", "1 while the job runs.", "gauge"),
+        ("eddy_job_checkpoints_completed_total", "Checkpoints completed.", "counter"),
+        ("eddy_job_checkpoints_failed_total", "Checkpoints declined or abandoned.", "counter"),
+        ("eddy_job_last_checkpoint_duration_ms", "Trigger to manifest of the last completed checkpoint.", "gauge"),
+        ("eddy_job_last_checkpoint_size_bytes", "Bytes written by the last completed checkpoint.", "gauge"),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for j in &jobs {
+            let c = &j.checkpoints;
             let value = match name {
                 "eddy_job_rows_in_total" => j.rows_in,
                 "eddy_job_rows_out_total" => j.rows_out,
+                "eddy_job_checkpoints_completed_total" => c.completed,
+                "eddy_job_checkpoints_failed_total" => c.failed,
+                "eddy_job_last_checkpoint_duration_ms" => c.last_duration_ms,
+                "eddy_job_last_checkpoint_size_bytes" => c.last_bytes,
                 _ => u64::from(j.status == crate::jobs::JobStatus::Running),
             };
             let _ = writeln!(out, "{name}{{job_id=\"{}\",job_name=\"{}\"}} {value}", j.id, escape(&j.name));
@@ -87,6 +96,20 @@ fn metrics(eddy: &Eddy) -> String {
          # TYPE eddy_job_watermark_lag_seconds gauge"
     );
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "# HELP eddy_job_last_checkpoint_age_seconds Time since the last completed checkpoint.\n\
+         # TYPE eddy_job_last_checkpoint_age_seconds gauge"
+    );
+    for j in jobs.iter().filter(|j| j.checkpoints.last_completed_ms > 0) {
+        let age = now - j.checkpoints.last_completed_ms as f64 / 1000.0;
+        let _ = writeln!(
+            out,
+            "eddy_job_last_checkpoint_age_seconds{{job_id=\"{}\",job_name=\"{}\"}} {age:.3}",
+            j.id,
+            escape(&j.name)
+        );
+    }
     for j in jobs.iter().filter(|j| j.watermark.is_some()) {
         let lag = now - j.watermark.unwrap_or_default() as f64 / 1000.0;
         let _ = writeln!(

@@ -59,6 +59,24 @@ pub struct JobSpec {
     pub targets: Vec<String>,
 }
 
+/// A job's checkpoint counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CheckpointStats {
+    /// Checkpoints completed.
+    pub completed: u64,
+    /// Checkpoints declined or abandoned.
+    pub failed: u64,
+    /// The last completed checkpoint: epoch, duration (ms), size (bytes), completion time
+    /// (ms since the epoch; 0: none yet).
+    pub last_epoch: u64,
+    /// See `last_epoch`.
+    pub last_duration_ms: u64,
+    /// See `last_epoch`.
+    pub last_bytes: u64,
+    /// See `last_epoch`.
+    pub last_completed_ms: u64,
+}
+
 /// One job as `SHOW JOBS` shows it.
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -77,6 +95,8 @@ pub struct JobRow {
     pub watermark: Option<i64>,
     /// When it started (this server run).
     pub started: SystemTime,
+    /// Its checkpoints.
+    pub checkpoints: CheckpointStats,
 }
 
 struct Entry {
@@ -186,6 +206,14 @@ impl Jobs {
                 rows_out: JobMetrics::get(&e.metrics.rows_out),
                 watermark: e.metrics.watermark().filter(|w| *w != i64::MAX),
                 started: e.started,
+                checkpoints: CheckpointStats {
+                    completed: JobMetrics::get(&e.metrics.checkpoints_completed),
+                    failed: JobMetrics::get(&e.metrics.checkpoints_failed),
+                    last_epoch: JobMetrics::get(&e.metrics.last_checkpoint_epoch),
+                    last_duration_ms: JobMetrics::get(&e.metrics.last_checkpoint_duration_ms),
+                    last_bytes: JobMetrics::get(&e.metrics.last_checkpoint_bytes),
+                    last_completed_ms: JobMetrics::get(&e.metrics.last_checkpoint_completed_ms),
+                },
             })
             .collect()
     }

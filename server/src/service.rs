@@ -16,6 +16,7 @@ use std::time::UNIX_EPOCH;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::prelude::SessionContext;
+use eddy_engine::checkpoint::CheckpointConfig;
 use eddy_engine::result_table::{ResultTables, TableShape};
 use eddy_engine::Job;
 use eddy_sql::ast::{Located, Statement};
@@ -49,6 +50,9 @@ pub struct Eddy {
     keys: Arc<crate::pg_catalog_keys::PrimaryKeys>,
 }
 
+/// `execution.checkpointing.interval` of a job started by the server, unless set.
+const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 10_000;
+
 impl Eddy {
     /// Open the state in `state_dir`: replay the catalog, reopen result tables and start
     /// the jobs a previous run left running. Must run inside a tokio runtime.
@@ -72,6 +76,26 @@ impl Eddy {
             }
         }
         Ok(eddy)
+    }
+
+    /// How job `id` checkpoints: every `execution.checkpointing.interval` of its settings
+    /// (10 s by default in the server, so that a restart resumes exactly where it was),
+    /// under `<state-dir>/checkpoints/<id>`.
+    /// `'0'` turns them off.
+    fn checkpoint_config(&self, id: &str, settings: &[(String, String)]) -> Option<CheckpointConfig> {
+        let mut s = eddy_sql::planner::Settings::default();
+        for (k, v) in settings {
+            let _ = s.set(k, v);
+        }
+        let interval = match s.get("execution.checkpointing.interval") {
+            Some(_) => s.checkpoint_interval_ms()?,
+            None => DEFAULT_CHECKPOINT_INTERVAL_MS,
+        };
+        Some(CheckpointConfig {
+            dir: self.tables.dir().join("checkpoints").join(id),
+            interval: std::time::Duration::from_millis(interval),
+            retained: s.checkpoints_retained(),
+        })
     }
 
     /// The query context (result tables, pg_catalog).
@@ -214,6 +238,10 @@ impl Eddy {
             .map_err(|e| ServerError::Engine(e.to_string()))?
             .with_result_tables(self.tables.clone())
             .resuming();
+        let job = match self.checkpoint_config(&spec.id, &spec.settings) {
+            Some(config) => job.with_checkpoints(config),
+            None => job,
+        };
         tracing::info!(job = %spec.id, name = %spec.name, "starting a saved job again");
         self.jobs.start(spec, job)
     }
@@ -321,8 +349,12 @@ impl Eddy {
                 let settings = settings_of(session);
                 let (name, sql, targets) = job_name_and_text(&s.node, &statements, own_text);
                 let job = Job::new(plan).map_err(|e| ServerError::Engine(e.to_string()))?;
-                let job = job.with_result_tables(self.tables.clone());
                 let id = Jobs::new_id();
+                let job = job.with_result_tables(self.tables.clone());
+                let job = match self.checkpoint_config(&id, &settings) {
+                    Some(config) => job.with_checkpoints(config),
+                    None => job,
+                };
                 let submitted = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let spec = JobSpec { id: id.clone(), name, sql, settings, submitted, ended: false, targets };
                 self.jobs.start(spec, job)?;

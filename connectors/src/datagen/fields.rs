@@ -162,6 +162,24 @@ impl FieldGen {
         }
     }
 
+    /// Pass over the values of the first `rows` rows (a split resumed from a checkpoint):
+    /// sequences move on; random values need nothing. Fails when a sequence has fewer left.
+    pub(crate) fn skip(&mut self, rows: u64) -> std::result::Result<(), String> {
+        match &mut self.kind {
+            GenKind::Sequence { next, end, step, .. } => {
+                let left = if next > end { 0 } else { (*end - *next) / *step + 1 };
+                if i128::from(rows) > left {
+                    return Err(format!("{rows} rows emitted, but the sequence had only {left} values left"));
+                }
+                *next += i128::from(rows) * *step;
+                Ok(())
+            }
+            GenKind::Struct { children, .. } => children.iter_mut().try_for_each(|c| c.skip(rows)),
+            // Arrays and maps hold no sequences (see `nested`).
+            _ => Ok(()),
+        }
+    }
+
     /// The next `n` values. `now_ms` is the wall clock used by random timestamps and dates.
     pub(crate) fn generate(&mut self, n: usize, rng: &mut SmallRng, now_ms: i64) -> Result<ArrayRef> {
         let array = self.generate_values(n, rng, now_ms)?;

@@ -5,6 +5,15 @@
 //! `fields.<f>.kind|min|max|length|var-len|start|end|null-rate|max-past`); Eddy adds `seed`
 //! for reproducible output. Each subtask gets its share of the rate and of the rows, and a
 //! stride of every sequence, so the union over subtasks is what one subtask would produce.
+//!
+//! Checkpoints: a split's position is the number of rows it has emitted (`{"rows": n}`).
+//! Resumed there, it emits the remaining share of `number-of-rows` and every sequence goes
+//! on with its next value. With `seed`, each batch's random values come from a generator
+//! seeded by the seed, the split and the index of the batch's first row, so a resumed split
+//! emits the same values as an uninterrupted one (batches start at multiples of the batch
+//! size, which only `rows-per-second` and the parallelism decide). Without `seed`, values
+//! are random anyway and differ after a resume; random timestamps and dates follow the wall
+//! clock, so they differ too.
 
 mod fields;
 #[cfg(test)]
@@ -98,23 +107,54 @@ pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
     Ok(config.number_of_rows.is_some() || gens.iter().any(|g| g.remaining().is_some()))
 }
 
-/// Build one subtask of the source.
-pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
+/// Build one subtask of the source, at `position` (rows already emitted) if given.
+pub(crate) fn create_source(
+    table: &ConnectorTable,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn Source>> {
     let config = Config::parse(table)?;
     let count = split.count.max(1);
     let share = |total: u64| total / count as u64 + u64::from((split.index as u64) < total % count as u64);
-    let rng = match config.seed {
-        // Distinct but reproducible streams per subtask.
-        Some(seed) => SmallRng::seed_from_u64(seed ^ (split.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        None => SmallRng::from_os_rng(),
+    let mut generators = generators(table, split)?;
+    let mut rows_left = config.number_of_rows.map(share);
+    let emitted = match position {
+        Some(p) => rows_of(&table.name, p)?,
+        None => 0,
     };
+    if emitted > 0 {
+        if let Some(left) = &mut rows_left {
+            *left = left.checked_sub(emitted).ok_or_else(|| {
+                ConnectorError::checkpoint(
+                    &table.name,
+                    format!(
+                        "split {} emitted {emitted} rows, more than its share {left} of 'number-of-rows'",
+                        split.index
+                    ),
+                )
+            })?;
+        }
+        for g in &mut generators {
+            g.skip(emitted).map_err(|message| ConnectorError::checkpoint(&table.name, message))?;
+        }
+    }
     Ok(Box::new(DatagenSource {
         schema: table.schema.clone(),
-        generators: generators(table, split)?,
-        rows_left: config.number_of_rows.map(share),
+        generators,
+        rows_left,
         limiter: RateLimiter::new(config.rows_per_second / count as f64),
-        rng,
+        emitted,
+        // Distinct but reproducible streams per subtask.
+        seed: config.seed.map(|seed| seed ^ (split.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        rng: SmallRng::from_os_rng(),
     }))
+}
+
+/// The rows a split had emitted, from its checkpoint position `{"rows": n}`.
+fn rows_of(table: &str, position: &serde_json::Value) -> Result<u64> {
+    position.get("rows").and_then(serde_json::Value::as_u64).ok_or_else(|| {
+        ConnectorError::checkpoint(table, format!("datagen position {position} has no row count ('rows')"))
+    })
 }
 
 /// One subtask of a datagen source.
@@ -124,7 +164,21 @@ struct DatagenSource {
     /// This subtask's share of `number-of-rows`, counting down.
     rows_left: Option<u64>,
     limiter: RateLimiter,
+    /// Rows emitted so far (the checkpoint position).
+    emitted: u64,
+    /// With `seed`: this split's seed, from which each batch's generator is derived.
+    seed: Option<u64>,
+    /// Without `seed`: one random stream for the split's life.
     rng: SmallRng,
+}
+
+/// A well-mixed 64-bit hash (SplitMix64's finalizer), so nearby seeds and row indexes give
+/// unrelated generator states.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[async_trait::async_trait]
@@ -143,14 +197,22 @@ impl Source for DatagenSource {
         let n = n as usize;
         self.limiter.acquire(n).await;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let columns =
-            self.generators.iter_mut().map(|g| g.generate(n, &mut self.rng, now_ms)).collect::<Result<Vec<_>>>()?;
+        // Seeded: the batch's values depend only on the seed, the split and its first row,
+        // so a split resumed at this row makes them again.
+        let mut seeded = self.seed.map(|seed| SmallRng::seed_from_u64(mix(seed ^ mix(self.emitted))));
+        let rng = seeded.as_mut().unwrap_or(&mut self.rng);
+        let columns = self.generators.iter_mut().map(|g| g.generate(n, rng, now_ms)).collect::<Result<Vec<_>>>()?;
         let options = arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n));
         let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
             .map_err(|e| ConnectorError::arrow("datagen: building batch", e))?;
         if let Some(left) = &mut self.rows_left {
             *left -= n as u64;
         }
+        self.emitted += n as u64;
         Ok(Some(SourceBatch::rows(batch)))
+    }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "rows": self.emitted }))
     }
 }

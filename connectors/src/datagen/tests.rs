@@ -27,7 +27,7 @@ async fn sequence_is_split_over_subtasks_and_ends() {
     assert!(is_bounded(&t).unwrap());
     let mut all = Vec::new();
     for index in 0..3 {
-        let mut src = create_source(&t, Split { index, count: 3 }).unwrap();
+        let mut src = create_source(&t, Split { index, count: 3 }, None).unwrap();
         let rows = concat(&drain(src.as_mut()).await);
         let ids = ints(&rows, 0);
         // Subtask i gets start + i, start + i + 3, ... (Flink's strided split).
@@ -66,7 +66,7 @@ async fn number_of_rows_and_ranges() {
     assert!(is_bounded(&t).unwrap());
     let mut total = 0;
     for index in 0..2 {
-        let mut src = create_source(&t, Split { index, count: 2 }).unwrap();
+        let mut src = create_source(&t, Split { index, count: 2 }, None).unwrap();
         let rows = concat(&drain(src.as_mut()).await);
         total += rows.num_rows();
         assert_eq!(rows.num_rows(), if index == 0 { 13 } else { 12 });
@@ -86,7 +86,7 @@ async fn seed_makes_output_reproducible() {
         &[("connector", "datagen"), ("number-of-rows", "50"), ("seed", "7"), ("fields.a.null-rate", "0.5")],
     );
     let run = || async {
-        let mut src = create_source(&t, Split { index: 0, count: 1 }).unwrap();
+        let mut src = create_source(&t, Split { index: 0, count: 1 }, None).unwrap();
         concat(&drain(src.as_mut()).await)
     };
     let (x, y) = (run().await, run().await);
@@ -125,7 +125,7 @@ async fn timestamps_nested_types_and_max_past() {
         ],
     );
     let before = chrono::Utc::now().timestamp_millis();
-    let mut src = create_source(&t, Split { index: 0, count: 1 }).unwrap();
+    let mut src = create_source(&t, Split { index: 0, count: 1 }, None).unwrap();
     let rows = concat(&drain(src.as_mut()).await);
     let after = chrono::Utc::now().timestamp_millis();
     assert_eq!(rows.num_rows(), 20);
@@ -174,9 +174,100 @@ async fn rate_limit_is_respected() {
         &[("connector", "datagen"), ("rows-per-second", "200"), ("number-of-rows", "60")],
     );
     let start = std::time::Instant::now();
-    let mut src = create_source(&t, Split { index: 0, count: 1 }).unwrap();
+    let mut src = create_source(&t, Split { index: 0, count: 1 }, None).unwrap();
     let rows: usize = drain(src.as_mut()).await.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 60);
     // 60 rows at 200/s: the last 20-row batch is released after 40 rows' time = 200 ms.
     assert!(start.elapsed() >= std::time::Duration::from_millis(190), "{:?}", start.elapsed());
+}
+
+/// Read `first` batches, checkpoint, resume a new source at the position and read the rest:
+/// the rows before and after, together.
+async fn run_with_restart(t: &ConnectorTable, split: Split, first: usize) -> RecordBatch {
+    let mut src = create_source(t, split, None).unwrap();
+    let mut batches = Vec::new();
+    for _ in 0..first {
+        batches.push(src.next_batch().await.unwrap().unwrap().batch);
+    }
+    let position = src.position().unwrap();
+    drop(src);
+    let mut resumed = crate::create_source_at(t, split, Some(&position)).unwrap();
+    batches.extend(drain(resumed.as_mut()).await);
+    concat(&batches)
+}
+
+#[tokio::test]
+async fn resumed_split_continues_rows_sequences_and_seeded_values() {
+    let row = DataType::Struct(vec![Field::new("n", DataType::Int64, false)].into());
+    let t = table(
+        vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("r", row, true),
+            Field::new("a", DataType::Int32, true),
+            Field::new("s", DataType::Utf8, true),
+        ],
+        &[
+            ("connector", "datagen"),
+            // 100 rows per batch at 1000/s over one split.
+            ("rows-per-second", "1000"),
+            ("number-of-rows", "250"),
+            ("seed", "11"),
+            ("fields.id.kind", "sequence"),
+            ("fields.id.start", "1"),
+            ("fields.id.end", "100000"),
+            ("fields.r.n.kind", "sequence"),
+            ("fields.r.n.start", "-5"),
+            ("fields.r.n.end", "100000"),
+            ("fields.a.null-rate", "0.3"),
+            ("fields.s.length", "4"),
+            ("fields.s.var-len", "true"),
+        ],
+    );
+    let whole = {
+        let mut src = create_source(&t, Split { index: 0, count: 1 }, None).unwrap();
+        concat(&drain(src.as_mut()).await)
+    };
+    assert_eq!(whole.num_rows(), 250);
+    for first in [1, 2] {
+        let restarted = run_with_restart(&t, Split { index: 0, count: 1 }, first).await;
+        assert_eq!(restarted, whole, "restart after {first} batches");
+    }
+    // A split of two: each resumes its own strided sequence and its own share.
+    for index in 0..2 {
+        let split = Split { index, count: 2 };
+        let mut src = create_source(&t, split, None).unwrap();
+        let straight = concat(&drain(src.as_mut()).await);
+        assert_eq!(src.position(), Some(serde_json::json!({ "rows": 125 })));
+        assert_eq!(run_with_restart(&t, split, 2).await, straight);
+    }
+}
+
+#[tokio::test]
+async fn unseeded_resume_keeps_count_and_sequences() {
+    let t = table(
+        vec![Field::new("id", DataType::Int32, false), Field::new("v", DataType::Float64, true)],
+        &[
+            ("connector", "datagen"),
+            ("rows-per-second", "1000"),
+            ("fields.id.kind", "sequence"),
+            ("fields.id.start", "0"),
+            ("fields.id.end", "349"),
+        ],
+    );
+    let rows = run_with_restart(&t, Split { index: 0, count: 1 }, 2).await;
+    assert_eq!(ints(&rows, 0), (0..350).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_positions_are_checkpoint_errors() {
+    let t = table(
+        vec![Field::new("id", DataType::Int32, false)],
+        &[("connector", "datagen"), ("fields.id.kind", "sequence"), ("fields.id.start", "1"), ("fields.id.end", "10")],
+    );
+    let at = |p: serde_json::Value| crate::create_source_at(&t, Split { index: 0, count: 1 }, Some(&p)).err();
+    let e = at(serde_json::json!({ "offset": 3 })).unwrap().to_string();
+    assert!(e.contains("cannot resume from the checkpoint") && e.contains("'rows'"), "{e}");
+    let e = at(serde_json::json!({ "rows": 11 })).unwrap().to_string();
+    assert!(e.contains("only 10 values left"), "{e}");
+    assert!(at(serde_json::json!({ "rows": 10 })).is_none());
 }

@@ -6,6 +6,8 @@
 //! `k=v/` partition directories) keeps the output readable by the same tools. This module
 //! holds what source and sink share: options, the path, and partition directory names.
 
+#[cfg(test)]
+mod checkpoint_tests;
 mod parquet;
 mod sink;
 mod source;
@@ -117,10 +119,14 @@ pub(crate) fn validate(table: &ConnectorTable, as_source: bool, as_sink: bool) -
     Ok(())
 }
 
-/// Build one subtask of the source.
-pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
+/// Build one subtask of the source, resumed at `position` if given.
+pub(crate) fn create_source(
+    table: &ConnectorTable,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn Source>> {
     let config = Config::parse(table)?;
-    source::create(table, config, split)
+    source::create(table, config, split, position)
 }
 
 /// Build one subtask of the sink.

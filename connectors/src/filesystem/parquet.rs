@@ -24,11 +24,14 @@ pub(super) struct ParquetReader {
     /// For each table column, its index in the batches the stream yields.
     columns: Vec<Option<usize>>,
     shown: String,
+    /// Rows of the file passed over or returned so far (the checkpoint position).
+    rows: u64,
 }
 
 impl ParquetReader {
-    /// Open `file` (named `shown` in errors) for the columns of `schema`.
-    pub(super) async fn open(file: tokio::fs::File, schema: SchemaRef, shown: String) -> Result<Self> {
+    /// Open `file` (named `shown` in errors) for the columns of `schema`, passing over its
+    /// first `skip` rows (a split resumed from a checkpoint).
+    pub(super) async fn open(file: tokio::fs::File, schema: SchemaRef, shown: String, skip: u64) -> Result<Self> {
         let builder =
             ParquetRecordBatchStreamBuilder::new(file).await.map_err(|e| ConnectorError::parquet(&shown, e))?;
         let file_fields = builder.schema().fields().clone();
@@ -46,12 +49,32 @@ impl ParquetReader {
             })
             .collect();
         let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-        let stream = builder
-            .with_projection(mask)
-            .with_batch_size(MAX_BATCH_ROWS)
-            .build()
-            .map_err(|e| ConnectorError::parquet(&shown, e))?;
-        Ok(Self { stream, schema, columns, shown })
+        // Row groups wholly before `skip` are not read at all; the rest of it is an offset
+        // into the first group read.
+        let mut before = 0u64;
+        let mut groups = Vec::new();
+        for (i, group) in builder.metadata().row_groups().iter().enumerate() {
+            let rows = u64::try_from(group.num_rows()).unwrap_or(0);
+            if groups.is_empty() && before + rows <= skip {
+                before += rows;
+            } else {
+                groups.push(i);
+            }
+        }
+        let offset = usize::try_from(skip.saturating_sub(before)).unwrap_or(usize::MAX);
+        let mut builder = builder.with_projection(mask).with_batch_size(MAX_BATCH_ROWS);
+        if skip > 0 {
+            builder = builder.with_row_groups(groups).with_offset(offset);
+        }
+        let stream = builder.build().map_err(|e| ConnectorError::parquet(&shown, e))?;
+        // A position past the end (the file shrank) reads nothing more.
+        let rows = skip;
+        Ok(Self { stream, schema, columns, shown, rows })
+    }
+
+    /// Rows of the file before the next batch.
+    pub(super) fn rows_read(&self) -> u64 {
+        self.rows
     }
 
     /// The next batch, or `None` at the end of the file.
@@ -59,6 +82,7 @@ impl ParquetReader {
         let Some(batch) = self.stream.next().await else { return Ok(None) };
         let batch = batch.map_err(|e| ConnectorError::parquet(&self.shown, e))?;
         let rows = batch.num_rows();
+        self.rows += rows as u64;
         let arrays = self
             .columns
             .iter()

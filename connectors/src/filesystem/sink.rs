@@ -10,8 +10,23 @@
 //! Readers skip names starting with '.', so nothing is visible before the commit and a
 //! failed job leaves no half-written visible file. Rows of a batch stay in order; a roll
 //! happens only between rows.
+//!
+//! With checkpoints the commit is two-phase, as Flink's `FileSink`:
+//! ```text
+//!  pre_commit(e) ─▶ close every open part (later rows go to new ones); the parts closed
+//!                   since the last checkpoint become pending for epoch e; the state lists
+//!                   every pending part not yet committed
+//!  commit(e)     ─▶ rename every part pending for an epoch <= e to its final name
+//!  recover(state)─▶ after a restart: rename the parts the state lists (if not yet), delete
+//!                   this subtask's other in-progress parts (rows after the checkpoint,
+//!                   which the sources will send again), and go on naming parts after them
+//! ```
+//! The state (JSON) names the parts by their final path under the table's path:
+//! `{"uuid": "…", "subtask": 0, "next_part": 4, "pending": [{"epoch": 7, "file": "dt=1/part-…-0-3"}]}`.
+//! A recovered subtask keeps the uuid of the state, so its in-progress parts are told
+//! apart from those of other jobs writing into the same directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -25,6 +40,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use super::{escape_partition_value, Config};
 use crate::format::{Format, LineEncoder};
@@ -131,6 +147,7 @@ pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Re
         data_schema,
         encoder,
         open: HashMap::new(),
+        rolled: Vec::new(),
         pending: Vec::new(),
         written_dirs: Vec::new(),
         scratch: Vec::new(),
@@ -145,6 +162,46 @@ fn uuid() -> String {
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A closed part, hidden until it is committed.
+#[derive(Debug, Clone)]
+struct Closed {
+    in_progress: PathBuf,
+    committed: PathBuf,
+}
+
+impl Closed {
+    /// Make the part visible. Done already (a commit repeated after a restart) is fine.
+    fn commit(&self) -> Result<()> {
+        match std::fs::rename(&self.in_progress, &self.committed) {
+            Ok(()) => Ok(()),
+            Err(_) if !self.in_progress.exists() && self.committed.exists() => Ok(()),
+            Err(e) => Err(ConnectorError::io(format!("committing {}", self.committed.display()), e)),
+        }
+    }
+}
+
+/// The in-progress name of the part whose final path is `committed`.
+fn in_progress_of(committed: &std::path::Path) -> Option<PathBuf> {
+    let name = committed.file_name()?.to_str()?;
+    Some(committed.with_file_name(format!(".{name}.inprogress")))
+}
+
+/// What a checkpoint keeps of a sink subtask (see the module docs).
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    uuid: String,
+    subtask: usize,
+    next_part: u64,
+    pending: Vec<PendingEntry>,
+}
+
+/// A part pre-committed for `epoch`, by its final path relative to the table's path.
+#[derive(Debug, Serialize, Deserialize)]
+struct PendingEntry {
+    epoch: u64,
+    file: String,
 }
 
 /// An open part file.
@@ -163,7 +220,7 @@ enum PartWriter {
 
 impl Part {
     /// Flush and close; the file stays hidden until committed.
-    fn close(self) -> Result<(PathBuf, PathBuf)> {
+    fn close(self) -> Result<Closed> {
         let shown = self.in_progress.display().to_string();
         match self.writer {
             PartWriter::Text(mut w) => w.flush().map_err(|e| ConnectorError::io(&shown, e))?,
@@ -171,7 +228,7 @@ impl Part {
                 w.close().map_err(|e| ConnectorError::parquet(&shown, e))?;
             }
         }
-        Ok((self.in_progress, self.committed))
+        Ok(Closed { in_progress: self.in_progress, committed: self.committed })
     }
 
     fn size(&self) -> u64 {
@@ -199,8 +256,10 @@ struct FileSink {
     encoder: Option<Box<dyn LineEncoder>>,
     /// Open part per partition directory ("" when unpartitioned).
     open: HashMap<String, Part>,
-    /// Closed parts awaiting commit: (in-progress path, final path).
-    pending: Vec<(PathBuf, PathBuf)>,
+    /// Parts closed (rolled) since the last checkpoint barrier.
+    rolled: Vec<Closed>,
+    /// Parts pre-committed at a checkpoint barrier, with its epoch, awaiting its commit.
+    pending: Vec<(u64, Closed)>,
     /// Partition directories written to, for success files.
     written_dirs: Vec<PathBuf>,
     scratch: Vec<u8>,
@@ -214,10 +273,17 @@ impl FileSink {
         if !self.written_dirs.contains(&dir) {
             self.written_dirs.push(dir.clone());
         }
-        let name = format!("part-{}-{}-{}", self.uuid, self.subtask, self.counter);
-        self.counter += 1;
-        let in_progress = dir.join(format!(".{name}.inprogress"));
-        let committed = dir.join(name);
+        // A name never taken over: after a restart, parts of the run before may exist with
+        // these numbers (committed at the end of its input), and must not be overwritten.
+        let (in_progress, committed) = loop {
+            let name = format!("part-{}-{}-{}", self.uuid, self.subtask, self.counter);
+            self.counter += 1;
+            let in_progress = dir.join(format!(".{name}.inprogress"));
+            let committed = dir.join(name);
+            if !in_progress.exists() && !committed.exists() {
+                break (in_progress, committed);
+            }
+        };
         let shown = in_progress.display().to_string();
         let file = File::create(&in_progress).map_err(|e| ConnectorError::io(&shown, e))?;
         let writer = match self.format {
@@ -240,7 +306,7 @@ impl FileSink {
             .is_some_and(|p| p.size() >= self.settings.file_size || p.opened.elapsed() >= self.settings.rollover);
         if roll {
             if let Some(old) = self.open.remove(partition) {
-                self.pending.push(old.close()?);
+                self.rolled.push(old.close()?);
             }
         }
         if !self.open.contains_key(partition) {
@@ -374,11 +440,13 @@ impl Sink for FileSink {
 
     async fn finish(&mut self) -> Result<()> {
         for (_, part) in self.open.drain() {
-            self.pending.push(part.close()?);
+            self.rolled.push(part.close()?);
         }
-        for (in_progress, committed) in self.pending.drain(..) {
-            std::fs::rename(&in_progress, &committed)
-                .map_err(|e| ConnectorError::io(format!("committing {}", committed.display()), e))?;
+        for (_, closed) in std::mem::take(&mut self.pending) {
+            closed.commit()?;
+        }
+        for closed in std::mem::take(&mut self.rolled) {
+            closed.commit()?;
         }
         if let Some(name) = &self.settings.success_file {
             for dir in &self.written_dirs {
@@ -388,4 +456,112 @@ impl Sink for FileSink {
         }
         Ok(())
     }
+
+    async fn pre_commit(&mut self, epoch: u64) -> Result<Option<serde_json::Value>> {
+        // Rows go on into new parts; the closed ones stay hidden until the commit.
+        for (_, part) in self.open.drain() {
+            self.rolled.push(part.close()?);
+        }
+        self.pending.extend(self.rolled.drain(..).map(|closed| (epoch, closed)));
+        let mut pending = Vec::with_capacity(self.pending.len());
+        for (epoch, closed) in &self.pending {
+            let file = closed.committed.strip_prefix(&self.dir).ok().and_then(|p| p.to_str()).ok_or_else(|| {
+                ConnectorError::checkpoint(
+                    &self.table,
+                    format!("part {} cannot be named in the checkpoint", closed.committed.display()),
+                )
+            })?;
+            pending.push(PendingEntry { epoch: *epoch, file: file.to_string() });
+        }
+        let state = State { uuid: self.uuid.clone(), subtask: self.subtask, next_part: self.counter, pending };
+        serde_json::to_value(state).map(Some).map_err(|e| ConnectorError::checkpoint(&self.table, e.to_string()))
+    }
+
+    async fn commit(&mut self, epoch: u64) -> Result<()> {
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|(e, _)| *e <= epoch);
+        self.pending = later;
+        let mut due = due.into_iter();
+        while let Some((e, closed)) = due.next() {
+            if let Err(error) = closed.commit() {
+                // Keep what is not committed yet for the next commit (or finish).
+                let mut left: Vec<_> = std::iter::once((e, closed)).chain(due).collect();
+                left.append(&mut self.pending);
+                self.pending = left;
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn recover(&mut self, state: Option<serde_json::Value>) -> Result<()> {
+        let Some(state) = state else { return Ok(()) };
+        let bad = |message: String| ConnectorError::checkpoint(&self.table, message);
+        let state = State::deserialize(&state)
+            .map_err(|e| bad(format!("filesystem sink state {state} cannot be read: {e}")))?;
+        if state.subtask != self.subtask {
+            return Err(bad(format!(
+                "the state of sink subtask {} was given to subtask {}",
+                state.subtask, self.subtask
+            )));
+        }
+        if !self.open.is_empty() || !self.rolled.is_empty() || !self.pending.is_empty() {
+            return Err(bad("the sink must recover before it writes".into()));
+        }
+        // Publish what the (complete) checkpoint pre-committed.
+        let mut keep = HashSet::new();
+        for entry in &state.pending {
+            let committed = self.dir.join(&entry.file);
+            let in_progress =
+                in_progress_of(&committed).ok_or_else(|| bad(format!("'{}' is not a part file name", entry.file)))?;
+            if !in_progress.exists() && !committed.exists() {
+                return Err(bad(format!(
+                    "part {} of the checkpoint is gone (neither in progress nor committed)",
+                    committed.display()
+                )));
+            }
+            Closed { in_progress: in_progress.clone(), committed: committed.clone() }.commit()?;
+            if let Some(dir) = committed.parent() {
+                if !self.written_dirs.iter().any(|d| d == dir) {
+                    self.written_dirs.push(dir.to_path_buf());
+                }
+            }
+            keep.insert(in_progress);
+        }
+        // Rows written after the checkpoint are written again by the replay: drop their parts.
+        let prefix = format!(".part-{}-{}-", state.uuid, self.subtask);
+        for path in files_under(&self.dir)? {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let ours = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(".inprogress"))
+                .is_some_and(|n| n.parse::<u64>().is_ok());
+            if ours && !keep.contains(&path) {
+                std::fs::remove_file(&path)
+                    .map_err(|e| ConnectorError::io(format!("removing {}", path.display()), e))?;
+            }
+        }
+        self.uuid = state.uuid;
+        self.counter = state.next_part;
+        Ok(())
+    }
+}
+
+/// Every file under `dir`, in its partition directories too.
+fn files_under(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| ConnectorError::io(d.display().to_string(), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ConnectorError::io(d.display().to_string(), e))?;
+            let kind = entry.file_type().map_err(|e| ConnectorError::io(entry.path().display().to_string(), e))?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    Ok(out)
 }

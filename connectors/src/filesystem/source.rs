@@ -8,6 +8,19 @@
 //! ```
 //! Files are read through tokio so a slow disk does not block the runtime's threads.
 //! Parquet files are read column-wise by [`ParquetReader`] instead of the byte decoders.
+//!
+//! Checkpoints: a split's position lists the file parts it has still to read, in order, the
+//! current one first with how far it got: for text formats the byte offset of its next
+//! line (and the number of lines before it, for messages), for parquet the rows returned.
+//!
+//! ```text
+//! {"files": [{"path": "/in/b.csv", "at": {"offset": 1204, "line": 37}},
+//!            {"path": "/in/big.json", "range": [0, 4194304]},
+//!            {"path": "/in/c.parquet", "at": {"rows": 16384}}]}
+//! ```
+//! Files finished are not in it. A resumed split reads exactly those parts, without
+//! listing the directory again: files added since are not read (as at start, the listing is
+//! taken once), and a split never takes over another's file.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -17,7 +30,8 @@ use arrow::array::{new_null_array, ArrayRef, Int64Array, StringArray, TimestampM
 use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use tokio::io::AsyncReadExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::parquet::ParquetReader;
 use super::{unescape_partition_value, Config, METADATA_KEYS};
@@ -31,12 +45,32 @@ const CHUNK: usize = 1 << 20;
 /// so one big file is decoded in parallel (smaller files go whole to one subtask).
 pub(super) const MIN_SPLIT_BYTES: u64 = 4 << 20;
 
-/// A file, or a byte range of one, assigned to a subtask.
-#[derive(Debug, Clone)]
+/// A file, or a byte range of one, assigned to a subtask; also an entry of the position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct FilePart {
     path: PathBuf,
     /// `[start, end)`: the lines whose first byte lies in it; `None` = the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     range: Option<(u64, u64)>,
+    /// Where to go on in the part (a split resumed from a checkpoint); `None`: its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<At>,
+}
+
+/// How far a split had read a file part.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum At {
+    /// Text formats: the byte offset of the next line, and the lines before it.
+    Text { offset: u64, line: u64 },
+    /// Parquet: the rows already returned.
+    Parquet { rows: u64 },
+}
+
+/// A split's checkpoint position: the parts left, the current one first.
+#[derive(Debug, Serialize, Deserialize)]
+struct Position {
+    files: Vec<FilePart>,
 }
 
 /// Assign files to subtask `split.index`: big splittable files by byte range, the others
@@ -49,10 +83,14 @@ fn assign(files: Vec<PathBuf>, splittable: bool, split: Split) -> Result<VecDequ
     for path in files {
         let size = std::fs::metadata(&path).map_err(|e| ConnectorError::io(path.display().to_string(), e))?.len();
         if splittable && count > 1 && size >= MIN_SPLIT_BYTES {
-            mine.push_back(FilePart { range: Some((size * index / count, size * (index + 1) / count)), path });
+            mine.push_back(FilePart {
+                range: Some((size * index / count, size * (index + 1) / count)),
+                path,
+                at: None,
+            });
         } else {
             if whole % count == index {
-                mine.push_back(FilePart { path, range: None });
+                mine.push_back(FilePart { path, range: None, at: None });
             }
             whole += 1;
         }
@@ -116,14 +154,24 @@ pub(super) fn check(table: &ConnectorTable, config: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Open the listing and build the subtask's source.
-pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Result<Box<dyn Source>> {
+/// Open the listing and build the subtask's source; resumed, the parts come from `position`.
+pub(super) fn create(
+    table: &ConnectorTable,
+    config: Config,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn Source>> {
     check(table, &config)?;
     let (columns, physical) = layout(table)?;
-    let files = list_files(&config.path)?;
-    // JSON lines never contain a raw newline inside a record; CSV may (quoted), so a CSV
-    // file is never cut.
-    let mine = assign(files, config.format == Format::Json, split)?;
+    let mine = match position {
+        Some(p) => resume_parts(&table.name, &config, p)?,
+        None => {
+            let files = list_files(&config.path)?;
+            // JSON lines never contain a raw newline inside a record; CSV may (quoted), so a
+            // CSV file is never cut.
+            assign(files, config.format == Format::Json, split)?
+        }
+    };
     Ok(Box::new(FileSource {
         opener: Opener {
             table: table.name.clone(),
@@ -139,6 +187,31 @@ pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Re
         current: None,
         skipped_done: 0,
     }))
+}
+
+/// The parts a checkpoint position lists, checked against the table's path and format.
+fn resume_parts(table: &str, config: &Config, position: &serde_json::Value) -> Result<VecDeque<FilePart>> {
+    let bad = |message: String| ConnectorError::checkpoint(table, message);
+    let parsed = Position::deserialize(position)
+        .map_err(|e| bad(format!("filesystem position {position} cannot be read: {e}")))?;
+    for part in &parsed.files {
+        if !part.path.starts_with(&config.path) {
+            return Err(bad(format!(
+                "file '{}' is not under the table's path '{}'",
+                part.path.display(),
+                config.path.display()
+            )));
+        }
+        let parquet = config.format == Format::Parquet;
+        match part.at {
+            Some(At::Text { .. }) if parquet => return Err(bad("a text file position for format 'parquet'".into())),
+            Some(At::Parquet { .. }) if !parquet => {
+                return Err(bad(format!("a parquet position for format '{}'", config.format.name())))
+            }
+            _ => {}
+        }
+    }
+    Ok(parsed.files.into())
 }
 
 /// Regular files under `path` (or `path` itself), sorted, skipping hidden names.
@@ -174,6 +247,8 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>> {
 
 /// The file being read.
 struct OpenFile {
+    /// Which part it is (for the position).
+    part: FilePart,
     reader: Reader,
     /// The path, for messages.
     shown: String,
@@ -194,6 +269,15 @@ impl Reader {
         match self {
             Self::Text(_, decoder) => decoder.skipped(),
             Self::Parquet(_) => 0,
+        }
+    }
+
+    /// How far the rows returned so far reach. The decoder is handed whole records and
+    /// keeps none back, so the bytes consumed end exactly after the last row returned.
+    fn at(&self) -> At {
+        match self {
+            Self::Text(text, decoder) => At::Text { offset: text.buf_start, line: decoder.lines() },
+            Self::Parquet(reader) => At::Parquet { rows: reader.rows_read() },
         }
     }
 
@@ -266,6 +350,14 @@ impl TextReader {
     fn consume(&mut self, used: usize) {
         self.buf.drain(..used);
         self.buf_start += used as u64;
+    }
+
+    /// Go on at byte `offset`, which starts a line (a position from a checkpoint).
+    async fn seek_to(&mut self, offset: u64, shown: &str) -> Result<()> {
+        self.file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| ConnectorError::io(shown, e))?;
+        self.buf.clear();
+        self.buf_start = offset;
+        Ok(())
     }
 
     /// Position at the first line starting at or after `start`; returns the number of
@@ -371,19 +463,33 @@ impl Opener {
             })
             .collect();
         let reader = if self.format == Format::Parquet {
-            Reader::Parquet(Box::new(ParquetReader::open(file, self.physical.clone(), shown.clone()).await?))
+            let skip = match part.at {
+                Some(At::Parquet { rows }) => rows,
+                _ => 0,
+            };
+            Reader::Parquet(Box::new(ParquetReader::open(file, self.physical.clone(), shown.clone(), skip).await?))
         } else {
             let mut decoder = self.format.decoder(&self.table, &self.options, self.physical.clone(), shown.clone())?;
             let mut text = TextReader { file, buf: Vec::with_capacity(CHUNK), eof: false, buf_start: 0, end: None };
-            if let Some((start, end)) = part.range {
-                let lines_before = text.seek_to_line(start, &shown).await?;
-                decoder.skip_lines(lines_before);
+            match part.at {
+                Some(At::Text { offset, line }) => {
+                    text.seek_to(offset, &shown).await?;
+                    decoder.skip_lines(line);
+                }
+                _ => {
+                    if let Some((start, _)) = part.range {
+                        let lines_before = text.seek_to_line(start, &shown).await?;
+                        decoder.skip_lines(lines_before);
+                    }
+                }
+            }
+            if let Some((_, end)) = part.range {
                 text.end = Some(end);
                 text.clip();
             }
             Reader::Text(text, decoder)
         };
-        Ok(OpenFile { reader, shown, constants })
+        Ok(OpenFile { part: part.clone(), reader, shown, constants })
     }
 }
 
@@ -463,5 +569,12 @@ impl Source for FileSource {
 
     fn skipped_records(&self) -> u64 {
         self.skipped_done + self.current.as_ref().map_or(0, |c| c.reader.skipped())
+    }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        let current = self.current.as_ref().map(|c| FilePart { at: Some(c.reader.at()), ..c.part.clone() });
+        let files = current.into_iter().chain(self.files.iter().cloned()).collect();
+        // A path that is not UTF-8 cannot be written as JSON: the checkpoint is declined.
+        serde_json::to_value(Position { files }).ok()
     }
 }

@@ -300,6 +300,14 @@ impl Decoder for CsvDecoder {
     fn skipped(&self) -> u64 {
         self.skipped
     }
+
+    fn skip_lines(&mut self, lines: u64) {
+        self.line += lines;
+    }
+
+    fn lines(&self) -> u64 {
+        self.line
+    }
 }
 
 /// Decodes Kafka records, each one CSV row (a quoted field may hold line breaks; no

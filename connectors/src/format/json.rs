@@ -310,6 +310,10 @@ impl Decoder for JsonDecoder {
         self.line += lines;
     }
 
+    fn lines(&self) -> u64 {
+        self.line
+    }
+
     fn skipped(&self) -> u64 {
         self.skipped
     }

@@ -275,9 +275,13 @@ pub(crate) trait Decoder: Send + Sync {
     /// Records skipped as malformed (with `<format>.ignore-parse-errors`).
     fn skipped(&self) -> u64;
 
-    /// The input starts after `lines` lines of the file (a byte-range split), so errors
-    /// name the right line. Only formats that can be split need it.
-    fn skip_lines(&mut self, _lines: u64) {}
+    /// The input starts after `lines` lines of the file (a byte-range split, or a file
+    /// resumed from a checkpoint), so errors name the right line.
+    fn skip_lines(&mut self, lines: u64);
+
+    /// Lines of the file consumed so far, counting those skipped by
+    /// [`Decoder::skip_lines`] (kept in a checkpoint position with the byte offset).
+    fn lines(&self) -> u64;
 }
 
 /// Encodes batches as lines of text, one per row.

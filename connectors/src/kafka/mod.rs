@@ -15,6 +15,8 @@
 //! brokers. Offsets are still committed to `properties.group.id`, so `group-offsets`
 //! resumes where a previous run stopped and lag tools see the job.
 
+#[cfg(test)]
+mod broker_tests;
 mod client;
 mod layout;
 mod records;
@@ -469,10 +471,15 @@ pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
     Ok(Config::parse(table)?.bounded != Bounded::Unbounded)
 }
 
-pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
+pub(crate) fn create_source(
+    table: &ConnectorTable,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn Source>> {
     let config = Config::parse(table)?;
     config.check_source()?;
-    Ok(Box::new(source::KafkaSource::new(config, split)?))
+    let resume_at = position.map(|p| source::Position::parse(&table.name, p)).transpose()?;
+    Ok(Box::new(source::KafkaSource::new(config, split, resume_at)?))
 }
 
 pub(crate) fn create_sink(table: &ConnectorTable, split: Split) -> Result<Box<dyn Sink>> {

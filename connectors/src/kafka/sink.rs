@@ -8,7 +8,9 @@
 //!
 //! Records go through librdkafka's queue (a `ThreadedProducer` serves deliveries on its own
 //! thread); the first failed delivery fails the next call. `finish` waits until the broker
-//! has acknowledged every record. The producer is idempotent (see [`idempotence_fits`]), so
+//! has acknowledged every record, and so does `pre_commit` at each checkpoint barrier: a
+//! checkpoint completes only once the rows before it are in Kafka, so a restart from it
+//! loses none (at-least-once: rows after it may be written twice). The producer is idempotent (see [`idempotence_fits`]), so
 //! a request retried after a broken connection does not write its records twice.
 
 use std::ops::Range;
@@ -288,13 +290,34 @@ impl Sink for KafkaSink {
     async fn finish(&mut self) -> Result<()> {
         // Even when nothing was written: the topic is checked (and created if declared).
         self.ensure_open().await?;
+        self.await_deliveries().await
+    }
+
+    async fn pre_commit(&mut self, _epoch: u64) -> Result<Option<serde_json::Value>> {
+        // Nothing written yet (the producer may still be opening): nothing to wait for.
+        if self.open.is_some() {
+            self.await_deliveries().await?;
+        }
+        Ok(None)
+    }
+}
+
+impl KafkaSink {
+    /// Wait until the broker has acknowledged every record sent so far (unless the delivery
+    /// guarantee is 'none'), and report the first failed delivery. The producer's own
+    /// thread sends and serves the reports; this only watches its count, so the runtime's
+    /// thread is not blocked as `flush` would block it.
+    async fn await_deliveries(&self) -> Result<()> {
+        let Some(open) = self.open.as_ref() else { return Ok(()) };
         if self.config.delivery != Delivery::None {
             let start = std::time::Instant::now();
             loop {
-                let in_flight = self.open.as_ref().map_or(0, |o| o.producer.in_flight_count());
+                let in_flight = open.producer.in_flight_count();
                 if in_flight == 0 {
                     break;
                 }
+                // A failed record will not be retried: no use waiting for the others.
+                check_deliveries(&self.config, open)?;
                 if start.elapsed() > FLUSH_TIMEOUT {
                     return Err(broker_error(
                         &self.config,
@@ -305,10 +328,7 @@ impl Sink for KafkaSink {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
-        match self.open.as_ref() {
-            Some(open) => check_deliveries(&self.config, open),
-            None => Ok(()),
-        }
+        check_deliveries(&self.config, open)
     }
 }
 

@@ -9,10 +9,21 @@
 //! stopping offset is paused and marked ended; the split ends when all have.
 //!
 //! Offsets are committed to `properties.group.id` (when set) every second and at the end:
-//! what was handed to the job, which `group-offsets` resumes from. (Commits tied to
-//! checkpoints, for exactly-once, come with checkpoints.)
+//! what was handed to the job, which `group-offsets` resumes from.
+//!
+//! Checkpoints: the split's position is the next offset of every partition as far as the
+//! batches already returned reach (records fetched and decoded but still queued do not
+//! count), and, in bounded mode, where each partition stops (the end found at start may
+//! have moved by the time the job resumes):
+//! ```text
+//! {"offsets": {"orders/0": 1042, "orders/3": 77}, "stops": {"orders/0": 5000, "orders/3": 81}}
+//! ```
+//! Resumed, a partition in `offsets` starts there (whatever `scan.startup.mode` says) and
+//! one in `stops` stops there; the others start and stop as the options say. A partition
+//! still looking for its first record at or after `scan.startup.timestamp-millis` is left
+//! out, so it looks again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +34,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
 
 use super::client::{self, broker_error, QuietContext};
 use super::layout::Metadata;
@@ -56,8 +68,11 @@ struct PartitionReader {
     /// `scan.bounded.mode` = 'timestamp': the first record at or after this time ends the
     /// partition.
     stop_time: Option<i64>,
-    /// The next offset to hand over (what a commit records).
+    /// The offset after the last record fetched (gathered, or passed over).
     next: i64,
+    /// The offset after the records in batches already returned: the checkpoint position
+    /// and what a commit records. Behind `next` while batches wait in the queue.
+    handed: i64,
     committed: i64,
     ended: bool,
     /// Whether the runtime has been told it ended.
@@ -83,6 +98,7 @@ impl PartitionReader {
                 _ => None,
             },
             next: start,
+            handed: start,
             committed: start,
             ended: false,
             end_sent: false,
@@ -161,18 +177,82 @@ fn split_owner(topic: &str, partition: i32, splits: usize) -> usize {
     ((start + i64::from(partition)) % splits) as usize
 }
 
+/// A split's checkpoint position (see the module docs); keys are `topic/partition`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Position {
+    offsets: BTreeMap<String, i64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    stops: BTreeMap<String, i64>,
+}
+
+impl Position {
+    /// Read a position, checking its keys and offsets.
+    pub(crate) fn parse(table: &str, value: &serde_json::Value) -> Result<Self> {
+        let bad = |message: String| ConnectorError::checkpoint(table, message);
+        let position =
+            Self::deserialize(value).map_err(|e| bad(format!("kafka position {value} cannot be read: {e}")))?;
+        for (key, offset) in position.offsets.iter().chain(&position.stops) {
+            let ok = key.rsplit_once('/').is_some_and(|(t, p)| !t.is_empty() && p.parse::<i32>().is_ok_and(|p| p >= 0));
+            if !ok || *offset < 0 {
+                return Err(bad(format!("kafka position entry '{key}': {offset} is not 'topic/partition': offset")));
+            }
+        }
+        Ok(position)
+    }
+
+    fn key(topic: &str, partition: i32) -> String {
+        format!("{topic}/{partition}")
+    }
+
+    /// Where a partition starts and stops, as far as the position says.
+    fn given(&self, topic: &str, partition: i32) -> Given {
+        let key = Self::key(topic, partition);
+        Given { start: self.offsets.get(&key).copied(), stop: self.stops.get(&key).copied() }
+    }
+}
+
+/// A partition's start and stop taken from a checkpoint position instead of the options.
+#[derive(Debug, Clone, Copy, Default)]
+struct Given {
+    start: Option<i64>,
+    stop: Option<i64>,
+}
+
+/// A batch waiting to be returned, with the partition offset it brings `handed` to.
+struct Queued {
+    batch: SourceBatch,
+    /// (index in `Running::parts`, the offset after the batch's records).
+    handed: Option<(usize, i64)>,
+}
+
+impl From<SourceBatch> for Queued {
+    fn from(batch: SourceBatch) -> Self {
+        Self { batch, handed: None }
+    }
+}
+
 pub(crate) struct KafkaSource {
     config: Arc<Config>,
     split: Split,
     running: Option<Running>,
-    ready: VecDeque<SourceBatch>,
+    ready: VecDeque<Queued>,
     skipped: u64,
     done: bool,
+    /// Where to resume (a split restored from a checkpoint), until it is open.
+    resume_at: Option<Position>,
 }
 
 impl KafkaSource {
-    pub(crate) fn new(config: Config, split: Split) -> Result<Self> {
-        Ok(Self { config: Arc::new(config), split, running: None, ready: VecDeque::new(), skipped: 0, done: false })
+    pub(crate) fn new(config: Config, split: Split, resume_at: Option<Position>) -> Result<Self> {
+        Ok(Self {
+            config: Arc::new(config),
+            split,
+            running: None,
+            ready: VecDeque::new(),
+            skipped: 0,
+            done: false,
+            resume_at,
+        })
     }
 
     /// Resolve topics and partitions, compute offsets, assign.
@@ -215,10 +295,12 @@ impl KafkaSource {
         let consumer = Arc::new(consumer);
 
         let tps: Vec<(Arc<str>, i32)> = mine.iter().map(|(_, t, p)| (t.clone(), *p)).collect();
-        let bounds = offsets(&config, &consumer, &tps).await?;
+        let resume_at = self.resume_at.take().unwrap_or_default();
+        let given: Vec<Given> = tps.iter().map(|(t, p)| resume_at.given(t, *p)).collect();
+        let bounds = offsets(&config, &consumer, &tps, &given).await?;
         let mut parts = Vec::with_capacity(mine.len());
         let mut assignment = TopicPartitionList::new();
-        for ((mark, topic, partition), (start, stop, stop_at_end)) in mine.into_iter().zip(bounds) {
+        for (((mark, topic, partition), (start, stop, stop_at_end)), given) in mine.into_iter().zip(bounds).zip(given) {
             let ended = !stop_at_end && stop.is_some_and(|s| start >= s);
             if !ended {
                 assignment
@@ -226,6 +308,10 @@ impl KafkaSource {
                     .map_err(|e| broker_error(&config, "cannot assign partitions", e))?;
             }
             let mut part = PartitionReader::new(&config, topic, partition, mark, start);
+            if given.start.is_some() {
+                // It had found its first record at or after the startup time already.
+                part.start_time = None;
+            }
             part.stop = stop;
             part.stop_unconfirmed = stop_at_end;
             part.ended = ended;
@@ -265,13 +351,13 @@ impl KafkaSource {
         };
         // Announce every partition, so one without records yet holds the watermark back.
         for p in &mut parts {
-            self.ready.push_back(announce(&config, p.mark, p.ended));
+            self.ready.push_back(announce(&config, p.mark, p.ended).into());
             p.end_sent = p.ended;
         }
         if parts.is_empty() && config.bounded == Bounded::Unbounded {
             // More splits than partitions: this one reads nothing, and must not hold the
             // job's watermark back (Flink marks such a reader idle).
-            self.ready.push_back(announce(&config, u32::MAX, true));
+            self.ready.push_back(announce(&config, u32::MAX, true).into());
         }
         Ok(Running {
             consumer,
@@ -343,7 +429,7 @@ impl KafkaSource {
             run.index.entry(topic.clone()).or_default().insert(partition, run.parts.len());
             run.parts.push(PartitionReader::new(&config, topic, partition, mark, low));
             // Announced before its rows, so it holds the watermark back from now on.
-            self.ready.push_back(announce(&config, mark, false));
+            self.ready.push_back(announce(&config, mark, false).into());
         }
         if assignment.count() == 0 {
             return Ok(());
@@ -383,6 +469,9 @@ impl KafkaSource {
                         let before_start = matches!((time, p.start_time), (Some(t), Some(s)) if t < s);
                         if before_start {
                             p.next = offset + 1;
+                            // Passed over, not handed on; nothing of this partition waits in
+                            // the queue (it is empty when fill runs), so it counts as handed.
+                            p.handed = p.next;
                         } else {
                             p.start_time = None;
                             if matches!((time, p.stop_time), (Some(t), Some(s)) if t >= s) {
@@ -453,10 +542,13 @@ impl KafkaSource {
                 p.end_sent = true;
                 let _ = to_pause.add_partition(&p.topic, p.partition);
             }
-            self.ready.push_back(SourceBatch {
-                batch,
-                row_kinds,
-                partition: Some(PartitionMark { partition: p.mark, ended: newly_ended }),
+            self.ready.push_back(Queued {
+                batch: SourceBatch {
+                    batch,
+                    row_kinds,
+                    partition: Some(PartitionMark { partition: p.mark, ended: newly_ended }),
+                },
+                handed: Some((i, p.next)),
             });
         }
         if to_pause.count() > 0 {
@@ -578,15 +670,17 @@ fn format_name(config: &Config, side: &str) -> &'static str {
     }
 }
 
-/// Commit the next offset of every partition that moved (nothing without a group).
+/// Commit the next offset of every partition that moved (nothing without a group): as
+/// far as the batches returned reach, so a restart from the group's offsets does not skip
+/// records that were still queued.
 fn commit(config: &Config, run: &mut Running, mode: CommitMode) {
     run.last_commit = Instant::now();
     if config.client.group_id.is_none() {
         return;
     }
     let mut tpl = TopicPartitionList::new();
-    for p in run.parts.iter().filter(|p| p.next > p.committed) {
-        let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
+    for p in run.parts.iter().filter(|p| p.handed > p.committed) {
+        let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.handed));
     }
     if tpl.count() == 0 {
         return;
@@ -594,7 +688,7 @@ fn commit(config: &Config, run: &mut Running, mode: CommitMode) {
     match run.consumer.commit(&tpl, mode) {
         Ok(()) => {
             for p in run.parts.iter_mut() {
-                p.committed = p.committed.max(p.next);
+                p.committed = p.committed.max(p.handed);
             }
         }
         // A failed commit is retried with the next one; reading goes on.
@@ -624,33 +718,49 @@ fn offsets_of(list: &TopicPartitionList, tps: &[(Arc<str>, i32)]) -> Vec<Option<
         .collect()
 }
 
-/// Start and stop offsets of each partition, as the startup and bounded modes say, and
-/// whether the stop is the partition's end (to be confirmed by the first fetch).
+/// Start and stop offsets of each partition, as `given` (a checkpoint position) or else the
+/// startup and bounded modes say, and whether the stop is the partition's end (to be
+/// confirmed by the first fetch).
 async fn offsets(
     config: &Config,
     consumer: &Arc<KafkaConsumer>,
-    tps: &[(Arc<str>, i32)],
+    all: &[(Arc<str>, i32)],
+    given: &[Given],
 ) -> Result<Vec<(i64, Option<i64>, bool)>> {
     let config_c = config.clone();
     let consumer = consumer.clone();
-    let tps = tps.to_vec();
+    let all = all.to_vec();
+    let given = given.to_vec();
     let timeout = config.client.open_timeout;
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<(i64, Option<i64>, bool)>> {
         let config = &config_c;
         let err = |what: &str, e: KafkaError| broker_error(config, what, e);
-        let mut low_high = Vec::with_capacity(tps.len());
-        for (t, p) in &tps {
-            low_high.push(consumer.fetch_watermarks(t, *p, timeout).map_err(|e| client::unreachable_error(config, e))?);
+        let mut all_low_high = Vec::with_capacity(all.len());
+        for (t, p) in &all {
+            all_low_high
+                .push(consumer.fetch_watermarks(t, *p, timeout).map_err(|e| client::unreachable_error(config, e))?);
         }
-        let committed = || -> Result<Vec<Option<i64>>> {
+        // The startup mode is looked up only for partitions the position does not place (a
+        // resumed split needs no committed offset, say, for a partition it has read).
+        let todo: Vec<usize> = (0..all.len()).filter(|i| given.get(*i).is_none_or(|g| g.start.is_none())).collect();
+        let tps: Vec<(Arc<str>, i32)> = todo.iter().map(|i| all[*i].clone()).collect();
+        let low_high: Vec<(i64, i64)> = todo.iter().map(|i| all_low_high[*i]).collect();
+        let committed_of = |tps: &[(Arc<str>, i32)]| -> Result<Vec<Option<i64>>> {
+            if tps.is_empty() {
+                return Ok(Vec::new());
+            }
             let mut tpl = TopicPartitionList::new();
-            for (t, p) in &tps {
+            for (t, p) in tps {
                 tpl.add_partition(t, *p);
             }
             let c = consumer.committed_offsets(tpl, timeout).map_err(|e| err("cannot read committed offsets", e))?;
-            Ok(offsets_of(&c, &tps))
+            Ok(offsets_of(&c, tps))
         };
+        let committed = || committed_of(&tps);
         let for_time = |ts: i64| -> Result<Vec<Option<i64>>> {
+            if tps.is_empty() {
+                return Ok(Vec::new());
+            }
             let mut tpl = TopicPartitionList::new();
             for (t, p) in &tps {
                 tpl.add_partition_offset(t, *p, Offset::Offset(ts)).map_err(|e| err("bad timestamp", e))?;
@@ -701,26 +811,42 @@ async fn offsets(
         } else {
             starts
         };
+        // Every partition's start: from the position, or as just looked up (in `todo` order).
+        let mut looked_up = starts.into_iter();
+        let starts: Vec<i64> = (0..all.len())
+            .map(|i| match given.get(i).and_then(|g| g.start) {
+                Some(start) => start,
+                None => looked_up.next().unwrap_or(all_low_high[i].0),
+            })
+            .collect();
         // Per partition: the offset to stop before, or None for the partition's end.
         let stops: Vec<Option<i64>> = match &config.bounded {
-            Bounded::Unbounded => vec![None; tps.len()],
-            Bounded::Latest => vec![None; tps.len()],
-            Bounded::GroupOffsets => committed()?,
+            Bounded::Unbounded => vec![None; all.len()],
+            Bounded::Latest => vec![None; all.len()],
+            Bounded::GroupOffsets => {
+                // The group's offsets move as the job commits: a resumed split keeps its stops.
+                let unknown: Vec<usize> =
+                    (0..all.len()).filter(|i| given.get(*i).is_none_or(|g| g.stop.is_none())).collect();
+                let list: Vec<(Arc<str>, i32)> = unknown.iter().map(|i| all[*i].clone()).collect();
+                let mut found = committed_of(&list)?.into_iter();
+                (0..all.len()).map(|i| if unknown.contains(&i) { found.next().flatten() } else { None }).collect()
+            }
             // The first record at or after the time ends the partition (checked record by
             // record: brokers' answers to ListOffsets(time) vary); at the latest, its end.
-            Bounded::Timestamp(_) => vec![None; tps.len()],
-            Bounded::Specific(list) => tps.iter().map(|(_, p)| specific(list, *p)).collect(),
+            Bounded::Timestamp(_) => vec![None; all.len()],
+            Bounded::Specific(list) => all.iter().map(|(_, p)| specific(list, *p)).collect(),
         };
         let bounded = config.bounded != Bounded::Unbounded;
         // A start below the log's beginning (deleted records) starts at the beginning.
         Ok(starts
             .into_iter()
             .zip(stops)
-            .zip(&low_high)
-            .map(|((start, stop), (low, high))| match stop {
-                Some(stop) => (start.max(*low), Some(stop), false),
-                None if bounded => (start.max(*low), Some(*high), true),
-                None => (start.max(*low), None, false),
+            .zip(&all_low_high)
+            .zip(&given)
+            .map(|(((start, stop), (low, high)), given)| match (given.stop, stop) {
+                (Some(stop), _) | (None, Some(stop)) => (start.max(*low), Some(stop), false),
+                (None, None) if bounded => (start.max(*low), Some(*high), true),
+                (None, None) => (start.max(*low), None, false),
             })
             .collect())
     })
@@ -737,8 +863,14 @@ impl Source for KafkaSource {
             self.running = Some(running);
         }
         loop {
-            if let Some(b) = self.ready.pop_front() {
-                return Ok(Some(b));
+            if let Some(queued) = self.ready.pop_front() {
+                // Its records are handed on now: the position moves past them.
+                if let (Some((i, offset)), Some(run)) = (queued.handed, self.running.as_mut()) {
+                    if let Some(p) = run.parts.get_mut(i) {
+                        p.handed = p.handed.max(offset);
+                    }
+                }
+                return Ok(Some(queued.batch));
             }
             if self.done {
                 return Ok(None);
@@ -759,6 +891,31 @@ impl Source for KafkaSource {
 
     fn skipped_records(&self) -> u64 {
         self.skipped
+    }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        let position = match &self.running {
+            // Not open yet: nothing was read, so the position it was given (if any) holds.
+            None => self.resume_at.clone().unwrap_or_default(),
+            Some(run) => {
+                let mut position = Position::default();
+                for p in &run.parts {
+                    let key = Position::key(&p.topic, p.partition);
+                    if p.start_time.is_none() {
+                        position.offsets.insert(key.clone(), p.handed);
+                    }
+                    // An ended partition stops where its reading stopped (queued records
+                    // included); a bounded one where it will, once that is certain.
+                    if p.ended {
+                        position.stops.insert(key, p.next);
+                    } else if let (Some(stop), false) = (p.stop, p.stop_unconfirmed) {
+                        position.stops.insert(key, stop);
+                    }
+                }
+                position
+            }
+        };
+        serde_json::to_value(position).ok()
     }
 }
 

@@ -8,6 +8,14 @@
 //! emission is paced so that event time advances like wall-clock time (as Flink's
 //! `NexmarkSourceFunction` sleeps until each event is due). Subtask `i` of `n` generates
 //! events `i, i + n, ...` of the one global sequence, so parallelism does not change the data.
+//!
+//! Checkpoints: a split's position is the number of its next event in that global sequence
+//! and the base time (`{"next_event": 42, "base_time": 1709287200000}`); the base time is
+//! kept because without `base-time` it is the clock at start. Events are a function of
+//! their number and the base time, so a resumed split emits exactly the events an
+//! uninterrupted one would. Pacing starts again from the resumed event (the next event is
+//! due at once, later ones at the configured rate): a restart does not burst through the
+//! time the job was down.
 
 mod columns;
 #[cfg(test)]
@@ -156,17 +164,60 @@ pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
     Ok(Config::parse(table)?.events.is_some())
 }
 
-/// Build one subtask of the source.
-pub(crate) fn create_source(table: &ConnectorTable, split: Split) -> Result<Box<dyn Source>> {
-    let config = Config::parse(table)?;
+/// Build one subtask of the source, at `position` (see the module docs) if given.
+pub(crate) fn create_source(
+    table: &ConnectorTable,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn Source>> {
+    let mut config = Config::parse(table)?;
     let plan = ColumnPlan::new(&table.name, &table.schema)?;
     let count = split.count.max(1) as u64;
     let index = split.index as u64;
-    // Events index, index + count, ... below the global `events.num`.
-    let events_left = config.events.map(|n| if n > index { (n - index).div_ceil(count) } else { 0 });
+    let first = match position {
+        Some(p) => {
+            let (next_event, base_time) = position_of(&table.name, p)?;
+            if next_event < index || (next_event - index) % count != 0 {
+                return Err(ConnectorError::checkpoint(
+                    &table.name,
+                    format!(
+                        "nexmark event {next_event} does not belong to split {index} of {count} (was the \
+                         parallelism changed?)"
+                    ),
+                ));
+            }
+            config.generator.base_time = base_time;
+            next_event
+        }
+        None => index,
+    };
+    // Events first, first + count, ... below the global `events.num`.
+    let events_left = config.events.map(|n| if n > first { (n - first).div_ceil(count) } else { 0 });
     let base_time = config.generator.base_time;
-    let generator = EventGenerator::new(config.generator).with_offset(index).with_step(count);
-    Ok(Box::new(NexmarkSource { schema: table.schema.clone(), plan, generator, base_time, events_left, started: None }))
+    let generator = EventGenerator::new(config.generator).with_offset(first).with_step(count);
+    // Fresh: event time runs from the base time. Resumed: from the next event's time.
+    let pace_origin = if position.is_some() { generator.timestamp() } else { base_time };
+    Ok(Box::new(NexmarkSource {
+        schema: table.schema.clone(),
+        plan,
+        generator,
+        base_time,
+        pace_origin,
+        events_left,
+        started: None,
+    }))
+}
+
+/// The next event number and the base time, from a checkpoint position.
+fn position_of(table: &str, position: &serde_json::Value) -> Result<(u64, u64)> {
+    let field = |key: &str| position.get(key).and_then(serde_json::Value::as_u64);
+    match (field("next_event"), field("base_time")) {
+        (Some(next), Some(base)) => Ok((next, base)),
+        _ => Err(ConnectorError::checkpoint(
+            table,
+            format!("nexmark position {position} lacks 'next_event' or 'base_time'"),
+        )),
+    }
 }
 
 /// One subtask of a nexmark source.
@@ -174,9 +225,12 @@ struct NexmarkSource {
     schema: SchemaRef,
     plan: ColumnPlan,
     generator: EventGenerator,
+    /// The generator's base time (kept in the position).
     base_time: u64,
+    /// The event time that `started` corresponds to.
+    pace_origin: u64,
     events_left: Option<u64>,
-    /// Wall-clock instant that corresponds to `base_time` in event time.
+    /// Wall-clock instant that corresponds to `pace_origin` in event time.
     started: Option<Instant>,
 }
 
@@ -190,9 +244,9 @@ impl Source for NexmarkSource {
         let started = *self.started.get_or_insert_with(Instant::now);
         // Wait until the next event is due, then take every event that is due by now.
         let due = |ts: u64, base: u64| started + Duration::from_millis(ts.saturating_sub(base));
-        tokio::time::sleep_until(due(self.generator.timestamp(), self.base_time)).await;
+        tokio::time::sleep_until(due(self.generator.timestamp(), self.pace_origin)).await;
         let elapsed = Instant::now().duration_since(started).as_millis() as u64;
-        let horizon = self.base_time.saturating_add(elapsed);
+        let horizon = self.pace_origin.saturating_add(elapsed);
         let mut events: Vec<Event> = Vec::with_capacity(limit.min(1024));
         while events.len() < limit && (events.is_empty() || self.generator.timestamp() <= horizon) {
             match self.generator.next() {
@@ -205,5 +259,11 @@ impl Source for NexmarkSource {
         }
         let batch = self.plan.build(&self.schema, &events)?;
         Ok(Some(SourceBatch::rows(batch)))
+    }
+
+    fn position(&self) -> Option<serde_json::Value> {
+        // Every generated event went into the batch just returned: the generator's offset
+        // is the first event not returned yet.
+        Some(serde_json::json!({ "next_event": self.generator.offset(), "base_time": self.base_time }))
     }
 }

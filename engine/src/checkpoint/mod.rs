@@ -18,6 +18,13 @@
 //! chk-<epoch>/_manifest.json                written last (tmp + rename): the epoch is complete
 //! ```
 
+mod coordinator;
+pub mod store;
+
+pub use coordinator::CheckpointConfig;
+pub(crate) use coordinator::{start, Ack, TaskLink};
+pub use store::{Manifest, Restored};
+
 use arrow::record_batch::RecordBatch;
 
 /// One operator's (or source's, or sink's) state at a checkpoint: a small JSON document

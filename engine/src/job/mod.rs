@@ -15,6 +15,7 @@ use eddy_connectors::{ConnectorTable, Options};
 use eddy_sql::plan::{Operator, StreamPlan, TableSpec};
 use tokio::sync::watch;
 
+use crate::checkpoint::{self, CheckpointConfig};
 use crate::error::{EngineError, Result};
 use crate::metrics::JobMetrics;
 use crate::result_table::{ResultTable, ResultTables, TableShape};
@@ -73,13 +74,22 @@ pub struct Job {
     tables: Option<Arc<ResultTables>>,
     /// Started again (after a restart): sources resume from their committed positions.
     resume: bool,
+    /// Checkpoints, if the job takes them (and resumes from the latest one).
+    checkpoints: Option<CheckpointConfig>,
 }
 
 impl Job {
     /// Check the plan and the options of every connector it uses.
     pub fn new(plan: StreamPlan) -> Result<Self> {
         check(&plan)?;
-        Ok(Self { plan, metrics: JobMetrics::new(), stop: StopHandle::new(), tables: None, resume: false })
+        Ok(Self {
+            plan,
+            metrics: JobMetrics::new(),
+            stop: StopHandle::new(),
+            tables: None,
+            resume: false,
+            checkpoints: None,
+        })
     }
 
     /// Keep the plan's managed result tables (tables declared with no connector) in `tables`.
@@ -92,6 +102,13 @@ impl Job {
     /// their group committed instead of `scan.startup.mode`'s position, where there are some.
     pub fn resuming(mut self) -> Self {
         self.resume = true;
+        self
+    }
+
+    /// Take checkpoints as `config` says, and start from the latest complete one in its
+    /// directory, if there is one (a checkpoint of another plan is refused).
+    pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
+        self.checkpoints = Some(config);
         self
     }
 
@@ -127,8 +144,54 @@ impl Job {
     pub async fn run(self) -> Result<JobSummary> {
         let start = Instant::now();
         let graph = graph::ChainGraph::build(&self.plan);
-        task::run_graph(&self.plan, &graph, self.metrics.clone(), &self.stop, self.tables.as_ref(), self.resume)
-            .await?;
+        let (link, coordinator, restored) = match &self.checkpoints {
+            Some(config) => {
+                let fingerprint = fingerprint(&self.plan);
+                let restored = checkpoint::store::latest(&config.dir)?;
+                if let Some(m) = restored.as_ref().and_then(|r| r.manifest.as_ref()) {
+                    if m.fingerprint != fingerprint {
+                        return Err(EngineError::Checkpoint(format!(
+                            "the checkpoint in {} (epoch {}) was written by a different plan: the SQL or its settings \
+                             changed since. Start fresh by removing that directory (eddy run --fresh does)",
+                            config.dir.display(),
+                            m.epoch
+                        )));
+                    }
+                    tracing::info!(epoch = m.epoch, dir = %config.dir.display(), "restoring from checkpoint");
+                }
+                let last = checkpoint::store::last_epoch(&config.dir)?;
+                let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch());
+                let tasks = graph.chains.iter().map(|c| c.parallelism).sum();
+                let (link, handle) =
+                    checkpoint::start(config.clone(), fingerprint, tasks, last, restored_epoch, self.metrics.clone());
+                (Some(link), Some(handle), restored)
+            }
+            None => (None, None, None),
+        };
+        let result = task::run_graph(
+            &self.plan,
+            &graph,
+            self.metrics.clone(),
+            &self.stop,
+            self.tables.as_ref(),
+            self.resume,
+            link,
+            restored,
+        )
+        .await;
+        if let Some(c) = coordinator {
+            c.abort();
+        }
+        result?;
+        // A job that ran to its end has nothing to resume: the next run starts afresh. (A
+        // stopped one keeps them, to go on where it stopped.)
+        if let (Some(config), false) = (&self.checkpoints, self.stop.is_stopped()) {
+            if let Err(e) = std::fs::remove_dir_all(&config.dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %config.dir.display(), error = %e, "cannot remove the finished job's checkpoints");
+                }
+            }
+        }
         let m = &self.metrics;
         Ok(JobSummary {
             rows_in: JobMetrics::get(&m.rows_in),
@@ -140,6 +203,18 @@ impl Job {
             stopped: self.stop.is_stopped(),
         })
     }
+}
+
+/// A plan's identity for checkpoints: a hash (FNV-1a, stable across builds) of its
+/// EXPLAIN text, which names every operator, its keys, schema-relevant settings and
+/// parallelism. A checkpoint restores only into the plan that wrote it.
+pub fn fingerprint(plan: &StreamPlan) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in eddy_sql::explain::render(plan).bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// Validate a plan without running it (`eddy check`): connector options of every source

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use super::graph::{ChainGraph, Partitioning};
 use super::{connector_table, is_managed, open_result_table, StopHandle};
+use crate::checkpoint::{store, Ack, Restored, StateSnapshot, TaskLink};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Watermark};
 use crate::metrics::JobMetrics;
@@ -68,6 +69,15 @@ struct ChannelInput {
     emitted: Watermark,
     /// Whether `Idle` was passed on (all open inputs idle) and nothing arrived since.
     emitted_idle: bool,
+    /// Barrier alignment: the epoch being aligned, and the inputs that delivered it. Their
+    /// later messages wait in `held` until every open input has delivered it too.
+    aligning: Option<u64>,
+    arrived: Vec<bool>,
+    held: std::collections::VecDeque<Envelope>,
+    /// Messages released after an alignment, taken before the channel.
+    released: std::collections::VecDeque<Envelope>,
+    /// Messages to pass on before reading more (a barrier completed by an input's end).
+    pending_out: std::collections::VecDeque<Message>,
 }
 
 impl ChannelInput {
@@ -79,8 +89,28 @@ impl ChannelInput {
             idle: vec![false; inputs],
             emitted: Watermark::MIN,
             emitted_idle: false,
+            aligning: None,
+            arrived: vec![false; inputs],
+            held: std::collections::VecDeque::new(),
+            released: std::collections::VecDeque::new(),
+            pending_out: std::collections::VecDeque::new(),
         }
     }
+}
+
+/// A subtask's part in checkpoints: which plan nodes its state belongs to, and how it
+/// reaches the coordinator.
+struct SubtaskCheckpoint {
+    link: Option<TaskLink>,
+    subtask: usize,
+    /// The plan node of the source split it reads, if any.
+    source_node: Option<usize>,
+    /// The plan node of each operator in the chain.
+    op_nodes: Vec<usize>,
+    /// The plan node of its sink, if any.
+    sink_node: Option<usize>,
+    /// After a restore: the sink's state at the checkpoint (`Some(None)`: it kept none).
+    sink_recover: Option<Option<serde_json::Value>>,
 }
 
 pub(crate) async fn run_graph(
@@ -90,6 +120,8 @@ pub(crate) async fn run_graph(
     stop: &StopHandle,
     tables: Option<&Arc<ResultTables>>,
     resume: bool,
+    checkpoints: Option<TaskLink>,
+    mut restored: Option<Restored>,
 ) -> Result<()> {
     // Receivers and input counts per (chain, subtask).
     let mut senders: Vec<Vec<Option<mpsc::Sender<Envelope>>>> = Vec::new();
@@ -142,10 +174,13 @@ pub(crate) async fn run_graph(
     }
     drop(senders);
 
+    let is_restoring = restored.is_some();
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     for (c, chain) in graph.chains.iter().enumerate() {
         for sub in (0..chain.parallelism).rev() {
             let head = &plan.nodes[chain.head()];
+            let trigger = checkpoints.as_ref().map(|l| l.trigger.clone());
+            let mut take_state = |node: usize| restored.as_mut().and_then(|r| r.take(node, sub));
             let input = match &head.operator {
                 Operator::Source(t) if is_managed(t) => Input::Source(SourceFeed::start(
                     Box::new(ResultTableSource::new(
@@ -153,16 +188,22 @@ pub(crate) async fn run_graph(
                         Split { index: sub, count: chain.parallelism },
                     )),
                     stop.subscribe(),
+                    trigger,
                     t.name.clone(),
                 )),
-                Operator::Source(t) => Input::Source(SourceFeed::start(
-                    eddy_connectors::create_source(
-                        &source_table(t, resume),
-                        Split { index: sub, count: chain.parallelism },
-                    )?,
-                    stop.subscribe(),
-                    t.name.clone(),
-                )),
+                Operator::Source(t) => {
+                    let position = take_state(chain.head()).map(|s| s.meta);
+                    Input::Source(SourceFeed::start(
+                        eddy_connectors::create_source_at(
+                            &source_table(t, resume && position.is_none()),
+                            Split { index: sub, count: chain.parallelism },
+                            position.as_ref(),
+                        )?,
+                        stop.subscribe(),
+                        trigger,
+                        t.name.clone(),
+                    ))
+                }
                 Operator::Values(batches) => {
                     Input::Values(if sub == 0 { batches.clone() } else { Vec::new() }.into_iter())
                 }
@@ -174,9 +215,15 @@ pub(crate) async fn run_graph(
                 }
             };
             let mut ops: Vec<Box<dyn StreamOperator>> = Vec::new();
+            let mut op_nodes: Vec<usize> = Vec::new();
             let mut sink: Option<SinkOut> = None;
+            let mut sink_node = None;
             for id in &chain.nodes {
                 let node = &plan.nodes[*id];
+                let before = ops.len();
+                if matches!(node.operator, Operator::Sink(_)) {
+                    sink_node = Some(*id);
+                }
                 match &node.operator {
                     Operator::Project(exprs) => {
                         ops.push(Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone())))
@@ -213,10 +260,33 @@ pub(crate) async fn run_graph(
                         }
                     }
                 }
+                if ops.len() > before {
+                    op_nodes.push(*id);
+                }
             }
+            // Restored: each operator takes its state back before the first message.
+            let mut take_state = |node: usize| restored.as_mut().and_then(|r| r.take(node, sub));
+            for (op, node) in ops.iter_mut().zip(&op_nodes) {
+                if let Some(state) = take_state(*node) {
+                    op.restore_state(state)?;
+                }
+            }
+            let sink_recover = match sink_node {
+                Some(node) if is_restoring => Some(take_state(node).map(|s| s.meta)),
+                _ => None,
+            };
+            let source_node = matches!(head.operator, Operator::Source(_)).then(|| chain.head());
+            let cp = SubtaskCheckpoint {
+                link: checkpoints.clone(),
+                subtask: sub,
+                source_node,
+                op_nodes,
+                sink_node,
+                sink_recover,
+            };
             let outs = outputs[c].pop().ok_or_else(|| EngineError::Internal("missing outputs".into()))?;
             let metrics = metrics.clone();
-            tasks.spawn(run_subtask(input, ops, sink, outs, metrics));
+            tasks.spawn(run_subtask(input, ops, sink, outs, metrics, cp));
         }
     }
     let mut first_error: Option<EngineError> = None;
@@ -281,38 +351,159 @@ async fn run_subtask(
     mut sink: Option<SinkOut>,
     mut outputs: Vec<EdgeOutput>,
     metrics: Arc<JobMetrics>,
+    mut cp: SubtaskCheckpoint,
 ) -> Result<()> {
+    let result = run_subtask_loop(&mut input, &mut ops, &mut sink, &mut outputs, &metrics, &mut cp).await;
+    // Ended (or failed): no later checkpoint can include this subtask.
+    if let Some(link) = &cp.link {
+        let _ = link.acks.send(Ack::Finished);
+    }
+    result
+}
+
+/// What woke a subtask.
+enum Wake {
+    Message(Message),
+    Timer,
+    Completed(u64),
+}
+
+async fn run_subtask_loop(
+    input: &mut Input,
+    ops: &mut Vec<Box<dyn StreamOperator>>,
+    sink: &mut Option<SinkOut>,
+    outputs: &mut [EdgeOutput],
+    metrics: &Arc<JobMetrics>,
+    cp: &mut SubtaskCheckpoint,
+) -> Result<()> {
+    if let (Some(state), Some(s)) = (cp.sink_recover.take(), sink.as_mut()) {
+        s.sink.recover(state).await?;
+    }
+    // A sink commits what it pre-committed once the coordinator completes the epoch.
+    let mut completed = cp.link.as_ref().filter(|_| sink.is_some()).map(|l| l.completed.clone());
     loop {
         // Operators with wall-clock work (periodic watermarks, idleness, early firing) are
         // woken when it is due. Waiting on a channel (from upstream tasks or from the
         // source's reader) can be abandoned for that without losing anything.
         let timer = ops.iter().filter_map(|o| o.next_processing_time()).min();
-        let msg = match timer {
-            Some(at) if !matches!(input, Input::Values(_)) => {
-                tokio::select! {
-                    m = next_message(&mut input, &metrics) => Some(m?),
-                    _ = tokio::time::sleep_until(at.into()) => None,
+        let timed = timer.filter(|_| !matches!(input, Input::Values(_)));
+        let wake = tokio::select! {
+            m = next_message(input, metrics) => Wake::Message(m?),
+            _ = sleep_until(timed), if timed.is_some() => Wake::Timer,
+            epoch = next_completed(&mut completed) => Wake::Completed(epoch),
+        };
+        let msg = match wake {
+            Wake::Message(m) => m,
+            Wake::Timer => {
+                for out in fire_processing_time(ops, Instant::now())? {
+                    deliver(out, sink, outputs, metrics).await?;
                 }
+                continue;
             }
-            _ => Some(next_message(&mut input, &metrics).await?),
+            Wake::Completed(epoch) => {
+                if let Some(s) = sink.as_mut() {
+                    s.sink.commit(epoch).await?;
+                }
+                continue;
+            }
         };
-        let Some(msg) = msg else {
-            for out in fire_processing_time(&mut ops, Instant::now())? {
-                deliver(out, &mut sink, &mut outputs, &metrics).await?;
-            }
+        if let Message::Barrier(epoch) = msg {
+            take_checkpoint(epoch, input, ops, sink, outputs, metrics, cp).await?;
             continue;
-        };
+        }
         let is_end = matches!(msg, Message::End);
-        for out in run_chain(&mut ops, msg)? {
-            deliver(out, &mut sink, &mut outputs, &metrics).await?;
+        for out in run_chain(ops, msg)? {
+            deliver(out, sink, outputs, metrics).await?;
         }
         if is_end {
-            if let Input::Source(feed) = &mut input {
+            if let Input::Source(feed) = input {
                 JobMetrics::add(&metrics.records_skipped, feed.finish().await);
             }
             return Ok(());
         }
     }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next epoch the coordinator completes (never, without a coordinator).
+async fn next_completed(rx: &mut Option<watch::Receiver<u64>>) -> u64 {
+    let Some(r) = rx.as_mut() else { return std::future::pending().await };
+    if r.changed().await.is_err() {
+        *rx = None;
+        return std::future::pending().await;
+    }
+    rx.as_mut().map_or(0, |r| *r.borrow_and_update())
+}
+
+/// Checkpoint barrier `epoch` reached this subtask (aligned over its inputs): snapshot the
+/// source position and every operator's state, pre-commit the sink, pass the barrier on,
+/// then write the states and acknowledge.
+async fn take_checkpoint(
+    epoch: u64,
+    input: &mut Input,
+    ops: &mut [Box<dyn StreamOperator>],
+    sink: &mut Option<SinkOut>,
+    outputs: &mut [EdgeOutput],
+    metrics: &Arc<JobMetrics>,
+    cp: &SubtaskCheckpoint,
+) -> Result<()> {
+    let Some(link) = &cp.link else {
+        return deliver(Message::Barrier(epoch), sink, outputs, metrics).await;
+    };
+    let mut states: Vec<(usize, StateSnapshot)> = Vec::new();
+    let mut declined: Option<String> = None;
+    if let (Input::Source(feed), Some(node)) = (&mut *input, cp.source_node) {
+        match feed.barrier_position.take().flatten() {
+            Some(position) => states.push((node, StateSnapshot::meta(position))),
+            None => declined = Some(format!("source '{}' cannot resume from a checkpoint", feed.table)),
+        }
+    }
+    for (op, node) in ops.iter_mut().zip(&cp.op_nodes) {
+        match op.snapshot_state() {
+            Ok(Some(state)) => states.push((*node, state)),
+            Ok(None) => {}
+            Err(EngineError::Checkpoint(reason)) => {
+                declined.get_or_insert(reason);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let (Some(s), Some(node)) = (sink.as_mut(), cp.sink_node) {
+        if let Some(state) = s.sink.pre_commit(epoch).await? {
+            states.push((node, StateSnapshot::meta(state)));
+        }
+    }
+    // Downstream can go on with its part while this one writes its files.
+    deliver(Message::Barrier(epoch), sink, outputs, metrics).await?;
+    let ack = match declined {
+        Some(reason) => Ack::Declined { epoch, reason },
+        None => {
+            let (dir, subtask) = (link.dir.clone(), cp.subtask);
+            let written = tokio::task::spawn_blocking(move || -> Result<(Vec<String>, u64)> {
+                let (mut names, mut bytes) = (Vec::new(), 0);
+                for (node, state) in &states {
+                    bytes += store::write_state(&dir, epoch, *node, subtask, state)?;
+                    names.push(store::state_name(*node, subtask));
+                }
+                Ok((names, bytes))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(format!("checkpoint writer failed: {e}")))?;
+            match written {
+                Ok((states, bytes)) => Ack::Done { epoch, states, bytes },
+                // A full disk fails the checkpoint, not the job.
+                Err(e) => Ack::Declined { epoch, reason: e.to_string() },
+            }
+        }
+    };
+    let _ = link.acks.send(ack);
+    Ok(())
 }
 
 /// Run the wall-clock work that is due, passing each operator's output down the rest of
@@ -335,7 +526,11 @@ fn fire_processing_time(ops: &mut [Box<dyn StreamOperator>], now: Instant) -> Re
 async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message> {
     match input {
         Input::Source(feed) => match feed.rx.recv().await {
-            Some(Ok(b)) => {
+            Some(FeedItem::Barrier(epoch, position)) => {
+                feed.barrier_position = Some(position);
+                Ok(Message::Barrier(epoch))
+            }
+            Some(FeedItem::Batch(Ok(b))) => {
                 JobMetrics::add(&metrics.rows_in, b.batch.num_rows() as u64);
                 Ok(Message::Data(Batch {
                     data: b.batch,
@@ -344,7 +539,7 @@ async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message
                     partition: b.partition,
                 }))
             }
-            Some(Err(e)) => {
+            Some(FeedItem::Batch(Err(e))) => {
                 tracing::debug!(table = %feed.table, "source failed");
                 Err(e.into())
             }
@@ -366,19 +561,46 @@ async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message
 /// half-way), and a source that blocks (a quiet Kafka partition) does not stop the timers.
 struct SourceFeed {
     /// Batches; closed after the last one (end of input, stop, or an error sent before).
-    rx: mpsc::Receiver<eddy_connectors::Result<eddy_connectors::SourceBatch>>,
+    rx: mpsc::Receiver<FeedItem>,
     /// The reader; returns the source's count of skipped malformed records.
     reader: Option<tokio::task::JoinHandle<u64>>,
     table: String,
+    /// The position sent with the last barrier, until the checkpoint takes it.
+    barrier_position: Option<Option<serde_json::Value>>,
+}
+
+/// What a source's reader sends: batches, and checkpoint barriers in order with them.
+enum FeedItem {
+    Batch(eddy_connectors::Result<eddy_connectors::SourceBatch>),
+    /// Barrier `epoch`, with where the source stands after the batches before it (`None`:
+    /// it cannot resume, and the checkpoint is declined).
+    Barrier(u64, Option<serde_json::Value>),
 }
 
 impl SourceFeed {
-    fn start(mut source: Box<dyn Source>, mut stop: watch::Receiver<bool>, table: String) -> Self {
+    fn start(
+        mut source: Box<dyn Source>,
+        mut stop: watch::Receiver<bool>,
+        trigger: Option<watch::Receiver<u64>>,
+        table: String,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(2);
         let reader = tokio::spawn(async move {
+            // Barriers are injected between batches (a batch being read cannot be abandoned
+            // half-way): the epochs asked for since the last one.
+            let mut injected = trigger.as_ref().map_or(0, |t| *t.borrow());
             loop {
                 if *stop.borrow() {
                     break;
+                }
+                if let Some(t) = &trigger {
+                    let wanted = *t.borrow();
+                    if wanted > injected {
+                        injected = wanted;
+                        if tx.send(FeedItem::Barrier(wanted, source.position())).await.is_err() {
+                            break;
+                        }
+                    }
                 }
                 let next = tokio::select! {
                     r = source.next_batch() => r,
@@ -390,13 +612,13 @@ impl SourceFeed {
                     Ok(None) => break,
                     Err(e) => Err(e),
                 };
-                if tx.send(item).await.is_err() || last {
+                if tx.send(FeedItem::Batch(item)).await.is_err() || last {
                     break;
                 }
             }
             source.skipped_records()
         });
-        Self { rx, reader: Some(reader), table }
+        Self { rx, reader: Some(reader), table, barrier_position: None }
     }
 
     /// Wait for the reader to end; the malformed records it skipped.
@@ -420,11 +642,20 @@ impl Drop for SourceFeed {
 impl ChannelInput {
     async fn next(&mut self) -> Result<Message> {
         loop {
-            if self.ended.iter().all(|e| *e) {
-                return Ok(Message::End);
+            if let Some(m) = self.pending_out.pop_front() {
+                return Ok(m);
             }
-            let Some((i, msg)) = self.rx.recv().await else {
-                return Err(EngineError::UpstreamStopped);
+            let (i, msg) = match self.released.pop_front() {
+                Some(envelope) => envelope,
+                None => {
+                    if self.ended.iter().all(|e| *e) {
+                        return Ok(Message::End);
+                    }
+                    match self.rx.recv().await {
+                        Some(envelope) => envelope,
+                        None => return Err(EngineError::UpstreamStopped),
+                    }
+                }
             };
             if let Some(m) = self.receive(i, msg) {
                 return Ok(m);
@@ -432,9 +663,34 @@ impl ChannelInput {
         }
     }
 
+    /// Whether every open input has delivered the barrier being aligned; if so, end the
+    /// alignment (the held messages go first, in order) and answer its epoch.
+    fn alignment_done(&mut self) -> Option<u64> {
+        let epoch = self.aligning?;
+        if (0..self.arrived.len()).any(|j| !self.arrived[j] && !self.ended[j]) {
+            return None;
+        }
+        self.aligning = None;
+        self.arrived.iter_mut().for_each(|a| *a = false);
+        let held = std::mem::take(&mut self.held);
+        // Held messages came after the barrier: after what was released before them.
+        self.released.extend(held);
+        Some(epoch)
+    }
+
     /// Take one input message; what to pass on, if anything.
     fn receive(&mut self, i: usize, msg: Message) -> Option<Message> {
+        // An input that delivered the barrier being aligned waits for the others.
+        if self.aligning.is_some() && self.arrived[i] {
+            self.held.push_back((i, msg));
+            return None;
+        }
         match msg {
+            Message::Barrier(epoch) => {
+                self.arrived[i] = true;
+                self.aligning = Some(epoch);
+                self.alignment_done().map(Message::Barrier)
+            }
             Message::Data(b) => {
                 self.active(i);
                 Some(Message::Data(b))
@@ -461,6 +717,10 @@ impl ChannelInput {
                 self.watermarks[i] = Watermark::MAX;
                 if self.ended.iter().all(|e| *e) {
                     return Some(Message::End);
+                }
+                // The inputs still aligning no longer wait for this one.
+                if let Some(epoch) = self.alignment_done() {
+                    self.pending_out.push_back(Message::Barrier(epoch));
                 }
                 self.advance().map(Message::Watermark)
             }
@@ -510,7 +770,7 @@ async fn deliver(
                 JobMetrics::add(&metrics.rows_out, b.num_rows() as u64);
             }
             Message::Watermark(w) => watermark.store(w.0, std::sync::atomic::Ordering::Relaxed),
-            Message::Idle => {}
+            Message::Idle | Message::Barrier(_) => {}
             Message::End => s.finish().await?,
         }
     }
@@ -628,6 +888,29 @@ mod tests {
         assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(10)))), None);
         assert_eq!(wm(c.receive(1, Message::End)), Some(10));
         assert!(matches!(c.receive(0, Message::End), Some(Message::End)));
+    }
+
+    #[test]
+    fn barriers_are_aligned_over_inputs() {
+        let mut c = input(2);
+        let data = || Message::Data(Batch::append(empty()));
+        assert!(c.receive(0, Message::Barrier(1)).is_none(), "input 1 has not delivered it");
+        assert!(c.receive(0, data()).is_none(), "input 0's rows after the barrier wait");
+        assert!(c.receive(0, Message::Watermark(Watermark(5))).is_none(), "and so do its watermarks");
+        assert!(matches!(c.receive(1, data()), Some(Message::Data(_))), "input 1's rows before it go on");
+        assert!(matches!(c.receive(1, Message::Barrier(1)), Some(Message::Barrier(1))));
+        // What input 0 sent after the barrier comes next, in order.
+        assert!(matches!(c.released.pop_front(), Some((0, Message::Data(_)))));
+        assert!(matches!(c.released.pop_front(), Some((0, Message::Watermark(Watermark(5))))));
+        assert!(c.aligning.is_none());
+    }
+
+    #[test]
+    fn an_input_that_ends_completes_the_alignment() {
+        let mut c = input(2);
+        assert!(c.receive(0, Message::Barrier(3)).is_none());
+        c.receive(1, Message::End);
+        assert!(matches!(c.pending_out.pop_front(), Some(Message::Barrier(3))));
     }
 
     fn empty() -> arrow::record_batch::RecordBatch {

@@ -32,8 +32,11 @@ use arrow::compute::cast;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{OwnedRow, RowConverter, SortField};
 use eddy_connectors::RowKind;
+use serde::{Deserialize, Serialize};
 
+use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::{OperatorContext, StreamOperator};
+use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message};
 use eddy_sql::plan::ChangelogNormalizeSpec;
@@ -96,6 +99,48 @@ impl ChangelogNormalizeOperator {
     }
 }
 
+/// A checkpoint of the normalization: the last row of every key, as input columns (the
+/// keys are read back from their columns).
+#[derive(Serialize, Deserialize)]
+struct NormalizeState {
+    last: Part,
+}
+
+impl ChangelogNormalizeOperator {
+    fn snapshot(&self) -> Result<StateSnapshot> {
+        let arrow_err = self.arrow_err();
+        // In any order: each key has one row, and the order of keys never shows.
+        let columns = self.row_encoder.convert_rows(self.last.values().map(|r| r.row())).map_err(&arrow_err)?;
+        let mut packer = Packer::default();
+        let last = packer.add(columns, self.last.len()).map_err(&arrow_err)?;
+        let state = NormalizeState { last };
+        Ok(StateSnapshot { meta: to_meta(&self.name(), &state)?, batches: packer.finish().map_err(&arrow_err)? })
+    }
+
+    fn restore(&mut self, snapshot: StateSnapshot) -> Result<()> {
+        let name = self.name();
+        let arrow_err = self.arrow_err();
+        let state: NormalizeState = from_meta(&name, snapshot.meta)?;
+        let columns = part_columns(&name, &snapshot.batches, state.last, self.schema.fields().len())?;
+        let rows = self.row_encoder.convert_columns(&columns).map_err(&arrow_err)?;
+        let key_columns: Vec<ArrayRef> = self
+            .spec
+            .keys
+            .iter()
+            .map(|k| columns.get(*k).cloned().ok_or_else(|| malformed(&name, format!("no key column {k}"))))
+            .collect::<Result<_>>()?;
+        let keys = self.key_encoder.convert_columns(&key_columns).map_err(&arrow_err)?;
+        let mut last = HashMap::with_capacity(rows.num_rows());
+        for (key, row) in keys.iter().zip(rows.iter()) {
+            if last.insert(Box::from(key.data()), row.owned()).is_some() {
+                return Err(malformed(&name, "two rows of one key"));
+            }
+        }
+        self.last = last;
+        Ok(())
+    }
+}
+
 impl StreamOperator for ChangelogNormalizeOperator {
     fn name(&self) -> String {
         format!("ChangelogNormalize[key=[{}]]", self.spec.key_names.join(", "))
@@ -148,6 +193,14 @@ impl StreamOperator for ChangelogNormalizeOperator {
         let data = self.decode(&emitted)?;
         out.push(Message::Data(Batch { row_kinds: Some(Int8Array::from(kinds)), ..Batch::append(data) }));
         Ok(())
+    }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        self.snapshot().map(Some)
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        self.restore(state)
     }
 }
 
@@ -247,5 +300,21 @@ mod tests {
         // A lone -U (a retract stream's) removes the row, as in Flink.
         let out = run(&mut op, batch(&[(RowKind::UpdateBefore, Some("a"), 1, Some(1))]));
         assert_eq!(out, ["-D[a, 1, 1]"]);
+    }
+
+    #[test]
+    fn restores_at_every_message() {
+        use RowKind::{Delete as D, Insert as I, UpdateAfter as U, UpdateBefore as B};
+        let input = vec![
+            Message::Data(batch(&[(U, Some("a"), 1, Some(10)), (U, Some("b"), 2, Some(20)), (I, None, 3, None)])),
+            Message::Data(batch(&[(U, Some("a"), 1, Some(11)), (U, Some("b"), 2, Some(20))])),
+            Message::Watermark(crate::message::Watermark(5)),
+            Message::Data(batch(&[(D, None, 2, None), (D, None, 4, None), (U, Some("c"), 4, Some(1))])),
+            Message::Data(batch(&[(U, Some("b"), 2, None), (B, Some("a"), 1, Some(11)), (U, None, 3, Some(3))])),
+            Message::Data(batch(&[(D, None, 1, None), (D, None, 2, None), (D, None, 3, None), (D, None, 4, None)])),
+        ];
+        let out = crate::operators::snapshot::assert_restores_everywhere(operator, &input);
+        let deletes = changes(&out).iter().filter(|c| c.starts_with("-D")).count();
+        assert_eq!(deletes, 5);
     }
 }

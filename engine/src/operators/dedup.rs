@@ -20,13 +20,16 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt64Array};
 use arrow::compute::cast;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Int64Type, SchemaRef, UInt64Type};
 use arrow::row::{RowConverter, SortField};
+use serde::{Deserialize, Serialize};
 
+use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::windowing::{effective_watermark, event_times, require_append_only, BufferedRows, RowRef};
 use super::{OperatorContext, StreamOperator};
+use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
@@ -123,6 +126,110 @@ impl DeduplicateOperator {
     }
 }
 
+/// A checkpoint of the deduplication (its bulk parts: see [`DeduplicateOperator::snapshot`]).
+#[derive(Serialize, Deserialize)]
+struct DedupState {
+    watermark: i64,
+    /// Arrival sequence of the next row (ties between equal rowtimes fire in arrival order).
+    sequence: u64,
+    /// The waiting rows in timer order: the input columns, then the key columns, the
+    /// rowtime and the arrival sequence.
+    waiting: Option<Part>,
+    /// The keys whose row was emitted, as key columns (without keys: 0 or 1 row).
+    emitted: Part,
+}
+
+impl DeduplicateOperator {
+    /// Keys as their columns (`RowConverter` bytes are not stable across Arrow releases).
+    fn decode_keys<'a>(&self, keys: impl IntoIterator<Item = &'a Box<[u8]>>) -> Result<Vec<ArrayRef>> {
+        let Some(enc) = &self.key_encoder else { return Ok(Vec::new()) };
+        let parser = enc.parser();
+        enc.convert_rows(keys.into_iter().map(|k| parser.parse(k))).map_err(self.arrow_err())
+    }
+
+    /// Key columns back to bytes, one per row (`rows` empty keys without keys).
+    fn encode_keys(&self, columns: &[ArrayRef], rows: usize) -> Result<Vec<Box<[u8]>>> {
+        let Some(enc) = &self.key_encoder else { return Ok(vec![Box::from([]); rows]) };
+        let encoded = enc.convert_columns(columns).map_err(self.arrow_err())?;
+        Ok(encoded.iter().map(|r| Box::from(r.data())).collect())
+    }
+
+    fn snapshot(&self) -> Result<StateSnapshot> {
+        let arrow_err = self.arrow_err();
+        let mut packer = Packer::default();
+        let mut refs = Vec::with_capacity(self.timers.len());
+        let mut keys = Vec::with_capacity(self.timers.len());
+        let mut rowtimes = Vec::with_capacity(self.timers.len());
+        let mut sequences = Vec::with_capacity(self.timers.len());
+        for ((rowtime, sequence), key) in &self.timers {
+            let Some(w) = self.waiting.get(key) else { continue };
+            refs.push(w.row);
+            keys.push(key);
+            rowtimes.push(*rowtime);
+            sequences.push(*sequence);
+        }
+        let waiting = if refs.is_empty() {
+            None
+        } else {
+            let mut columns = (0..self.input_columns)
+                .map(|c| self.rows.gather(c, &refs))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(&arrow_err)?;
+            columns.extend(self.decode_keys(keys)?);
+            columns.push(Arc::new(Int64Array::from(rowtimes)));
+            columns.push(Arc::new(UInt64Array::from(sequences)));
+            Some(packer.add(columns, refs.len()).map_err(&arrow_err)?)
+        };
+        let emitted = packer.add(self.decode_keys(&self.emitted)?, self.emitted.len()).map_err(&arrow_err)?;
+        let state = DedupState { watermark: self.watermark.0, sequence: self.sequence, waiting, emitted };
+        Ok(StateSnapshot { meta: to_meta(&self.name(), &state)?, batches: packer.finish().map_err(&arrow_err)? })
+    }
+
+    fn restore(&mut self, snapshot: StateSnapshot) -> Result<()> {
+        let name = self.name();
+        let state: DedupState = from_meta(&name, snapshot.meta)?;
+        let key_count = self.spec.keys.len();
+        if self.key_encoder.is_none() && state.emitted.rows > 1 {
+            return Err(malformed(&name, "several emitted keys without keys"));
+        }
+        let emitted_keys = part_columns(&name, &snapshot.batches, state.emitted, key_count)?;
+        let emitted: HashSet<Box<[u8]>> = self.encode_keys(&emitted_keys, state.emitted.rows)?.into_iter().collect();
+        let mut rows = BufferedRows::default();
+        let mut waiting = HashMap::new();
+        let mut timers = BTreeMap::new();
+        if let Some(part) = state.waiting {
+            let mut columns = part_columns(&name, &snapshot.batches, part, self.input_columns + key_count + 2)?;
+            let mut rest = columns.split_off(self.input_columns);
+            let (Some(rowtimes), Some(sequences)) = (
+                rest[key_count].as_primitive_opt::<Int64Type>().cloned(),
+                rest[key_count + 1].as_primitive_opt::<UInt64Type>().cloned(),
+            ) else {
+                return Err(malformed(&name, "rowtimes or sequences of another type"));
+            };
+            rest.truncate(key_count);
+            let keys = self.encode_keys(&rest, part.rows)?;
+            let chunk = rows.push(columns);
+            for (row, key) in keys.into_iter().enumerate() {
+                let (rowtime, sequence) = (rowtimes.value(row), sequences.value(row));
+                let row = u32::try_from(row).map_err(|_| malformed(&name, "too many waiting rows"))?;
+                timers.insert((rowtime, sequence), key.clone());
+                if waiting.insert(key, Waiting { rowtime, sequence, row: (chunk, row) }).is_some() {
+                    return Err(malformed(&name, "two waiting rows of one key"));
+                }
+                rows.acquire(chunk);
+            }
+            rows.free_if_unused(chunk);
+        }
+        self.watermark = Watermark(state.watermark);
+        self.sequence = state.sequence;
+        self.emitted = emitted;
+        self.waiting = waiting;
+        self.timers = timers;
+        self.rows = rows;
+        Ok(())
+    }
+}
+
 impl StreamOperator for DeduplicateOperator {
     fn name(&self) -> String {
         let keys: Vec<&str> = self.spec.keys.iter().map(|k| k.display.as_str()).collect();
@@ -176,14 +283,16 @@ impl StreamOperator for DeduplicateOperator {
                 Some(w) => Some((w.rowtime, w.sequence, w.row.0)),
                 None => None,
             };
+            let key: Box<[u8]> = key.into();
+            self.timers.insert((rowtime, sequence), key.clone());
+            self.waiting.insert(key, Waiting { rowtime, sequence, row: (chunk, row as u32) });
+            // Acquired before the replaced row is released: when both are of this chunk
+            // and it held no other row, releasing first would free it.
+            self.rows.acquire(chunk);
             if let Some((old_time, old_sequence, old_chunk)) = replaced {
                 self.timers.remove(&(old_time, old_sequence));
                 self.rows.release(old_chunk);
             }
-            let key: Box<[u8]> = key.into();
-            self.timers.insert((rowtime, sequence), key.clone());
-            self.waiting.insert(key, Waiting { rowtime, sequence, row: (chunk, row as u32) });
-            self.rows.acquire(chunk);
         }
         self.rows.free_if_unused(chunk);
         self.late_rows.add(late);
@@ -216,6 +325,14 @@ impl StreamOperator for DeduplicateOperator {
         }
         out.push(Message::Watermark(wm));
         Ok(())
+    }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        self.snapshot().map(Some)
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        self.restore(state)
     }
 }
 
@@ -323,5 +440,52 @@ mod tests {
         op.handle_watermark(Watermark(12), &mut out).expect("watermark");
         assert_eq!(rows_of(&out), vec![row("a", 12, 1, 0), row("b", 12, 3, 0)]);
         assert_eq!(late.get(), 1);
+    }
+
+    #[test]
+    fn a_waiting_row_replaced_by_one_of_its_own_batch_stays_buffered() {
+        let (mut op, _) = operator(false);
+        let mut out = Vec::new();
+        op.process_batch(batch(&[("a", 10, 1), ("a", 7, 2)]), &mut out).expect("process");
+        op.handle_watermark(Watermark::MAX, &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![row("a", 7, 2, 0)]);
+    }
+
+    /// Input covering every case: replaced waiting rows, ties, late rows, rows of emitted
+    /// keys, arrival watermarks.
+    fn dedup_input() -> Vec<Message> {
+        let mut arriving = batch(&[("c", 30, 9), ("d", 29, 10), ("c", 28, 11)]);
+        arriving.arrival_watermarks = Some(Int64Array::from(vec![None, Some(29), Some(29)]));
+        vec![
+            Message::Data(batch(&[("a", 10, 1), ("b", 9, 2), ("a", 7, 3)])),
+            Message::Data(batch(&[("b", 9, 4), ("c", 15, 5)])),
+            Message::Watermark(Watermark(8)),
+            Message::Data(batch(&[("b", 8, 6), ("b", 6, 7), ("a", 20, 8), ("c", 15, 9)])),
+            Message::Watermark(Watermark(12)),
+            Message::Data(arriving),
+            Message::Watermark(Watermark(28)),
+            Message::Data(batch(&[("e", 40, 12), ("b", 50, 13)])),
+            Message::Watermark(Watermark::MAX),
+        ]
+    }
+
+    #[test]
+    fn restores_at_every_message() {
+        for emit_rank in [true, false] {
+            let out = crate::operators::snapshot::assert_restores_everywhere(|| operator(emit_rank).0, &dedup_input());
+            assert_eq!(rows_of(&out).len(), 5);
+        }
+    }
+
+    #[test]
+    fn restores_without_keys() {
+        let make = || {
+            let (op, late_rows) = operator(false);
+            let spec = DeduplicateSpec { keys: Vec::new(), ..op.spec };
+            let ctx = OperatorContext { input_schema: input_schema(), output_schema: op.schema, late_rows };
+            DeduplicateOperator::new(spec, ctx).expect("operator")
+        };
+        let out = crate::operators::snapshot::assert_restores_everywhere(make, &dedup_input());
+        assert_eq!(rows_of(&out), vec![row("a", 7, 3, 0)]);
     }
 }

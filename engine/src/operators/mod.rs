@@ -11,6 +11,7 @@ mod dedup;
 mod filter;
 mod project;
 mod session_agg;
+mod snapshot;
 mod unnest;
 mod watermark;
 mod window_agg;
@@ -124,6 +125,9 @@ pub fn run_chain(ops: &mut [Box<dyn StreamOperator>], input: Message) -> Result<
                 Message::Data(b) => op.process_batch(b, &mut next)?,
                 Message::Watermark(w) => op.handle_watermark(w, &mut next)?,
                 Message::Idle => next.push(Message::Idle),
+                // The subtask snapshots its operators when the barrier reaches it; operators
+                // themselves only pass it on.
+                Message::Barrier(e) => next.push(Message::Barrier(e)),
                 Message::End => {
                     op.on_end(&mut next)?;
                     next.push(Message::End);

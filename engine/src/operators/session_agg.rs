@@ -29,19 +29,22 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, prep_null_mask_filter};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, UInt32Type};
 use arrow::row::{RowConverter, SortField};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use serde::{Deserialize, Serialize};
 
+use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::windowing::{
     check_window, effective_watermark, event_times, rebatch, require_append_only, timestamp_column, BufferedRows,
     RowRef,
 };
 use super::{OperatorContext, StreamOperator};
+use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
@@ -294,6 +297,135 @@ impl SessionWindowOperator {
     }
 }
 
+/// A checkpoint of the session aggregation: the open sessions and their buffered rows.
+///
+/// Key ids are kept: sessions that fire together are emitted in (end, start, key id)
+/// order. Timers are not: they are one per session, rebuilt from the sessions (the stale
+/// ones of the running operator fire nothing).
+#[derive(Serialize, Deserialize)]
+struct SessionState {
+    watermark: i64,
+    /// The id of the next new key.
+    next_key: u64,
+    sessions: Vec<SessionCheckpoint>,
+    /// The rows of every session, in arrival order (which order-sensitive aggregates see,
+    /// also across sessions that merge later): the buffered columns, then the index of
+    /// the row's session in `sessions`.
+    rows: Option<Part>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionCheckpoint {
+    key: u64,
+    start: i64,
+    end: i64,
+    closed: bool,
+}
+
+impl SessionWindowOperator {
+    /// How many columns are buffered per row: keys, then per aggregate its inputs and mask.
+    fn buffered_width(&self) -> usize {
+        let aggs: usize = self.agg_columns.iter().map(|c| c.count + usize::from(c.filter.is_some())).sum();
+        self.spec.keys.len() + aggs
+    }
+
+    fn snapshot(&self) -> Result<StateSnapshot> {
+        let arrow_err = self.arrow_err();
+        let mut ids: Vec<u64> = self.keys.keys().copied().collect();
+        ids.sort_unstable();
+        let mut sessions = Vec::new();
+        let mut refs: Vec<(RowRef, u32)> = Vec::new();
+        for id in ids {
+            let Some(state) = self.keys.get(&id) else { continue };
+            for s in &state.sessions {
+                let index = u32::try_from(sessions.len())
+                    .map_err(|_| EngineError::Checkpoint(format!("{}: too many sessions", self.name())))?;
+                sessions.push(SessionCheckpoint { key: id, start: s.start, end: s.end, closed: s.closed });
+                refs.extend(s.rows.iter().map(|r| (*r, index)));
+            }
+        }
+        refs.sort_unstable();
+        let mut packer = Packer::default();
+        let rows = if refs.is_empty() {
+            None
+        } else {
+            let at: Vec<RowRef> = refs.iter().map(|(r, _)| *r).collect();
+            let mut columns = (0..self.buffered_width())
+                .map(|c| self.rows.gather(c, &at))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(&arrow_err)?;
+            columns.push(Arc::new(UInt32Array::from(refs.iter().map(|(_, s)| *s).collect::<Vec<_>>())));
+            Some(packer.add(columns, refs.len()).map_err(&arrow_err)?)
+        };
+        let state = SessionState { watermark: self.watermark.0, next_key: self.next_key, sessions, rows };
+        Ok(StateSnapshot { meta: to_meta(&self.name(), &state)?, batches: packer.finish().map_err(&arrow_err)? })
+    }
+
+    fn restore(&mut self, snapshot: StateSnapshot) -> Result<()> {
+        let name = self.name();
+        let state: SessionState = from_meta(&name, snapshot.meta)?;
+        let mut rows = BufferedRows::default();
+        let mut sessions: Vec<Session> = state
+            .sessions
+            .iter()
+            .map(|s| Session { start: s.start, end: s.end, closed: s.closed, rows: Vec::new() })
+            .collect();
+        // Per session, the key bytes of its first row.
+        let mut key_of: Vec<Option<Box<[u8]>>> = vec![None; sessions.len()];
+        if let Some(part) = state.rows {
+            let width = self.buffered_width();
+            let mut columns = part_columns(&name, &snapshot.batches, part, width + 1)?;
+            let Some(owner) = columns.pop().and_then(|c| c.as_primitive_opt::<UInt32Type>().cloned()) else {
+                return Err(malformed(&name, "session column of another type"));
+            };
+            let keys = match &self.key_encoder {
+                Some(enc) => Some(enc.convert_columns(&columns[..self.spec.keys.len()]).map_err(self.arrow_err())?),
+                None => None,
+            };
+            let chunk = rows.push(columns);
+            for (row, s) in owner.values().iter().enumerate() {
+                let session = usize::try_from(*s).ok().and_then(|s| sessions.get_mut(s).zip(key_of.get_mut(s)));
+                let Some((session, key)) = session else {
+                    return Err(malformed(&name, format!("row of session {s}, which does not exist")));
+                };
+                let bytes: &[u8] = keys.as_ref().map(|k| k.row(row).data()).unwrap_or(&[]);
+                if &**key.get_or_insert_with(|| bytes.into()) != bytes {
+                    return Err(malformed(&name, format!("session {s} has rows of two keys")));
+                }
+                let row = u32::try_from(row).map_err(|_| malformed(&name, "too many rows"))?;
+                session.rows.push((chunk, row));
+                rows.acquire(chunk);
+            }
+            rows.free_if_unused(chunk);
+        }
+        let mut keys: HashMap<u64, KeySessions> = HashMap::new();
+        let mut key_ids = HashMap::new();
+        let mut timers = BinaryHeap::new();
+        for ((checkpoint, session), key) in state.sessions.iter().zip(sessions).zip(key_of) {
+            let Some(key) = key else {
+                return Err(malformed(&name, format!("session [{}, {}) without rows", session.start, session.end)));
+            };
+            if checkpoint.key >= state.next_key {
+                return Err(malformed(&name, format!("key id {} not below the next one", checkpoint.key)));
+            }
+            timers.push(Reverse((session.end.saturating_sub(1), checkpoint.key)));
+            let entry =
+                keys.entry(checkpoint.key).or_insert_with(|| KeySessions { key: key.clone(), sessions: Vec::new() });
+            if entry.key != key || key_ids.insert(key, checkpoint.key).is_some_and(|id| id != checkpoint.key) {
+                return Err(malformed(&name, format!("key id {} for two keys, or two ids for a key", checkpoint.key)));
+            }
+            entry.sessions.push(session);
+        }
+        self.watermark = Watermark(state.watermark);
+        self.next_key = state.next_key;
+        self.keys = keys;
+        self.key_ids = key_ids;
+        self.timers = timers;
+        self.rows = rows;
+        Ok(())
+    }
+}
+
 /// DataFusion's vectorised accumulator for `f`, or its row accumulator behind an adapter.
 fn groups_accumulator(f: &Arc<AggregateFunctionExpr>) -> datafusion::error::Result<Box<dyn GroupsAccumulator>> {
     if f.groups_accumulator_supported() {
@@ -398,6 +530,14 @@ impl StreamOperator for SessionWindowOperator {
         }
         out.push(Message::Watermark(wm));
         Ok(())
+    }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        self.snapshot().map(Some)
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        self.restore(state)
     }
 }
 
@@ -612,5 +752,29 @@ mod tests {
         assert_eq!(col(3).values().to_vec(), vec![2, 1]);
         // SUM(v) FILTER (WHERE v > 1): 2, and NULL for a session with no selected row.
         assert_eq!(col(4).iter().collect::<Vec<_>>(), vec![Some(2), None]);
+    }
+
+    #[test]
+    fn restores_at_every_message() {
+        let mut arriving = batch(&[("a", 100, 1), ("a", 130, 2), ("a", 108, 4)]);
+        arriving.arrival_watermarks = Some(Int64Array::from(vec![None, Some(120), Some(120)]));
+        let input = vec![
+            Message::Data(batch(&[("a", 0, 1), ("b", 0, 1), ("c", 0, 1), ("a", 18, 2), ("b", 10, 2)])),
+            Message::Data(batch(&[("c", 11, 2), ("b", 12, 100), ("d", 3, 3)])),
+            Message::Watermark(Watermark(12)),
+            // 9 bridges a's two sessions; 5 is late for c's first session.
+            Message::Data(batch(&[("a", 9, 4), ("c", 5, 9), ("e", 40, 1)])),
+            Message::Watermark(Watermark(30)),
+            Message::Data(batch(&[("a", 35, 5), ("e", 45, 6), ("b", 29, 7)])),
+            Message::Data(arriving),
+            Message::Watermark(Watermark(60)),
+            Message::Data(batch(&[("f", 200, 8)])),
+            Message::Watermark(Watermark::MAX),
+        ];
+        for (keyed, filtered) in [(true, false), (true, true), (false, true)] {
+            let make = || operator(10, keyed, filtered).0;
+            let out = crate::operators::snapshot::assert_restores_everywhere(make, &input);
+            assert!(out.iter().filter(|m| matches!(m, Message::Data(_))).count() >= 2);
+        }
     }
 }

@@ -41,7 +41,11 @@ use arrow::array::{Array, AsArray, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 
+use serde::{Deserialize, Serialize};
+
+use super::snapshot::{from_meta, to_meta};
 use super::StreamOperator;
+use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Watermark};
 use eddy_sql::plan::WatermarkSpec;
@@ -245,6 +249,33 @@ impl WatermarkOperator {
     }
 }
 
+/// A checkpoint of the assigner: its watermarks, and per partition its own one and whether
+/// it holds the split's back.
+///
+/// Wall-clock state is not kept: after a restore the idle timeouts and the emission
+/// interval start again from the restore. Nor is whether the split said `Idle`: the
+/// downstream subtasks restart without knowing it, so a restored split says it again once
+/// it is quiet (at once, on the next batch or timer, if every partition left is idle).
+#[derive(Serialize, Deserialize)]
+struct WatermarkState {
+    /// The last watermark emitted.
+    current: i64,
+    /// The largest watermark value seen (without partitions).
+    pending: i64,
+    /// Whether a watermark was emitted yet (the first one goes out at once).
+    emitted: bool,
+    partitions: Vec<PartitionCheckpoint>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PartitionCheckpoint {
+    /// `None`: the rows without a mark.
+    partition: Option<u32>,
+    pending: i64,
+    idle: bool,
+    ended: bool,
+}
+
 /// Timestamps of any unit as i64 milliseconds.
 pub(crate) fn to_millis(a: &dyn Array) -> std::result::Result<arrow::array::ArrayRef, arrow::error::ArrowError> {
     let ms = cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
@@ -345,6 +376,45 @@ impl StreamOperator for WatermarkOperator {
     fn on_end(&mut self, out: &mut Vec<Message>) -> Result<()> {
         self.current = Watermark::MAX;
         out.push(Message::Watermark(Watermark::MAX));
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        let state = WatermarkState {
+            current: self.current.0,
+            pending: self.pending.0,
+            emitted: self.last_emit.is_some(),
+            partitions: self
+                .partitions
+                .iter()
+                .map(|(partition, p)| PartitionCheckpoint {
+                    partition: *partition,
+                    pending: p.pending.0,
+                    idle: p.idle,
+                    ended: p.ended,
+                })
+                .collect(),
+        };
+        Ok(Some(StateSnapshot::meta(to_meta(&self.name(), &state)?)))
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        let state: WatermarkState = from_meta(&self.name(), state.meta)?;
+        let now = Instant::now();
+        self.current = Watermark(state.current);
+        self.pending = Watermark(state.pending);
+        self.last_emit = state.emitted.then_some(now);
+        self.last_rows = now;
+        self.idle = false;
+        self.partitions = state
+            .partitions
+            .into_iter()
+            .map(|p| {
+                let restored =
+                    PartitionState { pending: Watermark(p.pending), last_rows: now, idle: p.idle, ended: p.ended };
+                (p.partition, restored)
+            })
+            .collect();
         Ok(())
     }
 }
@@ -583,5 +653,86 @@ mod tests {
         let mut out = Vec::new();
         op.on_processing_time(due, &mut out).unwrap();
         assert_eq!(split(out).1, vec![30]);
+    }
+
+    /// Snapshots `op` (through checkpoint files) into a fresh operator of the same spec.
+    fn restored(op: &mut WatermarkOperator, interval_ms: u64, idle_timeout_ms: u64) -> WatermarkOperator {
+        let snapshot = op.snapshot_state().expect("snapshot").expect("state");
+        let mut fresh = operator(interval_ms, idle_timeout_ms);
+        fresh.restore_state(crate::operators::snapshot::through_files(snapshot)).expect("restore");
+        fresh
+    }
+
+    /// Output without `Idle` (a restored split says it again, see `WatermarkState`).
+    fn without_idle(out: Vec<Message>) -> Vec<String> {
+        crate::operators::snapshot::trace(&out).into_iter().filter(|m| m != "Idle").collect()
+    }
+
+    #[test]
+    fn restores_watermarks_at_every_message() {
+        let input = || {
+            vec![
+                Message::Data(batch(&[Some(10), Some(30), None])),
+                Message::Data(batch(&[Some(20), Some(35)])),
+                Message::Data(batch(&[])),
+                Message::Data(batch(&[Some(50), Some(40), Some(60)])),
+                Message::End,
+            ]
+        };
+        crate::operators::snapshot::assert_restores_everywhere(|| operator(0, 0), &input());
+        // Periodic: the first watermark goes out at once, the later ones wait for the interval.
+        let out = crate::operators::snapshot::assert_restores_everywhere(|| operator(60_000, 0), &input());
+        assert_eq!(split(out).1, vec![30, i64::MAX]);
+    }
+
+    #[test]
+    fn restores_partition_watermarks_and_idleness() {
+        let later = || Instant::now() + Duration::from_secs(3600);
+        // A timeout long enough that only partition 2, left alone for it, goes idle.
+        let mut op = operator(0, 1000);
+        run(&mut op, part(2, &[], false));
+        std::thread::sleep(Duration::from_millis(1100));
+        run(&mut op, part(0, &[], false));
+        run(&mut op, part(1, &[], false));
+        // Partition 2 had no rows for the timeout: idle (found on the next batch).
+        assert_eq!(split(run(&mut op, part(0, &[Some(10), Some(50)], false))).1, Vec::<i64>::new());
+        assert_eq!(split(run(&mut op, part(1, &[Some(20)], false))).1, vec![20]);
+        assert_eq!(split(run(&mut op, part(1, &[Some(30)], false))).1, vec![30]);
+        run(&mut op, part(0, &[Some(60)], false));
+        run(&mut op, part(3, &[Some(5)], true));
+        let mut back = restored(&mut op, 0, 1000);
+        let rest = [part(1, &[Some(40)], false), part(0, &[Some(70), Some(45)], false), part(1, &[Some(90)], true)];
+        for b in rest {
+            let (a, r) = (run(&mut op, b.clone()), run(&mut back, b));
+            assert_eq!(without_idle(r), without_idle(a));
+        }
+        // Partition 0 alone holds the watermark back now; then it goes idle too.
+        let (mut a, mut r) = (Vec::new(), Vec::new());
+        op.on_processing_time(later(), &mut a).expect("timer");
+        back.on_processing_time(later(), &mut r).expect("timer");
+        assert_eq!(split(r.clone()).1, Vec::<i64>::new());
+        assert!(matches!(r.as_slice(), [Message::Idle]), "{r:?}");
+        assert_eq!(without_idle(r), without_idle(a));
+        let (mut a, mut r) = (Vec::new(), Vec::new());
+        op.on_end(&mut a).expect("end");
+        back.on_end(&mut r).expect("end");
+        assert_eq!(split(r).1, vec![i64::MAX]);
+    }
+
+    #[test]
+    fn restored_idle_split_says_idle_again() {
+        let mut op = operator(0, 1);
+        run(&mut op, batch(&[Some(10)]));
+        let mut out = Vec::new();
+        op.on_processing_time(Instant::now() + Duration::from_secs(1), &mut out).expect("timer");
+        assert!(matches!(out.as_slice(), [Message::Idle]), "{out:?}");
+        let mut back = restored(&mut op, 0, 1);
+        let due = back.next_processing_time().expect("an idle timer again");
+        let mut out = Vec::new();
+        back.on_processing_time(due, &mut out).expect("timer");
+        assert!(matches!(out.as_slice(), [Message::Idle]), "{out:?}");
+        // The watermark stays where it was.
+        assert_eq!(split(run(&mut back, batch(&[Some(5)]))).1, Vec::<i64>::new());
+        assert_eq!(split(run(&mut back, batch(&[Some(11)]))).1, vec![11]);
     }
 }

@@ -16,9 +16,12 @@ use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::kernels::sort::{LexicographicalComparator, SortColumn, SortOptions};
 use arrow::compute::{cast, concat_batches, take, take_record_batch};
 use arrow::datatypes::SchemaRef;
+use serde::{Deserialize, Serialize};
 
+use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::windowing::{effective_watermark, event_times, rebatch, require_append_only};
 use super::{OperatorContext, StreamOperator};
+use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
@@ -131,6 +134,54 @@ impl WindowTopNOperator {
     }
 }
 
+/// A checkpoint of the Top-N: the watermark and the rows of each window not fired yet.
+#[derive(Serialize, Deserialize)]
+struct TopNState {
+    watermark: i64,
+    /// In firing order; a window's rows in arrival order (ties keep it), as input columns.
+    windows: Vec<WindowRows>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WindowRows {
+    end: i64,
+    start: i64,
+    part: Part,
+}
+
+impl WindowTopNOperator {
+    fn snapshot(&self) -> Result<StateSnapshot> {
+        let arrow_err = self.arrow_err();
+        let mut packer = Packer::default();
+        let mut windows = Vec::with_capacity(self.windows.len());
+        for (&(end, start), batches) in &self.windows {
+            let rows = concat_batches(&self.input_schema, batches).map_err(&arrow_err)?;
+            let part = packer.add(rows.columns().to_vec(), rows.num_rows()).map_err(&arrow_err)?;
+            windows.push(WindowRows { end, start, part });
+        }
+        let state = TopNState { watermark: self.watermark.0, windows };
+        Ok(StateSnapshot { meta: to_meta(&self.name(), &state)?, batches: packer.finish().map_err(&arrow_err)? })
+    }
+
+    fn restore(&mut self, snapshot: StateSnapshot) -> Result<()> {
+        let name = self.name();
+        let state: TopNState = from_meta(&name, snapshot.meta)?;
+        let mut windows = BTreeMap::new();
+        for w in state.windows {
+            let columns = part_columns(&name, &snapshot.batches, w.part, self.input_schema.fields().len())?;
+            // Checks the columns against the input schema, which ranking relies on.
+            let rows = RecordBatch::try_new(Arc::clone(&self.input_schema), columns)
+                .map_err(|e| malformed(&name, format!("window [{}, {}): {e}", w.start, w.end)))?;
+            if windows.insert((w.end, w.start), vec![rows]).is_some() {
+                return Err(malformed(&name, format!("window [{}, {}) twice", w.start, w.end)));
+            }
+        }
+        self.watermark = Watermark(state.watermark);
+        self.windows = windows;
+        Ok(())
+    }
+}
+
 impl StreamOperator for WindowTopNOperator {
     fn name(&self) -> String {
         let keys: Vec<&str> = self.spec.partition_keys.iter().map(|k| k.display.as_str()).collect();
@@ -199,6 +250,14 @@ impl StreamOperator for WindowTopNOperator {
         }
         out.push(Message::Watermark(wm));
         Ok(())
+    }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        self.snapshot().map(Some)
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        self.restore(state)
     }
 }
 
@@ -332,5 +391,25 @@ mod tests {
         op.handle_watermark(Watermark::MAX, &mut out).expect("watermark");
         assert_eq!(rows_of(&out), vec![(0, "A".to_string(), 1, 1)]);
         assert_eq!(late.get(), 1);
+    }
+
+    #[test]
+    fn restores_at_every_message() {
+        let mut arriving = batch(&[(20, "A", 10, 4), (20, "A", 11, 6)]);
+        arriving.arrival_watermarks = Some(Int64Array::from(vec![Some(28), Some(29)]));
+        let input = vec![
+            Message::Data(batch(&[(0, "A", 1, 5), (0, "B", 2, 7), (10, "A", 5, 1), (0, "A", 3, 9)])),
+            Message::Data(batch(&[(0, "A", 4, 9), (10, "B", 6, 3), (10, "B", 7, 8)])),
+            Message::Watermark(Watermark(9)),
+            Message::Data(batch(&[(0, "A", 8, 100), (10, "A", 9, 2), (20, "B", 12, 1)])),
+            Message::Data(arriving),
+            Message::Watermark(Watermark(19)),
+            Message::Data(batch(&[(20, "B", 13, 1), (10, "B", 14, 50)])),
+            Message::Watermark(Watermark::MAX),
+        ];
+        for emit_rank in [true, false] {
+            let out = crate::operators::snapshot::assert_restores_everywhere(|| operator(emit_rank).0, &input);
+            assert_eq!(rows_of(&out).len(), 10);
+        }
     }
 }

@@ -25,7 +25,11 @@ impl Settings {
             {
                 return Err(format!("'{key}' must be 'streaming', 'batch' or 'automatic', got '{value}'"));
             }
+            "execution.checkpointing.num-retained" if value.trim().parse::<usize>().map_or(true, |n| n == 0) => {
+                return Err(format!("'{key}' must be a positive integer, got '{value}'"));
+            }
             "pipeline.auto-watermark-interval"
+            | "execution.checkpointing.interval"
             | "table.exec.source.idle-timeout"
             | "table.exec.emit.allow-lateness"
             | "table.exec.emit.early-fire.delay"
@@ -88,6 +92,17 @@ impl Settings {
     /// `table.exec.source.idle-timeout` in ms (0 = disabled, the default).
     pub fn idle_timeout_ms(&self) -> u64 {
         self.get("table.exec.source.idle-timeout").and_then(parse_duration_ms).unwrap_or(0)
+    }
+
+    /// `execution.checkpointing.interval` in ms, if set (0 or unset: no checkpoints, as
+    /// in Flink).
+    pub fn checkpoint_interval_ms(&self) -> Option<u64> {
+        self.get("execution.checkpointing.interval").and_then(parse_duration_ms).filter(|ms| *ms > 0)
+    }
+
+    /// `execution.checkpointing.num-retained`: complete checkpoints kept (default 2).
+    pub fn checkpoints_retained(&self) -> usize {
+        self.get("execution.checkpointing.num-retained").and_then(|v| v.trim().parse().ok()).unwrap_or(2)
     }
 
     /// Whether `execution.runtime-mode` is `batch`.

@@ -71,6 +71,7 @@ use eddy_sql::plan::{WindowAggSpec, WindowKind, WindowOutput};
 
 use super::watermark::to_millis;
 use super::{OperatorContext, StreamOperator};
+use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Watermark};
 use crate::metrics::LateRowCounter;
@@ -842,6 +843,14 @@ impl StreamOperator for WindowAggregateOperator {
         self.last_early_fire = Some(now);
         Ok(())
     }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        self.snapshot().map(Some)
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        self.restore(state)
+    }
 }
 
 /// `WindowAggregate[HOP(slide=2000ms, size=10000ms), keys=[k], aggs=[COUNT(*)]]`.
@@ -1222,5 +1231,6 @@ impl Partial {
     }
 }
 
+mod checkpoint;
 #[cfg(test)]
 mod tests;

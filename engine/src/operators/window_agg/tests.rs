@@ -117,7 +117,7 @@ fn feed(op: &mut WindowAggregateOperator, input: Vec<Message>) -> Vec<Message> {
             Message::Data(b) => op.process_batch(b, &mut out).unwrap(),
             Message::Watermark(w) => op.handle_watermark(w, &mut out).unwrap(),
             Message::End => op.on_end(&mut out).unwrap(),
-            Message::Idle => {}
+            Message::Idle | Message::Barrier(_) => {}
         }
     }
     out
@@ -706,4 +706,193 @@ fn updating_changelog_converges_to_brute_force() {
         assert_eq!(late.get(), 0);
         assert!(op.slices.is_empty() && op.retained_windows() == 0 && op.dirty.is_empty());
     }
+}
+
+/// One step of a test run: a message, or an early fire at a processing time.
+// Test input, a few dozen steps: boxing messages would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Step {
+    M(Message),
+    Tick(Instant),
+}
+
+fn drive(op: &mut WindowAggregateOperator, steps: &[Step]) -> Vec<Message> {
+    let mut out = Vec::new();
+    for s in steps {
+        match s {
+            Step::M(m) => out.extend(feed(op, vec![m.clone()])),
+            Step::Tick(now) => out.extend(tick(op, *now)),
+        }
+    }
+    out
+}
+
+/// The output in order: each batch as its rows (with their kinds), each watermark.
+fn trace(out: &[Message]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for m in out {
+        match m {
+            Message::Data(b) => {
+                let kinds: Vec<String> = match &b.row_kinds {
+                    Some(k) => k.iter().map(|k| RowKind::from_code(k.unwrap()).unwrap().to_string()).collect(),
+                    None => vec!["append".into(); b.num_rows()],
+                };
+                let rows = row_strings(b);
+                lines.push(format!("batch of {}", rows.len()));
+                lines.extend(kinds.iter().zip(rows).map(|(k, r)| format!("{k}|{r}")));
+            }
+            Message::Watermark(w) => lines.push(format!("watermark {}", w.0)),
+            other => lines.push(format!("{other:?}")),
+        }
+    }
+    lines
+}
+
+/// Runs `steps` straight through one operator and, for every split point, through one
+/// that is snapshotted there (the snapshot written and read back as checkpoint files) and
+/// goes on, and through a fresh one restored from that snapshot: all three must emit the
+/// same after the split. Returns the straight run's output.
+fn assert_restores_everywhere(make: impl Fn() -> WindowAggregateOperator, steps: &[Step]) -> Vec<Message> {
+    let mut straight = make();
+    let mut expected = Vec::new();
+    let mut after_each = Vec::new();
+    for s in steps {
+        let out = drive(&mut straight, std::slice::from_ref(s));
+        expected.extend(out.iter().cloned());
+        after_each.push(trace(&out));
+    }
+    for split in 0..=steps.len() {
+        let mut original = make();
+        drive(&mut original, &steps[..split]);
+        let snapshot = original.snapshot_state().unwrap().expect("a stateful operator has state");
+        assert!(snapshot.batches.iter().all(|b| b.schema().fields().len() == b.num_columns()));
+        let mut restored = make();
+        restored.restore_state(crate::operators::snapshot::through_files(snapshot)).unwrap();
+        assert_eq!(restored.next_processing_time().is_some(), original.next_processing_time().is_some());
+        let want: Vec<String> = after_each[split..].iter().flatten().cloned().collect();
+        let rest = &steps[split..];
+        assert_eq!(trace(&drive(&mut original, rest)), want, "snapshotted at step {split}");
+        assert_eq!(trace(&drive(&mut restored, rest)), want, "restored at step {split}");
+        assert!(restored.slices.is_empty() && restored.emitted.is_empty() && restored.dirty.is_empty());
+    }
+    expected
+}
+
+/// Batches of 17 generated rows, each followed by a watermark 500 ms behind the largest
+/// time so far (so some rows are late, some partly late), an early fire every third batch
+/// when `ticks`, then the end-of-input watermark.
+fn generated_steps(n: usize, ticks: bool) -> Vec<Step> {
+    let t0 = Instant::now();
+    let mut steps = Vec::new();
+    let mut max_ts = i64::MIN;
+    for (i, chunk) in generated_rows(n).chunks(17).enumerate() {
+        steps.push(Step::M(Message::Data(batch(chunk))));
+        if ticks && i % 3 == 0 {
+            steps.push(Step::Tick(t0 + Duration::from_secs(i as u64)));
+        }
+        max_ts = chunk.iter().map(|r| r.0).fold(max_ts, i64::max);
+        steps.push(Step::M(Message::Watermark(Watermark(max_ts - 500))));
+    }
+    steps.push(Step::M(Message::Watermark(Watermark::MAX)));
+    steps
+}
+
+fn windows_under_test() -> [WindowKind; 3] {
+    [
+        WindowKind::Tumble { size: 3000, offset: 0 },
+        WindowKind::Hop { slide: 2000, size: 10_000, offset: 0 },
+        WindowKind::Cumulate { step: 2000, size: 10_000, offset: 0 },
+    ]
+}
+
+/// COUNT, SUM, COUNT(DISTINCT) and AVG: state arrays of one, list and two columns.
+fn checkpointed_aggregates() -> Vec<AggregateSpec> {
+    let v_double = expr_cast(col("v", &input_schema()).unwrap(), &input_schema(), DataType::Float64).unwrap();
+    vec![
+        agg(count_udaf(), false, None),
+        agg(sum_udaf(), false, Some(v_greater_than(10))),
+        agg(count_udaf(), true, None),
+        agg_of(avg_udaf(), v_double, false, None),
+    ]
+}
+
+#[test]
+fn append_output_restores_at_every_step() {
+    for window in windows_under_test() {
+        for keyed in [true, false] {
+            let make = || operator(window, keyed, checkpointed_aggregates()).0;
+            let out = assert_restores_everywhere(make, &generated_steps(120, false));
+            assert!(rows(&out).len() > 3, "{window:?}: some windows fired");
+        }
+    }
+}
+
+#[test]
+fn updating_output_restores_at_every_step() {
+    let emits = [
+        EmitStrategy { allowed_lateness_ms: 2000, early_fire_delay_ms: 1000 },
+        EmitStrategy { allowed_lateness_ms: 1000, early_fire_delay_ms: 0 },
+        EmitStrategy { allowed_lateness_ms: 0, early_fire_delay_ms: 1000 },
+    ];
+    for window in windows_under_test() {
+        for emit in emits {
+            for keyed in [true, false] {
+                let make = || operator_with(window, keyed, checkpointed_aggregates(), emit).0;
+                let out = assert_restores_everywhere(make, &generated_steps(120, true));
+                assert!(changes(&out).iter().any(|r| r.starts_with("-U")), "{window:?} {emit:?}: some updates");
+            }
+        }
+    }
+}
+
+/// Without keys and aggregates a partial has groups but no columns.
+#[test]
+fn windows_without_keys_or_aggregates_restore() {
+    for window in windows_under_test() {
+        let make = || operator(window, false, Vec::new()).0;
+        let out = assert_restores_everywhere(make, &generated_steps(60, false));
+        assert!(!rows(&out).is_empty());
+        let make = || operator_with(window, false, Vec::new(), lateness(1000)).0;
+        assert_restores_everywhere(make, &generated_steps(60, false));
+    }
+}
+
+#[test]
+fn snapshot_keeps_live_partials_of_a_tumble_window() {
+    let window = WindowKind::Tumble { size: 10_000, offset: 0 };
+    let (mut op, _) = operator(window, true, count_sum());
+    feed(&mut op, vec![Message::Data(batch(&[(1000, "a", 1), (2000, "b", 2)]))]);
+    let snapshot = op.snapshot_state().unwrap().unwrap();
+    feed(&mut op, vec![Message::Data(batch(&[(3000, "a", 4)]))]);
+    let (mut restored, _) = operator(window, true, count_sum());
+    restored.restore_state(snapshot).unwrap();
+    let out = feed(&mut op, vec![Message::Watermark(Watermark::MAX)]);
+    assert_eq!(rows(&out), sorted(&["a|0|10000|2|5", "b|0|10000|1|2"]));
+    let out = feed(&mut restored, vec![Message::Watermark(Watermark::MAX)]);
+    assert_eq!(rows(&out), sorted(&["a|0|10000|1|1", "b|0|10000|1|2"]));
+}
+
+#[test]
+fn malformed_snapshots_are_refused() {
+    let window = WindowKind::Hop { slide: 2000, size: 10_000, offset: 0 };
+    let (mut op, _) = operator_with(window, true, count_sum(), lateness(1000));
+    feed(&mut op, vec![Message::Data(batch(&[(1000, "a", 1)])), Message::Watermark(Watermark(2500))]);
+    let good = op.snapshot_state().unwrap().unwrap();
+    let fresh = || operator_with(window, true, count_sum(), lateness(1000)).0;
+    let refused = |state: crate::checkpoint::StateSnapshot| {
+        let err = fresh().restore_state(state).unwrap_err();
+        assert!(matches!(err, EngineError::Checkpoint(_)), "{err}");
+    };
+    refused(crate::checkpoint::StateSnapshot { batches: Vec::new(), ..good.clone() });
+    refused(crate::checkpoint::StateSnapshot::meta(serde_json::json!({ "watermark": "soon" })));
+    // Another aggregate's state.
+    let (mut other, _) = operator_with(window, true, vec![agg(max_udaf(), false, None)], lateness(1000));
+    feed(&mut other, vec![Message::Data(batch(&[(1000, "a", 1)]))]);
+    refused(other.snapshot_state().unwrap().unwrap());
+    // Another key type.
+    let (mut global, _) = operator_with(window, false, count_sum(), lateness(1000));
+    feed(&mut global, vec![Message::Data(batch(&[(1000, "a", 1)]))]);
+    refused(global.snapshot_state().unwrap().unwrap());
+    fresh().restore_state(good).unwrap();
 }
