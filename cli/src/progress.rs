@@ -56,6 +56,25 @@ pub fn summary(s: &JobSummary) -> String {
     if s.records_skipped > 0 {
         line.push_str(&format!(", {} malformed records skipped", group(s.records_skipped)));
     }
+    if s.restored_epoch > 0 {
+        line.push_str(&format!(
+            ", restored from checkpoint {} (read in {} ms",
+            s.restored_epoch,
+            s.restore_time.as_millis()
+        ));
+        if let Some(first) = s.first_row_after {
+            line.push_str(&format!(", first row after {} ms", first.as_millis()));
+        }
+        line.push(')');
+    }
+    if s.checkpoints > 0 {
+        line.push_str(&format!(
+            ", {} checkpoints (longest {} ms, last {:.1} MB)",
+            s.checkpoints,
+            s.max_checkpoint.as_millis(),
+            s.last_checkpoint_bytes as f64 / 1e6
+        ));
+    }
     if s.late_rows_dropped > 0 {
         line.push_str(&format!(", {} late rows dropped", group(s.late_rows_dropped)));
         let by: Vec<String> = s.late_rows_by_operator.iter().map(|(op, n)| format!("{op}: {}", group(*n))).collect();

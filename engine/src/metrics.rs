@@ -31,6 +31,12 @@ pub struct JobMetrics {
     pub last_checkpoint_bytes: AtomicU64,
     /// When the last checkpoint completed, ms since the epoch (0: none yet).
     pub last_checkpoint_completed_ms: AtomicU64,
+    /// The longest checkpoint so far, in ms.
+    pub max_checkpoint_duration_ms: AtomicU64,
+    /// When the first row was read, µs after the job started (0: none yet; recovery time).
+    pub first_row_micros: AtomicU64,
+    /// When the job started running.
+    pub job_started: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// Counts the late rows one operator subtask drops, into its own counter and the job's.
@@ -119,6 +125,16 @@ impl JobMetrics {
     /// Read one counter.
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Note that a source read rows (the first time: how long after the start).
+    pub fn row_read(&self) {
+        if self.first_row_micros.load(Ordering::Relaxed) == 0 {
+            if let Some(start) = self.job_started.get() {
+                let us = (start.elapsed().as_micros() as u64).max(1);
+                let _ = self.first_row_micros.compare_exchange(0, us, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Add to one counter.

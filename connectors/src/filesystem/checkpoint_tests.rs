@@ -56,7 +56,7 @@ async fn resumes_at_every_batch(t: &ConnectorTable, split: Split) -> usize {
         let first_difference = a.iter().zip(&b).position(|(x, y)| x != y);
         assert!(
             a.len() == b.len() && first_difference.is_none(),
-            "resumed after batch {k} at {text}: {} rows instead of {}, first difference at {first_difference:?}: {:?} vs {:?}",
+            "resumed after batch {k} at {text}: {} rows, not {}; first difference at {first_difference:?}: {:?}/{:?}",
             a.len(),
             b.len(),
             first_difference.map(|i| &a[i..(i + 5).min(a.len())]),

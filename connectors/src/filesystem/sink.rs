@@ -497,8 +497,8 @@ impl Sink for FileSink {
     async fn recover(&mut self, state: Option<serde_json::Value>) -> Result<()> {
         let Some(state) = state else { return Ok(()) };
         let bad = |message: String| ConnectorError::checkpoint(&self.table, message);
-        let state = State::deserialize(&state)
-            .map_err(|e| bad(format!("filesystem sink state {state} cannot be read: {e}")))?;
+        let state =
+            State::deserialize(&state).map_err(|e| bad(format!("filesystem sink state cannot be read: {e}")))?;
         if state.subtask != self.subtask {
             return Err(bad(format!(
                 "the state of sink subtask {} was given to subtask {}",

@@ -192,8 +192,8 @@ pub(super) fn create(
 /// The parts a checkpoint position lists, checked against the table's path and format.
 fn resume_parts(table: &str, config: &Config, position: &serde_json::Value) -> Result<VecDeque<FilePart>> {
     let bad = |message: String| ConnectorError::checkpoint(table, message);
-    let parsed = Position::deserialize(position)
-        .map_err(|e| bad(format!("filesystem position {position} cannot be read: {e}")))?;
+    let parsed =
+        Position::deserialize(position).map_err(|e| bad(format!("filesystem position cannot be read: {e}")))?;
     for part in &parsed.files {
         if !part.path.starts_with(&config.path) {
             return Err(bad(format!(

@@ -10,8 +10,16 @@
 //! thread); the first failed delivery fails the next call. `finish` waits until the broker
 //! has acknowledged every record, and so does `pre_commit` at each checkpoint barrier: a
 //! checkpoint completes only once the rows before it are in Kafka, so a restart from it
-//! loses none (at-least-once: rows after it may be written twice). The producer is idempotent (see [`idempotence_fits`]), so
-//! a request retried after a broken connection does not write its records twice.
+//! loses none (at-least-once: rows after it may be written twice). The producer is
+//! idempotent (see [`idempotence_fits`]), so a request retried after a broken connection
+//! does not write its records twice.
+//!
+//! Why 'exactly-once' is refused: Flink commits each checkpoint's Kafka transaction after
+//! the checkpoint completes, and after a crash in between it resumes that transaction (by
+//! producer id and epoch) to commit it. librdkafka (2.12) cannot resume another producer's
+//! transaction: `init_transactions` with the same `transactional.id` aborts it, which would
+//! lose the rows of a completed checkpoint. The test broker (Tansu 0.6) also shows aborted
+//! records to `read_committed` consumers, so it could not check the guarantee.
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};

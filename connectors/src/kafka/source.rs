@@ -189,8 +189,7 @@ impl Position {
     /// Read a position, checking its keys and offsets.
     pub(crate) fn parse(table: &str, value: &serde_json::Value) -> Result<Self> {
         let bad = |message: String| ConnectorError::checkpoint(table, message);
-        let position =
-            Self::deserialize(value).map_err(|e| bad(format!("kafka position {value} cannot be read: {e}")))?;
+        let position = Self::deserialize(value).map_err(|e| bad(format!("kafka position cannot be read: {e}")))?;
         for (key, offset) in position.offsets.iter().chain(&position.stops) {
             let ok = key.rsplit_once('/').is_some_and(|(t, p)| !t.is_empty() && p.parse::<i32>().is_ok_and(|p| p >= 0));
             if !ok || *offset < 0 {
@@ -295,7 +294,8 @@ impl KafkaSource {
         let consumer = Arc::new(consumer);
 
         let tps: Vec<(Arc<str>, i32)> = mine.iter().map(|(_, t, p)| (t.clone(), *p)).collect();
-        let resume_at = self.resume_at.take().unwrap_or_default();
+        // Kept (not taken): an open that fails can be tried again from the same position.
+        let resume_at = self.resume_at.clone().unwrap_or_default();
         let given: Vec<Given> = tps.iter().map(|(t, p)| resume_at.given(t, *p)).collect();
         let bounds = offsets(&config, &consumer, &tps, &given).await?;
         let mut parts = Vec::with_capacity(mine.len());

@@ -177,7 +177,7 @@ pub(crate) fn create_source(
     let first = match position {
         Some(p) => {
             let (next_event, base_time) = position_of(&table.name, p)?;
-            if next_event < index || (next_event - index) % count != 0 {
+            if next_event < index || !(next_event - index).is_multiple_of(count) {
                 return Err(ConnectorError::checkpoint(
                     &table.name,
                     format!(

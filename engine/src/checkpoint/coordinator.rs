@@ -167,6 +167,7 @@ impl Coordinator {
         m.checkpoints_completed.fetch_add(1, Ordering::Relaxed);
         m.last_checkpoint_epoch.store(epoch, Ordering::Relaxed);
         m.last_checkpoint_duration_ms.store(took.as_millis() as u64, Ordering::Relaxed);
+        m.max_checkpoint_duration_ms.fetch_max(took.as_millis() as u64, Ordering::Relaxed);
         m.last_checkpoint_bytes.store(bytes, Ordering::Relaxed);
         m.last_checkpoint_completed_ms.store(completed_ms, Ordering::Relaxed);
         tracing::debug!(epoch, bytes, took_ms = took.as_millis() as u64, "checkpoint complete");

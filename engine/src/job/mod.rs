@@ -63,6 +63,18 @@ pub struct JobSummary {
     pub elapsed: Duration,
     /// Whether it ended because it was stopped (rather than its sources ending).
     pub stopped: bool,
+    /// The checkpoint it started from (0: none), and how long reading it took.
+    pub restored_epoch: u64,
+    /// See `restored_epoch`.
+    pub restore_time: Duration,
+    /// From the start of the job to its first row read (after a restore: recovery time).
+    pub first_row_after: Option<Duration>,
+    /// Checkpoints completed, the longest one, and the last one's size in bytes.
+    pub checkpoints: u64,
+    /// See `checkpoints`.
+    pub max_checkpoint: Duration,
+    /// See `checkpoints`.
+    pub last_checkpoint_bytes: u64,
 }
 
 /// A job ready to run.
@@ -144,10 +156,14 @@ impl Job {
     pub async fn run(self) -> Result<JobSummary> {
         let start = Instant::now();
         let graph = graph::ChainGraph::build(&self.plan);
+        self.metrics.job_started.get_or_init(Instant::now);
+        let mut restore_time = Duration::ZERO;
         let (link, coordinator, restored) = match &self.checkpoints {
             Some(config) => {
                 let fingerprint = fingerprint(&self.plan);
+                let reading = Instant::now();
                 let restored = checkpoint::store::latest(&config.dir)?;
+                restore_time = reading.elapsed();
                 if let Some(m) = restored.as_ref().and_then(|r| r.manifest.as_ref()) {
                     if m.fingerprint != fingerprint {
                         return Err(EngineError::Checkpoint(format!(
@@ -168,6 +184,7 @@ impl Job {
             }
             None => (None, None, None),
         };
+        let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch());
         let result = task::run_graph(
             &self.plan,
             &graph,
@@ -201,6 +218,15 @@ impl Job {
             late_rows_by_operator: m.late_rows_by_operator(),
             elapsed: start.elapsed(),
             stopped: self.stop.is_stopped(),
+            restored_epoch,
+            restore_time,
+            first_row_after: match JobMetrics::get(&m.first_row_micros) {
+                0 => None,
+                us => Some(Duration::from_micros(us)),
+            },
+            checkpoints: JobMetrics::get(&m.checkpoints_completed),
+            max_checkpoint: Duration::from_millis(JobMetrics::get(&m.max_checkpoint_duration_ms)),
+            last_checkpoint_bytes: JobMetrics::get(&m.last_checkpoint_bytes),
         })
     }
 }

@@ -532,6 +532,9 @@ async fn next_message(input: &mut Input, metrics: &JobMetrics) -> Result<Message
             }
             Some(FeedItem::Batch(Ok(b))) => {
                 JobMetrics::add(&metrics.rows_in, b.batch.num_rows() as u64);
+                if b.batch.num_rows() > 0 {
+                    metrics.row_read();
+                }
                 Ok(Message::Data(Batch {
                     data: b.batch,
                     row_kinds: b.row_kinds,
