@@ -48,6 +48,8 @@ pub struct Eddy {
     conn_settings: Mutex<std::collections::HashMap<String, Vec<(String, String)>>>,
     /// The tables' primary keys as pg_catalog shows them.
     keys: Arc<crate::pg_catalog_keys::PrimaryKeys>,
+    /// Jobs' checkpoints: `<state-dir>/checkpoints/<job id>`.
+    checkpoints_dir: PathBuf,
 }
 
 /// `execution.checkpointing.interval` of a job started by the server, unless set.
@@ -67,6 +69,7 @@ impl Eddy {
             catalog_file: state_dir.join("catalog.sql"),
             conn_settings: Mutex::new(std::collections::HashMap::new()),
             keys: Arc::default(),
+            checkpoints_dir: state_dir.join("checkpoints"),
         });
         eddy.replay_catalog()?;
         for spec in eddy.jobs.saved()? {
@@ -92,7 +95,7 @@ impl Eddy {
             None => DEFAULT_CHECKPOINT_INTERVAL_MS,
         };
         Some(CheckpointConfig {
-            dir: self.tables.dir().join("checkpoints").join(id),
+            dir: self.checkpoints_dir.join(id),
             interval: std::time::Duration::from_millis(interval),
             retained: s.checkpoints_retained(),
         })

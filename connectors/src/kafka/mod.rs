@@ -265,9 +265,11 @@ impl Config {
             None | Some("at-least-once") | Some("at_least_once") => Delivery::AtLeastOnce,
             Some("none") => Delivery::None,
             Some("exactly-once") | Some("exactly_once") => {
-                return Err(err("'sink.delivery-guarantee' = 'exactly-once' needs checkpoints (Kafka transactions \
-                     committed on checkpoint), which this version of Eddy does not have yet; use \
-                     'at-least-once'"
+                return Err(err("'sink.delivery-guarantee' = 'exactly-once' (Kafka transactions committed on \
+                     checkpoint) is not supported yet: librdkafka cannot resume a transaction after a \
+                     restart, so an epoch pre-committed before a crash could not be published. Use \
+                     'at-least-once' (with checkpoints, every row before a checkpoint is in Kafka when \
+                     it completes; rows after it may be written again after a restart)"
                     .into()))
             }
             Some(other) => {

@@ -193,13 +193,13 @@ fn metadata_keys_are_checked_for_reading_and_writing() {
 }
 
 #[test]
-fn exactly_once_waits_for_checkpoints() {
+fn exactly_once_is_refused_with_the_reason() {
     let e = error(&t(&[
         ("format", "json"),
         ("scan.startup.mode", "earliest-offset"),
         ("sink.delivery-guarantee", "exactly-once"),
     ]));
-    assert!(e.contains("needs checkpoints"), "{e}");
+    assert!(e.contains("cannot resume a transaction") && e.contains("'at-least-once'"), "{e}");
 }
 
 #[test]
