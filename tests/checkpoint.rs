@@ -2,6 +2,9 @@
 //! moments, and started again each time with the same command, ends with the same output
 //! as one uninterrupted run: no row lost, none written twice.
 
+#[path = "kafka_util.rs"]
+mod kafka_util;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -127,6 +130,7 @@ fn a_job_killed_at_random_moments_writes_what_an_uninterrupted_run_writes() {
     assert!(started.elapsed() < Duration::from_secs(240), "the chaos run took {:?}", started.elapsed());
     assert!(kills >= 3, "the job was killed only {kills} times: it ended too soon to test recovery");
     assert!(restored_from.iter().any(|n| *n > 0), "no checkpoint completed before any kill: {restored_from:?}");
+    eprintln!("killed {kills} times; complete checkpoints on disk at each kill: {restored_from:?}");
     let got = committed_lines(&chaos_out);
     assert_eq!(got.len(), want.len(), "rows after {kills} kills (checkpoints seen at each: {restored_from:?})");
     assert!(got == want, "the output differs from the uninterrupted run's");
@@ -171,4 +175,84 @@ fn a_checkpoint_of_another_plan_is_refused_until_started_fresh() {
         .output()
         .expect("run");
     assert!(fresh.status.success(), "{}", String::from_utf8_lossy(&fresh.stderr));
+}
+
+/// The same with a Kafka source (2 partitions, bounded at the latest offsets): the
+/// checkpoint holds each partition's next offset, and a restarted run reads on from there.
+#[test]
+fn a_kafka_job_killed_at_random_moments_writes_what_an_uninterrupted_run_writes() {
+    use kafka_util::{broker, create_topic, produce, unique, Rec};
+    let bootstrap = broker();
+    let topic = unique("chaos-bids");
+    create_topic(bootstrap, &topic, 2);
+    let records: Vec<Rec> = (0..30_000i64)
+        .map(|id| Rec {
+            partition: (id % 2) as i32,
+            ..Rec::value(&format!("{{\"id\":{id},\"auction\":{},\"price\":{}}}", id % 13, (id * 37) % 1000))
+        })
+        .collect();
+    produce(bootstrap, &topic, &records);
+
+    let job = |out: &Path, group: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+SET 'parallelism.default' = '2';
+CREATE TABLE bids (id BIGINT, auction BIGINT, price BIGINT, ts AS TO_TIMESTAMP_LTZ(id * 10, 3), WATERMARK FOR ts AS ts)
+WITH ('connector' = 'kafka', 'topic' = '{topic}', 'properties.bootstrap.servers' = '{bootstrap}',
+      'properties.group.id' = '{group}', 'scan.startup.mode' = 'earliest-offset',
+      'scan.bounded.mode' = 'latest-offset', 'format' = 'json',
+      'properties.max.partition.fetch.bytes' = '2048');
+CREATE TABLE totals (auction BIGINT, window_start TIMESTAMP(3), bids BIGINT, top BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+INSERT INTO totals SELECT auction, window_start, COUNT(*), MAX(price)
+FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY auction, window_start, window_end;
+",
+            out.display()
+        )
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ref_out, chaos_out) = (dir.path().join("ref-out"), dir.path().join("chaos-out"));
+    std::fs::write(dir.path().join("ref.sql"), job(&ref_out, &unique("ref"))).expect("write");
+    std::fs::write(dir.path().join("chaos.sql"), job(&chaos_out, &unique("chaos"))).expect("write");
+    let reference = eddy()
+        .args(["run", "--quiet", "--state-dir", "ref-state", "ref.sql"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+    let want = committed_lines(&ref_out);
+    // 30,000 bids 10 ms apart: 60 windows of 5 s, 13 auctions each.
+    assert_eq!(want.len(), 60 * 13, "the reference run's rows");
+
+    let state = dir.path().join("chaos-state");
+    let mut rng = Seeded(7);
+    let (mut kills, mut restored_from) = (0, Vec::new());
+    loop {
+        let mut child = eddy()
+            .args(["run", "--quiet", "--state-dir", "chaos-state", "chaos.sql"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        if kills < 8 {
+            std::thread::sleep(Duration::from_millis(rng.next_ms(150, 700)));
+            if child.try_wait().expect("wait").is_none() {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                kills += 1;
+                restored_from.push(manifests(&state));
+                continue;
+            }
+        }
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "the last run failed: {}", String::from_utf8_lossy(&out.stderr));
+        break;
+    }
+    assert!(kills >= 2, "the job was killed only {kills} times: it ended too soon to test recovery");
+    assert!(restored_from.iter().any(|n| *n > 0), "no checkpoint completed before any kill: {restored_from:?}");
+    eprintln!("killed {kills} times; complete checkpoints on disk at each kill: {restored_from:?}");
+    let got = committed_lines(&chaos_out);
+    assert_eq!(got.len(), want.len(), "rows after {kills} kills (checkpoints seen at each: {restored_from:?})");
+    assert!(got == want, "the output differs from the uninterrupted run's");
 }
