@@ -254,6 +254,7 @@ pub(crate) async fn run_graph(
                             input_schema,
                             output_schema: node.schema.clone(),
                             late_rows: metrics.late_counter(&operator_label(*id, stateful)),
+                            state_ttl: None,
                         };
                         if let Some(op) = build_stateful(stateful, ctx)? {
                             ops.push(op);

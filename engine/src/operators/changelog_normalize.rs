@@ -222,8 +222,12 @@ mod tests {
 
     fn operator() -> ChangelogNormalizeOperator {
         let spec = ChangelogNormalizeSpec { keys: vec![1], key_names: vec!["id".into()] };
-        let ctx =
-            OperatorContext { input_schema: schema(), output_schema: schema(), late_rows: LateRowCounter::detached() };
+        let ctx = OperatorContext {
+            input_schema: schema(),
+            output_schema: schema(),
+            late_rows: LateRowCounter::detached(),
+            state_ttl: None,
+        };
         ChangelogNormalizeOperator::new(spec, ctx).expect("operator")
     }
 

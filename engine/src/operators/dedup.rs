@@ -368,6 +368,7 @@ mod tests {
             input_schema: input,
             output_schema: Arc::new(Schema::new(fields)),
             late_rows: late_rows.clone(),
+            state_ttl: None,
         };
         (DeduplicateOperator::new(spec, ctx).expect("operator"), late_rows)
     }
@@ -482,7 +483,8 @@ mod tests {
         let make = || {
             let (op, late_rows) = operator(false);
             let spec = DeduplicateSpec { keys: Vec::new(), ..op.spec };
-            let ctx = OperatorContext { input_schema: input_schema(), output_schema: op.schema, late_rows };
+            let ctx =
+                OperatorContext { input_schema: input_schema(), output_schema: op.schema, late_rows, state_ttl: None };
             DeduplicateOperator::new(spec, ctx).expect("operator")
         };
         let out = crate::operators::snapshot::assert_restores_everywhere(make, &dedup_input());

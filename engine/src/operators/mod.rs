@@ -46,6 +46,10 @@ pub struct OperatorContext {
     pub output_schema: SchemaRef,
     /// Where it counts the late rows it drops.
     pub late_rows: LateRowCounter,
+    /// `table.exec.state.ttl`: how long a non-windowed operator keeps a key's state after
+    /// the key was last written (processing time, as Flink's state TTL); `None`: forever.
+    /// Windowed operators free a window's state once the watermark passes it instead.
+    pub state_ttl: Option<std::time::Duration>,
 }
 
 /// Build the operator for a windowed or keyed plan node (window aggregation and assignment,
@@ -92,6 +96,13 @@ pub trait StreamOperator: Send {
     /// All inputs ended. Default: nothing to flush. (`End` itself is forwarded by the chain.)
     fn on_end(&mut self, _out: &mut Vec<Message>) -> Result<()> {
         Ok(())
+    }
+
+    /// An estimate of the memory the operator's state holds, in bytes (0 for stateless
+    /// operators). Checked against `eddy.state.memory-limit` after every message, so it
+    /// must be cheap: keep a running figure rather than walking the state.
+    fn state_bytes(&self) -> usize {
+        0
     }
 
     /// The operator's state at a checkpoint barrier (everything before the barrier has been

@@ -619,6 +619,7 @@ mod tests {
             input_schema: input,
             output_schema: Arc::new(Schema::new(fields)),
             late_rows: late_rows.clone(),
+            state_ttl: None,
         };
         (SessionWindowOperator::new(spec, ctx).expect("operator"), late_rows)
     }

@@ -159,6 +159,7 @@ mod tests {
             input_schema: input.clone(),
             output_schema: output,
             late_rows: LateRowCounter::detached(),
+            state_ttl: None,
         };
         let mut op = WindowAssignOperator::new(WindowAssignSpec { window, time_column: 1 }, ctx).expect("valid");
         let data = RecordBatch::try_new(
@@ -235,6 +236,7 @@ mod tests {
             input_schema: input.clone(),
             output_schema: output,
             late_rows: LateRowCounter::detached(),
+            state_ttl: None,
         };
         let late_rows = ctx.late_rows.clone();
         let mut op = WindowAssignOperator::new(
@@ -261,7 +263,12 @@ mod tests {
     #[test]
     fn session_is_a_plan_error() {
         let (input, output) = schemas();
-        let ctx = OperatorContext { input_schema: input, output_schema: output, late_rows: LateRowCounter::detached() };
+        let ctx = OperatorContext {
+            input_schema: input,
+            output_schema: output,
+            late_rows: LateRowCounter::detached(),
+            state_ttl: None,
+        };
         let err =
             WindowAssignOperator::new(WindowAssignSpec { window: WindowKind::Session { gap: 5 }, time_column: 1 }, ctx);
         assert!(matches!(err, Err(EngineError::Plan(_))));

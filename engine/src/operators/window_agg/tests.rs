@@ -104,8 +104,12 @@ fn operator_with(
         output.push(WindowOutput::Aggregate(i));
     }
     let late = LateRowCounter::detached();
-    let ctx =
-        OperatorContext { input_schema: schema, output_schema: Arc::new(Schema::new(fields)), late_rows: late.clone() };
+    let ctx = OperatorContext {
+        input_schema: schema,
+        output_schema: Arc::new(Schema::new(fields)),
+        late_rows: late.clone(),
+        state_ttl: None,
+    };
     let spec = WindowAggSpec { window, time_column: 0, keys, aggregates, output, emit };
     (WindowAggregateOperator::new(spec, ctx).unwrap(), late)
 }
