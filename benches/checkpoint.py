@@ -53,7 +53,7 @@ CREATE TABLE bid (
   price AS (id * 37) % 1000,
   ts AS TO_TIMESTAMP_LTZ(id * 2, 3),
   WATERMARK FOR ts AS ts - INTERVAL '5' SECOND
-) WITH ('connector' = 'datagen', 'number-of-rows' = '5000000',
+) WITH ('connector' = 'datagen', 'number-of-rows' = '5000000', 'rows-per-second' = '1000000000',
         'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '5000000');
 CREATE TABLE sink (auction BIGINT, window_start TIMESTAMP(3), window_end TIMESTAMP(3), bids BIGINT, top BIGINT)
   WITH ('connector' = 'blackhole');

@@ -291,3 +291,33 @@ GROUP BY k, window_start, window_end;
     assert!(counts.len() >= 2, "{stdout}");
     assert_eq!(counts.iter().sum::<u64>(), 30, "{stdout}");
 }
+
+/// `eddy.state.memory-limit`: a job whose window state outgrows it fails with a message
+/// naming the operator and what to do, instead of being killed by the system.
+#[test]
+fn state_beyond_the_memory_limit_fails_the_job_naming_the_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "big.sql",
+        "SET 'eddy.state.memory-limit' = '2 mb';\n\
+         CREATE TABLE t (id BIGINT, ts AS TO_TIMESTAMP_LTZ(id, 3), WATERMARK FOR ts AS ts)\n\
+         WITH ('connector' = 'datagen', 'number-of-rows' = '300000', 'rows-per-second' = '10000000',\n\
+         'fields.id.kind' = 'sequence',\n\
+         'fields.id.start' = '1', 'fields.id.end' = '300000');\n\
+         CREATE TABLE s (id BIGINT, n BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO s SELECT id, COUNT(*) FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' DAY))\n\
+         GROUP BY id, window_start, window_end;\n",
+    );
+    let out = eddy(&["run", "--quiet", "big.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outgrew 'eddy.state.memory-limit' (2.1 MB)") && err.contains("WindowAggregate"), "{err}");
+    assert!(err.contains("'table.exec.state.ttl'"), "{err}");
+
+    // Under a limit it fits, the same job runs to its end.
+    let fits = std::fs::read_to_string(dir.path().join("big.sql")).unwrap().replace("'2 mb'", "'1 gb'");
+    write(dir.path(), "fits.sql", &fits);
+    let out = eddy(&["run", "--quiet", "fits.sql"], dir.path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use eddy_engine::checkpoint::CheckpointConfig;
 use eddy_engine::result_table::ResultTables;
-use eddy_engine::Job;
+use eddy_engine::{Job, StateLimits};
 
 use crate::progress;
 use crate::script::{prepare, ScriptError};
@@ -63,6 +63,7 @@ pub fn run_file(path: &Path, quiet: bool, state_dir: &Path, fresh: bool) -> u8 {
         }
     }
     let settings = script.session.settings();
+    job = job.with_state_limits(StateLimits::from_settings(settings));
     if let Some(ms) = settings.checkpoint_interval_ms() {
         job = job.with_checkpoints(CheckpointConfig {
             dir: checkpoints,

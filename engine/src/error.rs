@@ -33,6 +33,9 @@ pub enum EngineError {
     /// task's failure, which is the error to report.
     #[error("internal error: an upstream task stopped without finishing")]
     UpstreamStopped,
+    /// A job's state outgrew `eddy.state.memory-limit`.
+    #[error("{0}")]
+    StateLimit(String),
     /// Writing or reading a checkpoint failed, or a checkpoint cannot be used.
     #[error("checkpoint: {0}")]
     Checkpoint(String),

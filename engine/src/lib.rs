@@ -18,5 +18,5 @@ pub mod operators;
 pub mod result_table;
 
 pub use error::EngineError;
-pub use job::{Job, JobSummary, StopHandle};
+pub use job::{Job, JobSummary, StateLimits, StopHandle};
 pub use metrics::JobMetrics;

@@ -37,6 +37,10 @@ pub struct JobMetrics {
     pub first_row_micros: AtomicU64,
     /// When the job started running.
     pub job_started: std::sync::OnceLock<std::time::Instant>,
+    /// The state its operators hold now, in bytes (estimated; see `state_bytes`).
+    pub state_bytes: AtomicI64,
+    /// The most it held at once.
+    pub peak_state_bytes: AtomicI64,
 }
 
 /// Counts the late rows one operator subtask drops, into its own counter and the job's.

@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::prelude::SessionContext;
 use eddy_engine::checkpoint::CheckpointConfig;
 use eddy_engine::result_table::{ResultTables, TableShape};
-use eddy_engine::Job;
+use eddy_engine::{Job, StateLimits};
 use eddy_sql::ast::{Located, Statement};
 use eddy_sql::planner::{JobStatement, Outcome, ResultRows, Session};
 use eddy_sql::statement_text;
@@ -99,6 +99,15 @@ impl Eddy {
             interval: std::time::Duration::from_millis(interval),
             retained: s.checkpoints_retained(),
         })
+    }
+
+    /// The state bounds a job's settings ask for.
+    fn state_limits(settings: &[(String, String)]) -> StateLimits {
+        let mut s = eddy_sql::planner::Settings::default();
+        for (k, v) in settings {
+            let _ = s.set(k, v);
+        }
+        StateLimits::from_settings(&s)
     }
 
     /// The query context (result tables, pg_catalog).
@@ -240,7 +249,8 @@ impl Eddy {
         let job = Job::new(job)
             .map_err(|e| ServerError::Engine(e.to_string()))?
             .with_result_tables(self.tables.clone())
-            .resuming();
+            .resuming()
+            .with_state_limits(Self::state_limits(&spec.settings));
         let job = match self.checkpoint_config(&spec.id, &spec.settings) {
             Some(config) => job.with_checkpoints(config),
             None => job,
@@ -353,7 +363,7 @@ impl Eddy {
                 let (name, sql, targets) = job_name_and_text(&s.node, &statements, own_text);
                 let job = Job::new(plan).map_err(|e| ServerError::Engine(e.to_string()))?;
                 let id = Jobs::new_id();
-                let job = job.with_result_tables(self.tables.clone());
+                let job = job.with_result_tables(self.tables.clone()).with_state_limits(Self::state_limits(&settings));
                 let job = match self.checkpoint_config(&id, &settings) {
                     Some(config) => job.with_checkpoints(config),
                     None => job,

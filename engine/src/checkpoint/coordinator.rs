@@ -29,9 +29,17 @@ pub(crate) enum Ack {
     Done { epoch: u64, states: Vec<String>, bytes: u64 },
     /// It cannot take part in `epoch` (an operator or source that cannot snapshot).
     Declined { epoch: u64, reason: String },
-    /// The subtask ended: no later epoch can complete.
-    Finished,
+    /// The subtask's input ended (no later epoch can complete). A sink subtask gives what
+    /// it pre-committed at the end, `(plan node, subtask, state)`, and waits for the final
+    /// checkpoint before publishing it.
+    Finished { sink: Option<(usize, usize, Option<serde_json::Value>)> },
+    /// The subtask failed: the job ends without a final checkpoint.
+    Failed,
 }
+
+/// The epoch number a sink's end-of-input pre-commit is made under, and the value of the
+/// `completed` channel once the final checkpoint is written.
+pub(crate) const FINAL_EPOCH: u64 = u64::MAX;
 
 /// A subtask's side of the coordinator.
 #[derive(Debug, Clone)]
@@ -70,6 +78,8 @@ pub(crate) fn start(
         completed: completed_tx,
         acks,
         metrics,
+        finished: 0,
+        final_states: Vec::new(),
     };
     (link, tokio::spawn(coordinator.run()))
 }
@@ -83,6 +93,10 @@ struct Coordinator {
     completed: watch::Sender<u64>,
     acks: mpsc::UnboundedReceiver<Ack>,
     metrics: Arc<JobMetrics>,
+    /// Subtasks whose input ended.
+    finished: usize,
+    /// What the sink subtasks pre-committed at their end.
+    final_states: Vec<(usize, usize, Option<serde_json::Value>)>,
 }
 
 /// How an epoch ended.
@@ -92,8 +106,10 @@ enum Outcome {
         bytes: u64,
     },
     Declined(String),
-    /// A subtask ended (or the job is going away): no more checkpoints.
+    /// A subtask ended: no more periodic checkpoints, only the final one.
     Over,
+    /// A subtask failed or the job is going away.
+    Gone,
 }
 
 impl Coordinator {
@@ -101,12 +117,16 @@ impl Coordinator {
         let mut ticker =
             tokio::time::interval_at(tokio::time::Instant::now() + self.config.interval, self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut periodic = true;
         loop {
-            ticker.tick().await;
-            // A subtask that ended before this epoch: nothing more can complete.
-            while let Ok(ack) = self.acks.try_recv() {
-                if matches!(ack, Ack::Finished) {
-                    return;
+            tokio::select! {
+                _ = ticker.tick(), if periodic && self.finished == 0 => {}
+                ack = self.acks.recv() => {
+                    match self.note(ack) {
+                        Some(Outcome::Gone) => return,
+                        _ if self.finished == self.tasks => return self.finish().await,
+                        _ => continue,
+                    }
                 }
             }
             self.epoch += 1;
@@ -122,22 +142,85 @@ impl Coordinator {
                 }
                 Outcome::Declined(reason) => {
                     // An operator or source that cannot snapshot declines every epoch: say so
-                    // once and stop asking.
+                    // once and stop asking (the end of input still commits its sinks).
                     tracing::warn!(epoch, %reason, "checkpoint declined; this job runs without checkpoints");
                     self.metrics.checkpoints_failed.fetch_add(1, Ordering::Relaxed);
                     let _ = std::fs::remove_dir_all(store::epoch_dir(&self.config.dir, epoch));
-                    return;
+                    periodic = false;
                 }
-                Outcome::Over => return,
+                Outcome::Over => {
+                    let _ = std::fs::remove_dir_all(store::epoch_dir(&self.config.dir, epoch));
+                    if self.finished == self.tasks {
+                        return self.finish().await;
+                    }
+                }
+                Outcome::Gone => return,
             }
+        }
+    }
+
+    /// Take note of an acknowledgement outside an epoch: subtasks ending, or failing.
+    fn note(&mut self, ack: Option<Ack>) -> Option<Outcome> {
+        match ack {
+            None | Some(Ack::Failed) => Some(Outcome::Gone),
+            Some(Ack::Finished { sink }) => {
+                self.finished += 1;
+                self.final_states.extend(sink);
+                Some(Outcome::Over)
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// Every subtask's input ended: write the final checkpoint (the sinks' end-of-input
+    /// pre-commits) and let the sinks publish. After a crash from here on, the job is not
+    /// run again: its sinks publish what the final checkpoint holds.
+    async fn finish(mut self) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let states = std::mem::take(&mut self.final_states);
+        let dir = self.config.dir.clone();
+        let written = tokio::task::spawn_blocking(move || -> crate::error::Result<(Vec<String>, u64)> {
+            let (mut names, mut bytes) = (Vec::new(), 0);
+            for (node, subtask, state) in &states {
+                let snapshot = super::StateSnapshot::meta(state.clone().unwrap_or(serde_json::Value::Null));
+                bytes += store::write_state(&dir, epoch, *node, *subtask, &snapshot)?;
+                names.push(store::state_name(*node, *subtask));
+            }
+            Ok((names, bytes))
+        })
+        .await;
+        let result = match written {
+            Ok(Ok((states, bytes))) => {
+                let completed_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                let manifest = Manifest {
+                    epoch,
+                    fingerprint: self.fingerprint.clone(),
+                    completed_ms,
+                    states,
+                    bytes,
+                    finished: true,
+                };
+                store::write_manifest(&self.config.dir, &manifest)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(crate::error::EngineError::Internal(format!("checkpoint writer failed: {e}"))),
+        };
+        match result {
+            Ok(()) => {
+                self.completed.send_replace(FINAL_EPOCH);
+            }
+            // The sinks are not told: the job fails rather than publish what no checkpoint
+            // records (a restart would then publish it a second time).
+            Err(e) => tracing::error!(error = %e, "the final checkpoint could not be written"),
         }
     }
 
     async fn collect(&mut self, epoch: u64) -> Outcome {
         let (mut acked, mut states, mut bytes, mut declined) = (0, Vec::new(), 0, None);
         while acked < self.tasks {
-            match self.acks.recv().await {
-                None | Some(Ack::Finished) => return Outcome::Over,
+            let ack = self.acks.recv().await;
+            match ack {
                 Some(Ack::Done { epoch: e, states: s, bytes: b }) if e == epoch => {
                     acked += 1;
                     states.extend(s);
@@ -147,7 +230,11 @@ impl Coordinator {
                     acked += 1;
                     declined.get_or_insert(reason);
                 }
-                Some(_) => {}
+                other => {
+                    if let Some(outcome) = self.note(other) {
+                        return outcome;
+                    }
+                }
             }
         }
         match declined {
@@ -158,7 +245,8 @@ impl Coordinator {
 
     fn complete(&self, epoch: u64, states: Vec<String>, bytes: u64, started: Instant) -> crate::error::Result<()> {
         let completed_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let manifest = Manifest { epoch, fingerprint: self.fingerprint.clone(), completed_ms, states, bytes };
+        let manifest =
+            Manifest { epoch, fingerprint: self.fingerprint.clone(), completed_ms, states, bytes, finished: false };
         store::write_manifest(&self.config.dir, &manifest)?;
         self.completed.send_replace(epoch);
         store::prune(&self.config.dir, self.config.retained, epoch)?;

@@ -22,7 +22,7 @@ mod coordinator;
 pub mod store;
 
 pub use coordinator::CheckpointConfig;
-pub(crate) use coordinator::{start, Ack, TaskLink};
+pub(crate) use coordinator::{start, Ack, TaskLink, FINAL_EPOCH};
 pub use store::{Manifest, Restored};
 
 use arrow::record_batch::RecordBatch;

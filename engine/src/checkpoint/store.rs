@@ -32,6 +32,10 @@ pub struct Manifest {
     pub states: Vec<String>,
     /// Bytes written.
     pub bytes: u64,
+    /// The final checkpoint of a job whose input ended: it holds only what its sinks
+    /// pre-committed at the end, which a restart publishes instead of running the job again.
+    #[serde(default)]
+    pub finished: bool,
 }
 
 /// A checkpoint read back for recovery: every state by (node, subtask).
@@ -213,8 +217,14 @@ mod tests {
             let bytes = write_state(dir.path(), epoch, 4, 1, &state).expect("write");
             assert!(bytes > 0);
             if epoch < 3 {
-                let manifest =
-                    Manifest { epoch, fingerprint: "f".into(), completed_ms: 0, states: vec![state_name(4, 1)], bytes };
+                let manifest = Manifest {
+                    epoch,
+                    fingerprint: "f".into(),
+                    completed_ms: 0,
+                    states: vec![state_name(4, 1)],
+                    bytes,
+                    finished: false,
+                };
                 write_manifest(dir.path(), &manifest).expect("manifest");
             }
         }

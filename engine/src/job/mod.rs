@@ -88,6 +88,25 @@ pub struct Job {
     resume: bool,
     /// Checkpoints, if the job takes them (and resumes from the latest one).
     checkpoints: Option<CheckpointConfig>,
+    /// State TTL and memory limit.
+    limits: StateLimits,
+}
+
+/// Bounds on a job's state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateLimits {
+    /// `table.exec.state.ttl`: non-windowed operators forget a key this long after its
+    /// last write.
+    pub ttl: Option<Duration>,
+    /// `eddy.state.memory-limit`: the job fails when its operators' state outgrows it.
+    pub memory_limit: Option<u64>,
+}
+
+impl StateLimits {
+    /// The limits `table.exec.state.ttl` and `eddy.state.memory-limit` set.
+    pub fn from_settings(settings: &eddy_sql::planner::Settings) -> Self {
+        Self { ttl: settings.state_ttl_ms().map(Duration::from_millis), memory_limit: settings.state_memory_limit() }
+    }
 }
 
 impl Job {
@@ -101,6 +120,7 @@ impl Job {
             tables: None,
             resume: false,
             checkpoints: None,
+            limits: StateLimits::default(),
         })
     }
 
@@ -121,6 +141,12 @@ impl Job {
     /// directory, if there is one (a checkpoint of another plan is refused).
     pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
         self.checkpoints = Some(config);
+        self
+    }
+
+    /// Bound the job's state.
+    pub fn with_state_limits(mut self, limits: StateLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -185,17 +211,28 @@ impl Job {
             None => (None, None, None),
         };
         let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch());
-        let result = task::run_graph(
-            &self.plan,
-            &graph,
-            self.metrics.clone(),
-            &self.stop,
-            self.tables.as_ref(),
-            self.resume,
-            link,
-            restored,
-        )
-        .await;
+        let finished = restored.as_ref().and_then(|r| r.manifest.as_ref()).is_some_and(|m| m.finished);
+        let result = if finished {
+            // The job had ended; only its sinks' last commit may be missing.
+            tracing::info!(epoch = restored_epoch, "the job had ended: publishing its final checkpoint");
+            match restored {
+                Some(r) => task::publish_final(&self.plan, &graph, self.tables.as_ref(), r).await,
+                None => Ok(()),
+            }
+        } else {
+            task::run_graph(
+                &self.plan,
+                &graph,
+                self.metrics.clone(),
+                &self.stop,
+                self.tables.as_ref(),
+                self.resume,
+                link,
+                restored,
+                self.limits,
+            )
+            .await
+        };
         if let Some(c) = coordinator {
             c.abort();
         }

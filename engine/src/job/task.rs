@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::graph::{ChainGraph, Partitioning};
 use super::{connector_table, is_managed, open_result_table, StopHandle};
-use crate::checkpoint::{store, Ack, Restored, StateSnapshot, TaskLink};
+use crate::checkpoint::{store, Ack, Restored, StateSnapshot, TaskLink, FINAL_EPOCH};
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Watermark};
 use crate::metrics::JobMetrics;
@@ -111,6 +111,9 @@ struct SubtaskCheckpoint {
     sink_node: Option<usize>,
     /// After a restore: the sink's state at the checkpoint (`Some(None)`: it kept none).
     sink_recover: Option<Option<serde_json::Value>>,
+    /// The job's stop: an input that ended because of it is not the job's end (no final
+    /// checkpoint; the job resumes from its last one).
+    stop: StopHandle,
 }
 
 pub(crate) async fn run_graph(
@@ -122,6 +125,7 @@ pub(crate) async fn run_graph(
     resume: bool,
     checkpoints: Option<TaskLink>,
     mut restored: Option<Restored>,
+    limits: super::StateLimits,
 ) -> Result<()> {
     // Receivers and input counts per (chain, subtask).
     let mut senders: Vec<Vec<Option<mpsc::Sender<Envelope>>>> = Vec::new();
@@ -254,7 +258,7 @@ pub(crate) async fn run_graph(
                             input_schema,
                             output_schema: node.schema.clone(),
                             late_rows: metrics.late_counter(&operator_label(*id, stateful)),
-                            state_ttl: None,
+                            state_ttl: limits.ttl,
                         };
                         if let Some(op) = build_stateful(stateful, ctx)? {
                             ops.push(op);
@@ -277,6 +281,7 @@ pub(crate) async fn run_graph(
                 _ => None,
             };
             let source_node = matches!(head.operator, Operator::Source(_)).then(|| chain.head());
+            let labels: Vec<String> = op_nodes.iter().map(|n| operator_label(*n, &plan.nodes[*n].operator)).collect();
             let cp = SubtaskCheckpoint {
                 link: checkpoints.clone(),
                 subtask: sub,
@@ -284,10 +289,12 @@ pub(crate) async fn run_graph(
                 op_nodes,
                 sink_node,
                 sink_recover,
+                stop: stop.clone(),
             };
             let outs = outputs[c].pop().ok_or_else(|| EngineError::Internal("missing outputs".into()))?;
             let metrics = metrics.clone();
-            tasks.spawn(run_subtask(input, ops, sink, outs, metrics, cp));
+            let state = StateAccount { limit: limits.memory_limit, labels, held: 0, subtask: sub };
+            tasks.spawn(run_subtask(input, ops, sink, outs, metrics, cp, state));
         }
     }
     let mut first_error: Option<EngineError> = None;
@@ -311,6 +318,32 @@ pub(crate) async fn run_graph(
         None if upstream_stopped => Err(EngineError::UpstreamStopped),
         None => Ok(()),
     }
+}
+
+/// After a crash that followed a job's final checkpoint: its input had ended, so nothing
+/// runs again; each sink publishes what the final checkpoint says it pre-committed.
+pub(crate) async fn publish_final(
+    plan: &StreamPlan,
+    graph: &ChainGraph,
+    tables: Option<&Arc<ResultTables>>,
+    mut restored: Restored,
+) -> Result<()> {
+    for chain in &graph.chains {
+        for id in &chain.nodes {
+            let Operator::Sink(t) = &plan.nodes[*id].operator else { continue };
+            for sub in 0..chain.parallelism {
+                let mut sink: Box<dyn Sink> = if is_managed(t) {
+                    Box::new(ResultTableSink::new(open_result_table(tables, t)?))
+                } else {
+                    eddy_connectors::create_sink(&connector_table(t), Split { index: sub, count: chain.parallelism })?
+                };
+                let state = restored.take(*id, sub).map(|s| s.meta).filter(|m| !m.is_null());
+                sink.recover(state).await?;
+                sink.finish().await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A source's connector table; a resumed job's Kafka sources start at their group's
@@ -353,13 +386,62 @@ async fn run_subtask(
     mut outputs: Vec<EdgeOutput>,
     metrics: Arc<JobMetrics>,
     mut cp: SubtaskCheckpoint,
+    mut state: StateAccount,
 ) -> Result<()> {
-    let result = run_subtask_loop(&mut input, &mut ops, &mut sink, &mut outputs, &metrics, &mut cp).await;
-    // Ended (or failed): no later checkpoint can include this subtask.
-    if let Some(link) = &cp.link {
-        let _ = link.acks.send(Ack::Finished);
+    let result = run_subtask_loop(&mut input, &mut ops, &mut sink, &mut outputs, &metrics, &mut cp, &mut state).await;
+    // What it held is no longer held.
+    let _ = state.record(&[], &metrics);
+    // A failed subtask: the job ends without a final checkpoint. (One that ended normally
+    // said so when its input ended.)
+    if let (Some(link), Err(_)) = (&cp.link, &result) {
+        let _ = link.acks.send(Ack::Failed);
     }
     result
+}
+
+/// The state a subtask's operators hold, in the job's total, against the job's limit.
+struct StateAccount {
+    limit: Option<u64>,
+    /// Each operator's name for messages (`#4 WindowAggregate`).
+    labels: Vec<String>,
+    /// What this subtask added to the job's total.
+    held: i64,
+    subtask: usize,
+}
+
+impl StateAccount {
+    /// Bring the job's total up to date with the operators' state now; fail when it
+    /// outgrew the limit, naming this subtask's biggest operator.
+    fn record(&mut self, ops: &[Box<dyn StreamOperator>], metrics: &JobMetrics) -> Result<()> {
+        if ops.is_empty() && self.held == 0 {
+            return Ok(());
+        }
+        let sizes: Vec<usize> = ops.iter().map(|o| o.state_bytes()).collect();
+        let now: i64 = sizes.iter().sum::<usize>() as i64;
+        let delta = now - self.held;
+        self.held = now;
+        if delta == 0 {
+            return Ok(());
+        }
+        let total = metrics.state_bytes.fetch_add(delta, std::sync::atomic::Ordering::Relaxed) + delta;
+        metrics.peak_state_bytes.fetch_max(total, std::sync::atomic::Ordering::Relaxed);
+        match self.limit {
+            Some(limit) if total > limit as i64 && delta > 0 => {
+                let (i, biggest) = sizes.iter().enumerate().max_by_key(|(_, s)| **s).unwrap_or((0, &0));
+                let label = self.labels.get(i).map_or("an operator", String::as_str);
+                Err(EngineError::StateLimit(format!(
+                    "the job's state ({:.1} MB) outgrew 'eddy.state.memory-limit' ({:.1} MB); the largest here is \
+                     {label} (subtask {}) with {:.1} MB. Raise the limit, shorten the windows, or let non-windowed \
+                     state expire with 'table.exec.state.ttl'",
+                    total as f64 / 1e6,
+                    limit as f64 / 1e6,
+                    self.subtask,
+                    *biggest as f64 / 1e6
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What woke a subtask.
@@ -376,6 +458,7 @@ async fn run_subtask_loop(
     outputs: &mut [EdgeOutput],
     metrics: &Arc<JobMetrics>,
     cp: &mut SubtaskCheckpoint,
+    state: &mut StateAccount,
 ) -> Result<()> {
     if let (Some(state), Some(s)) = (cp.sink_recover.take(), sink.as_mut()) {
         s.sink.recover(state).await?;
@@ -399,6 +482,7 @@ async fn run_subtask_loop(
                 for out in fire_processing_time(ops, Instant::now())? {
                     deliver(out, sink, outputs, metrics).await?;
                 }
+                state.record(ops, metrics)?;
                 continue;
             }
             Wake::Completed(epoch) => {
@@ -413,8 +497,16 @@ async fn run_subtask_loop(
             continue;
         }
         let is_end = matches!(msg, Message::End);
+        let is_data = matches!(msg, Message::Data(_));
         for out in run_chain(ops, msg)? {
-            deliver(out, sink, outputs, metrics).await?;
+            if matches!(out, Message::End) && cp.link.is_some() {
+                end_with_final_checkpoint(sink, outputs, metrics, cp).await?;
+            } else {
+                deliver(out, sink, outputs, metrics).await?;
+            }
+        }
+        if is_data || !ops.is_empty() {
+            state.record(ops, metrics)?;
         }
         if is_end {
             if let Input::Source(feed) = input {
@@ -423,6 +515,36 @@ async fn run_subtask_loop(
             return Ok(());
         }
     }
+}
+
+/// The input ended, in a job that checkpoints: pass the end on, then — for a sink —
+/// pre-commit everything written, give that to the coordinator's final checkpoint, and
+/// publish only once that checkpoint is written. A crash before it re-runs from the last
+/// checkpoint (nothing was published); a crash after it publishes from the final one.
+async fn end_with_final_checkpoint(
+    sink: &mut Option<SinkOut>,
+    outputs: &mut [EdgeOutput],
+    metrics: &Arc<JobMetrics>,
+    cp: &SubtaskCheckpoint,
+) -> Result<()> {
+    let link = match &cp.link {
+        Some(link) if !cp.stop.is_stopped() => link,
+        _ => return deliver(Message::End, sink, outputs, metrics).await,
+    };
+    let mut no_sink = None;
+    deliver(Message::End, &mut no_sink, outputs, metrics).await?;
+    let (Some(s), Some(node)) = (sink.as_mut(), cp.sink_node) else {
+        let _ = link.acks.send(Ack::Finished { sink: None });
+        return Ok(());
+    };
+    let state = s.sink.pre_commit(FINAL_EPOCH).await?;
+    let mut completed = link.completed.clone();
+    let _ = link.acks.send(Ack::Finished { sink: Some((node, cp.subtask, state)) });
+    if completed.wait_for(|e| *e == FINAL_EPOCH).await.is_err() {
+        return Err(EngineError::Checkpoint("the job ended before its final checkpoint was written".into()));
+    }
+    s.sink.finish().await?;
+    Ok(())
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -10,14 +10,19 @@
 //! * otherwise the row replaces the key's waiting row only if its rowtime is strictly
 //!   smaller, so on equal rowtimes the first arrived wins;
 //! * the waiting row is emitted, append-only, when the watermark reaches its rowtime (an
-//!   event-time timer at `rowtime`), and the key is marked emitted forever (Flink keeps that
-//!   flag until state TTL, which is off by default).
+//!   event-time timer at `rowtime`), and the key is marked emitted, forever by default.
+//!
+//! With `table.exec.state.ttl` (see `operators::ttl`) the emitted mark expires once it was
+//! set the TTL or more ago in processing time (rows of an emitted key write nothing, so
+//! they do not keep it alive); a later row of the key is then first again and emitted
+//! again, as in Flink. Waiting rows do not expire: like a window's rows, they are freed
+//! when the watermark reaches them, and expiring one would lose its key's first row.
 //!
 //! Rows are buffered as the Arrow batches they came in; only the index of each key's
 //! waiting row is kept per key, and emitted rows are gathered with one `interleave` per
 //! column.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt64Array};
@@ -26,7 +31,9 @@ use arrow::datatypes::{Int64Type, SchemaRef, UInt64Type};
 use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
+use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
+use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
 use super::windowing::{effective_watermark, event_times, require_append_only, BufferedRows, RowRef};
 use super::{OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
@@ -48,11 +55,15 @@ pub struct DeduplicateOperator {
     waiting: HashMap<Box<[u8]>, Waiting>,
     /// Waiting rows by (rowtime, arrival sequence): Flink's event-time timers, in firing order.
     timers: BTreeMap<(Timestamp, u64), Box<[u8]>>,
-    /// Keys whose row has been emitted.
-    emitted: HashSet<Box<[u8]>>,
+    /// Keys whose row has been emitted, with their write in `expiry` (0 without TTL).
+    emitted: HashMap<Box<[u8]>, WriteId>,
+    /// With `table.exec.state.ttl`: the emitted keys in the order they were emitted.
+    expiry: Option<KeyExpiry>,
     /// Arrival sequence of the next row.
     sequence: u64,
     rows: BufferedRows,
+    /// Bytes of the keys held in `waiting`, `timers` and `emitted` (for `state_bytes`).
+    key_bytes: usize,
 }
 
 struct Waiting {
@@ -97,10 +108,50 @@ impl DeduplicateOperator {
             key_encoder,
             waiting: HashMap::new(),
             timers: BTreeMap::new(),
-            emitted: HashSet::new(),
+            emitted: HashMap::new(),
+            expiry: ctx.state_ttl.map(KeyExpiry::new),
             sequence: 0,
             rows: BufferedRows::default(),
+            key_bytes: 0,
         })
+    }
+
+    /// Reads processing time (for the state TTL) from `clock`.
+    #[cfg(test)]
+    fn set_clock(&mut self, clock: super::ttl::Clock) {
+        if let Some(e) = &mut self.expiry {
+            e.set_clock(clock);
+        }
+    }
+
+    /// Drops the emitted marks that expired (state TTL).
+    fn expire(&mut self) {
+        let Some(expiry) = &mut self.expiry else { return };
+        let now = expiry.now();
+        let mut dropped = false;
+        while let Some(key) = expiry.pop_expired(now) {
+            if let Some((key, _)) = self.emitted.remove_entry(&key) {
+                self.key_bytes = self.key_bytes.saturating_sub(key.len());
+            }
+            dropped = true;
+        }
+        if dropped {
+            shrink_if_sparse(&mut self.emitted);
+        }
+    }
+
+    /// Marks `key` emitted (at `now`, for the state TTL).
+    fn mark_emitted(&mut self, key: Box<[u8]>, now: Option<std::time::Instant>) {
+        let previous = self.emitted.get(&key).copied();
+        let write = match (&mut self.expiry, now) {
+            (Some(e), Some(now)) => e.write(&key, previous, now),
+            _ => 0,
+        };
+        if previous.is_some() {
+            // The key stays; this copy is dropped.
+            self.key_bytes = self.key_bytes.saturating_sub(key.len());
+        }
+        self.emitted.insert(key, write);
     }
 
     fn arrow_err(&self) -> impl Fn(arrow::error::ArrowError) -> EngineError {
@@ -111,6 +162,7 @@ impl DeduplicateOperator {
     /// The waiting rows whose rowtime the watermark has reached, in timer order; their
     /// keys become emitted.
     fn take_due(&mut self, wm: Watermark) -> Vec<RowRef> {
+        let now = self.expiry.as_ref().map(KeyExpiry::now);
         let mut due = Vec::new();
         while let Some(entry) = self.timers.first_entry() {
             if entry.key().0 > wm.0 {
@@ -118,9 +170,13 @@ impl DeduplicateOperator {
             }
             let key = entry.remove();
             if let Some(w) = self.waiting.remove(&key) {
+                self.key_bytes = self.key_bytes.saturating_sub(key.len());
                 due.push(w.row);
             }
-            self.emitted.insert(key);
+            self.mark_emitted(key, now);
+        }
+        if !due.is_empty() {
+            shrink_if_sparse(&mut self.waiting);
         }
         due
     }
@@ -135,13 +191,17 @@ struct DedupState {
     /// The waiting rows in timer order: the input columns, then the key columns, the
     /// rowtime and the arrival sequence.
     waiting: Option<Part>,
-    /// The keys whose row was emitted, as key columns (without keys: 0 or 1 row).
+    /// The keys whose row was emitted, as key columns (without keys: 0 or 1 row); with
+    /// state TTL, oldest mark first.
     emitted: Part,
+    /// With state TTL: per emitted key, the age of its mark in ms (`operators::ttl`).
+    #[serde(default)]
+    emitted_ages: Option<Part>,
 }
 
 impl DeduplicateOperator {
     /// Keys as their columns (`RowConverter` bytes are not stable across Arrow releases).
-    fn decode_keys<'a>(&self, keys: impl IntoIterator<Item = &'a Box<[u8]>>) -> Result<Vec<ArrayRef>> {
+    fn decode_keys<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>> {
         let Some(enc) = &self.key_encoder else { return Ok(Vec::new()) };
         let parser = enc.parser();
         enc.convert_rows(keys.into_iter().map(|k| parser.parse(k))).map_err(self.arrow_err())
@@ -164,7 +224,7 @@ impl DeduplicateOperator {
         for ((rowtime, sequence), key) in &self.timers {
             let Some(w) = self.waiting.get(key) else { continue };
             refs.push(w.row);
-            keys.push(key);
+            keys.push(&**key);
             rowtimes.push(*rowtime);
             sequences.push(*sequence);
         }
@@ -180,8 +240,20 @@ impl DeduplicateOperator {
             columns.push(Arc::new(UInt64Array::from(sequences)));
             Some(packer.add(columns, refs.len()).map_err(&arrow_err)?)
         };
-        let emitted = packer.add(self.decode_keys(&self.emitted)?, self.emitted.len()).map_err(&arrow_err)?;
-        let state = DedupState { watermark: self.watermark.0, sequence: self.sequence, waiting, emitted };
+        let (emitted_keys, ages): (Vec<&[u8]>, _) = match &self.expiry {
+            Some(e) => {
+                let (keys, ages): (Vec<&[u8]>, Vec<_>) = e.oldest_first(e.now()).unzip();
+                (keys, Some(age_column(ages)))
+            }
+            None => (self.emitted.keys().map(|k| &**k).collect(), None),
+        };
+        let rows = emitted_keys.len();
+        let emitted = packer.add(self.decode_keys(emitted_keys)?, rows).map_err(&arrow_err)?;
+        let emitted_ages = match ages {
+            Some(ages) => Some(packer.add(vec![ages], rows).map_err(&arrow_err)?),
+            None => None,
+        };
+        let state = DedupState { watermark: self.watermark.0, sequence: self.sequence, waiting, emitted, emitted_ages };
         Ok(StateSnapshot { meta: to_meta(&self.name(), &state)?, batches: packer.finish().map_err(&arrow_err)? })
     }
 
@@ -193,7 +265,39 @@ impl DeduplicateOperator {
             return Err(malformed(&name, "several emitted keys without keys"));
         }
         let emitted_keys = part_columns(&name, &snapshot.batches, state.emitted, key_count)?;
-        let emitted: HashSet<Box<[u8]>> = self.encode_keys(&emitted_keys, state.emitted.rows)?.into_iter().collect();
+        let emitted_keys = self.encode_keys(&emitted_keys, state.emitted.rows)?;
+        let ages = match state.emitted_ages {
+            Some(part) if part.rows == emitted_keys.len() => {
+                let column = part_columns(&name, &snapshot.batches, part, 1)?;
+                let Some(ages) = column[0].as_primitive_opt::<UInt64Type>().cloned() else {
+                    return Err(malformed(&name, "ages of another type"));
+                };
+                Some(ages)
+            }
+            Some(_) => return Err(malformed(&name, "not one age per emitted key")),
+            None => None,
+        };
+        // With state TTL, the marks are taken as set as long before now as they were
+        // before the snapshot (a snapshot without ages: now).
+        if let Some(e) = &mut self.expiry {
+            e.clear();
+        }
+        let now = self.expiry.as_ref().map(KeyExpiry::now);
+        let mut emitted = HashMap::with_capacity(emitted_keys.len());
+        let mut key_bytes = 0;
+        for (i, key) in emitted_keys.into_iter().enumerate() {
+            let write = match (&mut self.expiry, now) {
+                (Some(e), Some(now)) => {
+                    let age = ages.as_ref().map_or(0, |a| a.value(i));
+                    e.write(&key, None, written_at(now, age))
+                }
+                _ => 0,
+            };
+            key_bytes += key.len();
+            if emitted.insert(key, write).is_some() {
+                return Err(malformed(&name, "a key emitted twice"));
+            }
+        }
         let mut rows = BufferedRows::default();
         let mut waiting = HashMap::new();
         let mut timers = BTreeMap::new();
@@ -212,6 +316,7 @@ impl DeduplicateOperator {
             for (row, key) in keys.into_iter().enumerate() {
                 let (rowtime, sequence) = (rowtimes.value(row), sequences.value(row));
                 let row = u32::try_from(row).map_err(|_| malformed(&name, "too many waiting rows"))?;
+                key_bytes += 2 * key.len();
                 timers.insert((rowtime, sequence), key.clone());
                 if waiting.insert(key, Waiting { rowtime, sequence, row: (chunk, row) }).is_some() {
                     return Err(malformed(&name, "two waiting rows of one key"));
@@ -226,6 +331,7 @@ impl DeduplicateOperator {
         self.waiting = waiting;
         self.timers = timers;
         self.rows = rows;
+        self.key_bytes = key_bytes;
         Ok(())
     }
 }
@@ -242,6 +348,7 @@ impl StreamOperator for DeduplicateOperator {
         if n == 0 {
             return Ok(());
         }
+        self.expire();
         let arrow_err = self.arrow_err();
         let operator = self.name();
         let times = event_times(batch.data.column(self.spec.time_column).as_ref()).map_err(&arrow_err)?;
@@ -274,7 +381,7 @@ impl StreamOperator for DeduplicateOperator {
                 continue;
             }
             let key: &[u8] = encoded.as_ref().map(|k| k.row(row).data()).unwrap_or(&[]);
-            if self.emitted.contains(key) {
+            if self.emitted.contains_key(key) {
                 continue;
             }
             let replaced = match self.waiting.get(key) {
@@ -284,6 +391,11 @@ impl StreamOperator for DeduplicateOperator {
                 None => None,
             };
             let key: Box<[u8]> = key.into();
+            if replaced.is_none() {
+                // A new key in `waiting` and in `timers`; a replaced one keeps its key in
+                // `waiting` and changes its timer.
+                self.key_bytes += 2 * key.len();
+            }
             self.timers.insert((rowtime, sequence), key.clone());
             self.waiting.insert(key, Waiting { rowtime, sequence, row: (chunk, row as u32) });
             // Acquired before the replaced row is released: when both are of this chunk
@@ -301,6 +413,7 @@ impl StreamOperator for DeduplicateOperator {
 
     fn handle_watermark(&mut self, wm: Watermark, out: &mut Vec<Message>) -> Result<()> {
         self.watermark = self.watermark.max(wm);
+        self.expire();
         let due = self.take_due(self.watermark);
         if !due.is_empty() {
             let arrow_err = self.arrow_err();
@@ -327,6 +440,17 @@ impl StreamOperator for DeduplicateOperator {
         Ok(())
     }
 
+    /// Buffered rows, the keys of waiting rows (twice: by key and in timer order) and of
+    /// emitted ones, and the TTL order.
+    fn state_bytes(&self) -> usize {
+        self.rows.bytes()
+            + self.key_bytes
+            + hash_map_bytes(&self.waiting)
+            + hash_map_bytes(&self.emitted)
+            + btree_bytes::<(Timestamp, u64), Box<[u8]>>(self.timers.len())
+            + self.expiry.as_ref().map_or(0, KeyExpiry::bytes)
+    }
+
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
         self.snapshot().map(Some)
     }
@@ -343,6 +467,9 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit, TimestampMillisecondType};
     use datafusion::physical_expr::expressions::Column;
     use eddy_sql::plan::ExprSpec;
+    use std::time::Duration;
+
+    use crate::operators::ttl::ManualClock;
 
     fn input_schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -353,6 +480,10 @@ mod tests {
     }
 
     fn operator(emit_rank: bool) -> (DeduplicateOperator, LateRowCounter) {
+        operator_with_ttl(emit_rank, None)
+    }
+
+    fn operator_with_ttl(emit_rank: bool, state_ttl: Option<Duration>) -> (DeduplicateOperator, LateRowCounter) {
         let input = input_schema();
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         if emit_rank {
@@ -368,7 +499,7 @@ mod tests {
             input_schema: input,
             output_schema: Arc::new(Schema::new(fields)),
             late_rows: late_rows.clone(),
-            state_ttl: None,
+            state_ttl,
         };
         (DeduplicateOperator::new(spec, ctx).expect("operator"), late_rows)
     }
@@ -476,6 +607,10 @@ mod tests {
             let out = crate::operators::snapshot::assert_restores_everywhere(|| operator(emit_rank).0, &dedup_input());
             assert_eq!(rows_of(&out).len(), 5);
         }
+        // With a TTL nothing reaches (the snapshot then has the marks' ages).
+        let make = || operator_with_ttl(true, Some(Duration::from_secs(3600))).0;
+        let out = crate::operators::snapshot::assert_restores_everywhere(make, &dedup_input());
+        assert_eq!(rows_of(&out).len(), 5);
     }
 
     #[test]
@@ -489,5 +624,94 @@ mod tests {
         };
         let out = crate::operators::snapshot::assert_restores_everywhere(make, &dedup_input());
         assert_eq!(rows_of(&out), vec![row("a", 7, 3, 0)]);
+    }
+
+    #[test]
+    fn state_bytes_follow_waiting_rows_and_emitted_keys() {
+        let (mut op, _) = operator(false);
+        let mut out = Vec::new();
+        assert_eq!(op.state_bytes(), 0);
+        op.process_batch(batch(&[("a", 10, 1), ("b", 11, 2)]), &mut out).expect("process");
+        let two = op.state_bytes();
+        assert!(two > 0);
+        op.process_batch(batch(&[("c", 12, 3), ("d", 13, 4)]), &mut out).expect("process");
+        let four = op.state_bytes();
+        assert!(four > two, "{four} > {two}");
+        // Emitted: the buffered rows are freed, the marks of the four keys stay.
+        op.handle_watermark(Watermark::MAX, &mut out).expect("watermark");
+        let marks = op.state_bytes();
+        assert!(0 < marks && marks < four, "0 < {marks} < {four}");
+        // The running figure matches the one a restore counts from scratch.
+        let snapshot = op.snapshot_state().expect("snapshot").expect("state");
+        let (mut restored, _) = operator(false);
+        restored.restore_state(snapshot).expect("restore");
+        assert_eq!(restored.key_bytes, op.key_bytes);
+    }
+
+    #[test]
+    fn with_state_ttl_an_expired_key_is_first_again() {
+        let clock = ManualClock::new();
+        let ttl = Some(Duration::from_secs(10));
+        let run = |state_ttl: Option<Duration>| {
+            let (mut op, _) = operator_with_ttl(false, state_ttl);
+            op.set_clock(clock.clock());
+            let mut emitted = Vec::new();
+            let mut step = |op: &mut DeduplicateOperator, rows: &[(&str, i64, i64)], wm: i64| {
+                let mut out = Vec::new();
+                op.process_batch(batch(rows), &mut out).expect("process");
+                op.handle_watermark(Watermark(wm), &mut out).expect("watermark");
+                emitted.extend(rows_of(&out));
+            };
+            step(&mut op, &[("a", 10, 1), ("b", 10, 2)], 10);
+            clock.advance(Duration::from_secs(6));
+            // Rows of emitted keys write nothing: they do not keep the marks alive.
+            step(&mut op, &[("a", 20, 3)], 20);
+            clock.advance(Duration::from_secs(4));
+            step(&mut op, &[("a", 30, 4), ("c", 30, 5)], 30);
+            let before = op.state_bytes();
+            clock.advance(Duration::from_secs(20));
+            step(&mut op, &[], 40);
+            let keys_left = op.emitted.len() + op.expiry.as_ref().map_or(0, KeyExpiry::len);
+            (emitted, before, op.state_bytes(), keys_left)
+        };
+        // 10 s after a and b were emitted, their marks expire: a's next row is first again.
+        let (emitted, before, after, keys_left) = run(ttl);
+        assert_eq!(emitted, vec![row("a", 10, 1, 0), row("b", 10, 2, 0), row("a", 30, 4, 0), row("c", 30, 5, 0)]);
+        assert!(after < before, "{after} < {before}");
+        assert_eq!(keys_left, 0);
+        // Without TTL, nothing changes.
+        let (emitted, before, after, keys_left) = run(None);
+        assert_eq!(emitted, vec![row("a", 10, 1, 0), row("b", 10, 2, 0), row("c", 30, 5, 0)]);
+        assert_eq!((after, keys_left), (before, 3));
+    }
+
+    #[test]
+    fn state_ttl_ages_survive_a_restore() {
+        let clock = ManualClock::new();
+        let make = || {
+            let (mut op, _) = operator_with_ttl(false, Some(Duration::from_secs(10)));
+            op.set_clock(clock.clock());
+            op
+        };
+        let mut op = make();
+        let mut out = Vec::new();
+        op.process_batch(batch(&[("a", 10, 1)]), &mut out).expect("process");
+        op.handle_watermark(Watermark(10), &mut out).expect("watermark");
+        clock.advance(Duration::from_secs(5));
+        op.process_batch(batch(&[("b", 20, 2)]), &mut out).expect("process");
+        op.handle_watermark(Watermark(20), &mut out).expect("watermark");
+        clock.advance(Duration::from_secs(2));
+        let snapshot = op.snapshot_state().expect("snapshot").expect("state");
+        let mut restored = make();
+        restored.restore_state(crate::operators::snapshot::through_files(snapshot)).expect("restore");
+        assert_eq!(restored.key_bytes, op.key_bytes);
+        // a's mark is 10 s old, b's 5 s: only a is first again, in both.
+        clock.advance(Duration::from_secs(3));
+        for op in [&mut op, &mut restored] {
+            let mut out = Vec::new();
+            op.process_batch(batch(&[("a", 30, 3), ("b", 30, 4)]), &mut out).expect("process");
+            op.handle_watermark(Watermark(30), &mut out).expect("watermark");
+            assert_eq!(rows_of(&out), vec![row("a", 30, 3, 0)]);
+        }
     }
 }

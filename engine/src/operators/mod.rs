@@ -9,9 +9,11 @@
 mod changelog_normalize;
 mod dedup;
 mod filter;
+mod memory;
 mod project;
 mod session_agg;
 mod snapshot;
+mod ttl;
 mod unnest;
 mod watermark;
 mod window_agg;

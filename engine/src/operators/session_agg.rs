@@ -27,6 +27,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::mem::size_of;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
@@ -38,6 +39,7 @@ use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use serde::{Deserialize, Serialize};
 
+use super::memory::{hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::windowing::{
     check_window, effective_watermark, event_times, rebatch, require_append_only, timestamp_column, BufferedRows,
@@ -72,6 +74,11 @@ pub struct SessionWindowOperator {
     /// later grew are stale and skipped when they pop.
     timers: BinaryHeap<Reverse<(Timestamp, u64)>>,
     rows: BufferedRows,
+    /// Running counts for `state_bytes`: bytes of the keys (each held twice, in `key_ids`
+    /// and `keys`), open sessions, and row references in them.
+    key_bytes: usize,
+    session_count: usize,
+    row_refs: usize,
 }
 
 struct AggColumns {
@@ -159,6 +166,9 @@ impl SessionWindowOperator {
             next_key: 0,
             timers: BinaryHeap::new(),
             rows: BufferedRows::default(),
+            key_bytes: 0,
+            session_count: 0,
+            row_refs: 0,
             spec,
         })
     }
@@ -202,6 +212,7 @@ impl SessionWindowOperator {
     fn new_key(&mut self, key: Box<[u8]>) -> u64 {
         let id = self.next_key;
         self.next_key += 1;
+        self.key_bytes += 2 * key.len();
         self.key_ids.insert(key.clone(), id);
         self.keys.insert(id, KeySessions { key, sessions: Vec::new() });
         id
@@ -225,12 +236,19 @@ impl SessionWindowOperator {
             let (done, open): (Vec<Session>, Vec<Session>) =
                 std::mem::take(&mut state.sessions).into_iter().partition(|s| s.end.saturating_sub(1) <= wm.0);
             state.sessions = open;
+            self.session_count = self.session_count.saturating_sub(done.len());
+            self.row_refs = self.row_refs.saturating_sub(done.iter().map(|s| s.rows.len()).sum());
             fired.extend(done.into_iter().map(|s| (key, s)));
             if state.sessions.is_empty() {
                 if let Some(state) = self.keys.remove(&key) {
                     self.key_ids.remove(&state.key);
+                    self.key_bytes = self.key_bytes.saturating_sub(2 * state.key.len());
                 }
             }
+        }
+        if !fired.is_empty() {
+            shrink_if_sparse(&mut self.keys);
+            shrink_if_sparse(&mut self.key_ids);
         }
         fired.sort_by_key(|(key, s)| (s.end, s.start, *key));
         fired.into_iter().map(|(_, s)| s).collect()
@@ -422,6 +440,9 @@ impl SessionWindowOperator {
         self.key_ids = key_ids;
         self.timers = timers;
         self.rows = rows;
+        self.key_bytes = self.key_ids.keys().map(|k| 2 * k.len()).sum();
+        self.session_count = self.keys.values().map(|k| k.sessions.len()).sum();
+        self.row_refs = self.keys.values().flat_map(|k| &k.sessions).map(|s| s.rows.len()).sum();
         Ok(())
     }
 }
@@ -509,8 +530,11 @@ impl StreamOperator for SessionWindowOperator {
                 start = start.min(s.start);
                 end = end.max(s.end);
                 rows.extend(s.rows);
+                self.session_count -= 1;
             }
             state.sessions.push(Session { start, end, closed: false, rows });
+            self.session_count += 1;
+            self.row_refs += 1;
             self.timers.push(Reverse((end.saturating_sub(1), key)));
             self.rows.acquire(chunk);
         }
@@ -530,6 +554,17 @@ impl StreamOperator for SessionWindowOperator {
         }
         out.push(Message::Watermark(wm));
         Ok(())
+    }
+
+    /// Buffered rows, keys, sessions with their row references, and timers.
+    fn state_bytes(&self) -> usize {
+        self.rows.bytes()
+            + self.key_bytes
+            + hash_map_bytes(&self.key_ids)
+            + hash_map_bytes(&self.keys)
+            + self.session_count * size_of::<Session>()
+            + self.row_refs * size_of::<RowRef>()
+            + self.timers.capacity() * size_of::<Reverse<(Timestamp, u64)>>()
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
@@ -777,5 +812,32 @@ mod tests {
             let out = crate::operators::snapshot::assert_restores_everywhere(make, &input);
             assert!(out.iter().filter(|m| matches!(m, Message::Data(_))).count() >= 2);
         }
+    }
+
+    #[test]
+    fn state_bytes_grow_with_sessions_and_drop_when_they_fire() {
+        let (mut op, _) = operator(10, true, false);
+        let mut out = Vec::new();
+        assert_eq!(op.state_bytes(), 0);
+        op.process_batch(batch(&[("a", 0, 1), ("b", 0, 1)]), &mut out).expect("process");
+        let two = op.state_bytes();
+        op.process_batch(batch(&[("a", 5, 2), ("c", 40, 3)]), &mut out).expect("process");
+        let three = op.state_bytes();
+        assert!(three > two && two > 0, "{three} > {two} > 0");
+        // Three keys (of one encoded length), each held twice.
+        let key = op.key_bytes / 6;
+        assert_eq!((op.key_bytes, op.session_count, op.row_refs), (6 * key, 3, 4));
+        // a's and b's sessions fire; c's is left.
+        op.handle_watermark(Watermark(20), &mut out).expect("watermark");
+        assert_eq!((op.key_bytes, op.session_count, op.row_refs), (2 * key, 1, 1));
+        let one = op.state_bytes();
+        assert!(one < three, "{one} < {three}");
+        // The running counts match the ones a restore counts from scratch.
+        let snapshot = op.snapshot_state().expect("snapshot").expect("state");
+        let (mut restored, _) = operator(10, true, false);
+        restored.restore_state(snapshot).expect("restore");
+        assert_eq!((restored.key_bytes, restored.session_count, restored.row_refs), (2 * key, 1, 1));
+        op.handle_watermark(Watermark::MAX, &mut out).expect("watermark");
+        assert_eq!((op.key_bytes, op.session_count, op.row_refs, op.rows.bytes()), (0, 0, 0, 0));
     }
 }

@@ -18,6 +18,7 @@ use arrow::compute::{cast, concat_batches, take, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
+use super::memory::btree_bytes;
 use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::windowing::{effective_watermark, event_times, rebatch, require_append_only};
 use super::{OperatorContext, StreamOperator};
@@ -36,6 +37,13 @@ pub struct WindowTopNOperator {
     watermark: Watermark,
     /// Buffered rows by (window_end, window_start), so windows fire in end order.
     windows: BTreeMap<(Timestamp, Timestamp), Vec<RecordBatch>>,
+    /// Memory of the batches in `windows` (for `state_bytes`).
+    batch_bytes: usize,
+}
+
+/// Memory of a window's buffered batches.
+fn batches_bytes(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::get_array_memory_size).sum()
 }
 
 impl WindowTopNOperator {
@@ -60,6 +68,7 @@ impl WindowTopNOperator {
             late_rows: ctx.late_rows,
             watermark: Watermark::MIN,
             windows: BTreeMap::new(),
+            batch_bytes: 0,
         })
     }
 
@@ -177,6 +186,7 @@ impl WindowTopNOperator {
             }
         }
         self.watermark = Watermark(state.watermark);
+        self.batch_bytes = windows.values().map(|b| batches_bytes(b)).sum();
         self.windows = windows;
         Ok(())
     }
@@ -226,6 +236,7 @@ impl StreamOperator for WindowTopNOperator {
             } else {
                 take_record_batch(&batch.data, &UInt32Array::from(rows)).map_err(&arrow_err)?
             };
+            self.batch_bytes += data.get_array_memory_size();
             self.windows.entry(window).or_default().push(data);
         }
         Ok(())
@@ -240,6 +251,7 @@ impl StreamOperator for WindowTopNOperator {
                 break;
             }
             let batches = entry.remove();
+            self.batch_bytes = self.batch_bytes.saturating_sub(batches_bytes(&batches));
             let data = concat_batches(&self.input_schema, &batches).map_err(&arrow_err)?;
             if let Some(b) = self.rank(&data)? {
                 ranked.push(b);
@@ -250,6 +262,11 @@ impl StreamOperator for WindowTopNOperator {
         }
         out.push(Message::Watermark(wm));
         Ok(())
+    }
+
+    /// The buffered batches and the window map.
+    fn state_bytes(&self) -> usize {
+        self.batch_bytes + btree_bytes::<(Timestamp, Timestamp), Vec<RecordBatch>>(self.windows.len())
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
@@ -412,5 +429,23 @@ mod tests {
             let out = crate::operators::snapshot::assert_restores_everywhere(|| operator(emit_rank).0, &input);
             assert_eq!(rows_of(&out).len(), 10);
         }
+    }
+
+    #[test]
+    fn state_bytes_grow_with_buffered_rows_and_drop_when_windows_fire() {
+        let (mut op, _) = operator(true);
+        let mut out = Vec::new();
+        assert_eq!(op.state_bytes(), 0);
+        op.process_batch(batch(&[(0, "A", 1, 5), (10, "B", 2, 7)]), &mut out).expect("process");
+        let two_windows = op.state_bytes();
+        op.process_batch(batch(&[(0, "A", 3, 9), (0, "A", 4, 1)]), &mut out).expect("process");
+        let more = op.state_bytes();
+        assert!(more > two_windows && two_windows > 0, "{more} > {two_windows} > 0");
+        // [0, 10) fires: only [10, 20) is left.
+        op.handle_watermark(Watermark(9), &mut out).expect("watermark");
+        let one_window = op.state_bytes();
+        assert!(0 < one_window && one_window < more, "0 < {one_window} < {more}");
+        op.handle_watermark(Watermark::MAX, &mut out).expect("watermark");
+        assert_eq!(op.state_bytes(), 0);
     }
 }

@@ -82,19 +82,31 @@ pub(super) struct BufferedRows {
     /// Chunks by id, starting at `first_id`; `None` once freed.
     chunks: VecDeque<Option<Chunk>>,
     first_id: u64,
+    /// Memory of the chunks held (their arrays' buffers).
+    bytes: usize,
 }
 
 struct Chunk {
     columns: Vec<ArrayRef>,
     /// Rows of this chunk still referenced.
     live: usize,
+    /// Memory of `columns`, as counted when the chunk came.
+    bytes: usize,
 }
 
 impl BufferedRows {
     /// Store a chunk with no referenced rows yet; returns its id.
     pub(super) fn push(&mut self, columns: Vec<ArrayRef>) -> u64 {
-        self.chunks.push_back(Some(Chunk { columns, live: 0 }));
+        let bytes = columns.iter().map(|c| c.get_array_memory_size()).sum();
+        self.bytes += bytes;
+        self.chunks.push_back(Some(Chunk { columns, live: 0, bytes }));
         self.first_id + self.chunks.len() as u64 - 1
+    }
+
+    /// Memory of the rows held: the chunks' arrays (a chunk is held whole while any of
+    /// its rows is), and the chunk list.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes + self.chunks.len() * std::mem::size_of::<Option<Chunk>>()
     }
 
     fn chunk_mut(&mut self, id: u64) -> Option<&mut Chunk> {
@@ -124,7 +136,9 @@ impl BufferedRows {
         };
         if let Some(slot) = self.chunks.get_mut(pos) {
             if slot.as_ref().is_some_and(|c| c.live == 0) {
-                *slot = None;
+                if let Some(chunk) = slot.take() {
+                    self.bytes = self.bytes.saturating_sub(chunk.bytes);
+                }
             }
         }
         while matches!(self.chunks.front(), Some(None)) {
@@ -197,13 +211,17 @@ mod tests {
         let mut rows = BufferedRows::default();
         let a = rows.push(vec![Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef]);
         let b = rows.push(vec![Arc::new(Int32Array::from(vec![3])) as ArrayRef]);
+        let held = rows.bytes();
+        assert!(held > 12, "{held}");
         rows.acquire(a);
         rows.acquire(b);
         let got = rows.gather(0, &[(b, 0), (a, 1)]).expect("gather");
         assert_eq!(got.as_primitive::<arrow::datatypes::Int32Type>().values().to_vec(), vec![3, 2]);
         rows.release(a);
         assert!(rows.gather(0, &[(a, 0)]).is_err());
+        assert!(rows.bytes() < held);
         rows.release(b);
         assert!(rows.chunks.is_empty());
+        assert_eq!(rows.bytes(), 0);
     }
 }

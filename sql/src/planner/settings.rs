@@ -28,7 +28,11 @@ impl Settings {
             "execution.checkpointing.num-retained" if value.trim().parse::<usize>().map_or(true, |n| n == 0) => {
                 return Err(format!("'{key}' must be a positive integer, got '{value}'"));
             }
+            "eddy.state.memory-limit" if parse_bytes(value).is_none() => {
+                return Err(format!("'{key}' must be a size such as '512 mb' or '2 gb', got '{value}'"));
+            }
             "pipeline.auto-watermark-interval"
+            | "table.exec.state.ttl"
             | "execution.checkpointing.interval"
             | "table.exec.source.idle-timeout"
             | "table.exec.emit.allow-lateness"
@@ -105,10 +109,39 @@ impl Settings {
         self.get("execution.checkpointing.num-retained").and_then(|v| v.trim().parse().ok()).unwrap_or(2)
     }
 
+    /// `table.exec.state.ttl` in ms, if set and not 0 (Flink's default: keep state forever).
+    pub fn state_ttl_ms(&self) -> Option<u64> {
+        self.get("table.exec.state.ttl").and_then(parse_duration_ms).filter(|ms| *ms > 0)
+    }
+
+    /// `eddy.state.memory-limit` in bytes, if set: a job whose operators' state grows past
+    /// it fails, naming the operator, rather than being killed by the system.
+    pub fn state_memory_limit(&self) -> Option<u64> {
+        self.get("eddy.state.memory-limit").and_then(parse_bytes)
+    }
+
     /// Whether `execution.runtime-mode` is `batch`.
     pub fn is_batch(&self) -> bool {
         self.get("execution.runtime-mode").map(|v| v.eq_ignore_ascii_case("batch")).unwrap_or(false)
     }
+}
+
+/// A memory size (`'512 mb'`, `'2 gb'`, `'64kb'`, `'1048576'` = bytes; binary units, as
+/// Flink's MemorySize).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 1,
+        "k" | "kb" | "kib" | "kibibytes" => 1 << 10,
+        "m" | "mb" | "mib" | "mebibytes" => 1 << 20,
+        "g" | "gb" | "gib" | "gibibytes" => 1 << 30,
+        "t" | "tb" | "tib" | "tebibytes" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(factor)
 }
 
 /// A Flink duration (`'200 ms'`, `'10 s'`, `'1 min'`, `'5'` = ms) in milliseconds.

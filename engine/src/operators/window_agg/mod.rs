@@ -126,6 +126,8 @@ pub struct WindowAggregateOperator {
     last_early_fire: Option<Instant>,
     /// Aggregates shown in the output: a key's row changed iff one of these did.
     compared: Vec<usize>,
+    /// Memory of the slices, CUMULATE's running state and the emitted rows (see `size.rs`).
+    state_bytes: usize,
 }
 
 impl WindowAggregateOperator {
@@ -214,6 +216,7 @@ impl WindowAggregateOperator {
             early_due: None,
             last_early_fire: None,
             compared,
+            state_bytes: 0,
         })
     }
 
@@ -480,6 +483,7 @@ impl WindowAggregateOperator {
             if let Some(batch) = self.emit_windows(&fired)? {
                 out.push(Message::Data(batch));
             }
+            self.recount_state_bytes();
         }
         if let Some(delay) = self.early_fire {
             if !self.dirty.is_empty() && self.early_due.is_none() {
@@ -581,11 +585,14 @@ impl WindowAggregateOperator {
                 kinds.extend(row_kinds.into_iter().map(RowKind::code));
             }
         }
-        let data = match batches.len() {
-            0 => return Ok(None),
-            1 => batches.pop().expect("one batch"),
-            _ => concat_batches(&self.output_schema, &batches)
-                .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?,
+        let data = if batches.len() > 1 {
+            concat_batches(&self.output_schema, &batches)
+                .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?
+        } else {
+            match batches.pop() {
+                Some(b) => b,
+                None => return Ok(None),
+            }
         };
         Ok(Some(Batch { data, row_kinds: Some(Int8Array::from(kinds)), arrival_watermarks: None, partition: None }))
     }
@@ -789,15 +796,21 @@ impl StreamOperator for WindowAggregateOperator {
             };
             let expr_err = |source| EngineError::Expression { operator: self.name.clone(), source };
             let slice = self.slices.entry(target.slice_end).or_default();
-            let partial = match slice.live.iter().position(|(from, _)| *from == target.from_end) {
-                Some(i) => &mut slice.live[i].1,
+            let (partial, before) = match slice.live.iter().position(|(from, _)| *from == target.from_end) {
+                Some(i) => {
+                    let partial = &mut slice.live[i].1;
+                    let before = partial.size();
+                    (partial, before)
+                }
                 None => {
                     slice.live.push((target.from_end, self.factory.create().map_err(expr_err)?));
                     let last = slice.live.len() - 1;
-                    &mut slice.live[last].1
+                    (&mut slice.live[last].1, 0)
                 }
             };
             partial.update(part, &mut self.groups).map_err(expr_err)?;
+            // Only this partial changed: the figure follows it without a recount.
+            self.state_bytes = (self.state_bytes + partial.size()).saturating_sub(before);
         }
         if self.updating {
             self.after_batch(&touched, out)?;
@@ -806,14 +819,20 @@ impl StreamOperator for WindowAggregateOperator {
     }
 
     fn handle_watermark(&mut self, wm: Watermark, out: &mut Vec<Message>) -> Result<()> {
+        // A watermark that does not advance changes no state.
+        let advances = wm.0 > self.watermark;
         if self.updating {
-            return self.fire_updating(wm, out);
+            self.fire_updating(wm, out)?;
+        } else {
+            let batches = self.fire(wm.0)?;
+            let batches = super::windowing::rebatch(&self.output_schema, batches)
+                .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?;
+            out.extend(batches.into_iter().map(|b| Message::Data(Batch::append(b))));
+            out.push(Message::Watermark(wm));
         }
-        let batches = self.fire(wm.0)?;
-        let batches = super::windowing::rebatch(&self.output_schema, batches)
-            .map_err(|source| EngineError::Arrow { operator: self.name.clone(), source })?;
-        out.extend(batches.into_iter().map(|b| Message::Data(Batch::append(b))));
-        out.push(Message::Watermark(wm));
+        if advances {
+            self.recount_state_bytes();
+        }
         Ok(())
     }
 
@@ -840,16 +859,26 @@ impl StreamOperator for WindowAggregateOperator {
         if let Some(batch) = self.emit_windows(&ends)? {
             out.push(Message::Data(batch));
         }
+        self.recount_state_bytes();
         self.last_early_fire = Some(now);
         Ok(())
     }
 
+    fn state_bytes(&self) -> usize {
+        self.total_state_bytes()
+    }
+
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
-        self.snapshot().map(Some)
+        // Snapshotting freezes live partials, which changes their size.
+        let snapshot = self.snapshot();
+        self.recount_state_bytes();
+        snapshot.map(Some)
     }
 
     fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
-        self.restore(state)
+        self.restore(state)?;
+        self.recount_state_bytes();
+        Ok(())
     }
 }
 
@@ -1232,5 +1261,6 @@ impl Partial {
 }
 
 mod checkpoint;
+mod size;
 #[cfg(test)]
 mod tests;
