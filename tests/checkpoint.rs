@@ -256,3 +256,50 @@ FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY auc
     assert_eq!(got.len(), want.len(), "rows after {kills} kills (checkpoints seen at each: {restored_from:?})");
     assert!(got == want, "the output differs from the uninterrupted run's");
 }
+
+/// Ctrl-C stops a checkpointing job at a checkpoint (its windows are not flushed half
+/// full, nothing past the checkpoint is published), and running the file again goes on
+/// from there: three interruptions leave the output of one uninterrupted run.
+#[test]
+fn a_job_interrupted_with_ctrl_c_goes_on_where_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ref_out, out) = (dir.path().join("ref-out"), dir.path().join("out"));
+    std::fs::write(dir.path().join("ref.sql"), pipeline(&ref_out)).expect("write");
+    std::fs::write(dir.path().join("job.sql"), pipeline(&out)).expect("write");
+    let reference = eddy()
+        .args(["run", "--quiet", "--state-dir", "ref-state", "ref.sql"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+    let want = committed_lines(&ref_out);
+
+    let mut rng = Seeded(42);
+    let mut stops = 0;
+    loop {
+        let child = eddy()
+            .args(["run", "--quiet", "--state-dir", "state", "job.sql"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        if stops < 3 {
+            std::thread::sleep(Duration::from_millis(rng.next_ms(700, 1400)));
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        }
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("Job stopped") {
+            assert_eq!(out.status.code(), Some(130), "{err}");
+            stops += 1;
+            continue;
+        }
+        assert!(out.status.success(), "{err}");
+        break;
+    }
+    assert!(stops >= 2, "stopped only {stops} times: the job ended too soon");
+    let got = committed_lines(&out);
+    assert_eq!(got.len(), want.len(), "rows after {stops} stops");
+    assert!(got == want, "the output differs from the uninterrupted run's");
+}

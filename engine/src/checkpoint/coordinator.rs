@@ -2,7 +2,7 @@
 //! acknowledgements, completes an epoch by writing its manifest, and tells sinks to commit.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +52,12 @@ pub(crate) struct TaskLink {
     pub acks: mpsc::UnboundedSender<Ack>,
     /// Where states are written.
     pub dir: PathBuf,
+    /// The epoch a stop is taken at (0: no stop asked): sources end after its barrier and
+    /// every subtask leaves once it passed, without the end-of-input flush, so that the
+    /// job resumes from it exactly where it stopped.
+    pub stop_epoch: Arc<AtomicU64>,
+    /// Sources end now, as without checkpoints (a stop when checkpoints cannot be taken).
+    pub drain: watch::Receiver<bool>,
 }
 
 /// Start the coordinator of a job with `tasks` subtasks, whose last epoch (complete or
@@ -64,11 +70,15 @@ pub(crate) fn start(
     last_epoch: u64,
     restored_epoch: u64,
     metrics: Arc<JobMetrics>,
+    stop: watch::Receiver<bool>,
 ) -> (TaskLink, tokio::task::JoinHandle<()>) {
     let (trigger_tx, trigger) = watch::channel(last_epoch);
     let (completed_tx, completed) = watch::channel(restored_epoch);
     let (acks_tx, acks) = mpsc::unbounded_channel();
-    let link = TaskLink { trigger, completed, acks: acks_tx, dir: config.dir.clone() };
+    let (drain_tx, drain) = watch::channel(false);
+    let stop_epoch = Arc::new(AtomicU64::new(0));
+    let link =
+        TaskLink { trigger, completed, acks: acks_tx, dir: config.dir.clone(), stop_epoch: stop_epoch.clone(), drain };
     let coordinator = Coordinator {
         config,
         fingerprint,
@@ -80,6 +90,9 @@ pub(crate) fn start(
         metrics,
         finished: 0,
         final_states: Vec::new(),
+        stop,
+        stop_epoch,
+        drain: drain_tx,
     };
     (link, tokio::spawn(coordinator.run()))
 }
@@ -97,6 +110,10 @@ struct Coordinator {
     finished: usize,
     /// What the sink subtasks pre-committed at their end.
     final_states: Vec<(usize, usize, Option<serde_json::Value>)>,
+    /// The job's stop; see [`TaskLink::stop_epoch`] and [`TaskLink::drain`].
+    stop: watch::Receiver<bool>,
+    stop_epoch: Arc<AtomicU64>,
+    drain: watch::Sender<bool>,
 }
 
 /// How an epoch ended.
@@ -118,9 +135,24 @@ impl Coordinator {
             tokio::time::interval_at(tokio::time::Instant::now() + self.config.interval, self.config.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut periodic = true;
+        let mut stopping = false;
         loop {
             tokio::select! {
                 _ = ticker.tick(), if periodic && self.finished == 0 => {}
+                changed = self.stop.changed(), if !stopping => {
+                    if changed.is_err() || !*self.stop.borrow() {
+                        continue;
+                    }
+                    stopping = true;
+                    if !periodic || self.finished > 0 {
+                        // No checkpoint can be taken: end the sources as a job without
+                        // checkpoints does.
+                        self.drain.send_replace(true);
+                        continue;
+                    }
+                    // The next epoch is the stop's.
+                    self.stop_epoch.store(self.epoch + 1, Ordering::SeqCst);
+                }
                 ack = self.acks.recv() => {
                     match self.note(ack) {
                         Some(Outcome::Gone) => return,
@@ -133,11 +165,16 @@ impl Coordinator {
             let epoch = self.epoch;
             let started = Instant::now();
             self.trigger.send_replace(epoch);
+            let is_stop = self.stop_epoch.load(Ordering::SeqCst) == epoch;
             match self.collect(epoch).await {
                 Outcome::Complete { states, bytes } => {
                     if let Err(e) = self.complete(epoch, states, bytes, started) {
                         tracing::warn!(epoch, error = %e, "checkpoint could not be completed");
                         self.metrics.checkpoints_failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if is_stop {
+                        tracing::info!(epoch, "stopped at a checkpoint");
+                        return;
                     }
                 }
                 Outcome::Declined(reason) => {
@@ -147,7 +184,13 @@ impl Coordinator {
                     self.metrics.checkpoints_failed.fetch_add(1, Ordering::Relaxed);
                     let _ = std::fs::remove_dir_all(store::epoch_dir(&self.config.dir, epoch));
                     periodic = false;
+                    if is_stop {
+                        // The subtasks left after the stop's barrier with nothing published
+                        // past the last checkpoint, from which the job resumes.
+                        return;
+                    }
                 }
+                Outcome::Over if is_stop => return,
                 Outcome::Over => {
                     let _ = std::fs::remove_dir_all(store::epoch_dir(&self.config.dir, epoch));
                     if self.finished == self.tasks {

@@ -204,8 +204,15 @@ impl Job {
                 let last = checkpoint::store::last_epoch(&config.dir)?;
                 let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch());
                 let tasks = graph.chains.iter().map(|c| c.parallelism).sum();
-                let (link, handle) =
-                    checkpoint::start(config.clone(), fingerprint, tasks, last, restored_epoch, self.metrics.clone());
+                let (link, handle) = checkpoint::start(
+                    config.clone(),
+                    fingerprint,
+                    tasks,
+                    last,
+                    restored_epoch,
+                    self.metrics.clone(),
+                    self.stop.subscribe(),
+                );
                 (Some(link), Some(handle), restored)
             }
             None => (None, None, None),

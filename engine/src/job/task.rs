@@ -184,6 +184,13 @@ pub(crate) async fn run_graph(
         for sub in (0..chain.parallelism).rev() {
             let head = &plan.nodes[chain.head()];
             let trigger = checkpoints.as_ref().map(|l| l.trigger.clone());
+            // With checkpoints a stop is taken at a checkpoint (the coordinator asks the
+            // sources); sources end at once only when it says so.
+            let drain = match &checkpoints {
+                Some(l) => l.drain.clone(),
+                None => stop.subscribe(),
+            };
+            let stop_epoch = checkpoints.as_ref().map(|l| l.stop_epoch.clone());
             let mut take_state = |node: usize| restored.as_mut().and_then(|r| r.take(node, sub));
             let input = match &head.operator {
                 Operator::Source(t) if is_managed(t) => Input::Source(SourceFeed::start(
@@ -191,8 +198,9 @@ pub(crate) async fn run_graph(
                         open_result_table(tables, t)?,
                         Split { index: sub, count: chain.parallelism },
                     )),
-                    stop.subscribe(),
-                    trigger,
+                    drain.clone(),
+                    trigger.clone(),
+                    stop_epoch.clone(),
                     t.name.clone(),
                 )),
                 Operator::Source(t) => {
@@ -203,8 +211,9 @@ pub(crate) async fn run_graph(
                             Split { index: sub, count: chain.parallelism },
                             position.as_ref(),
                         )?,
-                        stop.subscribe(),
-                        trigger,
+                        drain.clone(),
+                        trigger.clone(),
+                        stop_epoch.clone(),
                         t.name.clone(),
                     ))
                 }
@@ -494,6 +503,23 @@ async fn run_subtask_loop(
         };
         if let Message::Barrier(epoch) = msg {
             take_checkpoint(epoch, input, ops, sink, outputs, metrics, cp).await?;
+            if let Some(link) =
+                cp.link.as_ref().filter(|l| l.stop_epoch.load(std::sync::atomic::Ordering::SeqCst) == epoch)
+            {
+                // Stopped at this checkpoint: a sink publishes what it covers, once complete;
+                // nothing after it exists, and the end-of-input flush does not happen (the
+                // job resumes from here).
+                if let Some(s) = sink.as_mut() {
+                    let mut completed = link.completed.clone();
+                    if completed.wait_for(|e| *e >= epoch).await.is_ok() && *completed.borrow() == epoch {
+                        s.sink.commit(epoch).await?;
+                    }
+                }
+                if let Input::Source(feed) = input {
+                    JobMetrics::add(&metrics.records_skipped, feed.finish().await);
+                }
+                return Ok(());
+            }
             continue;
         }
         let is_end = matches!(msg, Message::End);
@@ -708,6 +734,7 @@ impl SourceFeed {
         mut source: Box<dyn Source>,
         mut stop: watch::Receiver<bool>,
         trigger: Option<watch::Receiver<u64>>,
+        stop_epoch: Option<Arc<std::sync::atomic::AtomicU64>>,
         table: String,
     ) -> Self {
         let (tx, rx) = mpsc::channel(2);
@@ -725,6 +752,10 @@ impl SourceFeed {
                         injected = wanted;
                         if tx.send(FeedItem::Barrier(wanted, source.position())).await.is_err() {
                             break;
+                        }
+                        // The stop's barrier is the last thing this source sends.
+                        if stop_epoch.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst) == wanted) {
+                            return source.skipped_records();
                         }
                     }
                 }
