@@ -168,11 +168,17 @@ impl Jobs {
                 }
             };
             tracing::info!(job = %id, status = end.name(), "job ended");
+            let stopped = end == JobStatus::Stopped;
             if let Ok(mut s) = status.lock() {
                 *s = end;
             }
             if !jobs.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
                 jobs.mark_ended(&id);
+                // Not started again: nothing will resume from its checkpoints. (A failed
+                // job keeps them, for a look at what it held.)
+                if stopped {
+                    jobs.remove_checkpoints(&id);
+                }
             }
         });
         Ok(())
@@ -180,6 +186,17 @@ impl Jobs {
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Vec<Entry>>, ServerError> {
         self.entries.lock().map_err(|_| ServerError::State("the job list is unusable after a panic".into()))
+    }
+
+    /// Remove `<state-dir>/checkpoints/<id>`.
+    fn remove_checkpoints(&self, id: &str) {
+        let Some(state_dir) = self.file.parent() else { return };
+        let dir = state_dir.join("checkpoints").join(id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a stopped job's checkpoints");
+            }
+        }
     }
 
     fn mark_ended(&self, id: &str) {
