@@ -183,40 +183,9 @@ impl Job {
         let start = Instant::now();
         let graph = graph::ChainGraph::build(&self.plan);
         self.metrics.job_started.get_or_init(Instant::now);
-        let mut restore_time = Duration::ZERO;
-        let (link, coordinator, restored) = match &self.checkpoints {
-            Some(config) => {
-                let fingerprint = fingerprint(&self.plan);
-                let reading = Instant::now();
-                let restored = checkpoint::store::latest(&config.dir)?;
-                restore_time = reading.elapsed();
-                if let Some(m) = restored.as_ref().and_then(|r| r.manifest.as_ref()) {
-                    if m.fingerprint != fingerprint {
-                        return Err(EngineError::Checkpoint(format!(
-                            "the checkpoint in {} (epoch {}) was written by a different plan: the SQL or its settings \
-                             changed since. Start fresh by removing that directory (eddy run --fresh does)",
-                            config.dir.display(),
-                            m.epoch
-                        )));
-                    }
-                    tracing::info!(epoch = m.epoch, dir = %config.dir.display(), "restoring from checkpoint");
-                }
-                let last = checkpoint::store::last_epoch(&config.dir)?;
-                let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch());
-                let tasks = graph.chains.iter().map(|c| c.parallelism).sum();
-                let (link, handle) = checkpoint::start(
-                    config.clone(),
-                    fingerprint,
-                    tasks,
-                    last,
-                    restored_epoch,
-                    self.metrics.clone(),
-                    self.stop.subscribe(),
-                );
-                (Some(link), Some(handle), restored)
-            }
-            None => (None, None, None),
-        };
+        let reading = Instant::now();
+        let (link, coordinator, restored) = self.start_checkpoints(&graph)?;
+        let restore_time = if restored.is_some() { reading.elapsed() } else { Duration::ZERO };
         let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch());
         let finished = restored.as_ref().and_then(|r| r.manifest.as_ref()).is_some_and(|m| m.finished);
         let result = if finished {
@@ -272,6 +241,45 @@ impl Job {
             max_checkpoint: Duration::from_millis(JobMetrics::get(&m.max_checkpoint_duration_ms)),
             last_checkpoint_bytes: JobMetrics::get(&m.last_checkpoint_bytes),
         })
+    }
+}
+
+impl Job {
+    /// With checkpoints: read the latest complete one (refusing one of another plan) and
+    /// start the coordinator. Returns the subtasks' link to it, its task, and the state to
+    /// restore.
+    #[allow(clippy::type_complexity)]
+    fn start_checkpoints(
+        &self,
+        graph: &graph::ChainGraph,
+    ) -> Result<(Option<checkpoint::TaskLink>, Option<tokio::task::JoinHandle<()>>, Option<checkpoint::Restored>)> {
+        let Some(config) = &self.checkpoints else { return Ok((None, None, None)) };
+        let fingerprint = fingerprint(&self.plan);
+        let restored = checkpoint::store::latest(&config.dir)?;
+        if let Some(m) = restored.as_ref().and_then(|r| r.manifest.as_ref()) {
+            if m.fingerprint != fingerprint {
+                return Err(EngineError::Checkpoint(format!(
+                    "the checkpoint in {} (epoch {}) was written by a different plan: the SQL or its settings \
+                     changed since. Start fresh by removing that directory (eddy run --fresh does)",
+                    config.dir.display(),
+                    m.epoch
+                )));
+            }
+            tracing::info!(epoch = m.epoch, dir = %config.dir.display(), "restoring from checkpoint");
+        }
+        let last = checkpoint::store::last_epoch(&config.dir)?;
+        let restored_epoch = restored.as_ref().map_or(0, |r| r.epoch());
+        let tasks = graph.chains.iter().map(|c| c.parallelism).sum();
+        let (link, handle) = checkpoint::start(
+            config.clone(),
+            fingerprint,
+            tasks,
+            last,
+            restored_epoch,
+            self.metrics.clone(),
+            self.stop.subscribe(),
+        );
+        Ok((Some(link), Some(handle), restored))
     }
 }
 
