@@ -51,7 +51,24 @@ const PHASE: i64 = 120;
 fn a_frozen_broker_is_waited_for() {
     let broker = PrivateBroker::start();
     let b = broker.bootstrap.clone();
-    survive_outage(&b, &b, Duration::from_secs(10), || broker.signal("STOP"), || broker.signal("CONT"));
+    survive_outage(&b, &b, Duration::from_secs(10), "", || broker.signal("STOP"), || broker.signal("CONT"));
+}
+
+/// The same with checkpoints every 200 ms: the sink's pre-commit waits for the frozen
+/// broker (a checkpoint takes as long as the outage), no checkpoint fails the job, and
+/// the stop at the end is taken at a checkpoint.
+#[test]
+fn a_frozen_broker_is_waited_for_by_a_checkpointing_job() {
+    let broker = PrivateBroker::start();
+    let b = broker.bootstrap.clone();
+    survive_outage(
+        &b,
+        &b,
+        Duration::from_secs(10),
+        "SET 'execution.checkpointing.interval' = '200 ms';\n",
+        || broker.signal("STOP"),
+        || broker.signal("CONT"),
+    );
 }
 
 #[test]
@@ -62,7 +79,14 @@ fn cut_connections_are_reopened() {
     // the job) through the proxy after that.
     let direct = format!("127.0.0.1:{}", proxy.upstream_port);
     let through = format!("127.0.0.1:{}", proxy.port);
-    survive_outage(&through, &direct, Duration::from_secs(5), || proxy.cut_on_produce_response(), || proxy.restore());
+    survive_outage(
+        &through,
+        &direct,
+        Duration::from_secs(5),
+        "",
+        || proxy.cut_on_produce_response(),
+        || proxy.restore(),
+    );
     assert!(proxy.refused() > 0, "nothing tried to reconnect during the cut: the cut was not exercised");
 }
 
@@ -73,6 +97,7 @@ fn survive_outage(
     job_bootstrap: &str,
     test_bootstrap: &str,
     length: Duration,
+    settings: &str,
     begin: impl FnOnce(),
     end: impl FnOnce(),
 ) {
@@ -84,7 +109,7 @@ fn survive_outage(
     create_topic(b, &into_out, 1);
     create_topic(steady, &into_in, 2);
     let sql = format!(
-        "{}{}",
+        "{settings}{}{}",
         pipeline("through", job_bootstrap, &through_in, job_bootstrap, &through_out),
         pipeline("into", steady, &into_in, job_bootstrap, &into_out)
     );
