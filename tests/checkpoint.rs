@@ -85,6 +85,44 @@ fn manifests(state: &Path) -> usize {
         .count()
 }
 
+/// Run `eddy run --state-dir <state> <file>` in `dir` again and again, killing it with
+/// SIGKILL after a seeded random pause in `pause_ms` while it still runs, up to `max_kills`
+/// times, then let the last run finish. Returns the kills and, at each, how many complete
+/// checkpoints were on disk.
+fn run_with_kills(
+    dir: &Path,
+    file: &str,
+    state: &str,
+    seed: u64,
+    max_kills: usize,
+    pause_ms: (u64, u64),
+) -> (usize, Vec<usize>) {
+    let mut rng = Seeded(seed);
+    let (mut kills, mut restored_from) = (0, Vec::new());
+    loop {
+        let mut child = eddy()
+            .args(["run", "--quiet", "--state-dir", state, file])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        if kills < max_kills {
+            std::thread::sleep(Duration::from_millis(rng.next_ms(pause_ms.0, pause_ms.1)));
+            if child.try_wait().expect("wait").is_none() {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reap");
+                kills += 1;
+                restored_from.push(manifests(&dir.join(state)));
+                continue;
+            }
+        }
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "the last run failed: {}", String::from_utf8_lossy(&out.stderr));
+        return (kills, restored_from);
+    }
+}
+
 #[test]
 fn a_job_killed_at_random_moments_writes_what_an_uninterrupted_run_writes() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -101,32 +139,8 @@ fn a_job_killed_at_random_moments_writes_what_an_uninterrupted_run_writes() {
     let want = committed_lines(&ref_out);
     assert!(want.len() > 1000, "the reference run wrote {} rows", want.len());
 
-    let state = dir.path().join("chaos-state");
-    let mut rng = Seeded(20261206);
-    let (mut kills, mut restored_from) = (0, Vec::new());
     let started = Instant::now();
-    loop {
-        let mut child = eddy()
-            .args(["run", "--quiet", "--state-dir", "chaos-state", "chaos.sql"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        if kills < 6 {
-            std::thread::sleep(Duration::from_millis(rng.next_ms(400, 1600)));
-            if child.try_wait().expect("wait").is_none() {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-                kills += 1;
-                restored_from.push(manifests(&state));
-                continue;
-            }
-        }
-        let out = child.wait_with_output().expect("wait");
-        assert!(out.status.success(), "the last run failed: {}", String::from_utf8_lossy(&out.stderr));
-        break;
-    }
+    let (kills, restored_from) = run_with_kills(dir.path(), "chaos.sql", "chaos-state", 20261206, 6, (400, 1600));
     assert!(started.elapsed() < Duration::from_secs(240), "the chaos run took {:?}", started.elapsed());
     assert!(kills >= 3, "the job was killed only {kills} times: it ended too soon to test recovery");
     assert!(restored_from.iter().any(|n| *n > 0), "no checkpoint completed before any kill: {restored_from:?}");
@@ -224,31 +238,7 @@ FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY auc
     // 30,000 bids 10 ms apart: 60 windows of 5 s, 13 auctions each.
     assert_eq!(want.len(), 60 * 13, "the reference run's rows");
 
-    let state = dir.path().join("chaos-state");
-    let mut rng = Seeded(7);
-    let (mut kills, mut restored_from) = (0, Vec::new());
-    loop {
-        let mut child = eddy()
-            .args(["run", "--quiet", "--state-dir", "chaos-state", "chaos.sql"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        if kills < 8 {
-            std::thread::sleep(Duration::from_millis(rng.next_ms(150, 700)));
-            if child.try_wait().expect("wait").is_none() {
-                child.kill().expect("SIGKILL");
-                child.wait().expect("reap");
-                kills += 1;
-                restored_from.push(manifests(&state));
-                continue;
-            }
-        }
-        let out = child.wait_with_output().expect("wait");
-        assert!(out.status.success(), "the last run failed: {}", String::from_utf8_lossy(&out.stderr));
-        break;
-    }
+    let (kills, restored_from) = run_with_kills(dir.path(), "chaos.sql", "chaos-state", 7, 8, (150, 700));
     assert!(kills >= 2, "the job was killed only {kills} times: it ended too soon to test recovery");
     assert!(restored_from.iter().any(|n| *n > 0), "no checkpoint completed before any kill: {restored_from:?}");
     eprintln!("killed {kills} times; complete checkpoints on disk at each kill: {restored_from:?}");
@@ -302,4 +292,34 @@ fn a_job_interrupted_with_ctrl_c_goes_on_where_it_stopped() {
     let got = committed_lines(&out);
     assert_eq!(got.len(), want.len(), "rows after {stops} stops");
     assert!(got == want, "the output differs from the uninterrupted run's");
+}
+
+/// A job that ran to its end keeps its final checkpoint: the same file run again publishes
+/// nothing twice and says it had finished; `--fresh` runs it again.
+#[test]
+fn a_finished_job_run_again_does_nothing_until_fresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let sql = pipeline(&out).replace("'number-of-rows' = '40000'", "'number-of-rows' = '4000'");
+    std::fs::write(dir.path().join("job.sql"), sql).expect("write");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--quiet", "--state-dir", "state"];
+        args.extend_from_slice(extra);
+        args.push("job.sql");
+        eddy().args(&args).current_dir(dir.path()).output().expect("run")
+    };
+    let first = run(&[]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let rows = committed_lines(&out);
+    assert!(!rows.is_empty());
+
+    let again = run(&[]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("Job already finished") && err.contains("--fresh"), "{err}");
+    assert_eq!(committed_lines(&out), rows, "nothing written twice");
+
+    let fresh = run(&["--fresh"]);
+    assert!(fresh.status.success(), "{}", String::from_utf8_lossy(&fresh.stderr));
+    assert_eq!(committed_lines(&out).len(), 2 * rows.len(), "run again from the start");
 }

@@ -56,6 +56,13 @@ pub fn summary(s: &JobSummary) -> String {
     if s.records_skipped > 0 {
         line.push_str(&format!(", {} malformed records skipped", group(s.records_skipped)));
     }
+    if s.already_finished {
+        return format!(
+            "Job already finished (its final checkpoint {} is in the state directory): nothing to run; \
+             run it with --fresh to start over",
+            s.restored_epoch
+        );
+    }
     if s.restored_epoch > 0 {
         line.push_str(&format!(
             ", restored from checkpoint {} (read in {} ms",

@@ -168,7 +168,7 @@ impl Jobs {
                 }
             };
             tracing::info!(job = %id, status = end.name(), "job ended");
-            let stopped = end == JobStatus::Stopped;
+            let (stopped, finished) = (end == JobStatus::Stopped, end == JobStatus::Finished);
             if let Ok(mut s) = status.lock() {
                 *s = end;
             }
@@ -176,7 +176,7 @@ impl Jobs {
                 jobs.mark_ended(&id);
                 // Not started again: nothing will resume from its checkpoints. (A failed
                 // job keeps them, for a look at what it held.)
-                if stopped {
+                if stopped || finished {
                     jobs.remove_checkpoints(&id);
                 }
             }

@@ -252,6 +252,9 @@ impl Coordinator {
         match result {
             Ok(()) => {
                 self.completed.send_replace(FINAL_EPOCH);
+                if let Err(e) = store::prune(&self.config.dir, 1, epoch) {
+                    tracing::warn!(error = %e, "cannot remove checkpoints before the final one");
+                }
             }
             // The sinks are not told: the job fails rather than publish what no checkpoint
             // records (a restart would then publish it a second time).

@@ -69,6 +69,8 @@ pub struct JobSummary {
     pub restore_time: Duration,
     /// From the start of the job to its first row read (after a restore: recovery time).
     pub first_row_after: Option<Duration>,
+    /// The job had already run to its end (its final checkpoint was found): nothing ran.
+    pub already_finished: bool,
     /// Checkpoints completed, the longest one, and the last one's size in bytes.
     pub checkpoints: u64,
     /// See `checkpoints`.
@@ -213,15 +215,9 @@ impl Job {
             c.abort();
         }
         result?;
-        // A job that ran to its end has nothing to resume: the next run starts afresh. (A
-        // stopped one keeps them, to go on where it stopped.)
-        if let (Some(config), false) = (&self.checkpoints, self.stop.is_stopped()) {
-            if let Err(e) = std::fs::remove_dir_all(&config.dir) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(dir = %config.dir.display(), error = %e, "cannot remove the finished job's checkpoints");
-                }
-            }
-        }
+        // A job that ran to its end keeps its final checkpoint: run again, it only makes
+        // sure its last output is published (a kill between that and the exit must not
+        // make the next run write everything a second time). Starting over is explicit.
         let m = &self.metrics;
         Ok(JobSummary {
             rows_in: JobMetrics::get(&m.rows_in),
@@ -233,6 +229,7 @@ impl Job {
             stopped: self.stop.is_stopped(),
             restored_epoch,
             restore_time,
+            already_finished: finished,
             first_row_after: match JobMetrics::get(&m.first_row_micros) {
                 0 => None,
                 us => Some(Duration::from_micros(us)),
