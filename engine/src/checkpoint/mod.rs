@@ -10,6 +10,13 @@
 //! barrier goes on, and the subtask acknowledges. When every subtask has, the epoch's manifest
 //! is written atomically: the checkpoint is complete, and sinks are told to commit.
 //!
+//! Two epochs are special. A stop (with checkpoints) is taken at an epoch: sources end after
+//! its barrier, subtasks leave once it passed them, sinks publish it, and the job resumes
+//! from it later, with no end-of-input flush in between. And when the input ends, the
+//! sinks' pre-commits of everything written make a final checkpoint (`finished` in its
+//! manifest) before they publish: a restart then only publishes, and does not run the job
+//! again.
+//!
 //! Layout under the job's checkpoint directory:
 //!
 //! ```text
