@@ -85,6 +85,14 @@ fn manifests(state: &Path) -> usize {
         .count()
 }
 
+/// Run `ref.sql` in `dir` once, uninterrupted, and read what it wrote to `out`.
+fn reference_lines(dir: &Path, out: &Path) -> Vec<String> {
+    let reference =
+        eddy().args(["run", "--quiet", "--state-dir", "ref-state", "ref.sql"]).current_dir(dir).output().expect("run");
+    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+    committed_lines(out)
+}
+
 /// Run `eddy run --state-dir <state> <file>` in `dir` again and again, killing it with
 /// SIGKILL after a seeded random pause in `pause_ms` while it still runs, up to `max_kills`
 /// times, then let the last run finish. Returns the kills and, at each, how many complete
@@ -130,13 +138,7 @@ fn a_job_killed_at_random_moments_writes_what_an_uninterrupted_run_writes() {
     std::fs::write(dir.path().join("ref.sql"), pipeline(&ref_out)).expect("write");
     std::fs::write(dir.path().join("chaos.sql"), pipeline(&chaos_out)).expect("write");
 
-    let reference = eddy()
-        .args(["run", "--quiet", "--state-dir", "ref-state", "ref.sql"])
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
-    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
-    let want = committed_lines(&ref_out);
+    let want = reference_lines(dir.path(), &ref_out);
     assert!(want.len() > 1000, "the reference run wrote {} rows", want.len());
 
     let started = Instant::now();
@@ -228,13 +230,7 @@ FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '5' SECOND)) GROUP BY auc
     let (ref_out, chaos_out) = (dir.path().join("ref-out"), dir.path().join("chaos-out"));
     std::fs::write(dir.path().join("ref.sql"), job(&ref_out, &unique("ref"))).expect("write");
     std::fs::write(dir.path().join("chaos.sql"), job(&chaos_out, &unique("chaos"))).expect("write");
-    let reference = eddy()
-        .args(["run", "--quiet", "--state-dir", "ref-state", "ref.sql"])
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
-    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
-    let want = committed_lines(&ref_out);
+    let want = reference_lines(dir.path(), &ref_out);
     // 30,000 bids 10 ms apart: 60 windows of 5 s, 13 auctions each.
     assert_eq!(want.len(), 60 * 13, "the reference run's rows");
 
@@ -256,13 +252,7 @@ fn a_job_interrupted_with_ctrl_c_goes_on_where_it_stopped() {
     let (ref_out, out) = (dir.path().join("ref-out"), dir.path().join("out"));
     std::fs::write(dir.path().join("ref.sql"), pipeline(&ref_out)).expect("write");
     std::fs::write(dir.path().join("job.sql"), pipeline(&out)).expect("write");
-    let reference = eddy()
-        .args(["run", "--quiet", "--state-dir", "ref-state", "ref.sql"])
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
-    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
-    let want = committed_lines(&ref_out);
+    let want = reference_lines(dir.path(), &ref_out);
 
     let mut rng = Seeded(42);
     let mut stops = 0;

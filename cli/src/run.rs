@@ -14,11 +14,7 @@ use crate::{EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE};
 /// hash of its absolute path), so a later run of the same file resumes from them.
 fn checkpoint_dir(state_dir: &Path, file: &Path) -> std::path::PathBuf {
     let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in absolute.to_string_lossy().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = eddy_engine::checkpoint::stable_hash(&absolute.to_string_lossy());
     let stem = file.file_stem().map_or_else(|| "job".into(), |s| s.to_string_lossy().to_string());
     state_dir.join("checkpoints").join(format!("{stem}-{:08x}", hash as u32))
 }

@@ -86,10 +86,7 @@ impl Eddy {
     /// under `<state-dir>/checkpoints/<id>`.
     /// `'0'` turns them off.
     fn checkpoint_config(&self, id: &str, settings: &[(String, String)]) -> Option<CheckpointConfig> {
-        let mut s = eddy_sql::planner::Settings::default();
-        for (k, v) in settings {
-            let _ = s.set(k, v);
-        }
+        let s = job_settings(settings);
         let interval = match s.get("execution.checkpointing.interval") {
             Some(_) => s.checkpoint_interval_ms()?,
             None => DEFAULT_CHECKPOINT_INTERVAL_MS,
@@ -103,11 +100,7 @@ impl Eddy {
 
     /// The state bounds a job's settings ask for.
     fn state_limits(settings: &[(String, String)]) -> StateLimits {
-        let mut s = eddy_sql::planner::Settings::default();
-        for (k, v) in settings {
-            let _ = s.set(k, v);
-        }
-        StateLimits::from_settings(&s)
+        StateLimits::from_settings(&job_settings(settings))
     }
 
     /// The query context (result tables, pg_catalog).
@@ -472,6 +465,15 @@ fn job_id_schema() -> SchemaRef {
 }
 
 /// The session's `SET` options.
+/// A job's saved `SET` options as settings (they were checked when they were set).
+fn job_settings(settings: &[(String, String)]) -> eddy_sql::planner::Settings {
+    let mut s = eddy_sql::planner::Settings::default();
+    for (k, v) in settings {
+        let _ = s.set(k, v);
+    }
+    s
+}
+
 fn settings_of(session: &Session) -> Vec<(String, String)> {
     session.settings().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }

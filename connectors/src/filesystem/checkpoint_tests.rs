@@ -8,28 +8,9 @@ use arrow::array::*;
 use arrow::datatypes::*;
 use arrow::record_batch::RecordBatch;
 
-use crate::test_util::{concat, drain, table};
+use super::tests::{cols, fs_table, ids, write};
+use crate::test_util::{concat, drain};
 use crate::{create_sink, create_source, create_source_at, ConnectorTable, Sink, Split};
-
-fn cols() -> Vec<Field> {
-    vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)]
-}
-
-fn fs_table(path: &Path, format: &str, extra: &[(&str, &str)]) -> ConnectorTable {
-    let path = path.to_str().unwrap().to_string();
-    let mut options = vec![("connector", "filesystem"), ("path", path.as_str()), ("format", format)];
-    options.extend_from_slice(extra);
-    table(cols(), &options)
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn ids(batch: &RecordBatch) -> Vec<i64> {
-    batch.column(0).as_primitive::<Int64Type>().values().to_vec()
-}
 
 /// Read the split straight; then, for every batch boundary, read up to it, take the
 /// position (through its JSON text, as a checkpoint keeps it), resume a new source there

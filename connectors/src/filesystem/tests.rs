@@ -8,18 +8,18 @@ use arrow::record_batch::RecordBatch;
 use crate::test_util::{concat, drain, table};
 use crate::{create_sink, create_source, ConnectorTable, Split};
 
-fn cols() -> Vec<Field> {
+pub(super) fn cols() -> Vec<Field> {
     vec![Field::new("id", DataType::Int64, true), Field::new("name", DataType::Utf8, true)]
 }
 
-fn fs_table(path: &Path, format: &str, extra: &[(&str, &str)]) -> ConnectorTable {
+pub(super) fn fs_table(path: &Path, format: &str, extra: &[(&str, &str)]) -> ConnectorTable {
     let path = path.to_str().unwrap().to_string();
     let mut options = vec![("connector", "filesystem"), ("path", path.as_str()), ("format", format)];
     options.extend_from_slice(extra);
     table(cols(), &options)
 }
 
-fn write(path: &Path, text: &str) {
+pub(super) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
@@ -35,7 +35,7 @@ fn visible(dir: &Path) -> Vec<String> {
     names
 }
 
-fn ids(batch: &RecordBatch) -> Vec<i64> {
+pub(super) fn ids(batch: &RecordBatch) -> Vec<i64> {
     batch.column(0).as_primitive::<Int64Type>().values().to_vec()
 }
 

@@ -34,6 +34,17 @@ pub use store::{Manifest, Restored};
 
 use arrow::record_batch::RecordBatch;
 
+/// FNV-1a of `text`: the same in every build and on every machine (std's hasher is not), for
+/// names and identities kept on disk.
+pub fn stable_hash(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// One operator's (or source's, or sink's) state at a checkpoint: a small JSON document
 /// and, for bulk state, Arrow batches (written as Arrow IPC, one file per batch, so the
 /// batches need not share a schema).

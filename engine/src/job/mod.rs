@@ -284,12 +284,7 @@ impl Job {
 /// EXPLAIN text, which names every operator, its keys, schema-relevant settings and
 /// parallelism. A checkpoint restores only into the plan that wrote it.
 pub fn fingerprint(plan: &StreamPlan) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in eddy_sql::explain::render(plan).bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", checkpoint::stable_hash(&eddy_sql::explain::render(plan)))
 }
 
 /// Validate a plan without running it (`eddy check`): connector options of every source

@@ -523,7 +523,6 @@ async fn run_subtask_loop(
             continue;
         }
         let is_end = matches!(msg, Message::End);
-        let is_data = matches!(msg, Message::Data(_));
         for out in run_chain(ops, msg)? {
             if matches!(out, Message::End) && cp.link.is_some() {
                 end_with_final_checkpoint(sink, outputs, metrics, cp).await?;
@@ -531,9 +530,7 @@ async fn run_subtask_loop(
                 deliver(out, sink, outputs, metrics).await?;
             }
         }
-        if is_data || !ops.is_empty() {
-            state.record(ops, metrics)?;
-        }
+        state.record(ops, metrics)?;
         if is_end {
             if let Input::Source(feed) = input {
                 JobMetrics::add(&metrics.records_skipped, feed.finish().await);
