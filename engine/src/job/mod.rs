@@ -194,7 +194,10 @@ impl Job {
             // The job had ended; only its sinks' last commit may be missing.
             tracing::info!(epoch = restored_epoch, "the job had ended: publishing its final checkpoint");
             match restored {
-                Some(r) => task::publish_final(&self.plan, &graph, self.tables.as_ref(), r).await,
+                Some(r) => {
+                    let dir = self.checkpoints.as_ref().map(|c| c.dir.clone()).unwrap_or_default();
+                    task::publish_final(&self.plan, &graph, self.tables.as_ref(), &dir, r).await
+                }
                 None => Ok(()),
             }
         } else {

@@ -7,6 +7,7 @@
 //! still open, and it ends when every input has ended. A channel that closes without an
 //! `End` means the upstream task failed; the job's first error is the one reported.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -245,8 +246,9 @@ pub(crate) async fn run_graph(
                     Operator::Watermark(w) => ops.push(Box::new(WatermarkOperator::new(w.clone()))),
                     Operator::Unnest(u) => ops.push(Box::new(UnnestOperator::new(u.clone(), node.schema.clone()))),
                     Operator::Sink(t) if is_managed(t) => {
-                        let table = open_result_table(tables, t)?;
-                        sink = Some(SinkOut::new(Box::new(ResultTableSink::new(table)), &metrics))
+                        let job_dir = checkpoints.as_ref().map(|l| l.dir.as_path());
+                        let out = result_table_sink(tables, t, job_dir, *id, sub, is_restoring)?;
+                        sink = Some(SinkOut::new(out, &metrics))
                     }
                     Operator::Sink(t) => {
                         sink = Some(SinkOut::new(
@@ -335,6 +337,7 @@ pub(crate) async fn publish_final(
     plan: &StreamPlan,
     graph: &ChainGraph,
     tables: Option<&Arc<ResultTables>>,
+    job_dir: &Path,
     mut restored: Restored,
 ) -> Result<()> {
     for chain in &graph.chains {
@@ -342,7 +345,7 @@ pub(crate) async fn publish_final(
             let Operator::Sink(t) = &plan.nodes[*id].operator else { continue };
             for sub in 0..chain.parallelism {
                 let mut sink: Box<dyn Sink> = if is_managed(t) {
-                    Box::new(ResultTableSink::new(open_result_table(tables, t)?))
+                    result_table_sink(tables, t, Some(job_dir), *id, sub, true)?
                 } else {
                     eddy_connectors::create_sink(&connector_table(t), Split { index: sub, count: chain.parallelism })?
                 };
@@ -353,6 +356,26 @@ pub(crate) async fn publish_final(
         }
     }
     Ok(())
+}
+
+/// The sink into a managed table. In a checkpointing job (`job_dir` is its checkpoint
+/// directory) it is exactly once, as sink subtask `sub` of node `node` of that job: the
+/// identity is the directory's name (not its path: a moved state directory is the same
+/// job), the node and the subtask.
+fn result_table_sink(
+    tables: Option<&Arc<ResultTables>>,
+    t: &eddy_sql::plan::TableSpec,
+    job_dir: Option<&Path>,
+    node: usize,
+    sub: usize,
+    resuming: bool,
+) -> Result<Box<dyn Sink>> {
+    let table = open_result_table(tables, t)?;
+    let Some(dir) = job_dir else { return Ok(Box::new(ResultTableSink::new(table))) };
+    let job = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // Never 0, which means "no checkpointing writer".
+    let writer = crate::checkpoint::stable_hash(&format!("{job}#{node}-{sub}")).max(1);
+    Ok(Box::new(ResultTableSink::checkpointed(table, writer, resuming)?))
 }
 
 /// A source's connector table; a resumed job's Kafka sources start at their group's

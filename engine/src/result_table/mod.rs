@@ -8,6 +8,13 @@
 //! upsert and `-D` deletes. `'retention' = '1 h'` keeps an append-only table from growing
 //! forever: rows older than that go, by the table's event-time column when it declares a
 //! WATERMARK, by insert time otherwise.
+//!
+//! Exactly once: a checkpointing job's sink tags what it writes with its identity and the
+//! epoch ([`BatchOrigin`]) and makes the log durable at each checkpoint barrier. Restarted
+//! from checkpoint `n`, it first takes back the rows it wrote after `n`
+//! ([`ResultTable::roll_back`]), which it is about to write again. Rows stay visible as soon
+//! as they are written (readers do not wait for a checkpoint); after a crash, rows written
+//! after the last checkpoint vanish until the job writes them again.
 
 mod log;
 mod sink;
@@ -26,7 +33,7 @@ use tokio::sync::watch;
 
 pub use sink::ResultTableSink;
 pub use source::ResultTableSource;
-pub use store::Snapshot;
+pub use store::{BatchOrigin, Snapshot};
 
 use store::TableRows;
 
@@ -192,8 +199,8 @@ impl ResultTable {
     fn open(dir: &Path, shape: &TableShape) -> Result<Self, ResultTableError> {
         let mut rows = TableRows::new(shape.schema.clone(), &shape.primary_key)?;
         let (generation, batches) = log::replay(dir, &shape.schema)?;
-        for (batch, kinds) in &batches {
-            rows.apply(batch, Some(kinds))?;
+        for (batch, kinds, origin) in &batches {
+            rows.apply(batch, Some(kinds), *origin)?;
         }
         let retention = match &shape.retention {
             Some((keep, Some(column))) => {
@@ -205,7 +212,7 @@ impl ResultTable {
             Some((keep, None)) => Some((*keep, None)),
             None => None,
         };
-        let log = log::TableLog::start(dir, generation + 1, &shape.schema, &rows.snapshot().batches)?;
+        let log = log::TableLog::start(dir, generation + 1, &shape.schema, &rows.live_batches_with_origin())?;
         tracing::debug!(table = %shape.name, rows = rows.num_rows(), generation = log.generation(), "result table opened");
         let version = watch::channel(rows.version()).0;
         Ok(Self {
@@ -237,6 +244,17 @@ impl ResultTable {
 
     /// Apply one batch of changes: visible to the next snapshot, and logged.
     pub fn apply(&self, batch: &RecordBatch, row_kinds: Option<&Int8Array>) -> Result<(), ResultTableError> {
+        self.apply_from(batch, row_kinds, BatchOrigin::default())
+    }
+
+    /// [`ResultTable::apply`] for a checkpointing writer: the rows remember `origin`, so
+    /// that [`ResultTable::roll_back`] can take them back.
+    pub fn apply_from(
+        &self,
+        batch: &RecordBatch,
+        row_kinds: Option<&Int8Array>,
+        origin: BatchOrigin,
+    ) -> Result<(), ResultTableError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -249,7 +267,7 @@ impl ResultTable {
         let mut log = self.log.lock().map_err(|_| poisoned())?;
         let (version, live_rows) = {
             let mut rows = self.rows.write().map_err(|_| poisoned())?;
-            rows.apply(&conformed, row_kinds)?;
+            rows.apply(&conformed, row_kinds, origin)?;
             if let Some((keep, column)) = self.retention {
                 match column {
                     Some(c) => {
@@ -275,13 +293,45 @@ impl ResultTable {
             Some(k) => k.clone(),
             None => store::insert_kinds(batch.num_rows()),
         };
-        log.append(&conformed, &kinds)?;
+        log.append(&conformed, &kinds, origin)?;
         if log.wants_rotation(live_rows) {
-            // The snapshot is a moment under the read lock; writing it happens outside.
-            let snapshot = self.snapshot();
-            log.rotate(&self.schema, &snapshot.batches)?;
+            // The rows are taken in a moment under the read lock; writing them happens outside.
+            log.rotate(&self.schema, &self.rows_with_origin()?)?;
         }
         Ok(())
+    }
+
+    fn rows_with_origin(&self) -> Result<Vec<(RecordBatch, BatchOrigin)>, ResultTableError> {
+        let rows = self.rows.read().map_err(|_| self.poisoned())?;
+        Ok(rows.live_batches_with_origin())
+    }
+
+    fn poisoned(&self) -> ResultTableError {
+        ResultTableError::Invalid(format!("result table '{}' is unusable after a panic", self.name))
+    }
+
+    /// Take back the rows `writer` wrote in epochs after `epoch`, in memory and on disk (a
+    /// new log generation without them). Only append-only tables hold such rows (see
+    /// [`BatchOrigin`]); jobs reading the table's changes are not told. Returns how many
+    /// rows went.
+    pub fn roll_back(&self, writer: u64, epoch: u64) -> Result<usize, ResultTableError> {
+        let mut log = self.log.lock().map_err(|_| self.poisoned())?;
+        let (removed, version) = {
+            let mut rows = self.rows.write().map_err(|_| self.poisoned())?;
+            (rows.roll_back(writer, epoch), rows.version())
+        };
+        if removed > 0 {
+            self.version.send_replace(version);
+            log.rotate(&self.schema, &self.rows_with_origin()?)?;
+            tracing::info!(table = %self.name, rows = removed, epoch, "result table: rows written after the checkpoint taken back");
+        }
+        Ok(removed)
+    }
+
+    /// Make every applied batch durable: a checkpoint that counts these rows as written
+    /// must not lose them to a machine crash.
+    pub fn sync(&self) -> Result<(), ResultTableError> {
+        self.log.lock().map_err(|_| self.poisoned())?.sync()
     }
 
     /// The live rows now.
@@ -409,6 +459,53 @@ mod tests {
         let t = tables.open(&s).unwrap();
         assert_eq!(contents(&t), vec![("a".into(), 5)], "the torn batch is dropped, the rest kept");
         assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1, "one generation on disk");
+    }
+
+    #[test]
+    fn rows_written_after_a_checkpoint_are_taken_back_and_stay_gone_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = shape(false);
+        let from = |writer, epoch| BatchOrigin { writer, epoch };
+        {
+            let tables = ResultTables::new(dir.path());
+            let t = tables.open(&s).unwrap();
+            t.apply(&batch(&s, &[("manual", 0)]), None).unwrap();
+            t.apply_from(&batch(&s, &[("a", 1)]), None, from(7, 1)).unwrap();
+            t.apply_from(&batch(&s, &[("other writer", 2)]), None, from(8, 2)).unwrap();
+            t.apply_from(&batch(&s, &[("b", 2), ("c", 2)]), None, from(7, 2)).unwrap();
+            t.sync().unwrap();
+        }
+        // Reopened (the origins come back from the log), restarted from checkpoint 1.
+        let tables = ResultTables::new(dir.path());
+        let t = tables.open(&s).unwrap();
+        let version = *t.versions().borrow();
+        assert_eq!(t.roll_back(7, 1).unwrap(), 2);
+        assert!(*t.versions().borrow() > version, "readers waiting for changes are woken");
+        assert_eq!(contents(&t), vec![("a".into(), 1), ("manual".into(), 0), ("other writer".into(), 2)]);
+        assert_eq!(t.roll_back(7, 1).unwrap(), 0, "nothing more to take back");
+        t.apply_from(&batch(&s, &[("b", 2)]), None, from(7, 2)).unwrap();
+        drop(t);
+        drop(tables);
+        let tables = ResultTables::new(dir.path());
+        let t = tables.open(&s).unwrap();
+        let want: Vec<(String, i64)> =
+            vec![("a".into(), 1), ("b".into(), 2), ("manual".into(), 0), ("other writer".into(), 2)];
+        assert_eq!(contents(&t), want, "the rollback is on disk too");
+        // A fresh run of writer 7 takes back all it wrote; rows of no writer are never taken.
+        assert_eq!(t.roll_back(7, 0).unwrap(), 2);
+        assert_eq!(t.roll_back(0, 0).unwrap(), 0);
+        assert_eq!(contents(&t), vec![("manual".into(), 0), ("other writer".into(), 2)]);
+    }
+
+    #[test]
+    fn an_upsert_table_is_not_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = shape(true);
+        let tables = ResultTables::new(dir.path());
+        let t = tables.open(&s).unwrap();
+        t.apply_from(&batch(&s, &[("a", 1)]), None, BatchOrigin { writer: 7, epoch: 3 }).unwrap();
+        assert_eq!(t.roll_back(7, 1).unwrap(), 0, "rows written again overwrite themselves");
+        assert_eq!(contents(&t), vec![("a".into(), 1)]);
     }
 
     #[test]

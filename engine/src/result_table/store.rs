@@ -6,6 +6,10 @@
 //! kills the old row, `-D` kills it, `-U` is ignored (the `+U` after it carries the new
 //! row), as Flink's upsert sinks do.
 //!
+//! Each segment remembers which checkpointed writer wrote it in which epoch
+//! ([`BatchOrigin`]), so that a job restarted from a checkpoint can take back what it wrote
+//! after it ([`TableRows::roll_back`]) before writing it again.
+//!
 //! Readers take a [`Snapshot`] under a read lock: the segments (shared, `Arc`) and copies of
 //! their masks. A batch is applied under the write lock as a whole, so a query never sees
 //! half of one.
@@ -24,10 +28,22 @@ use super::ResultTableError;
 /// Rows merged per compaction step (see [`TableRows::compact_if_sparse`]).
 const COMPACT_ROWS: usize = 65_536;
 
+/// Who wrote a batch: a job's sink subtask that checkpoints (`writer`, a stable hash of
+/// its identity) and the epoch its rows belong to (the number of the next checkpoint
+/// barrier). `writer` 0 is anything else: such rows are never rolled back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOrigin {
+    /// The writing sink subtask; 0: not a checkpointing writer.
+    pub writer: u64,
+    /// The checkpoint epoch the rows belong to.
+    pub epoch: u64,
+}
+
 /// Rows written together, and which of them are still live.
 #[derive(Debug, Clone)]
 struct Segment {
     batch: RecordBatch,
+    origin: BatchOrigin,
     live: Vec<bool>,
     live_rows: usize,
     /// When it was written (insert-time retention).
@@ -93,7 +109,12 @@ impl TableRows {
     }
 
     /// Apply one batch of changes (`row_kinds` as [`RowKind`] codes; none: all inserts).
-    pub(crate) fn apply(&mut self, batch: &RecordBatch, row_kinds: Option<&Int8Array>) -> Result<(), ResultTableError> {
+    pub(crate) fn apply(
+        &mut self,
+        batch: &RecordBatch,
+        row_kinds: Option<&Int8Array>,
+        origin: BatchOrigin,
+    ) -> Result<(), ResultTableError> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -110,6 +131,7 @@ impl TableRows {
             }
             self.segments.push(Segment {
                 batch,
+                origin,
                 live: vec![true; n],
                 live_rows: n,
                 written: SystemTime::now(),
@@ -152,7 +174,7 @@ impl TableRows {
                 live_rows += 1;
             }
         }
-        self.segments.push(Segment { batch, live, live_rows, written: SystemTime::now(), times: None });
+        self.segments.push(Segment { batch, origin, live, live_rows, written: SystemTime::now(), times: None });
         self.version += 1;
         self.compact_if_sparse();
         Ok(())
@@ -196,6 +218,10 @@ impl TableRows {
         let (mut start, mut rows, mut live) = (0usize, 0usize, 0usize);
         let mut run = None;
         for (i, s) in self.segments.iter().enumerate() {
+            // A merged segment has one origin: a run ends where the origin changes.
+            if i > start && s.origin != self.segments[start].origin {
+                (start, rows, live) = (i, 0, 0);
+            }
             rows += s.batch.num_rows();
             live += s.live_rows;
             if rows >= COMPACT_ROWS {
@@ -229,6 +255,7 @@ impl TableRows {
             }
         };
         let written = self.segments[to - 1].written;
+        let origin = self.segments[to - 1].origin;
         let seg_no = self.first_segment + (to - 1) as u64;
         let n = merged.num_rows();
         if let Some((columns, converter)) = &self.key {
@@ -247,9 +274,17 @@ impl TableRows {
         }
         let empty = RecordBatch::new_empty(self.schema.clone());
         for s in &mut self.segments[from..to - 1] {
-            *s = Segment { batch: empty.clone(), live: Vec::new(), live_rows: 0, written: s.written, times: None };
+            *s = Segment {
+                batch: empty.clone(),
+                origin: s.origin,
+                live: Vec::new(),
+                live_rows: 0,
+                written: s.written,
+                times: None,
+            };
         }
-        self.segments[to - 1] = Segment { batch: merged, live: vec![true; n], live_rows: n, written, times: None };
+        self.segments[to - 1] =
+            Segment { batch: merged, origin, live: vec![true; n], live_rows: n, written, times: None };
         while self.segments.first().is_some_and(|s| s.live_rows == 0) {
             self.segments.remove(0);
             self.first_segment += 1;
@@ -337,20 +372,42 @@ impl TableRows {
         Ok(dropped)
     }
 
+    /// Take back the rows `writer` wrote in epochs after `epoch` (what a job restarted from
+    /// checkpoint `epoch` is about to write again). Only an append-only table needs this:
+    /// in an upsert table the rows written again overwrite themselves. Returns the number
+    /// of rows removed.
+    pub(crate) fn roll_back(&mut self, writer: u64, epoch: u64) -> usize {
+        if self.key.is_some() || writer == 0 {
+            return 0;
+        }
+        let before = self.num_rows();
+        self.segments.retain(|s| !(s.origin.writer == writer && s.origin.epoch > epoch));
+        let removed = before - self.num_rows();
+        if removed > 0 {
+            self.version += 1;
+        }
+        removed
+    }
+
     /// The live rows, one batch per segment that has any.
     fn live_batches(&self) -> Vec<RecordBatch> {
+        self.live_batches_with_origin().into_iter().map(|(b, _)| b).collect()
+    }
+
+    /// The live rows with who wrote them, for a new log generation.
+    pub(crate) fn live_batches_with_origin(&self) -> Vec<(RecordBatch, BatchOrigin)> {
         let mut out = Vec::with_capacity(self.segments.len());
         for s in &self.segments {
             if s.live_rows == 0 {
                 continue;
             }
             if s.live_rows == s.batch.num_rows() {
-                out.push(s.batch.clone());
+                out.push((s.batch.clone(), s.origin));
                 continue;
             }
             let mask = BooleanArray::from(s.live.clone());
             match filter_record_batch(&s.batch, &mask) {
-                Ok(b) => out.push(b),
+                Ok(b) => out.push((b, s.origin)),
                 // Cannot happen (mask and batch have the same length); keep the rows visible
                 // rather than lose them from every query.
                 Err(e) => tracing::warn!(error = %e, "result table: cannot filter a segment"),
@@ -433,21 +490,21 @@ mod tests {
     #[test]
     fn append_only_keeps_every_row_and_refuses_updates() {
         let mut t = TableRows::new(schema(), &[]).unwrap();
-        t.apply(&batch(&[("a", 1), ("a", 2)]), None).unwrap();
-        t.apply(&batch(&[("b", 3)]), None).unwrap();
+        t.apply(&batch(&[("a", 1), ("a", 2)]), None, BatchOrigin::default()).unwrap();
+        t.apply(&batch(&[("b", 3)]), None, BatchOrigin::default()).unwrap();
         assert_eq!(rows(&t), vec![("a".into(), 1), ("a".into(), 2), ("b".into(), 3)]);
         assert_eq!(t.version(), 2);
-        let err = t.apply(&batch(&[("a", 1)]), Some(&kinds(&[RowKind::Delete]))).unwrap_err();
+        let err = t.apply(&batch(&[("a", 1)]), Some(&kinds(&[RowKind::Delete])), BatchOrigin::default()).unwrap_err();
         assert!(err.to_string().contains("PRIMARY KEY"), "{err}");
     }
 
     #[test]
     fn upsert_replaces_and_deletes_by_key() {
         let mut t = TableRows::new(schema(), &["k".to_string()]).unwrap();
-        t.apply(&batch(&[("a", 1), ("b", 2), ("a", 3)]), None).unwrap();
+        t.apply(&batch(&[("a", 1), ("b", 2), ("a", 3)]), None, BatchOrigin::default()).unwrap();
         assert_eq!(rows(&t), vec![("a".into(), 3), ("b".into(), 2)]);
         let k = kinds(&[RowKind::UpdateBefore, RowKind::UpdateAfter, RowKind::Delete]);
-        t.apply(&batch(&[("a", 3), ("a", 4), ("b", 2)]), Some(&k)).unwrap();
+        t.apply(&batch(&[("a", 3), ("a", 4), ("b", 2)]), Some(&k), BatchOrigin::default()).unwrap();
         assert_eq!(rows(&t), vec![("a".into(), 4)]);
         assert_eq!(t.num_rows(), 1);
         let key: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec!["a"]))];
@@ -463,7 +520,7 @@ mod tests {
         for round in 0..2000 {
             let names: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
             let rows: Vec<(&str, i64)> = names.iter().map(|n| (n.as_str(), round)).collect();
-            t.apply(&batch(&rows), None).unwrap();
+            t.apply(&batch(&rows), None, BatchOrigin::default()).unwrap();
         }
         assert_eq!(t.num_rows(), 100);
         let held: usize = t.segments.iter().map(|s| s.batch.num_rows()).sum();
@@ -477,7 +534,7 @@ mod tests {
         );
         // Deletes after compaction find the merged rows.
         let k = kinds(&[RowKind::Delete]);
-        t.apply(&batch(&[("k7", 0)]), Some(&k)).unwrap();
+        t.apply(&batch(&[("k7", 0)]), Some(&k), BatchOrigin::default()).unwrap();
         assert_eq!(t.num_rows(), 99);
         assert!(t.lookup(&key).unwrap().is_none());
     }
@@ -498,7 +555,7 @@ mod tests {
             ],
         )
         .unwrap();
-        t.apply(&b, None).unwrap();
+        t.apply(&b, None, BatchOrigin::default()).unwrap();
         assert_eq!(t.expire_by_time(1, Duration::from_secs(3600)).unwrap(), 0);
         assert_eq!(t.expire_by_time(1, Duration::from_secs(1000)).unwrap(), 1);
         assert_eq!(t.num_rows(), 2);
