@@ -253,7 +253,10 @@ impl Job {
         &self,
         graph: &graph::ChainGraph,
     ) -> Result<(Option<checkpoint::TaskLink>, Option<tokio::task::JoinHandle<()>>, Option<checkpoint::Restored>)> {
-        let Some(config) = &self.checkpoints else { return Ok((None, None, None)) };
+        let Some(config) = &self.checkpoints else {
+            refuse_exactly_once_without_checkpoints(&self.plan)?;
+            return Ok((None, None, None));
+        };
         let fingerprint = fingerprint(&self.plan);
         let restored = checkpoint::store::latest(&config.dir)?;
         if let Some(m) = restored.as_ref().and_then(|r| r.manifest.as_ref()) {
@@ -379,6 +382,28 @@ pub fn result_table_shape(
 }
 
 /// Open the result table a sink writes.
+/// An exactly-once Kafka sink publishes at checkpoints: without them it would publish
+/// nothing until the input ends (never, for a stream).
+fn refuse_exactly_once_without_checkpoints(plan: &StreamPlan) -> Result<()> {
+    for node in &plan.nodes {
+        let Operator::Sink(t) = &node.operator else { continue };
+        let exactly_once = t.options.iter().any(|(k, v)| {
+            matches!(k.as_str(), "sink.delivery-guarantee" | "sink.semantic")
+                && matches!(v.trim().to_ascii_lowercase().as_str(), "exactly-once" | "exactly_once")
+        });
+        if exactly_once {
+            return Err(EngineError::Plan(format!(
+                "table '{}' has 'sink.delivery-guarantee' = 'exactly-once', which publishes rows when a \
+                 checkpoint completes, but this job takes no checkpoints: SET \
+                 'execution.checkpointing.interval' = '10 s' (eddy run also needs --state-dir), or use \
+                 'at-least-once'",
+                t.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn open_result_table(tables: Option<&Arc<ResultTables>>, t: &TableSpec) -> Result<Arc<ResultTable>> {
     let tables = tables.ok_or_else(|| {
         EngineError::Plan(format!(

@@ -179,10 +179,13 @@ impl TableLog {
         Ok(())
     }
 
-    /// Make what was appended durable (a checkpoint counts on it).
-    pub(crate) fn sync(&mut self) -> Result<(), ResultTableError> {
+    /// Hand what was appended to the OS and return the file, for the caller to make it
+    /// durable (`sync_data`) without holding up writers meanwhile. A later rotation syncs
+    /// the new generation itself.
+    pub(crate) fn flushed_file(&mut self) -> Result<(File, PathBuf), ResultTableError> {
         self.writer.get_mut().flush().map_err(io(&self.path))?;
-        self.writer.get_ref().get_ref().sync_data().map_err(io(&self.path))
+        let file = self.writer.get_ref().get_ref().try_clone().map_err(io(&self.path))?;
+        Ok((file, self.path.clone()))
     }
 
     /// Whether the log holds far more rows than the table (updates and deletes of an

@@ -331,7 +331,9 @@ impl ResultTable {
     /// Make every applied batch durable: a checkpoint that counts these rows as written
     /// must not lose them to a machine crash.
     pub fn sync(&self) -> Result<(), ResultTableError> {
-        self.log.lock().map_err(|_| self.poisoned())?.sync()
+        // The lock only for the flush: writers go on while the disk catches up.
+        let (file, path) = self.log.lock().map_err(|_| self.poisoned())?.flushed_file()?;
+        file.sync_data().map_err(|e| ResultTableError::Io { context: path.display().to_string(), source: e })
     }
 
     /// The live rows now.
