@@ -321,3 +321,24 @@ fn state_beyond_the_memory_limit_fails_the_job_naming_the_operator() {
     let out = eddy(&["run", "--quiet", "fits.sql"], dir.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// An exactly-once Kafka sink publishes at checkpoints: a job without them is refused
+/// before anything runs, saying what to set.
+#[test]
+fn exactly_once_without_checkpoints_is_refused_with_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "job.sql",
+        "CREATE TABLE out (n INT) WITH ('connector' = 'kafka', 'topic' = 'out',
+  'properties.bootstrap.servers' = '127.0.0.1:1', 'format' = 'json',
+  'sink.delivery-guarantee' = 'exactly-once', 'sink.transactional-id-prefix' = 'job');
+INSERT INTO out VALUES (1);
+",
+    );
+    let out = eddy(&["run", "--state-dir", "state", "job.sql"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("table 'out'") && err.contains("exactly-once"), "{err}");
+    assert!(err.contains("execution.checkpointing.interval"), "{err}");
+}

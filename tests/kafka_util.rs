@@ -10,6 +10,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -203,7 +204,17 @@ pub fn produce_bytes(bootstrap: &str, topic: &str, records: &[BinRec]) {
             }
             br = br.headers(h);
         }
-        p.send(br).map_err(|(e, _)| e).expect("send");
+        // librdkafka's queue holds 100,000 records: wait for room when it is full.
+        loop {
+            match p.send(br) {
+                Ok(()) => break,
+                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    br = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((e, _)) => panic!("send: {e}"),
+            }
+        }
     }
     p.flush(TIMEOUT).expect("flush");
 }
@@ -219,9 +230,20 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<Rec> {
 
 /// [`consume_all`] keeping keys and values as bytes.
 pub fn consume_all_bytes(bootstrap: &str, topic: &str) -> Vec<BinRec> {
+    read_topic(bootstrap, topic, "read_uncommitted")
+}
+
+/// [`consume_all`] as a consumer with `isolation.level` = `read_committed` sees it (what
+/// an exactly-once sink's readers use).
+pub fn consume_committed(bootstrap: &str, topic: &str) -> Vec<Rec> {
+    read_topic(bootstrap, topic, "read_committed").into_iter().map(Rec::from).collect()
+}
+
+fn read_topic(bootstrap: &str, topic: &str, isolation: &str) -> Vec<BinRec> {
     let Some(n) = partition_count(bootstrap, topic) else { return Vec::new() };
     let c: BaseConsumer = config(bootstrap)
         .set("group.id", unique("reader"))
+        .set("isolation.level", isolation)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .create()

@@ -11,12 +11,13 @@ use arrow::record_batch::RecordBatch;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 
+use super::transaction::{SavedState, TXN_HEADER};
 use crate::test_util::table;
-use crate::{ConnectorTable, Source, Split};
+use crate::{ConnectorTable, Sink, Source, Split};
 
 /// The shared broker's address, started once (the script returns at once if it runs).
 fn broker() -> &'static str {
@@ -63,8 +64,18 @@ fn produce(topic: &str, records: &[(i32, i64)]) {
     p.flush(Duration::from_secs(20)).unwrap();
 }
 
-/// Every value of `topic` (all partitions), as the `n` of `{"n": n}`, read as `isolation`.
-fn read_topic(topic: &str, isolation: &str) -> Vec<i64> {
+/// A record as a test reads it back.
+#[derive(Debug)]
+struct ReadRecord {
+    /// The `n` of the value `{"n": n}`.
+    n: i64,
+    timestamp: Option<i64>,
+    /// The exactly-once sink's `eddy.txn` header.
+    tag: Option<String>,
+}
+
+/// Every record of `topic` (all partitions), read as `isolation`.
+fn read_records(topic: &str, isolation: &str) -> Vec<ReadRecord> {
     let c: BaseConsumer = client_config()
         .set("group.id", unique("reader"))
         .set("auto.offset.reset", "earliest")
@@ -86,7 +97,12 @@ fn read_topic(topic: &str, isolation: &str) -> Vec<i64> {
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
-                out.push(v["n"].as_i64().unwrap());
+                let tag = m.headers().and_then(|h| h.iter().find(|h| h.key == TXN_HEADER)).and_then(|h| h.value);
+                out.push(ReadRecord {
+                    n: v["n"].as_i64().unwrap(),
+                    timestamp: m.timestamp().to_millis(),
+                    tag: tag.map(|t| String::from_utf8_lossy(t).into_owned()),
+                });
             }
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eofs += 1,
             Some(Err(e)) => panic!("{e}"),
@@ -94,6 +110,18 @@ fn read_topic(topic: &str, isolation: &str) -> Vec<i64> {
         }
     }
     out
+}
+
+/// Every value of `topic` (all partitions), as the `n` of `{"n": n}`, read as `isolation`.
+fn read_topic(topic: &str, isolation: &str) -> Vec<i64> {
+    read_records(topic, isolation).into_iter().map(|r| r.n).collect()
+}
+
+/// [`read_topic`] `read_committed`, sorted (partitions interleave).
+fn committed_sorted(topic: &str) -> Vec<i64> {
+    let mut all = read_topic(topic, "read_committed");
+    all.sort();
+    all
 }
 
 fn source_table(topic: &str, extra: &[(&str, &str)]) -> ConnectorTable {
@@ -224,4 +252,194 @@ async fn sink_pre_commit_waits_until_the_rows_are_in_kafka() {
     sink.write_batch(&rows(50..60), None).await.unwrap();
     sink.finish().await.unwrap();
     assert_eq!(read_topic(&topic, "read_uncommitted").len(), 60);
+}
+
+fn exactly_once_table(topic: &str, prefix: &str, extra: &[(&str, &str)]) -> ConnectorTable {
+    let mut options = vec![("sink.delivery-guarantee", "exactly-once"), ("sink.transactional-id-prefix", prefix)];
+    options.extend_from_slice(extra);
+    sink_table(topic, &options)
+}
+
+fn exactly_once_sink(t: &ConnectorTable) -> Box<dyn Sink> {
+    crate::create_sink(t, Split { index: 0, count: 1 }).unwrap()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[tokio::test]
+async fn exactly_once_rows_are_visible_once_their_checkpoint_completes() {
+    let topic = unique("eo-visible");
+    create_topic(&topic, 2).await;
+    let prefix = unique("eo-visible-txn");
+    let mut sink = exactly_once_sink(&exactly_once_table(&topic, &prefix, &[]));
+    sink.write_batch(&rows(0..30), None).await.unwrap();
+    let written = now_ms();
+    let state = sink.pre_commit(1).await.unwrap().unwrap();
+    assert_eq!(state["transactional_id"], format!("{prefix}-0"));
+    assert_eq!(state["epochs"][0]["epoch"], 1);
+    assert_eq!(state["epochs"][0]["records"].as_array().unwrap().len(), 30);
+    // Rows after the barrier belong to the next epoch.
+    sink.write_batch(&rows(30..40), None).await.unwrap();
+    assert_eq!(read_topic(&topic, "read_committed"), Vec::<i64>::new(), "nothing before the checkpoint completes");
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sink.commit(1).await.unwrap();
+    let published = read_records(&topic, "read_committed");
+    let mut ns: Vec<i64> = published.iter().map(|r| r.n).collect();
+    ns.sort();
+    assert_eq!(ns, (0..30).collect::<Vec<_>>());
+    // Each record names its writer, epoch and place in the epoch; it keeps the time it was
+    // written, not the commit's.
+    let mut tags: Vec<String> = published.iter().map(|r| r.tag.clone().unwrap()).collect();
+    tags.sort();
+    let mut expected: Vec<String> = (0..30).map(|n| format!("{prefix}-0:1:{n}")).collect();
+    expected.sort();
+    assert_eq!(tags, expected);
+    assert!(published.iter().all(|r| r.timestamp.is_some_and(|t| t <= written)), "{published:?}");
+    // A later commit of the same epoch (or an empty one) publishes nothing again.
+    sink.commit(1).await.unwrap();
+
+    // `finish` publishes what is still held, even without a checkpoint.
+    sink.finish().await.unwrap();
+    assert_eq!(committed_sorted(&topic), (0..40).collect::<Vec<_>>());
+}
+
+/// What a sink that died half-way through its commit of `epoch` leaves behind: the first
+/// `records` records of the epoch produced, the marker added, and no commit.
+fn die_while_committing(id: &str, topic: &str, state: &serde_json::Value, epoch: u64, records: usize) {
+    let saved = SavedState::parse("t", state.clone(), id).unwrap();
+    let sealed = saved.epochs.iter().find(|s| s.epoch == epoch).unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config().set("transactional.id", id).create().unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+    producer.begin_transaction().unwrap();
+    for (n, record) in sealed.records.iter().take(records).enumerate() {
+        let tag = super::transaction::tag(id, epoch, n);
+        producer.send(record.base_record(topic, &tag)).map_err(|(e, _)| e).unwrap();
+    }
+    producer.flush(Duration::from_secs(20)).unwrap();
+    let group: BaseConsumer = client_config().set("group.id", format!("{id}.epoch")).create().unwrap();
+    let mut marker = rdkafka::TopicPartitionList::new();
+    marker.add_partition_offset(topic, 0, rdkafka::Offset::Offset(epoch as i64)).unwrap();
+    producer.send_offsets_to_transaction(&marker, &group.group_metadata().unwrap(), Duration::from_secs(20)).unwrap();
+    drop(producer);
+}
+
+/// What the broker does when a writer with `id` starts again: the open transaction of the
+/// dead one is aborted.
+fn abort_open_transaction(id: &str) {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config().set("transactional.id", id).create().unwrap();
+    producer.init_transactions(Duration::from_secs(30)).unwrap();
+}
+
+#[tokio::test]
+async fn exactly_once_recovery_publishes_the_restored_epochs_once() {
+    let topic = unique("eo-crash");
+    create_topic(&topic, 3).await;
+    let prefix = unique("eo-crash-txn");
+    let id = format!("{prefix}-0");
+    let t = exactly_once_table(&topic, &prefix, &[("sink.partitioner", "round-robin")]);
+    let mut first = exactly_once_sink(&t);
+    first.write_batch(&rows(0..10), None).await.unwrap();
+    first.pre_commit(1).await.unwrap();
+    first.commit(1).await.unwrap();
+    first.write_batch(&rows(10..40), None).await.unwrap();
+    let state = first.pre_commit(2).await.unwrap().unwrap();
+    // Checkpoint 2 completes, and the sink dies while committing it: 12 of its 30 records
+    // (4 in each partition) were written.
+    drop(first);
+    die_while_committing(&id, &topic, &state, 2, 12);
+    abort_open_transaction(&id);
+    let visible = committed_sorted(&topic);
+    let leaked: Vec<i64> = (10..22).collect();
+    // Kafka hides the aborted records; the test broker (Tansu) shows them.
+    assert!(visible == (0..10).collect::<Vec<_>>() || visible == [(0..10).collect(), leaked].concat(), "{visible:?}");
+
+    eprintln!("records of the dead transaction visible: {}", visible.len() - 10);
+    let mut second = exactly_once_sink(&t);
+    second.recover(Some(state.clone())).await.unwrap();
+    assert_eq!(
+        committed_sorted(&topic),
+        (0..40).collect::<Vec<_>>(),
+        "every row once (leaked: {})",
+        visible.len() > 10
+    );
+    // Within each partition the rows keep their order.
+    let records = read_records(&topic, "read_committed");
+    for p in 0..3 {
+        let of_p: Vec<i64> = records.iter().map(|r| r.n).filter(|n| n % 3 == p).collect();
+        assert!(of_p.windows(2).all(|w| w[0] < w[1]), "partition {p}: {of_p:?}");
+    }
+    assert!(records.iter().all(|r| r.tag.as_deref().is_some_and(|t| t.starts_with(&format!("{id}:")))));
+
+    // The recovered sink goes on.
+    second.write_batch(&rows(40..45), None).await.unwrap();
+    second.pre_commit(3).await.unwrap();
+    second.commit(3).await.unwrap();
+    assert_eq!(committed_sorted(&topic), (0..45).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn exactly_once_recovery_of_a_committed_checkpoint_publishes_nothing() {
+    let topic = unique("eo-done");
+    create_topic(&topic, 2).await;
+    let prefix = unique("eo-done-txn");
+    let t = exactly_once_table(&topic, &prefix, &[]);
+    let mut sink = exactly_once_sink(&t);
+    sink.write_batch(&rows(0..20), None).await.unwrap();
+    let state = sink.pre_commit(1).await.unwrap().unwrap();
+    sink.commit(1).await.unwrap();
+    // The job ends as the engine ends it: the final checkpoint, its commit, finish.
+    sink.write_batch(&rows(20..25), None).await.unwrap();
+    let last = sink.pre_commit(u64::MAX).await.unwrap().unwrap();
+    assert_eq!(last["epochs"][0]["epoch"], u64::MAX);
+    sink.commit(u64::MAX).await.unwrap();
+    sink.finish().await.unwrap();
+    drop(sink);
+    assert_eq!(committed_sorted(&topic), (0..25).collect::<Vec<_>>());
+
+    // Restarted from either checkpoint (a crash after the commit), nothing is written again.
+    for state in [state, last] {
+        let mut again = exactly_once_sink(&t);
+        again.recover(Some(state)).await.unwrap();
+        again.finish().await.unwrap();
+    }
+    assert_eq!(committed_sorted(&topic), (0..25).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn exactly_once_a_new_run_with_the_same_prefix_starts_its_own_marker() {
+    let topic = unique("eo-rerun");
+    create_topic(&topic, 1).await;
+    let prefix = unique("eo-rerun-txn");
+    let t = exactly_once_table(&topic, &prefix, &[]);
+    // An earlier job with this prefix got to epoch 7.
+    let mut earlier = exactly_once_sink(&t);
+    earlier.write_batch(&rows(0..5), None).await.unwrap();
+    earlier.pre_commit(7).await.unwrap();
+    earlier.commit(7).await.unwrap();
+    drop(earlier);
+
+    // A new job (no recover) counts epochs from 1 again; it dies before committing epoch 1.
+    let mut new = exactly_once_sink(&t);
+    new.write_batch(&rows(5..10), None).await.unwrap();
+    let state = new.pre_commit(1).await.unwrap().unwrap();
+    drop(new);
+    // Restarted from its checkpoint 1: epoch 1 is not taken for the earlier job's.
+    let mut restarted = exactly_once_sink(&t);
+    restarted.recover(Some(state)).await.unwrap();
+    assert_eq!(committed_sorted(&topic), (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn exactly_once_refuses_a_state_of_another_writer() {
+    let topic = unique("eo-other");
+    create_topic(&topic, 1).await;
+    let mut sink = exactly_once_sink(&exactly_once_table(&topic, &unique("eo-other-txn"), &[]));
+    let state = serde_json::json!({ "transactional_id": "someone-else-0", "epochs": [] });
+    let e = sink.recover(Some(state)).await.unwrap_err().to_string();
+    assert!(e.contains("cannot resume from the checkpoint") && e.contains("'someone-else-0'"), "{e}");
 }

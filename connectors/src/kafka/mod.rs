@@ -8,6 +8,7 @@
 //! | `client` | librdkafka configuration, metadata, topic creation (`DISTRIBUTED INTO n BUCKETS`) |
 //! | `source` | reading: partitions spread over splits, startup/bounded offsets, decoding |
 //! | `sink` | writing: partitioners, keys, tombstones (upsert), timestamps and headers |
+//! | `transaction` | exactly-once writing: records held per checkpoint, published in a transaction |
 //!
 //! Why Eddy assigns partitions itself rather than subscribing with a consumer group: like
 //! Flink's `KafkaSource`, a job must know which split reads which partition (each
@@ -24,6 +25,7 @@ mod sink;
 mod source;
 #[cfg(test)]
 mod tests;
+mod transaction;
 
 use std::time::Duration;
 
@@ -150,6 +152,9 @@ pub(crate) enum Partitioner {
 pub(crate) enum Delivery {
     /// Wait for the broker to acknowledge every record before the job ends.
     AtLeastOnce,
+    /// Hold each checkpoint's records and publish them in a Kafka transaction once it
+    /// completes (see `sink` and `transaction`).
+    ExactlyOnce,
     /// Do not wait for acknowledgements (records may be lost).
     None,
 }
@@ -166,6 +171,9 @@ pub(crate) struct Config {
     pub(crate) bounded: Bounded,
     pub(crate) partitioner: Partitioner,
     pub(crate) delivery: Delivery,
+    /// `sink.transactional-id-prefix`, set exactly with 'exactly-once': sink subtask `i`
+    /// writes as transactional id `<prefix>-<i>`.
+    pub(crate) transactional_id_prefix: Option<String>,
     pub(crate) dead_letter_topic: Option<String>,
     /// `DISTRIBUTED ... INTO n BUCKETS`: the topic is created with `n` partitions if missing.
     pub(crate) buckets: Option<u64>,
@@ -263,26 +271,15 @@ impl Config {
         };
         let delivery = match o.get("sink.delivery-guarantee").or(o.get("sink.semantic")) {
             None | Some("at-least-once") | Some("at_least_once") => Delivery::AtLeastOnce,
+            Some("exactly-once") | Some("exactly_once") => Delivery::ExactlyOnce,
             Some("none") => Delivery::None,
-            Some("exactly-once") | Some("exactly_once") => {
-                return Err(err("'sink.delivery-guarantee' = 'exactly-once' (Kafka transactions committed on \
-                     checkpoint) is not supported yet: librdkafka cannot resume a transaction after a \
-                     restart, so an epoch pre-committed before a crash could not be published. Use \
-                     'at-least-once' (with checkpoints, every row before a checkpoint is in Kafka when \
-                     it completes; rows after it may be written again after a restart)"
-                    .into()))
-            }
             Some(other) => {
                 return Err(err(format!(
                     "option 'sink.delivery-guarantee' = '{other}' must be 'at-least-once', 'exactly-once' or 'none'"
                 )))
             }
         };
-        if o.get("sink.transactional-id-prefix").is_some() {
-            return Err(err(
-                "option 'sink.transactional-id-prefix' needs 'sink.delivery-guarantee' = 'exactly-once'".into()
-            ));
-        }
+        let transactional_id_prefix = parse_transactional_id_prefix(name, o, delivery)?;
         if flavor == Flavor::Append
             && (o.get("sink.buffer-flush.max-rows").is_some() || o.get("sink.buffer-flush.interval").is_some())
         {
@@ -315,6 +312,7 @@ impl Config {
             bounded,
             partitioner,
             delivery,
+            transactional_id_prefix,
             dead_letter_topic: o.get("eddy.dead-letter-topic").map(str::to_string),
             resume: o.get(RESUME_OPTION).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             buckets,
@@ -374,6 +372,22 @@ fn parse_startup(table: &str, o: &crate::Options, single_topic: bool) -> Result<
             )))
         }
     })
+}
+
+/// `sink.transactional-id-prefix`: required by 'exactly-once' (as in Flink), refused otherwise.
+fn parse_transactional_id_prefix(table: &str, o: &crate::Options, delivery: Delivery) -> Result<Option<String>> {
+    let err = |m: &str| Err(ConnectorError::options(table, m));
+    match (delivery, o.get("sink.transactional-id-prefix").map(str::trim)) {
+        (Delivery::ExactlyOnce, Some(p)) if !p.is_empty() => Ok(Some(p.to_string())),
+        (Delivery::ExactlyOnce, Some(_)) => err("option 'sink.transactional-id-prefix' must not be empty"),
+        (Delivery::ExactlyOnce, None) => {
+            err("'sink.delivery-guarantee' = 'exactly-once' needs option 'sink.transactional-id-prefix': a prefix no \
+             other job writing to this Kafka cluster uses (sink subtask i writes as transactional id \
+             '<prefix>-i'; keep it when the job is restarted from a checkpoint)")
+        }
+        (_, Some(_)) => err("option 'sink.transactional-id-prefix' needs 'sink.delivery-guarantee' = 'exactly-once'"),
+        (_, None) => Ok(None),
+    }
 }
 
 fn parse_bounded(table: &str, o: &crate::Options, single_topic: bool) -> Result<Bounded> {

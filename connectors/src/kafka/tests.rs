@@ -193,13 +193,116 @@ fn metadata_keys_are_checked_for_reading_and_writing() {
 }
 
 #[test]
-fn exactly_once_is_refused_with_the_reason() {
-    let e = error(&t(&[
-        ("format", "json"),
-        ("scan.startup.mode", "earliest-offset"),
-        ("sink.delivery-guarantee", "exactly-once"),
-    ]));
-    assert!(e.contains("cannot resume a transaction") && e.contains("'at-least-once'"), "{e}");
+fn exactly_once_needs_a_transactional_id_prefix_and_only_it_takes_one() {
+    let json = ("format", "json");
+    let exactly_once = ("sink.delivery-guarantee", "exactly-once");
+    let e = error(&t(&[json, exactly_once]));
+    assert!(e.contains("needs option 'sink.transactional-id-prefix'"), "{e}");
+    let e = error(&t(&[json, exactly_once, ("sink.transactional-id-prefix", " ")]));
+    assert!(e.contains("'sink.transactional-id-prefix' must not be empty"), "{e}");
+    let c = Config::parse(&t(&[json, exactly_once, ("sink.transactional-id-prefix", "orders")])).unwrap();
+    assert_eq!((c.delivery, c.transactional_id_prefix.as_deref()), (Delivery::ExactlyOnce, Some("orders")));
+    // Flink's older spelling.
+    let c =
+        Config::parse(&t(&[json, ("sink.semantic", "exactly_once"), ("sink.transactional-id-prefix", "o")])).unwrap();
+    assert_eq!(c.delivery, Delivery::ExactlyOnce);
+    for other in ["at-least-once", "none"] {
+        let e = error(&t(&[json, ("sink.delivery-guarantee", other), ("sink.transactional-id-prefix", "orders")]));
+        assert!(e.contains("'sink.transactional-id-prefix' needs 'sink.delivery-guarantee' = 'exactly-once'"), "{e}");
+    }
+    // upsert-kafka too, as in Flink.
+    let mut upsert = t(&[
+        ("key.format", "json"),
+        ("value.format", "json"),
+        exactly_once,
+        ("sink.transactional-id-prefix", "orders"),
+    ]);
+    upsert.options = crate::Options::new(
+        upsert
+            .options
+            .iter()
+            .map(|(k, v)| (k.to_string(), if k == "connector" { "upsert-kafka" } else { v }.to_string())),
+    );
+    upsert.primary_key = vec!["id".into()];
+    assert_eq!(Config::parse(&upsert).unwrap().delivery, Delivery::ExactlyOnce);
+}
+
+#[test]
+fn base64_is_rfc_4648() {
+    use super::transaction::{base64_decode, base64_encode};
+    for (plain, coded) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(base64_encode(plain.as_bytes()), coded);
+        assert_eq!(base64_decode(coded).as_deref(), Some(plain.as_bytes()), "{coded}");
+    }
+    let all: Vec<u8> = (0..=255).collect();
+    assert_eq!(base64_decode(&base64_encode(&all)), Some(all));
+    for bad in ["Zg=", "Zg==Zg==", "Z===", "Zm9*", "Zm9v\n"] {
+        assert_eq!(base64_decode(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn the_transaction_tag_names_writer_epoch_and_record() {
+    use super::transaction::{parse_tag, tag};
+    let t = tag("job:a-3", 18_446_744_073_709_551_615, 7);
+    assert_eq!(t, "job:a-3:18446744073709551615:7");
+    assert_eq!(parse_tag(t.as_bytes()), Some(("job:a-3", u64::MAX, 7)));
+    assert_eq!(parse_tag(b"x:1"), None);
+    assert_eq!(parse_tag(b"x:one:1"), None);
+}
+
+#[test]
+fn the_final_epoch_survives_its_trip_through_an_offset() {
+    use super::transaction::{epoch_offset, offset_epoch};
+    for epoch in [0, 1, 42, u64::MAX] {
+        assert_eq!(offset_epoch(epoch_offset(epoch)), epoch);
+    }
+    assert_eq!(epoch_offset(u64::MAX), i64::MAX);
+}
+
+#[test]
+fn the_exactly_once_state_keeps_records_byte_for_byte() {
+    use super::transaction::{Bytes, HeldRecord, SavedState};
+    let full = HeldRecord {
+        key: Some(Bytes(vec![0, 255, 10])),
+        value: Some(Bytes(b"{\"n\": 1}".to_vec())),
+        partition: Some(2),
+        timestamp: Some(-5),
+        headers: vec![("h".into(), Some(Bytes(vec![1]))), ("empty".into(), None)],
+    };
+    let tombstone =
+        HeldRecord { key: Some(Bytes(b"k".to_vec())), value: None, partition: None, timestamp: None, headers: vec![] };
+    let state = serde_json::json!({
+        "transactional_id": "p-0",
+        "epochs": [
+            { "epoch": 3, "records": [serde_json::to_value(&full).unwrap(), serde_json::to_value(&tombstone).unwrap()] },
+            { "epoch": u64::MAX, "records": [] },
+        ],
+    });
+    assert_eq!(state["epochs"][0]["records"][0]["key"], "AP8K");
+    assert_eq!(state["epochs"][0]["records"][1], serde_json::json!({ "key": "aw==" }));
+    let saved = SavedState::parse("t", state.clone(), "p-0").unwrap();
+    assert_eq!(saved.epochs[0].records, [full, tombstone]);
+    assert_eq!(saved.epochs[1].epoch, u64::MAX);
+
+    let e = SavedState::parse("t", state, "p-1").unwrap_err().to_string();
+    assert!(e.contains("transactional id 'p-0'") && e.contains("'p-1'"), "{e}");
+    let e = SavedState::parse(
+        "t",
+        serde_json::json!({ "transactional_id": "p-0", "epochs": [{ "epoch": 1, "records": [{ "key": "%" }] }] }),
+        "p-0",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("cannot resume from the checkpoint") && e.contains("not base64"), "{e}");
 }
 
 #[test]
