@@ -342,3 +342,61 @@ INSERT INTO out VALUES (1);
     assert!(err.contains("table 'out'") && err.contains("exactly-once"), "{err}");
     assert!(err.contains("execution.checkpointing.interval"), "{err}");
 }
+
+/// `'connector' = 'jdbc'` into the machine's PostgreSQL and MariaDB: window counts with
+/// allowed lateness (`+I`, then `-U`/`+U` of a fired window) upsert by the PRIMARY KEY into
+/// PostgreSQL; the same windows without updates append into MariaDB.
+#[test]
+fn window_results_reach_postgresql_and_mariadb_through_jdbc() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), &LATE_ROWS);
+    let table = format!("eddy_cli_{}", std::process::id());
+    let psql = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mariadb = |sql: &str| {
+        let out = std::process::Command::new("mariadb")
+            .args(["-h", "127.0.0.1", "-u", "root", "-N", "-B", "test", "-e", sql])
+            .output()
+            .expect("mariadb client");
+        assert!(out.status.success(), "mariadb: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    psql(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (k TEXT, window_start TIMESTAMP(3), \
+         window_end TIMESTAMP(3), n BIGINT, total BIGINT, PRIMARY KEY (k, window_start))"
+    ));
+    mariadb(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (k VARCHAR(10), window_start DATETIME(3), \
+         window_end DATETIME(3), n BIGINT, total BIGINT)"
+    ));
+    let sink = |name: &str, url: &str, key: &str| {
+        format!(
+            "CREATE TABLE {name} (k STRING, window_start TIMESTAMP(3), window_end TIMESTAMP(3), n BIGINT, total BIGINT{key})
+WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = '{table}', 'username' = '{}');
+INSERT INTO {name} ",
+            if url.contains("postgresql") { "postgres" } else { "root" }
+        )
+    };
+    let pg_sink = sink("pg_counts", "jdbc:postgresql://127.0.0.1:5432/test", ", PRIMARY KEY (k, window_start) NOT ENFORCED");
+    write(dir.path(), "pg.sql", &window_counts_sql("SET 'table.exec.emit.allow-lateness' = '5 s';", &pg_sink));
+    let my_sink = sink("my_counts", "jdbc:mysql://127.0.0.1:3306/test", "");
+    write(dir.path(), "my.sql", &window_counts_sql("", &my_sink));
+    for file in ["pg.sql", "my.sql"] {
+        let out = eddy(&["run", file], dir.path());
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let pg = psql(&format!(
+        "SELECT k, to_char(window_start, 'HH24:MI:SS'), n, total FROM {table} ORDER BY window_start, k"
+    ));
+    assert_eq!(pg, "a|10:00:00|2|4\nb|10:00:00|1|4\na|10:00:10|1|2\na|10:00:20|1|5", "the updated window upserted");
+    let my = mariadb(&format!("SELECT k, TIME(window_start), n, total FROM {table} ORDER BY window_start, k"));
+    assert_eq!(my, "a\t10:00:00.000\t1\t1\na\t10:00:10.000\t1\t2\na\t10:00:20.000\t1\t5");
+    psql(&format!("DROP TABLE {table}"));
+    mariadb(&format!("DROP TABLE {table}"));
+}

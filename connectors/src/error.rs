@@ -31,6 +31,15 @@ pub enum ConnectorError {
         /// What failed, with librdkafka's reason.
         message: String,
     },
+    /// A database (the jdbc connector) refused a write or could not be reached; the
+    /// message names the table, the database and the statement's error.
+    #[error("table '{table}': {message}")]
+    Database {
+        /// Table name.
+        table: String,
+        /// What failed, with the database's reason.
+        message: String,
+    },
     /// A checkpoint's saved source position or sink state cannot be used here: it is
     /// malformed, or was taken with another table definition or parallelism (the job's
     /// fault or a bug, not the data's).

@@ -211,6 +211,7 @@ mod datagen;
 mod filesystem;
 mod format;
 mod kafka;
+mod jdbc;
 mod nexmark;
 mod print;
 mod rate;

@@ -16,11 +16,20 @@ enum Connector {
     Blackhole,
     Kafka,
     UpsertKafka,
+    Jdbc,
 }
 
 impl Connector {
-    const ALL: [Connector; 7] =
-        [Self::Datagen, Self::Nexmark, Self::Filesystem, Self::Print, Self::Blackhole, Self::Kafka, Self::UpsertKafka];
+    const ALL: [Connector; 8] = [
+        Self::Datagen,
+        Self::Nexmark,
+        Self::Filesystem,
+        Self::Print,
+        Self::Blackhole,
+        Self::Kafka,
+        Self::UpsertKafka,
+        Self::Jdbc,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -31,6 +40,7 @@ impl Connector {
             Self::Blackhole => "blackhole",
             Self::Kafka => "kafka",
             Self::UpsertKafka => "upsert-kafka",
+            Self::Jdbc => "jdbc",
         }
     }
 
@@ -39,7 +49,7 @@ impl Connector {
     }
 
     fn is_sink(self) -> bool {
-        matches!(self, Self::Filesystem | Self::Print | Self::Blackhole | Self::Kafka | Self::UpsertKafka)
+        matches!(self, Self::Filesystem | Self::Print | Self::Blackhole | Self::Kafka | Self::UpsertKafka | Self::Jdbc)
     }
 
     /// Whether the sink consumes a changelog (`-U`/`+U`/`-D`); append-only sinks do not.
@@ -97,6 +107,7 @@ pub(crate) fn create_sink(table: &ConnectorTable, split: Split) -> Result<Box<dy
         Connector::Print => print::create_sink(table, split),
         Connector::Blackhole => blackhole::create_sink(table),
         Connector::Kafka | Connector::UpsertKafka => kafka::create_sink(table, split),
+        Connector::Jdbc => jdbc::create_sink(table, split),
         c => Err(c.not_a(table, "sink")),
     }
 }
@@ -116,6 +127,7 @@ pub(crate) fn validate(table: &ConnectorTable, as_source: bool, as_sink: bool) -
         Connector::Print => print::validate(table),
         Connector::Blackhole => blackhole::validate(table),
         Connector::Kafka | Connector::UpsertKafka => kafka::validate(table, as_source, as_sink),
+        Connector::Jdbc => jdbc::validate(table),
     }
 }
 
@@ -131,7 +143,10 @@ pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
 }
 
 pub(crate) fn accepts_updates(table: &ConnectorTable) -> Result<bool> {
-    Ok(Connector::of(table)?.accepts_updates())
+    Ok(match Connector::of(table)? {
+        Connector::Jdbc => jdbc::accepts_updates(table),
+        c => c.accepts_updates(),
+    })
 }
 
 #[cfg(test)]
