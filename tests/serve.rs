@@ -200,6 +200,17 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
     let metrics = server.http_get("/metrics");
     assert!(metrics.contains("eddy_job_rows_out_total{job_id="), "{metrics}");
     assert!(metrics.contains("job_name=\"insert-into_all_bids\"} 1000"), "{metrics}");
+    assert_prometheus_text(&metrics);
+    for family in ["eddy_job_late_rows_dropped_total{", "eddy_job_bad_records_total{", "eddy_job_state_bytes{"] {
+        assert!(metrics.contains(family), "{family} missing: {metrics}");
+    }
+    // The queries above were timed; psql's connections have closed.
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("eddy_pg_query_duration_seconds_count "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(count.is_some_and(|n| n >= 10), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "eddy_pg_connections 0"), "{metrics}");
 
     // A table dropped and declared again with other columns: after a restart, the rows of
     // the last declaration are there.
@@ -518,4 +529,27 @@ fn a_killed_server_resumes_its_jobs_from_their_last_checkpoint() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no rows_in in {jobs}"));
     assert!(rows_in > 0 && rows_in < 20000, "the restarted job read {rows_in} rows: it did not resume");
+}
+
+/// Prometheus' text format as a scraper reads it: every sample belongs to the family whose
+/// `# TYPE` line came last (a family's samples are not split), and every value is a number.
+fn assert_prometheus_text(response: &str) {
+    let text = response.split_once("\r\n\r\n").map_or(response, |(_, body)| body);
+    let mut family = String::new();
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            family = rest.split_whitespace().next().unwrap_or_default().to_string();
+            assert!(seen.insert(family.clone()), "family {family} appears twice:\n{text}");
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let base = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+        assert!(name == family || base == family, "sample '{line}' is not under its family (last TYPE: {family})");
+        let value = line.rsplit(' ').next().unwrap_or_default();
+        assert!(value.parse::<f64>().is_ok(), "sample '{line}' has no numeric value");
+    }
 }

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::jobs::JobRow;
 use crate::service::Eddy;
 use crate::ServerError;
 
@@ -52,72 +53,124 @@ pub async fn spawn(addr: SocketAddr, eddy: Arc<Eddy>) -> Result<JoinHandle<()>, 
     }))
 }
 
-/// Per-job counters in Prometheus' text format.
+/// Per-job and per-operator counters and the protocol's, in Prometheus' text format. Each
+/// metric family is written whole (HELP, TYPE, then its samples), as the format requires.
 fn metrics(eddy: &Eddy) -> String {
     let jobs = eddy.jobs().list();
     let mut out = String::new();
-    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    for (name, help, kind) in [
-        ("eddy_job_rows_in_total", "Rows read by the job's sources.", "counter"),
-        ("eddy_job_rows_out_total", "Rows written by the job's sinks.", "counter"),
-        ("eddy_job_running", "1 while the job runs.", "gauge"),
-        ("eddy_job_checkpoints_completed_total", "Checkpoints completed.", "counter"),
-        ("eddy_job_checkpoints_failed_total", "Checkpoints declined or abandoned.", "counter"),
-        ("eddy_job_last_checkpoint_duration_ms", "Trigger to manifest of the last completed checkpoint.", "gauge"),
-        ("eddy_job_last_checkpoint_size_bytes", "Bytes written by the last completed checkpoint.", "gauge"),
-    ] {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let labels = |j: &JobRow| format!("job_id=\"{}\",job_name=\"{}\"", escape(&j.id), escape(&j.name));
+    let per_job = |f: &dyn Fn(&JobRow) -> Option<String>| -> Vec<(String, String)> {
+        jobs.iter().filter_map(|j| f(j).map(|v| (labels(j), v))).collect()
+    };
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let families: Vec<(&str, &str, &str, Vec<(String, String)>)> = vec![
+        (
+            "eddy_job_rows_in_total",
+            "Rows read by the job's sources.",
+            "counter",
+            per_job(&|j| Some(j.rows_in.to_string())),
+        ),
+        (
+            "eddy_job_rows_out_total",
+            "Rows written by the job's sinks.",
+            "counter",
+            per_job(&|j| Some(j.rows_out.to_string())),
+        ),
+        (
+            "eddy_job_running",
+            "1 while the job runs.",
+            "gauge",
+            per_job(&|j| Some(u8::from(j.status == crate::jobs::JobStatus::Running).to_string())),
+        ),
+        (
+            "eddy_job_late_rows_dropped_total",
+            "Rows dropped because they arrived behind the watermark.",
+            "counter",
+            per_job(&|j| Some(get(&j.metrics.late_rows_dropped).to_string())),
+        ),
+        (
+            "eddy_job_bad_records_total",
+            "Malformed records skipped by the job's sources (*.ignore-parse-errors).",
+            "counter",
+            per_job(&|j| Some(get(&j.metrics.records_skipped).to_string())),
+        ),
+        (
+            "eddy_job_state_bytes",
+            "Estimated bytes of state the job's operators hold.",
+            "gauge",
+            per_job(&|j| Some(j.metrics.state_bytes.load(std::sync::atomic::Ordering::Relaxed).max(0).to_string())),
+        ),
+        (
+            "eddy_job_watermark_seconds",
+            "The job's watermark (its sinks' least), seconds since the epoch.",
+            "gauge",
+            per_job(&|j| j.watermark.map(|w| (w as f64 / 1000.0).to_string())),
+        ),
+        (
+            "eddy_job_watermark_lag_seconds",
+            "How far the job's watermark is behind the wall clock.",
+            "gauge",
+            per_job(&|j| j.watermark.map(|w| format!("{:.3}", now - w as f64 / 1000.0))),
+        ),
+        (
+            "eddy_job_checkpoints_completed_total",
+            "Checkpoints completed.",
+            "counter",
+            per_job(&|j| Some(j.checkpoints.completed.to_string())),
+        ),
+        (
+            "eddy_job_checkpoints_failed_total",
+            "Checkpoints declined or abandoned.",
+            "counter",
+            per_job(&|j| Some(j.checkpoints.failed.to_string())),
+        ),
+        (
+            "eddy_job_last_checkpoint_duration_ms",
+            "Trigger to manifest of the last completed checkpoint.",
+            "gauge",
+            per_job(&|j| Some(j.checkpoints.last_duration_ms.to_string())),
+        ),
+        (
+            "eddy_job_last_checkpoint_size_bytes",
+            "Bytes written by the last completed checkpoint.",
+            "gauge",
+            per_job(&|j| Some(j.checkpoints.last_bytes.to_string())),
+        ),
+        (
+            "eddy_job_last_checkpoint_age_seconds",
+            "Time since the last completed checkpoint.",
+            "gauge",
+            per_job(&|j| {
+                let done = j.checkpoints.last_completed_ms;
+                (done > 0).then(|| format!("{:.3}", now - done as f64 / 1000.0))
+            }),
+        ),
+        (
+            "eddy_operator_late_rows_dropped_total",
+            "Rows an operator dropped because they arrived behind the watermark.",
+            "counter",
+            jobs.iter()
+                .flat_map(|j| {
+                    j.metrics
+                        .late_rows_by_operator()
+                        .into_iter()
+                        .map(move |(op, n)| (format!("{},operator=\"{}\"", labels(j), escape(&op)), n.to_string()))
+                })
+                .collect(),
+        ),
+    ];
+    for (name, help, kind, samples) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for j in &jobs {
-            let c = &j.checkpoints;
-            let value = match name {
-                "eddy_job_rows_in_total" => j.rows_in,
-                "eddy_job_rows_out_total" => j.rows_out,
-                "eddy_job_checkpoints_completed_total" => c.completed,
-                "eddy_job_checkpoints_failed_total" => c.failed,
-                "eddy_job_last_checkpoint_duration_ms" => c.last_duration_ms,
-                "eddy_job_last_checkpoint_size_bytes" => c.last_bytes,
-                _ => u64::from(j.status == crate::jobs::JobStatus::Running),
-            };
-            let _ = writeln!(out, "{name}{{job_id=\"{}\",job_name=\"{}\"}} {value}", j.id, escape(&j.name));
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP eddy_job_watermark_seconds The job's watermark (its sinks' least), seconds since the epoch.\n\
-         # TYPE eddy_job_watermark_seconds gauge"
-    );
-    for j in jobs.iter().filter(|j| j.watermark.is_some()) {
-        let w = j.watermark.unwrap_or_default() as f64 / 1000.0;
-        let _ = writeln!(out, "eddy_job_watermark_seconds{{job_id=\"{}\",job_name=\"{}\"}} {w}", j.id, escape(&j.name));
-    }
-    let _ = writeln!(
-        out,
-        "# HELP eddy_job_watermark_lag_seconds How far the job's watermark is behind the wall clock.\n\
-         # TYPE eddy_job_watermark_lag_seconds gauge"
-    );
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    let _ = writeln!(
-        out,
-        "# HELP eddy_job_last_checkpoint_age_seconds Time since the last completed checkpoint.\n\
-         # TYPE eddy_job_last_checkpoint_age_seconds gauge"
-    );
-    for j in jobs.iter().filter(|j| j.checkpoints.last_completed_ms > 0) {
-        let age = now - j.checkpoints.last_completed_ms as f64 / 1000.0;
-        let _ = writeln!(
-            out,
-            "eddy_job_last_checkpoint_age_seconds{{job_id=\"{}\",job_name=\"{}\"}} {age:.3}",
-            j.id,
-            escape(&j.name)
-        );
-    }
-    for j in jobs.iter().filter(|j| j.watermark.is_some()) {
-        let lag = now - j.watermark.unwrap_or_default() as f64 / 1000.0;
-        let _ = writeln!(
-            out,
-            "eddy_job_watermark_lag_seconds{{job_id=\"{}\",job_name=\"{}\"}} {lag:.3}",
-            j.id,
-            escape(&j.name)
-        );
-    }
+    eddy.pg_metrics().render(&mut out);
     out
+}
+
+/// A label value with `\` and `"` escaped.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

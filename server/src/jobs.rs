@@ -97,6 +97,8 @@ pub struct JobRow {
     pub started: SystemTime,
     /// Its checkpoints.
     pub checkpoints: CheckpointStats,
+    /// Its live counters (late rows per operator, state size, ...).
+    pub metrics: Arc<JobMetrics>,
 }
 
 struct Entry {
@@ -231,6 +233,7 @@ impl Jobs {
                     last_bytes: JobMetrics::get(&e.metrics.last_checkpoint_bytes),
                     last_completed_ms: JobMetrics::get(&e.metrics.last_checkpoint_completed_ms),
                 },
+                metrics: e.metrics.clone(),
             })
             .collect()
     }

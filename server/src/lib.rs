@@ -44,6 +44,7 @@ pub mod pg;
 pub mod pg_catalog_keys;
 pub mod pg_catalog_overlay;
 pub mod pg_compat;
+pub mod pg_metrics;
 pub mod pg_rewrite;
 pub mod point_lookup;
 pub mod type_introspection;
@@ -112,7 +113,9 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
                     Ok((socket, peer)) => {
                         let handlers = handlers.clone();
                         let tls = tls.clone();
+                        let eddy = eddy.clone();
                         tokio::spawn(async move {
+                            let _open = eddy.pg_metrics().connection();
                             if let Err(e) = process_socket(socket, tls, handlers).await {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
                             }

@@ -256,19 +256,25 @@ impl SimpleQueryHandler for EddyQueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let started = std::time::Instant::now();
         // A text of Flink statements goes to Eddy whole (it splits and locates them itself);
         // a text of several Postgres statements (a pool's reset sequence) is answered one by one.
-        if !Eddy::handles(query) {
-            let pieces = pg_compat::split_statements(query);
-            if pieces.len() > 1 {
-                let mut responses = Vec::new();
-                for piece in &pieces {
-                    responses.extend(self.simple_one(client, piece).await?);
+        let result = async {
+            if !Eddy::handles(query) {
+                let pieces = pg_compat::split_statements(query);
+                if pieces.len() > 1 {
+                    let mut responses = Vec::new();
+                    for piece in &pieces {
+                        responses.extend(self.simple_one(client, piece).await?);
+                    }
+                    return Ok(responses);
                 }
-                return Ok(responses);
             }
+            self.simple_one(client, query).await
         }
-        self.simple_one(client, query).await
+        .await;
+        self.eddy.pg_metrics().query(started.elapsed(), result.is_ok());
+        result
     }
 }
 
@@ -293,35 +299,41 @@ impl ExtendedQueryHandler for EddyQueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (sql, parsed) = &portal.statement.statement;
-        if parsed.is_none() && type_introspection::is_type_introspection(sql) {
-            let raw = portal.parameters.first().and_then(|p| p.as_deref());
-            let oids = type_introspection::requested_oids(raw, portal.parameter_format.is_binary(0))?;
-            let (_, batches) = type_introspection::answer(&self.eddy.query_context(), &oids).await?;
-            return Ok(rows_with_fields(type_introspection::fields(&portal.result_column_format)?, batches));
-        }
-        if parsed.is_none() {
-            if let Some(reply) = pg_compat::session_statement(sql) {
-                return to_response(reply, &portal.result_column_format);
+        let started = std::time::Instant::now();
+        let result: PgWireResult<Response> = async {
+            let (sql, parsed) = &portal.statement.statement;
+            if parsed.is_none() && type_introspection::is_type_introspection(sql) {
+                let raw = portal.parameters.first().and_then(|p| p.as_deref());
+                let oids = type_introspection::requested_oids(raw, portal.parameter_format.is_binary(0))?;
+                let (_, batches) = type_introspection::answer(&self.eddy.query_context(), &oids).await?;
+                return Ok(rows_with_fields(type_introspection::fields(&portal.result_column_format)?, batches));
             }
-        }
-        if parsed.is_none() && Eddy::handles(sql) {
-            let mut replies = run_eddy(&self.eddy, sql, conn_key(client)).await?;
-            // One statement per Parse, as Postgres allows in the extended protocol.
-            let last = replies.pop().unwrap_or(Reply::Command("OK".into()));
-            return to_response(last, &portal.result_column_format);
-        }
-        if let Some((sqlparser::ast::Statement::Declare { stmts }, _)) = parsed {
-            return self.declare_cursor(client, stmts, portal).await;
-        }
-        if let Some((_, plan)) = parsed {
-            if let Some(answer) = crate::point_lookup::try_answer(self.eddy.result_tables(), plan, portal) {
-                return answer;
+            if parsed.is_none() {
+                if let Some(reply) = pg_compat::session_statement(sql) {
+                    return to_response(reply, &portal.result_column_format);
+                }
             }
+            if parsed.is_none() && Eddy::handles(sql) {
+                let mut replies = run_eddy(&self.eddy, sql, conn_key(client)).await?;
+                // One statement per Parse, as Postgres allows in the extended protocol.
+                let last = replies.pop().unwrap_or(Reply::Command("OK".into()));
+                return to_response(last, &portal.result_column_format);
+            }
+            if let Some((sqlparser::ast::Statement::Declare { stmts }, _)) = parsed {
+                return self.declare_cursor(client, stmts, portal).await;
+            }
+            if let Some((_, plan)) = parsed {
+                if let Some(answer) = crate::point_lookup::try_answer(self.eddy.result_tables(), plan, portal) {
+                    return answer;
+                }
+            }
+            <DfSessionService as ExtendedQueryHandler>::do_query(&self.df, client, portal, max_rows)
+                .await
+                .map(with_pg_names)
         }
-        <DfSessionService as ExtendedQueryHandler>::do_query(&self.df, client, portal, max_rows)
-            .await
-            .map(with_pg_names)
+        .await;
+        self.eddy.pg_metrics().query(started.elapsed(), result.is_ok());
+        result
     }
 }
 

@@ -50,12 +50,19 @@ pub struct Eddy {
     keys: Arc<crate::pg_catalog_keys::PrimaryKeys>,
     /// Jobs' checkpoints: `<state-dir>/checkpoints/<job id>`.
     checkpoints_dir: PathBuf,
+    /// Connections and query latencies, for `/metrics`.
+    pg_metrics: crate::pg_metrics::PgMetrics,
 }
 
 /// `execution.checkpointing.interval` of a job started by the server, unless set.
 const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 10_000;
 
 impl Eddy {
+    /// The Postgres protocol's counters.
+    pub fn pg_metrics(&self) -> &crate::pg_metrics::PgMetrics {
+        &self.pg_metrics
+    }
+
     /// Open the state in `state_dir`: replay the catalog, reopen result tables and start
     /// the jobs a previous run left running. Must run inside a tokio runtime.
     pub fn open(state_dir: &Path) -> Result<Arc<Self>, ServerError> {
@@ -70,6 +77,7 @@ impl Eddy {
             conn_settings: Mutex::new(std::collections::HashMap::new()),
             keys: Arc::default(),
             checkpoints_dir: state_dir.join("checkpoints"),
+            pg_metrics: Default::default(),
         });
         eddy.replay_catalog()?;
         for spec in eddy.jobs.saved()? {
