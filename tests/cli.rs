@@ -400,3 +400,24 @@ INSERT INTO {name} ",
     psql(&format!("DROP TABLE {table}"));
     mariadb(&format!("DROP TABLE {table}"));
 }
+
+/// `--log-format json` writes one JSON object per log line (for collectors), at the level
+/// RUST_LOG asks for; the default is readable text.
+#[test]
+fn logs_are_json_lines_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "v.sql", "CREATE TABLE out (n INT) WITH ('connector' = 'blackhole');\nINSERT INTO out VALUES (1);\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["--log-format", "json", "run", "v.sql"])
+        .env("RUST_LOG", "info")
+        .env_remove("EDDY_LOG")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logs: Vec<serde_json::Value> =
+        stderr.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!logs.is_empty(), "{stderr}");
+    assert!(logs.iter().all(|l| l["level"].is_string() && l["fields"]["message"].is_string()), "{stderr}");
+}

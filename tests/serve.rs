@@ -211,6 +211,16 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
         .and_then(|v| v.parse::<u64>().ok());
     assert!(count.is_some_and(|n| n >= 10), "{metrics}");
     assert!(metrics.lines().any(|l| l == "eddy_pg_connections 0"), "{metrics}");
+    // `eddy top` shows the jobs from the same figures, twice.
+    let top = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["top", "--url", &format!("http://127.0.0.1:{}", server.http), "--iterations", "2", "--interval", "0.2"])
+        .output()
+        .expect("eddy top");
+    let shown = String::from_utf8_lossy(&top.stdout);
+    assert!(top.status.success(), "{}", String::from_utf8_lossy(&top.stderr));
+    assert_eq!(shown.matches("eddy top  http://127.0.0.1:").count(), 2, "{shown}");
+    let row = shown.lines().rev().find(|l| l.contains("insert-into_all_bids")).unwrap_or_default();
+    assert!(row.contains("RUNNING") || row.contains("ENDED"), "{shown}");
 
     // A table dropped and declared again with other columns: after a restart, the rows of
     // the last declaration are there.

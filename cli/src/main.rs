@@ -10,6 +10,7 @@ mod run;
 mod script;
 mod serve;
 mod submit;
+mod top;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,13 +31,24 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
     after_help = "Examples:
   eddy run examples/quickstart.sql        run every statement of a file (embedded, no Kafka needed)
   eddy check pipeline.sql                 parse and plan a file, print its operator graph, run nothing
-  EDDY_LOG=debug eddy run pipeline.sql    more logging on stderr
+  EDDY_LOG=debug eddy run pipeline.sql    more logging on stderr (RUST_LOG works too)
+  eddy --log-format json serve            logs as JSON lines, for log collectors
 
 Exit codes: 0 ok, 1 runtime failure, 2 SQL or usage error, 130 stopped with Ctrl-C."
 )]
 struct Cli {
+    /// Log lines on stderr: 'text' (readable, the default) or 'json' (one object per line,
+    /// for log collectors). The level comes from EDDY_LOG or RUST_LOG (default 'warn').
+    #[arg(long, global = true, default_value = "text", value_name = "text|json")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +108,19 @@ enum Command {
         #[arg(long, default_value = "postgres://eddy@127.0.0.1:5433/eddy")]
         url: String,
     },
+    /// A live view of a running `eddy serve`'s jobs (rows/s in and out, late rows, bad
+    /// records, watermark lag, state, checkpoint age), refreshed from its /metrics.
+    Top {
+        /// The server's HTTP address (its --http-listen).
+        #[arg(long, default_value = "http://127.0.0.1:9249")]
+        url: String,
+        /// Seconds between refreshes.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Stop after this many refreshes (default: until Ctrl-C).
+        #[arg(long, value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// Parse and plan a SQL file and print the operator graph (EXPLAIN) without running it.
     Check {
         /// The Flink SQL file.
@@ -105,7 +130,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     let code = match cli.command {
         Command::Run { file, quiet, state_dir, fresh } => run::run_file(&file, quiet, &state_dir, fresh),
         Command::Check { file } => check::check_file(&file),
@@ -121,14 +146,22 @@ fn main() -> ExitCode {
             })
         }
         Command::Submit { file, url } => submit::submit_file(&file, &url),
+        Command::Top { url, interval, iterations } => {
+            top::top(&url, std::time::Duration::from_secs_f64(interval.max(0.05)), iterations)
+        }
     };
     ExitCode::from(code)
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
 }
 
 /// Exit code: the SQL or the command line is wrong.
