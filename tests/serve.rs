@@ -211,6 +211,24 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
         .and_then(|v| v.parse::<u64>().ok());
     assert!(count.is_some_and(|n| n >= 10), "{metrics}");
     assert!(metrics.lines().any(|l| l == "eddy_pg_connections 0"), "{metrics}");
+    // Every metric the provisioned Grafana dashboard queries is served.
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/eddy-metrics.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let exprs: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    assert!(exprs.len() >= 12, "{exprs:?}");
+    for expr in exprs {
+        for name in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("eddy_")) {
+            let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
+            assert!(metrics.contains(&format!("# TYPE {family} ")), "{name} (in '{expr}') is not served");
+        }
+    }
     // `eddy top` shows the jobs from the same figures, twice.
     let top = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args(["top", "--url", &format!("http://127.0.0.1:{}", server.http), "--iterations", "2", "--interval", "0.2"])
