@@ -489,6 +489,14 @@ fn kafka_jobs_resume_from_committed_offsets_after_a_restart() {
     server.wait_for("SELECT count(*), sum(n) FROM got", "80|3240");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(server.query("SELECT count(*), count(DISTINCT n) FROM got"), "80|80");
+    // Every record was read: each partition's consumer lag in /metrics is 0.
+    let metrics = server.http_get("/metrics");
+    let lags: Vec<&str> = metrics.lines().filter(|l| l.starts_with("eddy_kafka_consumer_lag{")).collect();
+    assert_eq!(lags.len(), 2, "{metrics}");
+    for partition in ["0", "1"] {
+        let series = format!("table=\"src\",topic=\"{topic}\",partition=\"{partition}\"}} 0");
+        assert!(lags.iter().any(|l| l.ends_with(&series)), "{lags:?}");
+    }
     server.stop();
 }
 

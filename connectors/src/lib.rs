@@ -136,6 +136,14 @@ pub trait Source: Send {
     fn position(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// How far this split is behind the end of its input, per part it reads: (part, as
+    /// `topic/partition`; records not returned yet). Kafka: the partition's high watermark
+    /// (from the last fetch) minus the next offset to return — the consumer lag. Cheap: no
+    /// call to the broker. Default: nothing to say.
+    fn lag(&self) -> Vec<(String, i64)> {
+        Vec::new()
+    }
 }
 
 /// A running sink subtask.

@@ -41,6 +41,8 @@ pub struct JobMetrics {
     pub state_bytes: AtomicI64,
     /// The most it held at once.
     pub peak_state_bytes: AtomicI64,
+    /// Each source part's lag (Kafka: records behind the partition's end), by (table, part).
+    source_lag: Mutex<std::collections::BTreeMap<(String, String), i64>>,
 }
 
 /// Counts the late rows one operator subtask drops, into its own counter and the job's.
@@ -107,6 +109,23 @@ impl JobMetrics {
     /// A late-row counter for one operator subtask.
     pub fn late_counter(self: &Arc<Self>, operator: &str) -> LateRowCounter {
         LateRowCounter::register(self, operator)
+    }
+
+    /// A source split's latest lag figures (see `Source::lag`), replacing its earlier ones.
+    pub fn record_source_lag(&self, table: &str, lag: Vec<(String, i64)>) {
+        if let Ok(mut all) = self.source_lag.lock() {
+            for (part, records) in lag {
+                all.insert((table.to_string(), part), records);
+            }
+        }
+    }
+
+    /// Every source part's lag: (table, part, records behind).
+    pub fn source_lag(&self) -> Vec<(String, String, i64)> {
+        match self.source_lag.lock() {
+            Ok(all) => all.iter().map(|((t, p), n)| (t.clone(), p.clone(), *n)).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Late rows dropped per operator, summed over its subtasks, in registration order;

@@ -159,6 +159,26 @@ fn metrics(eddy: &Eddy) -> String {
                 })
                 .collect(),
         ),
+        (
+            "eddy_kafka_consumer_lag",
+            "Records a job's Kafka source has not read yet, per partition (high watermark of the last fetch minus the next offset).",
+            "gauge",
+            jobs.iter()
+                .flat_map(|j| {
+                    j.metrics.source_lag().into_iter().map(move |(table, part, n)| {
+                        let (topic, partition) = part.rsplit_once('/').unwrap_or((part.as_str(), ""));
+                        let labels = format!(
+                            "{},table=\"{}\",topic=\"{}\",partition=\"{}\"",
+                            labels(j),
+                            escape(&table),
+                            escape(topic),
+                            escape(partition)
+                        );
+                        (labels, n.to_string())
+                    })
+                })
+                .collect(),
+        ),
     ];
     for (name, help, kind, samples) in families {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -893,6 +893,18 @@ impl Source for KafkaSource {
         self.skipped
     }
 
+    fn lag(&self) -> Vec<(String, i64)> {
+        let Some(run) = &self.running else { return Vec::new() };
+        run.parts
+            .iter()
+            .filter(|p| !p.ended)
+            .filter_map(|p| {
+                let high = cached_high_watermark(&run.consumer, &p.topic, p.partition)?;
+                Some((format!("{}/{}", p.topic, p.partition), (high - p.handed).max(0)))
+            })
+            .collect()
+    }
+
     fn position(&self) -> Option<serde_json::Value> {
         let position = match &self.running {
             // Not open yet: nothing was read, so the position it was given (if any) holds.

@@ -203,6 +203,7 @@ pub(crate) async fn run_graph(
                     trigger.clone(),
                     stop_epoch.clone(),
                     t.name.clone(),
+                    metrics.clone(),
                 )),
                 Operator::Source(t) => {
                     let position = take_state(chain.head()).map(|s| s.meta);
@@ -216,6 +217,7 @@ pub(crate) async fn run_graph(
                         trigger.clone(),
                         stop_epoch.clone(),
                         t.name.clone(),
+                        metrics.clone(),
                     ))
                 }
                 Operator::Values(batches) => {
@@ -756,9 +758,13 @@ impl SourceFeed {
         trigger: Option<watch::Receiver<u64>>,
         stop_epoch: Option<Arc<std::sync::atomic::AtomicU64>>,
         table: String,
+        metrics: Arc<JobMetrics>,
     ) -> Self {
         let (tx, rx) = mpsc::channel(2);
+        let lag_of = table.clone();
         let reader = tokio::spawn(async move {
+            // The source's lag, for /metrics: once a second is plenty.
+            let mut lag_reported: Option<Instant> = None;
             // Barriers are injected between batches (a batch being read cannot be abandoned
             // half-way): the epochs asked for since the last one.
             let mut injected = trigger.as_ref().map_or(0, |t| *t.borrow());
@@ -783,6 +789,10 @@ impl SourceFeed {
                     r = source.next_batch() => r,
                     _ = stop.changed() => break,
                 };
+                if lag_reported.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) {
+                    metrics.record_source_lag(&lag_of, source.lag());
+                    lag_reported = Some(Instant::now());
+                }
                 let last = !matches!(next, Ok(Some(_)));
                 let item = match next {
                     Ok(Some(b)) => Ok(b),
