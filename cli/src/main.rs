@@ -4,6 +4,7 @@
 //! wrong (nothing ran), 130 stopped with Ctrl-C.
 
 mod check;
+mod generate;
 mod output;
 mod progress;
 mod run;
@@ -108,6 +109,40 @@ enum Command {
         #[arg(long, default_value = "postgres://eddy@127.0.0.1:5433/eddy")]
         url: String,
     },
+    /// Write an example's input (see examples/): `eddy generate stock-trades --to
+    /// kafka://127.0.0.1:19092/trades` or `--to file://trades/`; deterministic with --seed.
+    Generate {
+        /// trending-hashtags, stock-trades, market-quotes, iot-boats or auction-bids.
+        example: String,
+        /// kafka://HOST:PORT/TOPIC or file://DIRECTORY.
+        #[arg(long)]
+        to: String,
+        /// Events per second of event time (and of wall time, unless --fast).
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Stop after this many events (default: until Ctrl-C).
+        #[arg(long)]
+        count: Option<u64>,
+        /// The random stream's seed: the same seed gives the same events.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Event time of the first event: 'YYYY-MM-DD HH:MM:SS' (UTC) or ms since the epoch
+        /// (default: now).
+        #[arg(long, value_parser = generate::parse_start)]
+        start: Option<i64>,
+        /// Write as fast as possible (event times still --rate apart).
+        #[arg(long)]
+        fast: bool,
+        /// Record format: json, csv, or avro-confluent (Kafka, with --registry).
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Schema Registry URL for --format avro-confluent.
+        #[arg(long)]
+        registry: Option<String>,
+        /// Create a missing topic with this many partitions.
+        #[arg(long)]
+        partitions: Option<u64>,
+    },
     /// A live view of a running `eddy serve`'s jobs (rows/s in and out, late rows, bad
     /// records, watermark lag, state, checkpoint age), refreshed from its /metrics.
     Top {
@@ -146,6 +181,20 @@ fn main() -> ExitCode {
             })
         }
         Command::Submit { file, url } => submit::submit_file(&file, &url),
+        Command::Generate { example, to, rate, count, seed, start, fast, format, registry, partitions } => {
+            generate::generate(&generate::GenerateArgs {
+                example,
+                to,
+                rate,
+                count,
+                seed,
+                start_ms: start,
+                fast,
+                format,
+                registry,
+                partitions,
+            })
+        }
         Command::Top { url, interval, iterations } => {
             top::top(&url, std::time::Duration::from_secs_f64(interval.max(0.05)), iterations)
         }
