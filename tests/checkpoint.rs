@@ -96,10 +96,24 @@ fn reference_lines(dir: &Path, out: &Path) -> Vec<String> {
     committed_lines(out)
 }
 
+/// The newest complete checkpoint's epoch under `state` (0: none).
+fn newest_epoch(state: &Path) -> u64 {
+    let Ok(jobs) = std::fs::read_dir(state.join("checkpoints")) else { return 0 };
+    jobs.flatten()
+        .filter_map(|j| std::fs::read_dir(j.path()).ok())
+        .flat_map(|epochs| epochs.flatten())
+        .filter(|e| e.path().join("_manifest.json").exists())
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("chk-")?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+}
+
 /// Run `eddy run --state-dir <state> <file>` in `dir` again and again, killing it with
 /// SIGKILL after a seeded random pause in `pause_ms` while it still runs, up to `max_kills`
-/// times, then let the last run finish. Returns the kills and, at each, how many complete
-/// checkpoints were on disk.
+/// times, then let the last run finish. Every other run is instead killed 50-400 ms after
+/// it completed a checkpoint of its own (waiting up to 30 s), so that the job moves on
+/// however slow a restart is on a busy machine; the others may die before theirs. Returns the kills and, at each, how many
+/// complete checkpoints were on disk.
 fn run_with_kills(
     dir: &Path,
     file: &str,
@@ -119,7 +133,20 @@ fn run_with_kills(
             .spawn()
             .expect("spawn");
         if kills < max_kills {
-            std::thread::sleep(Duration::from_millis(rng.next_ms(pause_ms.0, pause_ms.1)));
+            let mut pause = rng.next_ms(pause_ms.0, pause_ms.1);
+            if kills % 2 == 1 {
+                // Soon after its own first checkpoint.
+                pause = rng.next_ms(50, 400);
+                let before = newest_epoch(&dir.join(state));
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while newest_epoch(&dir.join(state)) == before
+                    && Instant::now() < deadline
+                    && child.try_wait().expect("wait").is_none()
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(pause));
             if child.try_wait().expect("wait").is_none() {
                 child.kill().expect("SIGKILL");
                 child.wait().expect("reap");
@@ -261,7 +288,7 @@ INSERT INTO totals SELECT * FROM windows;
     assert_eq!(want_topic.len(), want.len(), "the reference run's records");
     assert_eq!(want_table.len(), want.len(), "the reference run's table rows");
 
-    let (kills, restored_from) = run_with_kills(dir.path(), "chaos.sql", "chaos-state", 7, 10, (1000, 2500));
+    let (kills, restored_from) = run_with_kills(dir.path(), "chaos.sql", "chaos-state", 7, 10, (800, 2000));
     assert!(kills >= 5, "the job was killed only {kills} times: it ended too soon to test recovery");
     assert!(restored_from.iter().any(|n| *n > 0), "no checkpoint completed before any kill: {restored_from:?}");
     eprintln!("killed {kills} times; complete checkpoints on disk at each kill: {restored_from:?}");
@@ -289,6 +316,16 @@ fn committed_values(bootstrap: &str, topic: &str) -> Vec<String> {
 /// Arrow IPC; an append-only table's log holds only inserts), each as its values joined
 /// by `|`, sorted.
 fn table_rows(state: &Path, name: &str) -> Vec<String> {
+    let mut rows: Vec<String> = logged_rows(state, name).into_iter().map(|(_, _, row)| row).collect();
+    rows.sort();
+    rows
+}
+
+/// Every row of the newest log generation of managed table `name` under `state`, in log
+/// order: (row kind code, first column's value, all values joined by `|`).
+fn logged_rows(state: &Path, name: &str) -> Vec<(i8, String, String)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int8Type;
     use arrow::util::display::{ArrayFormatter, FormatOptions};
     let dir = state.join("tables").join(name);
     let newest = std::fs::read_dir(&dir)
@@ -306,16 +343,17 @@ fn table_rows(state: &Path, name: &str) -> Vec<String> {
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.expect("whole batches after a clean exit");
+        let kinds = batch.column_by_name("_eddy_kind").expect("kinds").as_primitive::<Int8Type>().clone();
         // The table's columns; the log's own (_eddy_kind, _eddy_writer, _eddy_epoch) follow.
         let columns = batch.num_columns() - 3;
         let options = FormatOptions::default();
         let formatters: Vec<_> =
             (0..columns).map(|c| ArrayFormatter::try_new(batch.column(c), &options).expect("format")).collect();
         for r in 0..batch.num_rows() {
-            rows.push(formatters.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|"));
+            let row = formatters.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|");
+            rows.push((kinds.value(r), formatters[0].value(r).to_string(), row));
         }
     }
-    rows.sort();
     rows
 }
 
@@ -453,4 +491,59 @@ fn a_torn_checkpoint_is_ignored_on_recovery() {
     assert!(got == want, "the output differs from the uninterrupted run's");
     let got_table = table_rows(&dir.path().join("state"), "totals_kept");
     assert_eq!(got_table, table_rows(&dir.path().join("ref-state"), "totals_kept"), "the table's rows");
+}
+
+/// The rows of upsert table `name` under `state`: its newest log generation replayed by
+/// key (the first column), `+I`/`+U` writing a key's row and `-U`/`-D` removing it; each
+/// row as its values joined by `|`, sorted by key.
+fn upserted_rows(state: &Path, name: &str) -> Vec<String> {
+    let mut rows = std::collections::BTreeMap::new();
+    for (kind, key, row) in logged_rows(state, name) {
+        match kind {
+            0 | 2 => rows.insert(key, row),
+            _ => rows.remove(&key),
+        };
+    }
+    rows.into_values().collect()
+}
+
+/// A non-windowed GROUP BY (keyed, at parallelism 2, with MIN/MAX over a GROUP BY's
+/// retractions) into an upsert result table, SIGKILLed at seeded moments and started again:
+/// restored from its checkpoints, it ends with the rows of an uninterrupted run.
+#[test]
+fn a_group_by_killed_at_random_moments_ends_as_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sql = "SET 'execution.checkpointing.interval' = '300 ms';
+SET 'parallelism.default' = '2';
+CREATE TABLE bids (
+  id BIGINT,
+  auction AS id % 97,
+  price AS (id * 37) % 1000
+) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '8000', 'number-of-rows' = '40000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '40000'
+);
+CREATE TABLE per_auction (auction BIGINT, bids BIGINT, total BIGINT, top BIGINT, PRIMARY KEY (auction) NOT ENFORCED);
+CREATE TABLE per_count (bids BIGINT, auctions BIGINT, lowest BIGINT, highest BIGINT, PRIMARY KEY (bids) NOT ENFORCED);
+CREATE VIEW counts AS SELECT auction, COUNT(*) AS bids, SUM(price) AS total, MAX(price) AS top FROM bids GROUP BY auction;
+INSERT INTO per_auction SELECT * FROM counts;
+INSERT INTO per_count SELECT bids, COUNT(*), MIN(auction), MAX(auction) FROM counts GROUP BY bids;
+";
+    std::fs::write(dir.path().join("job.sql"), sql).expect("write");
+    let reference = eddy()
+        .args(["run", "--quiet", "--state-dir", "ref-state", "job.sql"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+    let want = upserted_rows(&dir.path().join("ref-state"), "per_auction");
+    assert_eq!(want.len(), 97);
+    let want_counts = upserted_rows(&dir.path().join("ref-state"), "per_count");
+    // 40000 rows over 97 auctions: 36 auctions with 413 bids and 61 with 412.
+    assert_eq!(want_counts, ["412|61|0|96", "413|36|1|36"]);
+    let (kills, restored_from) = run_with_kills(dir.path(), "job.sql", "chaos-state", 7, 4, (600, 2400));
+    assert!(kills >= 2, "the job was killed only {kills} times: it ended too soon to test recovery");
+    assert!(restored_from.iter().any(|n| *n > 0), "no checkpoint completed before any kill: {restored_from:?}");
+    assert_eq!(upserted_rows(&dir.path().join("chaos-state"), "per_auction"), want);
+    assert_eq!(upserted_rows(&dir.path().join("chaos-state"), "per_count"), want_counts);
 }

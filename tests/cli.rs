@@ -48,12 +48,13 @@ fn unsupported_stateful_query_is_rejected_with_a_hint() {
     write(
         dir.path(),
         "agg.sql",
-        "CREATE TABLE t (a INT, b INT) WITH ('connector' = 'datagen', 'number-of-rows' = '3');\n\nSELECT a, COUNT(*) FROM t GROUP BY a;\n",
+        "CREATE TABLE t (a INT, b INT) WITH ('connector' = 'datagen', 'number-of-rows' = '3');\n\nSELECT a FROM t LIMIT 2;\n",
     );
     let out = eddy(&["run", "agg.sql"], dir.path());
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("agg.sql:3:1: not supported: GROUP BY aggregation"), "{err}");
+    assert!(err.contains("agg.sql:3:1: not supported: LIMIT on a stream"), "{err}");
+    assert!(err.contains("stateful operator"), "{err}");
 }
 
 #[test]
@@ -199,6 +200,56 @@ fn late_rows_are_dropped_and_counted() {
     assert!(stderr.contains("3 late rows dropped (#4 WindowAggregate: 3)"), "{stderr}");
 }
 
+/// OVER aggregation end to end: each car's speed from its previous position with LAG, rows
+/// in time order per car although one arrives out of order; a late one is dropped.
+#[test]
+fn over_window_lag_computes_speed_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(
+        dir.path(),
+        &[
+            r#"{"car":"a","x":0,"ts":"2024-03-01 10:00:00"}"#,
+            r#"{"car":"b","x":0,"ts":"2024-03-01 10:00:00"}"#,
+            r#"{"car":"a","x":40,"ts":"2024-03-01 10:00:04"}"#,
+            r#"{"car":"a","x":10,"ts":"2024-03-01 10:00:02.500"}"#,
+            r#"{"car":"b","x":100,"ts":"2024-03-01 10:00:10"}"#,
+            r#"{"car":"a","x":5,"ts":"2024-03-01 10:00:06"}"#,
+            r#"{"car":"a","x":100,"ts":"2024-03-01 10:00:12"}"#,
+        ],
+    );
+    write(
+        dir.path(),
+        "speed.sql",
+        "SET 'pipeline.auto-watermark-interval' = '0 ms';
+CREATE TABLE positions (car STRING, x DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');
+SELECT car, ts, LAG(x) OVER w AS prev_x,
+  (x - LAG(x) OVER w) / TIMESTAMPDIFF(SECOND, LAG(ts) OVER w, ts) AS speed
+FROM positions
+WINDOW w AS (PARTITION BY car ORDER BY ts);
+",
+    );
+    let out = eddy(&["run", "speed.sql"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // a@10:00:02.5 arrives after a@10:00:04 (watermark 10:00:02) and is emitted before it;
+    // a@10:00:06 arrives when the watermark is 10:00:08: late.
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "+I[a, 2024-03-01T10:00, null, null]",
+            "+I[b, 2024-03-01T10:00, null, null]",
+            "+I[a, 2024-03-01T10:00:02.500, 0.0, 5.0]",
+            "+I[a, 2024-03-01T10:00:04, 10.0, 30.0]",
+            "+I[b, 2024-03-01T10:00:10, 0.0, 10.0]",
+            "+I[a, 2024-03-01T10:00:12, 40.0, 7.5]",
+        ]
+    );
+    assert!(stderr.contains("1 late rows dropped"), "{stderr}");
+    assert!(stderr.contains("OverAggregate: 1"), "{stderr}");
+}
+
 #[test]
 fn allowed_lateness_updates_fired_windows() {
     let (lines, stderr) = run_window_counts("SET 'table.exec.emit.allow-lateness' = '5 s';");
@@ -235,6 +286,173 @@ INSERT INTO o ";
         ),
         "{stderr}"
     );
+}
+
+const GROUP_ROWS: [&str; 4] = [r#"{"k":"a","v":1}"#, r#"{"k":"b","v":2}"#, r#"{"k":null,"v":5}"#, r#"{"k":"a","v":3}"#];
+
+/// A GROUP BY without a window prints its changelog: one row per file is one batch each, so
+/// every row is a change, as Flink prints it.
+#[test]
+fn group_by_prints_a_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), &GROUP_ROWS);
+    write(
+        dir.path(),
+        "g.sql",
+        "CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');
+SELECT k, COUNT(*) AS c, SUM(v) AS s, MAX(v) AS m FROM t GROUP BY k;
+",
+    );
+    let out = eddy(&["run", "g.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(),
+        ["+I[a, 1, 1, 1]", "+I[b, 1, 2, 2]", "+I[null, 1, 5, 5]", "-U[a, 1, 1, 1]", "+U[a, 2, 4, 3]"]
+    );
+    // A GROUP BY over a GROUP BY takes back the rows its input retracts: how many keys
+    // have each count.
+    write(
+        dir.path(),
+        "gg.sql",
+        "CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');
+SELECT c, COUNT(*) AS n FROM (SELECT k, COUNT(*) AS c FROM t GROUP BY k) GROUP BY c;
+",
+    );
+    let out = eddy(&["run", "gg.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(),
+        ["+I[1, 1]", "-U[1, 1]", "+U[1, 2]", "-U[1, 2]", "+U[1, 3]", "-U[1, 3]", "+U[1, 2]", "+I[2, 1]"]
+    );
+}
+
+/// An updating GROUP BY goes into sinks that take updates (a result table with a PRIMARY
+/// KEY, upsert-kafka), not into append-only ones (Flink's message).
+#[test]
+fn group_by_results_need_a_sink_that_takes_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let source =
+        "CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');\n";
+    let query = "SELECT k, COUNT(*) FROM t GROUP BY k;\n";
+    for (sink, refused) in [
+        (
+            "CREATE TABLE o (k STRING, c BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');",
+            true,
+        ),
+        ("CREATE TABLE o (k STRING, c BIGINT);", true),
+        ("CREATE TABLE o (k STRING, c BIGINT, PRIMARY KEY (k) NOT ENFORCED);", false),
+        (
+            "CREATE TABLE o (k STRING, c BIGINT, PRIMARY KEY (k) NOT ENFORCED) WITH ('connector' = 'upsert-kafka',
+  'topic' = 'o', 'properties.bootstrap.servers' = '127.0.0.1:1', 'key.format' = 'json', 'value.format' = 'json');",
+            false,
+        ),
+    ] {
+        write(dir.path(), "g.sql", &format!("{source}{sink}\nINSERT INTO o {query}"));
+        let out = eddy(&["check", "g.sql"], dir.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.success(), !refused, "{sink}: {stderr}");
+        if refused {
+            assert!(
+                stderr.contains(
+                    "Table sink 'o' doesn't support consuming update changes which is produced by node \
+                     GroupAggregate(groupBy=[k], select=[k, count(1)])"
+                ),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+/// A GROUP BY into a result table with a PRIMARY KEY: the table keeps the latest row per key.
+/// Its log on disk (Arrow IPC, each batch with its row kinds) replayed by key gives the
+/// final counts.
+#[test]
+fn group_by_upserts_a_result_table_by_its_key() {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int8Type;
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), &GROUP_ROWS);
+    write(
+        dir.path(),
+        "u.sql",
+        "CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');
+CREATE TABLE counts (k STRING, c BIGINT, s BIGINT, PRIMARY KEY (k) NOT ENFORCED);
+INSERT INTO counts SELECT k, COUNT(*), SUM(v) FROM t WHERE k IS NOT NULL GROUP BY k;
+",
+    );
+    let out = eddy(&["run", "--quiet", "--state-dir", "state", "u.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let logs = std::fs::read_dir(dir.path().join("state/tables/counts")).unwrap();
+    let log = logs.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "arrow")).unwrap();
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::fs::File::open(log).unwrap(), None).unwrap();
+    let mut table = std::collections::BTreeMap::new();
+    let mut kinds = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let kind = batch.column_by_name("_eddy_kind").unwrap().as_primitive::<Int8Type>().clone();
+        let options = FormatOptions::default();
+        let f: Vec<_> = (0..3).map(|c| ArrayFormatter::try_new(batch.column(c), &options).unwrap()).collect();
+        for r in 0..batch.num_rows() {
+            let key = f[0].value(r).to_string();
+            kinds.push(kind.value(r));
+            match kind.value(r) {
+                0 | 2 => table.insert(key, format!("{}|{}", f[1].value(r), f[2].value(r))),
+                _ => table.remove(&key),
+            };
+        }
+    }
+    assert_eq!(table.into_iter().collect::<Vec<_>>(), [("a".into(), "2|4".into()), ("b".into(), "1|2".into())]);
+    assert!(kinds.contains(&1) && kinds.contains(&2), "the table took updates: {kinds:?}");
+}
+
+/// Batch mode: the final row per key, append-only, so a filesystem sink takes it; keyed
+/// subtasks each write their keys at the end of the input.
+#[test]
+fn batch_mode_writes_the_final_rows_to_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rows(dir.path(), &GROUP_ROWS);
+    write(
+        dir.path(),
+        "b.sql",
+        "SET 'execution.runtime-mode' = 'batch';
+SET 'parallelism.default' = '2';
+CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = 'in', 'format' = 'json');
+CREATE TABLE o (k STRING, c BIGINT, s BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+CREATE TABLE total (c BIGINT, s BIGINT) WITH ('connector' = 'filesystem', 'path' = 'total', 'format' = 'csv');
+EXECUTE STATEMENT SET BEGIN
+  INSERT INTO o SELECT k, COUNT(*), SUM(v) FROM t GROUP BY k;
+  INSERT INTO total SELECT COUNT(*), SUM(v) FROM t;
+END;
+",
+    );
+    let out = eddy(&["run", "b.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = |sub: &str| {
+        let mut lines: Vec<String> = Vec::new();
+        for f in std::fs::read_dir(dir.path().join(sub)).unwrap() {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            lines.extend(text.lines().map(String::from));
+        }
+        lines.sort();
+        lines
+    };
+    assert_eq!(lines("out"), [",1,5", "a,2,4", "b,1,2"]);
+    assert_eq!(lines("total"), ["4,11"]);
+    // Batch mode reads bounded tables only.
+    write(
+        dir.path(),
+        "u.sql",
+        "SET 'execution.runtime-mode' = 'batch';
+CREATE TABLE g (k INT) WITH ('connector' = 'datagen');
+CREATE TABLE o (k INT, c BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO o SELECT k, COUNT(*) FROM g GROUP BY k;
+",
+    );
+    let out = eddy(&["check", "u.sql"], dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("Querying an unbounded table 'g' in batch mode is not allowed"), "{stderr}");
 }
 
 #[test]
@@ -383,7 +601,8 @@ INSERT INTO {name} ",
             if url.contains("postgresql") { "postgres" } else { "root" }
         )
     };
-    let pg_sink = sink("pg_counts", "jdbc:postgresql://127.0.0.1:5432/test", ", PRIMARY KEY (k, window_start) NOT ENFORCED");
+    let pg_sink =
+        sink("pg_counts", "jdbc:postgresql://127.0.0.1:5432/test", ", PRIMARY KEY (k, window_start) NOT ENFORCED");
     write(dir.path(), "pg.sql", &window_counts_sql("SET 'table.exec.emit.allow-lateness' = '5 s';", &pg_sink));
     let my_sink = sink("my_counts", "jdbc:mysql://127.0.0.1:3306/test", "");
     write(dir.path(), "my.sql", &window_counts_sql("", &my_sink));
@@ -391,9 +610,8 @@ INSERT INTO {name} ",
         let out = eddy(&["run", file], dir.path());
         assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let pg = psql(&format!(
-        "SELECT k, to_char(window_start, 'HH24:MI:SS'), n, total FROM {table} ORDER BY window_start, k"
-    ));
+    let pg =
+        psql(&format!("SELECT k, to_char(window_start, 'HH24:MI:SS'), n, total FROM {table} ORDER BY window_start, k"));
     assert_eq!(pg, "a|10:00:00|2|4\nb|10:00:00|1|4\na|10:00:10|1|2\na|10:00:20|1|5", "the updated window upserted");
     let my = mariadb(&format!("SELECT k, TIME(window_start), n, total FROM {table} ORDER BY window_start, k"));
     assert_eq!(my, "a\t10:00:00.000\t1\t1\na\t10:00:10.000\t1\t2\na\t10:00:20.000\t1\t5");
@@ -406,7 +624,11 @@ INSERT INTO {name} ",
 #[test]
 fn logs_are_json_lines_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "v.sql", "CREATE TABLE out (n INT) WITH ('connector' = 'blackhole');\nINSERT INTO out VALUES (1);\n");
+    write(
+        dir.path(),
+        "v.sql",
+        "CREATE TABLE out (n INT) WITH ('connector' = 'blackhole');\nINSERT INTO out VALUES (1);\n",
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args(["--log-format", "json", "run", "v.sql"])
         .env("RUST_LOG", "info")

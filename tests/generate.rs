@@ -30,8 +30,19 @@ fn every_example_writes_files_and_a_seed_repeats_them() {
         let mut runs = Vec::new();
         for (run, seed) in [("a", "7"), ("b", "7"), ("c", "8")] {
             let to = format!("file://{example}-{run}");
-            let args =
-                ["generate", example, "--to", &to, "--count", "200", "--fast", "--seed", seed, "--start", "2024-03-01 10:00:00"];
+            let args = [
+                "generate",
+                example,
+                "--to",
+                &to,
+                "--count",
+                "200",
+                "--fast",
+                "--seed",
+                seed,
+                "--start",
+                "2024-03-01 10:00:00",
+            ];
             let out = eddy(&args, dir.path());
             assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
             runs.push(lines_under(&dir.path().join(format!("{example}-{run}"))));

@@ -24,6 +24,12 @@ const MUST_PASS: &[&str] = &[
     "late_events",
     "dedup_first",
     "legacy_group_window",
+    // OVER aggregations.
+    "over_lag",
+    // Non-windowed GROUP BY (batch mode).
+    "group_agg_final",
+    // Joins.
+    "interval_join",
 ];
 
 /// A case that runs longer is failed (the inputs are a few thousand rows).

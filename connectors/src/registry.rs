@@ -65,7 +65,8 @@ impl Connector {
         }
         let supported: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
         let message = match name {
-            "jdbc" => format!(
+            "elasticsearch-7" | "elasticsearch-6" | "hbase-2.2" | "mongodb" | "opensearch" | "dynamodb" | "kinesis"
+            | "pulsar" => format!(
                 "connector '{name}' is not supported yet in this version of Eddy; supported connectors: {}",
                 supported.join(", ")
             ),
@@ -75,6 +76,13 @@ impl Connector {
     }
 
     fn not_a(self, table: &ConnectorTable, role: &str) -> ConnectorError {
+        if self == Self::Jdbc && role == "source" {
+            return ConnectorError::options(
+                &table.name,
+                "connector 'jdbc' is a sink in this version of Eddy: reading a database table (scan) and \
+                 lookup joins against one are not supported yet",
+            );
+        }
         let others: Vec<&str> = Self::ALL
             .iter()
             .filter(|c| if role == "source" { c.is_source() } else { c.is_sink() })
@@ -162,8 +170,10 @@ mod tests {
 
     #[test]
     fn unknown_and_unsupported_connectors() {
+        let e = validate(&t(&[("connector", "mongodb")]), true, false).unwrap_err().to_string();
+        assert!(e.contains("'mongodb' is not supported yet in this version of Eddy") && e.contains("kafka"), "{e}");
         let e = validate(&t(&[("connector", "jdbc")]), true, false).unwrap_err().to_string();
-        assert!(e.contains("'jdbc' is not supported yet in this version of Eddy") && e.contains("kafka"), "{e}");
+        assert!(e.contains("'jdbc' is a sink in this version of Eddy") && e.contains("lookup joins"), "{e}");
         let e = validate(&t(&[("connector", "foo")]), true, false).unwrap_err().to_string();
         assert!(e.contains("unknown connector 'foo'") && e.contains("filesystem"), "{e}");
         let e = validate(&t(&[]), true, false).unwrap_err().to_string();

@@ -1,7 +1,7 @@
 //! EXPLAIN: the operator graph as an indented tree, sink first, with parallelism and
 //! whether each edge carries an updating changelog.
 
-use crate::plan::{ExprSpec, NodeId, Operator, SortKey, StreamPlan};
+use crate::plan::{ExprSpec, GroupAggSpec, GroupEmit, NodeId, Operator, SortKey, StreamPlan};
 
 /// Render a plan: one tree per sink; a node shared by several sinks (a source read once
 /// for a statement set) is printed in full the first time and referenced after.
@@ -94,6 +94,22 @@ pub fn describe(op: &Operator) -> String {
             format!("Deduplicate: keep=FirstRow, keys=[{}], rowtime=#{}", exprs(&d.keys), d.time_column)
         }
         Operator::ChangelogNormalize(n) => format!("ChangelogNormalize: key=[{}]", n.key_names.join(", ")),
+        Operator::GroupAggregate(a) => group_aggregate(a),
+        Operator::OverAggregate(o) => {
+            let calls: Vec<&str> = o.calls.iter().map(|c| c.display.as_str()).collect();
+            format!(
+                "OverAggregate: partition=[{}], order=[{} #{} ASC], {}, calls=[{}]",
+                exprs(&o.partition_keys),
+                if o.processing_time { "proctime" } else { "rowtime" },
+                o.time_column,
+                o.frame,
+                calls.join(", ")
+            )
+        }
+        Operator::IntervalJoin(j) => format!(
+            "IntervalJoin: type=inner, where=[{}], right.time - left.time in [{}ms, {}ms], left=#{}, right=#{}",
+            j.display, j.lower_ms, j.upper_ms, j.left_time, j.right_time
+        ),
         Operator::Sink(t) => {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
             format!("Sink: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "))
@@ -133,11 +149,33 @@ pub fn update_producer(plan: &StreamPlan, mut id: NodeId) -> String {
                         )
                     }
                     Operator::ChangelogNormalize(n) => format!("ChangelogNormalize(key=[{}])", n.key_names.join(", ")),
+                    Operator::GroupAggregate(a) => flink_group_aggregate(a, &node.schema),
                     other => describe(other),
                 }
             }
         }
     }
+}
+
+/// `GroupAggregate: keys=[k], aggs=[COUNT(*)]`, with `, retracting input` when the input
+/// updates and `, emit=final` in batch mode.
+fn group_aggregate(a: &GroupAggSpec) -> String {
+    let aggs: Vec<&str> = a.aggregates.iter().map(|a| a.display.as_str()).collect();
+    format!(
+        "GroupAggregate: keys=[{}], aggs=[{}]{}{}",
+        exprs(&a.keys),
+        aggs.join(", "),
+        if a.input_updating { ", retracting input" } else { "" },
+        if a.emit == GroupEmit::Final { ", emit=final" } else { "" }
+    )
+}
+
+/// As Flink names the node, `GroupAggregate(groupBy=[k], select=[k, COUNT(*)])` (without
+/// Flink's `AS` names: the aggregates' columns are named by DataFusion until a projection).
+fn flink_group_aggregate(a: &GroupAggSpec, schema: &arrow::datatypes::SchemaRef) -> String {
+    let keys: Vec<&str> = schema.fields().iter().take(a.keys.len()).map(|f| f.name().as_str()).collect();
+    let select: Vec<&str> = keys.iter().copied().chain(a.aggregates.iter().map(|a| a.display.as_str())).collect();
+    format!("GroupAggregate(groupBy=[{}], select=[{}])", keys.join(", "), select.join(", "))
 }
 
 fn exprs(e: &[ExprSpec]) -> String {

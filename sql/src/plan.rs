@@ -10,8 +10,15 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
+
+mod group_agg;
+mod interval_join;
+
+pub use group_agg::{GroupAggSpec, GroupEmit, Retraction};
+pub use interval_join::IntervalJoinSpec;
 
 /// Index of a node in [`StreamPlan::nodes`].
 pub type NodeId = usize;
@@ -21,6 +28,9 @@ pub type NodeId = usize;
 pub struct StreamPlan {
     /// Nodes in topological order.
     pub nodes: Vec<PlanNode>,
+    /// `execution.runtime-mode` = `batch`: every source must be bounded, and a group
+    /// aggregation emits its final rows at the end of the input.
+    pub batch: bool,
 }
 
 /// One operator of the graph.
@@ -72,6 +82,17 @@ pub enum Operator {
     /// emits `+I` for a new key, `-U` old / `+U` new for a changed row, `-D` with the full
     /// old row for a delete. Input hash-partitioned by the keys.
     ChangelogNormalize(ChangelogNormalizeSpec),
+    /// Non-windowed `GROUP BY` (Flink's `GroupAggregate`): per key, aggregates over every
+    /// row so far; streaming, an updating changelog of the results, batch, the final row per
+    /// key at the end (see [`GroupEmit`]). Input hash-partitioned by the keys.
+    GroupAggregate(GroupAggSpec),
+    /// `f(..) OVER (PARTITION BY k ORDER BY time ..)` on an append-only stream: every input
+    /// row once, followed by its OVER results, in time order per key (event time: once the
+    /// watermark passes the row). Input hash-partitioned by the partition keys.
+    OverAggregate(OverAggSpec),
+    /// Event-time interval join of two append-only streams, read as one tagged stream (see
+    /// [`IntervalJoinSpec`]); append-only output. Input hash-partitioned by the keys.
+    IntervalJoin(IntervalJoinSpec),
     /// Writes to a connector table.
     Sink(TableSpec),
 }
@@ -299,6 +320,84 @@ pub struct ChangelogNormalizeSpec {
     pub key_names: Vec<String>,
 }
 
+/// Which rows before the current one (in time order, within its partition) the aggregates
+/// of an OVER aggregation see; the frame always ends at the current row, as Flink requires
+/// on streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFrame {
+    /// `ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`: every row up to the current one.
+    RowsUnbounded,
+    /// `ROWS BETWEEN n PRECEDING AND CURRENT ROW`: the `n` rows before and the current one.
+    Rows(u64),
+    /// `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW` (the default with ORDER BY):
+    /// every row up to the current one and its peers (rows of the same time).
+    RangeUnbounded,
+    /// `RANGE BETWEEN INTERVAL 'd' PRECEDING AND CURRENT ROW`: rows whose time is within
+    /// `[t - d, t]` of the current row's `t`, in milliseconds (peers included).
+    Range(i64),
+}
+
+/// As EXPLAIN shows it, in SQL.
+impl std::fmt::Display for OverFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OverFrame::RowsUnbounded => write!(f, "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"),
+            OverFrame::Rows(n) => write!(f, "ROWS BETWEEN {n} PRECEDING AND CURRENT ROW"),
+            OverFrame::RangeUnbounded => write!(f, "RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"),
+            OverFrame::Range(ms) => write!(f, "RANGE BETWEEN {ms}ms PRECEDING AND CURRENT ROW"),
+        }
+    }
+}
+
+/// What one OVER call computes for a row.
+#[derive(Debug, Clone)]
+pub enum OverFunction {
+    /// SUM, COUNT, AVG, MIN or MAX over the frame: DataFusion's physical aggregate
+    /// (arguments bound to the operator's input schema).
+    Aggregate(Arc<AggregateFunctionExpr>),
+    /// `FIRST_VALUE(x)`: the first non-NULL `x` of the frame (Flink skips NULLs).
+    FirstValue(Arc<dyn PhysicalExpr>),
+    /// `LAST_VALUE(x)`: the last non-NULL `x` of the frame.
+    LastValue(Arc<dyn PhysicalExpr>),
+    /// `LAG(x, offset, default)`: `x` of the row `offset` rows before, `default` when
+    /// there is none (NULL unless given, already of `x`'s type).
+    Lag {
+        /// The value expression.
+        value: Arc<dyn PhysicalExpr>,
+        /// How many rows back (0 = the row itself).
+        offset: usize,
+        /// The value when the partition has fewer rows before.
+        default: ScalarValue,
+    },
+    /// `ROW_NUMBER()`: the row's position in its partition, from 1.
+    RowNumber,
+}
+
+/// One OVER call of an [`OverAggSpec`].
+#[derive(Debug, Clone)]
+pub struct OverCall {
+    /// What it computes.
+    pub function: OverFunction,
+    /// How EXPLAIN shows it.
+    pub display: String,
+}
+
+/// An OVER aggregation: all calls share one window (Flink's rule).
+#[derive(Debug, Clone)]
+pub struct OverAggSpec {
+    /// `PARTITION BY` expressions (the exchange hashes on these; none: one subtask).
+    pub partition_keys: Vec<ExprSpec>,
+    /// Index of the `ORDER BY` time attribute in the input.
+    pub time_column: usize,
+    /// Whether that attribute is processing time (`PROCTIME()`): rows are then processed
+    /// as they arrive instead of when the watermark passes them.
+    pub processing_time: bool,
+    /// The frame.
+    pub frame: OverFrame,
+    /// The calls; their results follow the input columns in the output.
+    pub calls: Vec<OverCall>,
+}
+
 /// A connector table as a source or sink sees it.
 #[derive(Debug, Clone)]
 pub struct TableSpec {
@@ -337,11 +436,20 @@ impl Operator {
         match self {
             Operator::WindowAggregate(a) => Some(exprs(&a.keys)),
             Operator::Deduplicate(d) => Some(exprs(&d.keys)),
+            Operator::GroupAggregate(a) => Some(exprs(&a.keys)),
+            Operator::OverAggregate(o) => Some(exprs(&o.partition_keys)),
             Operator::ChangelogNormalize(n) => Some(
                 n.keys
                     .iter()
                     .zip(&n.key_names)
                     .map(|(i, name)| Arc::new(Column::new(name, *i)) as Arc<dyn PhysicalExpr>)
+                    .collect(),
+            ),
+            Operator::IntervalJoin(j) => Some(
+                j.key_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| Arc::new(Column::new(name, i)) as Arc<dyn PhysicalExpr>)
                     .collect(),
             ),
             Operator::WindowTopN(t) => {

@@ -15,7 +15,6 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use eddy_connectors::{ConnectorTable, Distribution, Options, Split};
 
-
 /// What `eddy generate` was asked.
 #[derive(Debug, Clone)]
 pub(crate) struct GenerateArgs {

@@ -405,6 +405,17 @@ impl Transactions {
         from: &BTreeMap<i32, i64>,
         epochs: &HashSet<u64>,
     ) -> Result<HashSet<(u64, usize)>> {
+        // Everything this writer wrote is below each partition's end now; a read_committed
+        // reader reaches it only once other writers' open transactions there have ended
+        // (the end it reports first may be that of the committed records).
+        let mut ends = BTreeMap::new();
+        for p in 0..self.partitions {
+            let (_, high) = self
+                .offsets_group
+                .fetch_watermarks(&self.topic, p, TXN_TIMEOUT)
+                .map_err(|e| self.error("cannot read the topic's end offsets", e))?;
+            ends.insert(p, high);
+        }
         let reader = self.reader(from)?;
         let mut found = HashSet::new();
         let mut ended = HashSet::new();
@@ -416,13 +427,35 @@ impl Transactions {
             match reader.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => found.extend(self.own_record(&m, epochs)),
                 Some(Err(KafkaError::PartitionEOF(p))) => {
-                    ended.insert(p);
+                    // At the end of what it may read: done unless that is short of `ends`.
+                    if self.position(&reader, p)?.is_none_or(|at| at >= ends.get(&p).copied().unwrap_or(0)) {
+                        ended.insert(p);
+                    }
                 }
                 Some(Err(e)) => return Err(self.error("cannot read the topic's last records", e)),
-                None => {}
+                // Quiet: the end may have been passed over control records alone, which
+                // bring no new end-of-partition event.
+                None => {
+                    for p in 0..self.partitions {
+                        let end = ends.get(&p).copied().unwrap_or(0);
+                        if !ended.contains(&p) && self.position(&reader, p)?.is_some_and(|at| at >= end) {
+                            ended.insert(p);
+                        }
+                    }
+                }
             }
         }
         Ok(found)
+    }
+
+    /// How far `reader` has read partition `p` (its next offset: control records count,
+    /// which a message count would miss); `None` before its first fetch.
+    fn position(&self, reader: &BaseConsumer<QuietContext>, p: i32) -> Result<Option<i64>> {
+        let positions = reader.position().map_err(|e| self.error("cannot read the topic's last records", e))?;
+        Ok(match positions.find_partition(&self.topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        })
     }
 
     /// A `read_committed` consumer assigned every partition from `from`.

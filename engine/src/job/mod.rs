@@ -296,6 +296,9 @@ pub fn fingerprint(plan: &StreamPlan) -> String {
 /// Validate a plan without running it (`eddy check`): connector options of every source
 /// and sink, and operators the runtime can execute.
 pub fn check(plan: &StreamPlan) -> Result<()> {
+    if plan.batch {
+        check_bounded(plan)?;
+    }
     for n in &plan.nodes {
         match &n.operator {
             Operator::Source(t) if is_managed(t) => {
@@ -332,6 +335,23 @@ pub fn check(plan: &StreamPlan) -> Result<()> {
                 }
             }
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Batch mode reads bounded sources only (Flink's rule): a job that never ends has no
+/// final result to emit.
+fn check_bounded(plan: &StreamPlan) -> Result<()> {
+    for n in &plan.nodes {
+        let Operator::Source(t) = &n.operator else { continue };
+        // A result table is followed for its changes until the job is stopped.
+        if is_managed(t) || !eddy_connectors::is_bounded(&connector_table(t))? {
+            return Err(EngineError::Plan(format!(
+                "Querying an unbounded table '{}' in batch mode is not allowed. The table source is unbounded. \
+                 Bound it (Kafka: 'scan.bounded.mode'; datagen: 'number-of-rows') or run in streaming mode",
+                t.name
+            )));
         }
     }
     Ok(())

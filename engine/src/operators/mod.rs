@@ -9,7 +9,10 @@
 mod changelog_normalize;
 mod dedup;
 mod filter;
+mod group_agg;
+mod interval_join;
 mod memory;
+mod over_agg;
 mod project;
 mod session_agg;
 mod snapshot;
@@ -24,6 +27,9 @@ mod windowing;
 pub use changelog_normalize::ChangelogNormalizeOperator;
 pub use dedup::DeduplicateOperator;
 pub use filter::FilterOperator;
+pub use group_agg::GroupAggregateOperator;
+pub use interval_join::IntervalJoinOperator;
+pub use over_agg::OverAggregateOperator;
 pub use project::ProjectOperator;
 pub use session_agg::SessionWindowOperator;
 pub use unnest::UnnestOperator;
@@ -55,7 +61,7 @@ pub struct OperatorContext {
 }
 
 /// Build the operator for a windowed or keyed plan node (window aggregation and assignment,
-/// Top-N, deduplication, changelog normalization); `None` for the stateless ones,
+/// Top-N, deduplication, changelog normalization, group aggregation); `None` for the stateless ones,
 /// which the task builds itself.
 pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<dyn StreamOperator>>> {
     match op {
@@ -67,6 +73,9 @@ pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<
         Operator::WindowTopN(t) => Ok(Some(Box::new(WindowTopNOperator::new(t.clone(), ctx)?))),
         Operator::Deduplicate(d) => Ok(Some(Box::new(DeduplicateOperator::new(d.clone(), ctx)?))),
         Operator::ChangelogNormalize(n) => Ok(Some(Box::new(ChangelogNormalizeOperator::new(n.clone(), ctx)?))),
+        Operator::GroupAggregate(a) => Ok(Some(Box::new(GroupAggregateOperator::new(a.clone(), ctx)?))),
+        Operator::OverAggregate(o) => Ok(Some(Box::new(OverAggregateOperator::new(o.clone(), ctx)?))),
+        Operator::IntervalJoin(j) => Ok(Some(Box::new(IntervalJoinOperator::new(j.clone(), ctx)?))),
         _ => Ok(None),
     }
 }

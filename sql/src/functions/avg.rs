@@ -163,6 +163,22 @@ impl Accumulator for IntAvg {
         }
         Ok(())
     }
+
+    /// Takes rows back (a retracting input of a group aggregation), as Flink's
+    /// `IntegralAvgAggFunction.retract`.
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let v = cast(&values[0], &DataType::Int64)?;
+        let v = v.as_primitive::<Int64Type>();
+        for x in v.iter().flatten() {
+            self.sum = self.sum.wrapping_sub(x);
+            self.count -= 1;
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
 }
 
 /// Integer averages of many groups.
@@ -271,6 +287,21 @@ mod tests {
         assert_eq!(out.data_type(), &DataType::Int32);
         // (10 + 20 + 30) / 3
         assert_eq!(out.as_primitive::<arrow::datatypes::Int32Type>().value(0), 20);
+    }
+
+    #[test]
+    fn retracted_rows_leave_the_average() {
+        let mut a = IntAvg { sum: 0, count: 0, output: DataType::Int64 };
+        let v: ArrayRef = Arc::new(Int64Array::from(vec![Some(10), Some(20), None, Some(31)]));
+        a.update_batch(&[v]).unwrap();
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Int64(Some(20)));
+        let gone: ArrayRef = Arc::new(Int64Array::from(vec![Some(31), None]));
+        a.retract_batch(&[gone]).unwrap();
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Int64(Some(15)));
+        let rest: ArrayRef = Arc::new(Int64Array::from(vec![10, 20]));
+        a.retract_batch(&[rest]).unwrap();
+        assert_eq!(a.evaluate().unwrap(), ScalarValue::Int64(None));
+        assert!(a.supports_retract_batch());
     }
 
     #[test]

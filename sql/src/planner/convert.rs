@@ -9,6 +9,9 @@
 //! the construct, never planned into a wrong answer; so are operators that cannot consume
 //! the updates of a changelog input (Flink's message).
 
+mod group;
+mod join;
+mod over;
 mod window;
 
 use std::collections::HashMap;
@@ -49,7 +52,7 @@ impl<'a> PlanBuilder<'a> {
     pub(crate) fn new(session: &'a Session) -> Self {
         Self {
             session,
-            plan: StreamPlan::default(),
+            plan: StreamPlan { batch: session.settings.is_batch(), ..StreamPlan::default() },
             sources: HashMap::new(),
             parallelism: session.settings.parallelism(),
             at: Location::default(),
@@ -231,6 +234,7 @@ impl<'a> PlanBuilder<'a> {
     }
 
     fn convert_optimized(&mut self, plan: &LogicalPlan) -> Result<NodeId> {
+        over::check_one_window_per_select(plan, self.at)?;
         let optimized = self.session.state().optimize(plan).map_err(|e| df_error(e, self.at))?;
         tracing::debug!(plan = %optimized.display_indent(), "optimized logical plan");
         self.convert(&optimized)
@@ -328,8 +332,8 @@ impl<'a> PlanBuilder<'a> {
                 Some(w) => self.convert_window_tvf(w, schema),
                 None => Err(SqlError::internal(format!("unknown plan node {}", e.node.name()))),
             },
-            LogicalPlan::Join(_) => Err(self.unsupported("joins", "streaming joins are not built yet")),
-            LogicalPlan::Window(_) => Err(self.unsupported("OVER windows", "OVER aggregations are not built yet")),
+            LogicalPlan::Join(j) => self.convert_join(j, schema),
+            LogicalPlan::Window(w) => self.convert_over(w, schema),
             LogicalPlan::Sort(_) => {
                 Err(self
                     .unsupported("ORDER BY on a stream", "Flink allows only ORDER BY the time attribute on streams"))
@@ -534,6 +538,8 @@ impl<'a> PlanBuilder<'a> {
                 Operator::WindowAggregate(_) => "StreamPhysicalWindowAggregate",
                 Operator::WindowTopN(_) => "StreamPhysicalWindowRank",
                 Operator::Deduplicate(_) => "StreamPhysicalDeduplicate",
+                Operator::OverAggregate(_) => "StreamPhysicalOverAggregate",
+                Operator::IntervalJoin(_) => "StreamPhysicalIntervalJoin",
                 // Flink fuses a window table function into the window Top-N that reads it.
                 Operator::WindowAssign(_) if !feeds_window_rank(plan, id) => "StreamPhysicalWindowTableFunction",
                 _ => continue,

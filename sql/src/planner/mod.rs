@@ -209,6 +209,8 @@ impl Session {
 #[cfg(test)]
 mod changelog_tests;
 #[cfg(test)]
+mod group_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod window_tests;

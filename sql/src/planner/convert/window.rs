@@ -13,21 +13,18 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::WindowFunction;
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Expr, Filter, LogicalPlan, Operator as BinOp, UserDefinedLogicalNodeCore,
 };
-use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
 use crate::plan::{
-    AggregateSpec, DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey,
-    WindowAggSpec, WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
+    DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey, WindowAggSpec,
+    WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
 };
-use crate::planner::query::df_error;
 use crate::planner::time_attr::{passthrough_index, rowtime_columns};
 use crate::planner::window_node::{WindowTableFunction, WINDOW_COLUMNS};
 
@@ -55,14 +52,10 @@ impl PlanBuilder<'_> {
     }
 
     /// `GROUP BY`: a window aggregation when it groups by a window table function's
-    /// window_start and window_end.
+    /// window_start and window_end, else a group aggregation.
     pub(super) fn convert_aggregate(&mut self, agg: &Aggregate, schema: SchemaRef) -> Result<NodeId> {
         let Some((input, virt)) = self.convert_windowed_input(&agg.input)? else {
-            return Err(self.unsupported(
-                "GROUP BY aggregation without a window",
-                "group by window_start, window_end of a TUMBLE/HOP/CUMULATE/SESSION table function; \
-                 changelog GROUP BY is not built yet",
-            ));
+            return self.convert_group_aggregate(agg, schema);
         };
         if agg.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
             return Err(self.unsupported("GROUPING SETS, ROLLUP and CUBE", ""));
@@ -114,27 +107,13 @@ impl PlanBuilder<'_> {
             }
         }
         let input_schema: SchemaRef = self.plan.nodes[input].schema.clone();
-        let props = self.session.state().execution_props().clone();
-        let planning = PhysicalPlanningContext::default();
         let mut aggregates = Vec::with_capacity(agg.aggr_expr.len());
         for (i, e) in agg.aggr_expr.iter().enumerate() {
             if self.references_roles(e, &agg.input, &virt) {
                 return Err(self.window_column_misuse());
             }
-            let display = super::display_expr(e);
             let name = agg.schema.field(agg.group_expr.len() + i).name().clone();
-            let lowered = LoweredAggregateBuilder::new(e, agg.input.schema(), &input_schema, &props, &planning)
-                .with_name(name)
-                .build()
-                .map_err(|err| df_error(err, self.at))?;
-            if !lowered.order_bys.is_empty() {
-                return Err(self.unsupported("ORDER BY inside an aggregate call", ""));
-            }
-            aggregates.push(AggregateSpec {
-                function: lowered.aggregate,
-                filter: lowered.filter.map(|f| ExprSpec { expr: f, display: "filter".into() }),
-                display,
-            });
+            aggregates.push(self.lower_aggregate(e, name, &agg.input, &input_schema)?);
             output.push(WindowOutput::Aggregate(aggregates.len() - 1));
         }
         let parallelism = if keys.is_empty() { 1 } else { self.parallelism };

@@ -1,0 +1,386 @@
+//! Event-time interval join (Flink's `IntervalJoin`): an inner join of two append-only
+//! streams on equal keys, where `right time - left time` lies in `[lower, upper]`.
+//!
+//! Both sides arrive as one tagged stream (see [`IntervalJoinSpec`]): the planner merges them
+//! with a Union, whose watermark is the minimum of both sides', hash-partitioned by the keys.
+//! Per key, the operator buffers the rows of each side with their times. A row joins the
+//! buffered rows of the other side within its bounds at once (a left row at `t` the right
+//! rows in `[t + lower, t + upper]`, a right row at `t` the left rows in `[t - upper,
+//! t - lower]`), and is buffered until no row to come can match it:
+//!
+//! ```text
+//!   left row at t   freed once watermark >= t + upper
+//!   right row at t  freed once watermark >= t - lower
+//! ```
+//!
+//! since every row to come is later than the watermark. A row at or behind the watermark
+//! (`t <= watermark`) is late: dropped and counted. (Flink still joins such a row with the
+//! rows it happens to hold; dropping it instead makes the result the same whatever the
+//! order of the rows and when watermarks arrive: exactly the matching pairs of rows that
+//! were not late.) A row with a NULL key or time never matches and is dropped.
+//!
+//! Output rows carry both sides' times, up to `max(upper, -lower)` behind the input
+//! watermark, so the output watermark is held back by that much (Flink's
+//! `getMaxOutputDelay`). Rows are kept in Arrow's row format, keys too; a snapshot stores
+//! them as Arrow columns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::mem::size_of;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type, Int8Type, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::row::{OwnedRow, Row, RowConverter, SortField};
+use serde::{Deserialize, Serialize};
+
+use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
+use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
+use super::windowing::{event_times, require_append_only};
+use super::{OperatorContext, StreamOperator};
+use crate::checkpoint::StateSnapshot;
+use crate::error::{EngineError, Result};
+use crate::message::{Batch, Message, Timestamp, Watermark};
+use crate::metrics::LateRowCounter;
+use eddy_sql::plan::IntervalJoinSpec;
+
+const LEFT: usize = 0;
+const RIGHT: usize = 1;
+
+/// The buffered rows of one key.
+#[derive(Default)]
+struct KeyState {
+    /// Per side, in arrival order: (time, row of that side's columns).
+    rows: [Vec<(Timestamp, OwnedRow)>; 2],
+    /// The cleanup time registered in `timers` for this key (the earliest expiry).
+    timer: Option<Timestamp>,
+}
+
+/// What a snapshot's `meta` holds.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    watermark: Timestamp,
+    emitted: Timestamp,
+    /// Per side: `[keys.., time, columns..]` of every buffered row.
+    sides: Vec<Part>,
+}
+
+/// The interval join operator.
+pub struct IntervalJoinOperator {
+    spec: IntervalJoinSpec,
+    output_schema: SchemaRef,
+    late_rows: LateRowCounter,
+    key_types: Vec<DataType>,
+    side_types: [Vec<DataType>; 2],
+    keys: RowConverter,
+    sides: [RowConverter; 2],
+    state: HashMap<Box<[u8]>, KeyState>,
+    /// Cleanup time -> keys to look at then (an entry is stale when the key's timer moved).
+    timers: BTreeMap<Timestamp, Vec<Box<[u8]>>>,
+    /// The input watermark.
+    watermark: Watermark,
+    /// The last watermark emitted.
+    emitted: Watermark,
+    /// Bytes of the buffered rows and the keys (in `state` and `timers`).
+    row_bytes: usize,
+}
+
+fn arrow_err(source: ArrowError) -> EngineError {
+    EngineError::Arrow { operator: "IntervalJoin".into(), source }
+}
+
+fn key_bytes(key: &[u8]) -> usize {
+    key.len() + size_of::<Box<[u8]>>()
+}
+
+fn owned_bytes(row: &OwnedRow) -> usize {
+    row.as_ref().len() + size_of::<OwnedRow>()
+}
+
+impl IntervalJoinOperator {
+    /// An operator reading `ctx.input_schema` (the tagged schema) and emitting the join's rows.
+    pub fn new(spec: IntervalJoinSpec, ctx: OperatorContext) -> Result<Self> {
+        let input = &ctx.input_schema;
+        let width = spec.right_offset() + spec.right_width;
+        if input.fields().len() != width
+            || spec.left_time >= spec.left_width
+            || spec.right_time >= spec.right_width
+            || ctx.output_schema.fields().len() != spec.left_width + spec.right_width
+        {
+            return Err(EngineError::Plan(format!(
+                "IntervalJoin: input of {} columns, output of {}, do not fit the join of {} and {} columns",
+                input.fields().len(),
+                ctx.output_schema.fields().len(),
+                spec.left_width,
+                spec.right_width
+            )));
+        }
+        let types = |r: std::ops::Range<usize>| r.map(|i| input.field(i).data_type().clone()).collect::<Vec<_>>();
+        let key_types = types(0..spec.key_names.len());
+        let side_types = [types(spec.left_offset()..spec.right_offset()), types(spec.right_offset()..width)];
+        let converter = |t: &[DataType]| {
+            RowConverter::new(t.iter().map(|t| SortField::new(t.clone())).collect()).map_err(arrow_err)
+        };
+        Ok(Self {
+            keys: converter(&key_types)?,
+            sides: [converter(&side_types[LEFT])?, converter(&side_types[RIGHT])?],
+            key_types,
+            side_types,
+            spec,
+            output_schema: ctx.output_schema,
+            late_rows: ctx.late_rows,
+            state: HashMap::new(),
+            timers: BTreeMap::new(),
+            watermark: Watermark::MIN,
+            emitted: Watermark::MIN,
+            row_bytes: 0,
+        })
+    }
+
+    /// When a row of `side` at `t` can no longer match a row to come.
+    fn expiry(&self, side: usize, t: Timestamp) -> Timestamp {
+        if side == LEFT {
+            t.saturating_add(self.spec.upper_ms)
+        } else {
+            t.saturating_sub(self.spec.lower_ms)
+        }
+    }
+
+    /// Whether a left row at `l` and a right row at `r` join.
+    fn within(&self, l: Timestamp, r: Timestamp) -> bool {
+        let d = i128::from(r) - i128::from(l);
+        d >= i128::from(self.spec.lower_ms) && d <= i128::from(self.spec.upper_ms)
+    }
+
+    /// Buffer a row of `side` at `t` under `key`, registering the key's cleanup.
+    fn buffer(&mut self, key: &Row<'_>, side: usize, t: Timestamp, row: OwnedRow) {
+        let expiry = self.expiry(side, t);
+        self.row_bytes += owned_bytes(&row);
+        let state = match self.state.get_mut(key.as_ref()) {
+            Some(s) => s,
+            None => {
+                let owned: Box<[u8]> = key.as_ref().into();
+                self.row_bytes += key_bytes(&owned);
+                self.state.entry(owned).or_default()
+            }
+        };
+        state.rows[side].push((t, row));
+        if state.timer.is_none_or(|old| expiry < old) {
+            state.timer = Some(expiry);
+            let owned: Box<[u8]> = key.as_ref().into();
+            self.row_bytes += key_bytes(&owned);
+            self.timers.entry(expiry).or_default().push(owned);
+        }
+    }
+
+    /// Drop the rows the watermark made unmatchable.
+    fn clean_up(&mut self) {
+        let wm = self.watermark.0;
+        while let Some(entry) = self.timers.first_entry() {
+            if *entry.key() > wm {
+                break;
+            }
+            let (time, keys) = entry.remove_entry();
+            for key in keys {
+                self.row_bytes -= key_bytes(&key);
+                let Some(state) = self.state.get_mut(&key) else { continue };
+                if state.timer != Some(time) {
+                    continue;
+                }
+                let (upper, lower) = (self.spec.upper_ms, self.spec.lower_ms);
+                let mut freed = 0;
+                let mut next: Option<Timestamp> = None;
+                for (side, rows) in state.rows.iter_mut().enumerate() {
+                    let expiry =
+                        |t: Timestamp| if side == LEFT { t.saturating_add(upper) } else { t.saturating_sub(lower) };
+                    rows.retain(|(t, row)| {
+                        let e = expiry(*t);
+                        if e <= wm {
+                            freed += owned_bytes(row);
+                            false
+                        } else {
+                            next = Some(next.map_or(e, |n| n.min(e)));
+                            true
+                        }
+                    });
+                }
+                self.row_bytes -= freed;
+                match next {
+                    None => {
+                        if let Some((k, _)) = self.state.remove_entry(&key) {
+                            self.row_bytes -= key_bytes(&k);
+                        }
+                    }
+                    Some(n) => {
+                        state.timer = Some(n);
+                        self.row_bytes += key_bytes(&key);
+                        self.timers.entry(n).or_default().push(key);
+                    }
+                }
+            }
+        }
+        shrink_if_sparse(&mut self.state);
+    }
+
+    fn snapshot(&self) -> Result<StateSnapshot> {
+        let name = self.name();
+        let mut packer = Packer::default();
+        let mut sides = Vec::with_capacity(2);
+        let parser = self.keys.parser();
+        for side in [LEFT, RIGHT] {
+            let mut keys: Vec<Row<'_>> = Vec::new();
+            let mut times: Vec<i64> = Vec::new();
+            let mut rows: Vec<Row<'_>> = Vec::new();
+            for (key, state) in &self.state {
+                for (t, row) in &state.rows[side] {
+                    keys.push(parser.parse(key));
+                    times.push(*t);
+                    rows.push(row.row());
+                }
+            }
+            let n = times.len();
+            let mut columns = self.keys.convert_rows(keys).map_err(arrow_err)?;
+            columns.push(Arc::new(Int64Array::from(times)) as ArrayRef);
+            columns.extend(self.sides[side].convert_rows(rows).map_err(arrow_err)?);
+            sides.push(packer.add(columns, n).map_err(arrow_err)?);
+        }
+        let meta = Meta { watermark: self.watermark.0, emitted: self.emitted.0, sides };
+        Ok(StateSnapshot { meta: to_meta(&name, &meta)?, batches: packer.finish().map_err(arrow_err)? })
+    }
+
+    fn restore(&mut self, snapshot: StateSnapshot) -> Result<()> {
+        let name = self.name();
+        let meta: Meta = from_meta(&name, snapshot.meta)?;
+        if meta.sides.len() != 2 {
+            return Err(malformed(&name, format!("{} sides", meta.sides.len())));
+        }
+        self.watermark = Watermark(meta.watermark);
+        self.emitted = Watermark(meta.emitted);
+        let n = self.key_types.len();
+        for side in [LEFT, RIGHT] {
+            let width = n + 1 + self.side_types[side].len();
+            let columns = part_columns(&name, &snapshot.batches, meta.sides[side], width)?;
+            let expected: Vec<DataType> = self
+                .key_types
+                .iter()
+                .cloned()
+                .chain([DataType::Int64])
+                .chain(self.side_types[side].iter().cloned())
+                .collect();
+            check_types(&name, &columns, &expected)?;
+            let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
+            let rows = self.sides[side].convert_columns(&columns[n + 1..]).map_err(|e| malformed(&name, e))?;
+            let times = columns[n].as_primitive::<Int64Type>();
+            for i in 0..times.len() {
+                self.buffer(&keys.row(i), side, times.value(i), rows.row(i).owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StreamOperator for IntervalJoinOperator {
+    fn name(&self) -> String {
+        format!("IntervalJoin[{}]", self.spec.display)
+    }
+
+    fn process_batch(&mut self, batch: Batch, out: &mut Vec<Message>) -> Result<()> {
+        require_append_only(&batch, &self.name())?;
+        let data = &batch.data;
+        if data.num_rows() == 0 {
+            return Ok(());
+        }
+        let n = self.spec.key_names.len();
+        let key_columns = &data.columns()[..n];
+        let keys = self.keys.convert_columns(key_columns).map_err(arrow_err)?;
+        let Some(side_column) = data.column(self.spec.side_column()).as_primitive_opt::<Int8Type>() else {
+            return Err(EngineError::Plan(format!("{}: the side column is not Int8", self.name())));
+        };
+        let ranges = [
+            self.spec.left_offset()..self.spec.right_offset(),
+            self.spec.right_offset()..self.spec.right_offset() + self.spec.right_width,
+        ];
+        let rows = [
+            self.sides[LEFT].convert_columns(&data.columns()[ranges[LEFT].clone()]).map_err(arrow_err)?,
+            self.sides[RIGHT].convert_columns(&data.columns()[ranges[RIGHT].clone()]).map_err(arrow_err)?,
+        ];
+        let times = [
+            event_times(data.column(self.spec.left_offset() + self.spec.left_time).as_ref()).map_err(arrow_err)?,
+            event_times(data.column(self.spec.right_offset() + self.spec.right_time).as_ref()).map_err(arrow_err)?,
+        ];
+        let mut matched: [Vec<OwnedRow>; 2] = [Vec::new(), Vec::new()];
+        let mut late = 0u64;
+        for i in 0..data.num_rows() {
+            if key_columns.iter().any(|k| k.is_null(i)) || side_column.is_null(i) {
+                continue;
+            }
+            let side = usize::from(side_column.value(i) != 0);
+            if times[side].is_null(i) {
+                continue;
+            }
+            let t = times[side].value(i);
+            if t <= self.watermark.0 {
+                late += 1;
+                continue;
+            }
+            let key = keys.row(i);
+            let row = rows[side].row(i);
+            if let Some(state) = self.state.get(key.as_ref()) {
+                for (other_t, other) in &state.rows[1 - side] {
+                    let (l, r) = if side == LEFT { (t, *other_t) } else { (*other_t, t) };
+                    if self.within(l, r) {
+                        let (lrow, rrow) =
+                            if side == LEFT { (row.owned(), other.clone()) } else { (other.clone(), row.owned()) };
+                        matched[LEFT].push(lrow);
+                        matched[RIGHT].push(rrow);
+                    }
+                }
+            }
+            if self.expiry(side, t) > self.watermark.0 {
+                self.buffer(&key, side, t, row.owned());
+            }
+        }
+        if late > 0 {
+            self.late_rows.add(late);
+        }
+        if matched[LEFT].is_empty() {
+            return Ok(());
+        }
+        let mut columns = self.sides[LEFT].convert_rows(matched[LEFT].iter().map(|r| r.row())).map_err(arrow_err)?;
+        columns.extend(self.sides[RIGHT].convert_rows(matched[RIGHT].iter().map(|r| r.row())).map_err(arrow_err)?);
+        let joined = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(arrow_err)?;
+        out.push(Message::Data(Batch::append(joined)));
+        Ok(())
+    }
+
+    fn handle_watermark(&mut self, wm: Watermark, out: &mut Vec<Message>) -> Result<()> {
+        if wm <= self.watermark {
+            return Ok(());
+        }
+        self.watermark = wm;
+        self.clean_up();
+        let held = if wm == Watermark::MAX { wm } else { Watermark(wm.0.saturating_sub(self.spec.output_delay_ms())) };
+        if held > self.emitted {
+            self.emitted = held;
+            out.push(Message::Watermark(held));
+        }
+        Ok(())
+    }
+
+    /// Buffered rows and keys (timer entries included), the key table and the timer map.
+    fn state_bytes(&self) -> usize {
+        self.row_bytes + hash_map_bytes(&self.state) + btree_bytes::<Timestamp, Vec<Box<[u8]>>>(self.timers.len())
+    }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        self.snapshot().map(Some)
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        self.restore(state)
+    }
+}
+
+#[cfg(test)]
+#[path = "interval_join_tests.rs"]
+mod tests;

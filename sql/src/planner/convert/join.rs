@@ -1,0 +1,310 @@
+//! Joins: the event-time interval join, recognised in DataFusion's logical `Join`.
+//!
+//! An interval join is an inner join with at least one equality between the two sides and
+//! bounds on the distance between the sides' time attributes (`r.ts BETWEEN l.ts AND
+//! l.ts + INTERVAL '10' SECOND`, or the same with `<`, `>`, intervals on either side, sides
+//! swapped). Both sides become one stream: each side is projected onto a common *tagged*
+//! schema (`[keys.., side, left columns.., right columns..]`, the other side's columns
+//! NULL), the two are merged by a Union — whose watermark is the minimum of both sides',
+//! which is what the join needs to free its state — and the join operator reads that
+//! stream hash-partitioned by the keys. Other joins need state that is not built yet and are
+//! refused.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{Column as DfColumn, JoinType, NullEquality, ScalarValue};
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{BinaryExpr, Expr, Join, Operator as BinOp};
+use datafusion::physical_expr::expressions::{CastExpr, Column, Literal};
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::PlanBuilder;
+use crate::error::{Result, SqlError};
+use crate::plan::{ExprSpec, IntervalJoinSpec, NodeId, Operator, PlanNode, ProjectExpr};
+use crate::planner::time_attr::rowtime_columns;
+
+/// Which input of the join a column belongs to, and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SideCol {
+    Left(usize),
+    Right(usize),
+}
+
+/// Bounds on `right time - left time` found in the join condition.
+#[derive(Debug, Default)]
+struct TimeBounds {
+    /// The (left, right) time attribute columns the bounds are on.
+    columns: Option<(usize, usize)>,
+    lower: Option<i64>,
+    upper: Option<i64>,
+}
+
+impl PlanBuilder<'_> {
+    /// A join: an interval join, or an error saying why this join cannot run.
+    pub(super) fn convert_join(&mut self, join: &Join, schema: SchemaRef) -> Result<NodeId> {
+        if join.join_type != JoinType::Inner {
+            return Err(self.unsupported(
+                &format!("{} joins", join.join_type.to_string().to_uppercase()),
+                "only inner interval joins are built: JOIN .. ON l.k = r.k AND r.ts BETWEEN l.ts - INTERVAL .. AND l.ts + INTERVAL ..",
+            ));
+        }
+        if join.on.is_empty() {
+            return Err(self.unsupported(
+                "joins without an equality between both sides",
+                "an interval join needs at least one equality between a column of each side (l.k = r.k)",
+            ));
+        }
+        if join.null_equality == NullEquality::NullEqualsNull {
+            return Err(self.unsupported("joins on IS NOT DISTINCT FROM", "join on l.k = r.k"));
+        }
+        let left_width = join.left.schema().fields().len();
+        let right_width = join.right.schema().fields().len();
+        let left_times = rowtime_columns(&join.left, &self.session.catalog);
+        let right_times = rowtime_columns(&join.right, &self.session.catalog);
+        let mut bounds = TimeBounds::default();
+        let mut residual = Vec::new();
+        if let Some(filter) = &join.filter {
+            for c in split_conjunction(filter) {
+                if !self.time_bound(c, join, left_width, &left_times, &right_times, &mut bounds)? {
+                    residual.push(c.clone());
+                }
+            }
+        }
+        let (Some((left_time, right_time)), Some(lower), Some(upper)) = (bounds.columns, bounds.lower, bounds.upper)
+        else {
+            return Err(self.unsupported(
+                "joins without time bounds on both sides (regular joins)",
+                "a regular join needs state that is not built yet; bound the join with an interval on both sides' \
+                 time attributes: ON l.k = r.k AND r.ts BETWEEN l.ts - INTERVAL .. AND l.ts + INTERVAL ..",
+            ));
+        };
+        let left = self.convert(&join.left)?;
+        let right = self.convert(&join.right)?;
+        if self.reads_processing_time(left) || self.reads_processing_time(right) {
+            return Err(self.unsupported(
+                "processing-time interval joins",
+                "bound the join on rowtime attributes (columns with a WATERMARK)",
+            ));
+        }
+        // The tagged schema: keys (of the left key's type), side, left columns, right columns.
+        let left_schema = self.plan.nodes[left].schema.clone();
+        let right_schema = self.plan.nodes[right].schema.clone();
+        let mut left_keys = Vec::with_capacity(join.on.len());
+        let mut right_keys = Vec::with_capacity(join.on.len());
+        let mut fields = Vec::new();
+        let mut key_names = Vec::new();
+        for (i, (l, r)) in join.on.iter().enumerate() {
+            let lk = self.physical(l, join.left.schema())?;
+            let mut rk = self.physical(r, join.right.schema())?;
+            let lt = lk.expr.data_type(&left_schema).map_err(|e| SqlError::internal(e.to_string()))?;
+            let rt = rk.expr.data_type(&right_schema).map_err(|e| SqlError::internal(e.to_string()))?;
+            if lt != rt {
+                rk.expr = Arc::new(CastExpr::new(rk.expr, lt.clone(), None));
+            }
+            let name = format!("__join_key{i}");
+            fields.push(Field::new(&name, lt, true));
+            key_names.push(name);
+            left_keys.push(lk);
+            right_keys.push(rk);
+        }
+        fields.push(Field::new("__join_side", DataType::Int8, false));
+        let nullable = |f: &Arc<Field>| f.as_ref().clone().with_nullable(true);
+        fields.extend(left_schema.fields().iter().map(nullable));
+        fields.extend(right_schema.fields().iter().map(nullable));
+        let tagged: SchemaRef = Arc::new(Schema::new(fields));
+        let left_tagged = self.tag(left, left_keys, 0, &left_schema, &right_schema)?;
+        let left_tagged = self.add(Operator::Project(left_tagged), vec![left], tagged.clone());
+        let right_tagged = self.tag(right, right_keys, 1, &left_schema, &right_schema)?;
+        let right_tagged = self.add(Operator::Project(right_tagged), vec![right], tagged.clone());
+        let union = self.add(Operator::Union, vec![left_tagged, right_tagged], tagged);
+        let on: Vec<String> =
+            join.on.iter().map(|(l, r)| format!("{} = {}", super::display_expr(l), super::display_expr(r))).collect();
+        let spec = IntervalJoinSpec {
+            key_names,
+            left_width,
+            right_width,
+            left_time,
+            right_time,
+            lower_ms: lower,
+            upper_ms: upper,
+            display: on.join(" AND "),
+        };
+        let parallelism = self.parallelism;
+        let mut node = self.plan.add(PlanNode {
+            operator: Operator::IntervalJoin(spec),
+            inputs: vec![union],
+            schema: schema.clone(),
+            parallelism,
+            updating: false,
+        });
+        if let Some(rest) = conjunction(residual) {
+            let pred = self.physical(&rest, &join.schema)?;
+            node = self.add(Operator::Filter(pred), vec![node], schema);
+        }
+        Ok(node)
+    }
+
+    /// The projection of one side (`side` 0: left, 1: right) onto the tagged schema.
+    fn tag(
+        &self,
+        node: NodeId,
+        keys: Vec<ExprSpec>,
+        side: i8,
+        left: &SchemaRef,
+        right: &SchemaRef,
+    ) -> Result<Vec<ProjectExpr>> {
+        let mut out: Vec<ProjectExpr> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, expr)| ProjectExpr { expr, name: format!("__join_key{i}") })
+            .collect();
+        out.push(ProjectExpr {
+            expr: ExprSpec { expr: Arc::new(Literal::new(ScalarValue::Int8(Some(side)))), display: side.to_string() },
+            name: "__join_side".into(),
+        });
+        let own = self.plan.nodes[node].schema.clone();
+        for (s, schema) in [(0, left), (1, right)] {
+            for (i, f) in schema.fields().iter().enumerate() {
+                let expr: Arc<dyn PhysicalExpr> = if s == side {
+                    Arc::new(Column::new(own.field(i).name(), i))
+                } else {
+                    let null = ScalarValue::try_from(f.data_type())
+                        .map_err(|_| self.unsupported(&format!("joining a column of type {}", f.data_type()), ""))?;
+                    Arc::new(Literal::new(null))
+                };
+                let display = if s == side { f.name().clone() } else { "NULL".into() };
+                out.push(ProjectExpr { expr: ExprSpec { expr, display }, name: f.name().clone() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// If `c` bounds `right time - left time` on the inputs' time attributes, record the
+    /// bound and say so; `false` for any other condition (applied after the join).
+    fn time_bound(
+        &self,
+        c: &Expr,
+        join: &Join,
+        left_width: usize,
+        left_times: &[usize],
+        right_times: &[usize],
+        bounds: &mut TimeBounds,
+    ) -> Result<bool> {
+        let comparisons = match c {
+            Expr::Between(b) if !b.negated => {
+                vec![(b.expr.as_ref(), BinOp::GtEq, b.low.as_ref()), (b.expr.as_ref(), BinOp::LtEq, b.high.as_ref())]
+            }
+            Expr::BinaryExpr(BinaryExpr { left, op, right })
+                if matches!(op, BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq) =>
+            {
+                vec![(left.as_ref(), *op, right.as_ref())]
+            }
+            _ => return Ok(false),
+        };
+        let side = |col: &DfColumn| -> Option<SideCol> {
+            let i = join.schema.index_of_column(col).ok()?;
+            Some(if i < left_width { SideCol::Left(i) } else { SideCol::Right(i - left_width) })
+        };
+        let mut found = Vec::with_capacity(comparisons.len());
+        for (a, op, b) in comparisons {
+            let (Some((ca, xa)), Some((cb, xb))) = (time_term(a), time_term(b)) else {
+                return Ok(false);
+            };
+            // Normalise to `right - left <op> constant`.
+            let (l, r, op, k) = match (side(&ca), side(&cb)) {
+                (Some(SideCol::Right(r)), Some(SideCol::Left(l))) => (l, r, op, xb - xa),
+                (Some(SideCol::Left(l)), Some(SideCol::Right(r))) => (l, r, flip(op), xa - xb),
+                _ => return Ok(false),
+            };
+            if !left_times.contains(&l) || !right_times.contains(&r) {
+                return Ok(false);
+            }
+            found.push((l, r, op, k));
+        }
+        for (l, r, op, k) in found {
+            match bounds.columns {
+                Some(cols) if cols != (l, r) => {
+                    return Err(self.unsupported(
+                        "interval joins bounding several pairs of time attributes",
+                        "bound one time attribute of each side",
+                    ))
+                }
+                _ => bounds.columns = Some((l, r)),
+            }
+            match op {
+                BinOp::GtEq => bounds.lower = Some(bounds.lower.map_or(k, |v| v.max(k))),
+                BinOp::Gt => bounds.lower = Some(bounds.lower.map_or(k + 1, |v| v.max(k + 1))),
+                BinOp::LtEq => bounds.upper = Some(bounds.upper.map_or(k, |v| v.min(k))),
+                _ => bounds.upper = Some(bounds.upper.map_or(k - 1, |v| v.min(k - 1))),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Whether the time attribute of the rows of `node` is processing time.
+    fn reads_processing_time(&self, mut node: NodeId) -> bool {
+        loop {
+            let n = &self.plan.nodes[node];
+            if let Operator::Watermark(w) = &n.operator {
+                return w.processing_time;
+            }
+            match n.inputs.first() {
+                Some(i) => node = *i,
+                None => return false,
+            }
+        }
+    }
+}
+
+/// `a op b` as `b flip(op) a`.
+fn flip(op: BinOp) -> BinOp {
+    match op {
+        BinOp::Lt => BinOp::Gt,
+        BinOp::LtEq => BinOp::GtEq,
+        BinOp::Gt => BinOp::Lt,
+        BinOp::GtEq => BinOp::LtEq,
+        other => other,
+    }
+}
+
+/// `column [+|- interval]..` as the column and the offset in ms.
+fn time_term(e: &Expr) -> Option<(DfColumn, i64)> {
+    match e {
+        Expr::Column(c) => Some((c.clone(), 0)),
+        Expr::Alias(a) => time_term(&a.expr),
+        Expr::Cast(c) if matches!(c.field.data_type(), DataType::Timestamp(_, _)) => time_term(&c.expr),
+        Expr::BinaryExpr(BinaryExpr { left, op: BinOp::Plus, right }) => match (time_term(left), interval_ms(right)) {
+            (Some((c, x)), Some(ms)) => Some((c, x.checked_add(ms)?)),
+            _ => {
+                let (c, x) = time_term(right)?;
+                Some((c, x.checked_add(interval_ms(left)?)?))
+            }
+        },
+        Expr::BinaryExpr(BinaryExpr { left, op: BinOp::Minus, right }) => {
+            let (c, x) = time_term(left)?;
+            Some((c, x.checked_sub(interval_ms(right)?)?))
+        }
+        _ => None,
+    }
+}
+
+/// A constant day-time interval in ms (a month has no fixed length).
+fn interval_ms(e: &Expr) -> Option<i64> {
+    match e {
+        Expr::Alias(a) => interval_ms(&a.expr),
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+            Some(i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds))
+        }
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            Some(i64::from(v.days) * 86_400_000 + v.nanoseconds.div_euclid(1_000_000))
+        }
+        Expr::Literal(ScalarValue::DurationMillisecond(Some(v)), _) => Some(*v),
+        Expr::Literal(ScalarValue::DurationSecond(Some(v)), _) => v.checked_mul(1000),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "join_tests.rs"]
+mod tests;

@@ -1,0 +1,136 @@
+//! Planner tests for joins: the interval joins EXPLAIN shows, the bounds read from each form
+//! of the condition, and the joins refused with their place.
+
+use crate::error::SqlErrorKind;
+use crate::explain;
+use crate::parser::parse_sql;
+use crate::plan::{IntervalJoinSpec, Operator, StreamPlan};
+use crate::planner::{JobStatement, Outcome, Session};
+use crate::SqlError;
+
+const TABLES: &str = "CREATE TABLE orders (
+  order_id BIGINT,
+  customer STRING,
+  amount DOUBLE,
+  ts TIMESTAMP(3),
+  plain_ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND
+) WITH ('connector' = 'datagen');
+CREATE TABLE shipments (
+  order_id BIGINT,
+  carrier STRING,
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '5' SECOND
+) WITH ('connector' = 'datagen');
+CREATE TABLE clicks (order_id BIGINT, proc AS PROCTIME()) WITH ('connector' = 'datagen');
+";
+
+/// The plan of `query` (a SELECT) after `TABLES`.
+fn plan(query: &str) -> Result<StreamPlan, SqlError> {
+    let mut s = Session::new();
+    let mut job: Vec<JobStatement> = Vec::new();
+    for st in parse_sql(&format!("{TABLES}{query};"))? {
+        if let Outcome::Job(j) = s.execute(&st)? {
+            job.extend(j);
+        }
+    }
+    s.plan_job(&job)
+}
+
+fn join_spec(p: &StreamPlan) -> &IntervalJoinSpec {
+    p.nodes
+        .iter()
+        .find_map(|n| match &n.operator {
+            Operator::IntervalJoin(j) => Some(j),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no IntervalJoin in\n{}", explain::render(p)))
+}
+
+fn bounds(on: &str) -> (i64, i64) {
+    let p = plan(&format!("SELECT o.order_id, s.carrier FROM orders o JOIN shipments s ON {on}"))
+        .unwrap_or_else(|e| panic!("{on}: {e}"));
+    let j = join_spec(&p);
+    (j.lower_ms, j.upper_ms)
+}
+
+#[test]
+fn explain_shows_the_tagged_union_under_the_interval_join() {
+    let p = plan(
+        "SELECT o.order_id, o.customer, s.carrier FROM orders o JOIN shipments s \
+         ON o.order_id = s.order_id AND s.ts BETWEEN o.ts AND o.ts + INTERVAL '10' SECOND AND o.customer <> s.carrier",
+    )
+    .unwrap();
+    let text = explain::render(&p);
+    assert!(
+        text.contains(
+            "IntervalJoin: type=inner, where=[o.order_id = s.order_id], right.time - left.time in [0ms, 10000ms], \
+             left=#2, right=#2 [parallelism=1, append]"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("Filter: o.customer != s.carrier"), "{text}");
+    assert!(text.contains("Union"), "{text}");
+    assert!(
+        text.contains("Project: o.order_id AS __join_key0, 0 AS __join_side, order_id, customer, ts, NULL AS order_id"),
+        "{text}"
+    );
+    let j = join_spec(&p);
+    assert_eq!((j.key_names.len(), j.left_width, j.right_width), (1, 3, 3));
+    assert_eq!(j.output_delay_ms(), 10_000);
+}
+
+#[test]
+fn every_form_of_the_bounds_is_read() {
+    let k = "o.order_id = s.order_id AND ";
+    assert_eq!(bounds(&format!("{k}s.ts BETWEEN o.ts AND o.ts + INTERVAL '10' SECOND")), (0, 10_000));
+    assert_eq!(bounds(&format!("{k}s.ts >= o.ts AND s.ts <= o.ts + INTERVAL '10' SECOND")), (0, 10_000));
+    assert_eq!(bounds(&format!("{k}s.ts > o.ts AND s.ts < o.ts + INTERVAL '10' SECOND")), (1, 9_999));
+    assert_eq!(
+        bounds(&format!("{k}o.ts <= s.ts + INTERVAL '1' MINUTE AND o.ts + INTERVAL '2' SECOND >= s.ts")),
+        (-60_000, 2_000)
+    );
+    assert_eq!(
+        bounds(&format!("{k}o.ts BETWEEN s.ts - INTERVAL '1' HOUR AND s.ts")),
+        (0, 3_600_000),
+        "the sides swapped"
+    );
+}
+
+#[test]
+fn joins_that_cannot_run_are_refused_with_their_place() {
+    let cases = [
+        ("SELECT o.order_id FROM orders o JOIN shipments s ON o.order_id = s.order_id", "regular join"),
+        (
+            "SELECT o.order_id FROM orders o JOIN shipments s ON o.order_id = s.order_id AND s.ts >= o.ts",
+            "regular join",
+        ),
+        (
+            "SELECT o.order_id FROM orders o JOIN shipments s ON o.order_id = s.order_id \
+             AND s.ts BETWEEN o.plain_ts AND o.plain_ts + INTERVAL '1' SECOND",
+            "regular join",
+        ),
+        (
+            "SELECT o.order_id FROM orders o LEFT JOIN shipments s ON o.order_id = s.order_id \
+             AND s.ts BETWEEN o.ts AND o.ts + INTERVAL '1' SECOND",
+            "LEFT joins",
+        ),
+        (
+            "SELECT o.order_id FROM orders o JOIN shipments s ON s.ts BETWEEN o.ts AND o.ts + INTERVAL '1' SECOND",
+            "equality",
+        ),
+        (
+            "SELECT o.order_id FROM orders o JOIN clicks c ON o.order_id = c.order_id \
+             AND c.proc BETWEEN o.ts AND o.ts + INTERVAL '1' SECOND",
+            "",
+        ),
+    ];
+    for (q, what) in cases {
+        let e = plan(q).expect_err(q);
+        assert_eq!(e.kind, SqlErrorKind::Unsupported, "{q}: {e}");
+        assert!(e.to_string().contains(what), "{q}: {e}");
+        assert_eq!(e.location.line, TABLES.lines().count() as u64 + 1, "{q}: {e}");
+    }
+    let e = plan("SELECT o.order_id FROM orders o JOIN shipments s ON o.order_id = s.order_id").expect_err("regular");
+    assert!(format!("{e:?}").contains("bound the join with an interval"), "{e:?}");
+}
