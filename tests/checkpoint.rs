@@ -110,9 +110,11 @@ fn newest_epoch(state: &Path) -> u64 {
 
 /// Run `eddy run --state-dir <state> <file>` in `dir` again and again, killing it with
 /// SIGKILL after a seeded random pause in `pause_ms` while it still runs, up to `max_kills`
-/// times, then let the last run finish. Every other run is instead killed 50-400 ms after
-/// it completed a checkpoint of its own (waiting up to 30 s), so that the job moves on
-/// however slow a restart is on a busy machine; the others may die before theirs. Returns the kills and, at each, how many
+/// times, then let the last run finish. The first run is killed after that pause; then
+/// three runs of four are killed 50-400 ms after they start (while starting or restoring),
+/// and every fourth 20-300 ms after it completed a checkpoint of its own (waiting up to 30 s
+/// for it). Each run so moves the job on by at most a little, whatever the machine's speed, and
+/// the kills land at seeded moments over the job's whole length. Returns the kills and, at each, how many
 /// complete checkpoints were on disk.
 fn run_with_kills(
     dir: &Path,
@@ -133,10 +135,14 @@ fn run_with_kills(
             .spawn()
             .expect("spawn");
         if kills < max_kills {
-            let mut pause = rng.next_ms(pause_ms.0, pause_ms.1);
-            if kills % 2 == 1 {
+            let pause = match kills {
+                0 => rng.next_ms(pause_ms.0, pause_ms.1),
+                // Early: while starting or restoring, mostly before a checkpoint of its own.
+                k if k % 4 != 3 => rng.next_ms(50, 400),
+                _ => rng.next_ms(20, 300),
+            };
+            if kills % 4 == 3 {
                 // Soon after its own first checkpoint.
-                pause = rng.next_ms(50, 400);
                 let before = newest_epoch(&dir.join(state));
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while newest_epoch(&dir.join(state)) == before
@@ -288,8 +294,8 @@ INSERT INTO totals SELECT * FROM windows;
     assert_eq!(want_topic.len(), want.len(), "the reference run's records");
     assert_eq!(want_table.len(), want.len(), "the reference run's table rows");
 
-    let (kills, restored_from) = run_with_kills(dir.path(), "chaos.sql", "chaos-state", 7, 10, (800, 2000));
-    assert!(kills >= 5, "the job was killed only {kills} times: it ended too soon to test recovery");
+    let (kills, restored_from) = run_with_kills(dir.path(), "chaos.sql", "chaos-state", 7, 10, (300, 1200));
+    assert!(kills >= 8, "the job was killed only {kills} times: it ended too soon to test recovery");
     assert!(restored_from.iter().any(|n| *n > 0), "no checkpoint completed before any kill: {restored_from:?}");
     eprintln!("killed {kills} times; complete checkpoints on disk at each kill: {restored_from:?}");
     let context = format!("after {kills} kills (checkpoints seen at each: {restored_from:?})");

@@ -216,7 +216,8 @@ pub fn produce_bytes(bootstrap: &str, topic: &str, records: &[BinRec]) {
             }
         }
     }
-    p.flush(TIMEOUT).expect("flush");
+    // One record per batch makes a big input slow to acknowledge on a busy broker.
+    p.flush(TIMEOUT * 4).expect("flush");
 }
 
 /// Every record of every partition of `topic` up to its current end, by partition then offset.
