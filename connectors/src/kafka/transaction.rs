@@ -266,8 +266,8 @@ impl Transactions {
             .collect())
     }
 
-    /// A new run's marker: epoch 0, and every partition's current end. Returns the offsets.
-    pub(super) fn start_marker(&self) -> Result<BTreeMap<i32, i64>> {
+    /// Every partition's current end (high watermark).
+    fn end_offsets(&self) -> Result<BTreeMap<i32, i64>> {
         let mut ends = BTreeMap::new();
         for p in 0..self.partitions {
             let (_, high) = self
@@ -276,6 +276,12 @@ impl Transactions {
                 .map_err(|e| self.error("cannot read the topic's end offsets", e))?;
             ends.insert(p, high);
         }
+        Ok(ends)
+    }
+
+    /// A new run's marker: epoch 0, and every partition's current end. Returns the offsets.
+    pub(super) fn start_marker(&self) -> Result<BTreeMap<i32, i64>> {
+        let ends = self.end_offsets()?;
         self.in_transaction(|| self.send_marker(&ends, 0))?;
         Ok(ends)
     }
@@ -408,14 +414,7 @@ impl Transactions {
         // Everything this writer wrote is below each partition's end now; a read_committed
         // reader reaches it only once other writers' open transactions there have ended
         // (the end it reports first may be that of the committed records).
-        let mut ends = BTreeMap::new();
-        for p in 0..self.partitions {
-            let (_, high) = self
-                .offsets_group
-                .fetch_watermarks(&self.topic, p, TXN_TIMEOUT)
-                .map_err(|e| self.error("cannot read the topic's end offsets", e))?;
-            ends.insert(p, high);
-        }
+        let ends = self.end_offsets()?;
         let reader = self.reader(from)?;
         let mut found = HashSet::new();
         let mut ended = HashSet::new();
