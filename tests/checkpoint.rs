@@ -88,6 +88,26 @@ fn manifests(state: &Path) -> usize {
         .count()
 }
 
+/// Run `job.sql` in `dir` (state in `state`) until `n` complete checkpoints are on disk
+/// (within 60 s, before the job ends), then SIGKILL it.
+fn kill_after_checkpoints(dir: &Path, n: usize) {
+    let mut child = eddy()
+        .args(["run", "--quiet", "--state-dir", "state", "job.sql"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while manifests(&dir.join("state")) < n {
+        assert!(Instant::now() < deadline, "no {n} checkpoints completed in 60 s");
+        assert!(child.try_wait().expect("wait").is_none(), "the job ended before {n} checkpoints");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
+
 /// Run `ref.sql` in `dir` once, uninterrupted, and read what it wrote to `out`.
 fn reference_lines(dir: &Path, out: &Path) -> Vec<String> {
     let reference =
@@ -198,21 +218,8 @@ fn a_checkpoint_of_another_plan_is_refused_until_started_fresh() {
     let out = dir.path().join("out");
     let sql = dir.path().join("job.sql");
     std::fs::write(&sql, pipeline(&out)).expect("write");
-    let mut child = eddy()
-        .args(["run", "--quiet", "--state-dir", "state", "job.sql"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
     // Wait for a complete checkpoint, then crash.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while manifests(&dir.path().join("state")) == 0 {
-        assert!(Instant::now() < deadline, "no checkpoint completed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    kill_after_checkpoints(dir.path(), 1);
 
     // The same file, now with another aggregate: the checkpoint does not fit it.
     std::fs::write(&sql, pipeline(&out).replace("MAX(price)", "MIN(price)")).expect("write");
@@ -445,21 +452,7 @@ fn a_torn_checkpoint_is_ignored_on_recovery() {
     std::fs::write(dir.path().join("job.sql"), pipeline(&out)).expect("write");
     let want = reference_lines(dir.path(), &ref_out);
 
-    let mut child = eddy()
-        .args(["run", "--quiet", "--state-dir", "state", "job.sql"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while manifests(&dir.path().join("state")) < 2 {
-        assert!(Instant::now() < deadline, "no two checkpoints completed in 60 s");
-        assert!(child.try_wait().expect("wait").is_none(), "the job ended before two checkpoints");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    kill_after_checkpoints(dir.path(), 2);
 
     // Tear a copy of the newest complete checkpoint, numbered after it.
     let jobs = dir.path().join("state").join("checkpoints");

@@ -92,6 +92,29 @@ fn schema_of(types: &[DataType]) -> Arc<Schema> {
 }
 
 /// The columns of `part`, which must have `columns` columns.
+/// Keys as arrow row bytes back to their columns, for a snapshot (`RowConverter` bytes are
+/// not stable across Arrow releases). No converter (an operator without keys): no columns.
+pub(super) fn key_columns<'a>(
+    converter: Option<&arrow::row::RowConverter>,
+    keys: impl IntoIterator<Item = &'a [u8]>,
+) -> std::result::Result<Vec<ArrayRef>, ArrowError> {
+    let Some(converter) = converter else { return Ok(Vec::new()) };
+    let parser = converter.parser();
+    converter.convert_rows(keys.into_iter().map(|k| parser.parse(k)))
+}
+
+/// Key columns of a restored snapshot as row bytes, one per row (empty keys without a
+/// converter).
+pub(super) fn key_bytes(
+    converter: Option<&arrow::row::RowConverter>,
+    columns: &[ArrayRef],
+    rows: usize,
+) -> std::result::Result<Vec<Box<[u8]>>, ArrowError> {
+    let Some(converter) = converter else { return Ok(vec![Box::from([]); rows]) };
+    let encoded = converter.convert_columns(columns)?;
+    Ok(encoded.iter().map(|r| Box::from(r.data())).collect())
+}
+
 pub(super) fn part_columns(
     operator: &str,
     batches: &[RecordBatch],

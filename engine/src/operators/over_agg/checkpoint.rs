@@ -76,16 +76,12 @@ impl OverAggregateOperator {
 
     /// Keys as their columns (`RowConverter` bytes are not stable across Arrow releases).
     fn decode_keys<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<ArrayRef>> {
-        let Some(enc) = &self.key_encoder else { return Ok(Vec::new()) };
-        let parser = enc.parser();
-        enc.convert_rows(keys.into_iter().map(|k| parser.parse(k))).map_err(self.arrow_err())
+        crate::operators::snapshot::key_columns(self.key_encoder.as_ref(), keys).map_err(self.arrow_err())
     }
 
     /// Key columns back to bytes, one per row (`rows` empty keys without keys).
     fn encode_keys(&self, columns: &[ArrayRef], rows: usize) -> Result<Vec<Box<[u8]>>> {
-        let Some(enc) = &self.key_encoder else { return Ok(vec![Box::from([]); rows]) };
-        let encoded = enc.convert_columns(columns).map_err(self.arrow_err())?;
-        Ok(encoded.iter().map(|r| Box::from(r.data())).collect())
+        crate::operators::snapshot::key_bytes(self.key_encoder.as_ref(), columns, rows).map_err(self.arrow_err())
     }
 
     pub(super) fn snapshot(&mut self) -> Result<StateSnapshot> {
