@@ -643,3 +643,143 @@ fn logs_are_json_lines_when_asked() {
     assert!(!logs.is_empty(), "{stderr}");
     assert!(logs.iter().all(|l| l["level"].is_string() && l["fields"]["message"].is_string()), "{stderr}");
 }
+
+/// Trades (a stream with a watermark) and a company file (a static dimension table).
+fn write_trades_and_companies(dir: &Path) {
+    std::fs::create_dir_all(dir.join("trades")).unwrap();
+    std::fs::create_dir_all(dir.join("companies")).unwrap();
+    write(
+        &dir.join("trades"),
+        "t.jsonl",
+        r#"{"ticker":"AAPL","qty":10,"ts":"2024-03-01 10:00:01.000"}
+{"ticker":"MSFT","qty":5,"ts":"2024-03-01 10:00:20.000"}
+{"ticker":"AAPL","qty":7,"ts":"2024-03-01 10:00:59.000"}
+{"ticker":"XOM","qty":3,"ts":"2024-03-01 10:01:02.000"}
+{"ticker":"NOPE","qty":1,"ts":"2024-03-01 10:01:03.000"}
+{"ticker":"MSFT","qty":2,"ts":"2024-03-01 10:01:30.000"}
+"#,
+    );
+    write(
+        &dir.join("companies"),
+        "c.csv",
+        "AAPL,Apple Inc.,Technology\nMSFT,Microsoft Corp.,Technology\nXOM,Exxon Mobil,Energy\nIDLE,Idle Corp.,Energy\n",
+    );
+}
+
+const TRADES_AND_COMPANIES: &str = "CREATE TABLE trades (ticker STRING, qty BIGINT, ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+WITH ('connector' = 'filesystem', 'path' = 'trades', 'format' = 'json');
+CREATE TABLE companies (ticker STRING, company_name STRING, sector STRING)
+WITH ('connector' = 'filesystem', 'path' = 'companies', 'format' = 'csv');
+";
+
+/// The rows a changelog leaves: `+I`/`+U` add a row, `-U`/`-D` take one back.
+fn final_rows(lines: &[String]) -> Vec<String> {
+    let mut held: Vec<String> = Vec::new();
+    for l in lines {
+        let (kind, row) = l.split_at(2);
+        match kind {
+            "+I" | "+U" => held.push(row.to_string()),
+            _ => {
+                let at =
+                    held.iter().position(|r| r == row).unwrap_or_else(|| panic!("{l} takes back nothing: {lines:?}"));
+                held.remove(at);
+            }
+        }
+    }
+    held.sort();
+    held
+}
+
+/// A stream joined to a static dimension table loaded from a file: inner (append-only,
+/// and the trade time stays a time attribute, so the enriched stream is windowed per
+/// sector), left (the unknown ticker padded; streaming, the padding of a row whose match
+/// arrives later is taken back), full in batch mode (final rows only, into files).
+#[test]
+fn regular_joins_enrich_a_stream_with_a_dimension_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trades_and_companies(dir.path());
+    let run = |name: &str, sql: &str| -> Vec<String> {
+        write(dir.path(), name, &format!("SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}{sql}"));
+        let out = eddy(&["run", name], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
+            .collect()
+    };
+    let mut inner = run(
+        "inner.sql",
+        "SELECT t.ticker, c.company_name, t.qty FROM trades t JOIN companies c ON t.ticker = c.ticker;\n",
+    );
+    inner.sort();
+    assert_eq!(
+        inner,
+        [
+            "+I[AAPL, Apple Inc., 10]",
+            "+I[AAPL, Apple Inc., 7]",
+            "+I[MSFT, Microsoft Corp., 2]",
+            "+I[MSFT, Microsoft Corp., 5]",
+            "+I[XOM, Exxon Mobil, 3]",
+        ]
+    );
+    let mut windows = run(
+        "sectors.sql",
+        "CREATE VIEW enriched AS SELECT t.ticker, t.qty, t.ts, c.sector FROM trades t JOIN companies c ON t.ticker = c.ticker;
+SELECT window_start, sector, SUM(qty) AS volume
+FROM TABLE(TUMBLE(TABLE enriched, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+GROUP BY window_start, window_end, sector;\n",
+    );
+    windows.sort();
+    assert_eq!(
+        windows,
+        [
+            "+I[2024-03-01T10:00, Technology, 22]",
+            "+I[2024-03-01T10:01, Energy, 3]",
+            "+I[2024-03-01T10:01, Technology, 2]",
+        ]
+    );
+    let left = run(
+        "left.sql",
+        "SELECT t.ticker, c.sector, t.qty FROM trades t LEFT JOIN companies c ON t.ticker = c.ticker AND c.sector <> 'Energy';\n",
+    );
+    assert_eq!(
+        final_rows(&left),
+        [
+            "[AAPL, Technology, 10]",
+            "[AAPL, Technology, 7]",
+            "[MSFT, Technology, 2]",
+            "[MSFT, Technology, 5]",
+            "[NOPE, null, 1]",
+            "[XOM, null, 3]",
+        ]
+    );
+    write(
+        dir.path(),
+        "full.sql",
+        &format!(
+            "SET 'execution.runtime-mode' = 'batch';\nSET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}
+CREATE TABLE o (ticker STRING, company STRING, qty BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO o SELECT COALESCE(t.ticker, c.ticker), c.company_name, t.qty FROM trades t FULL JOIN companies c ON t.ticker = c.ticker;\n"
+        ),
+    );
+    let out = eddy(&["run", "full.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = Vec::new();
+    for f in std::fs::read_dir(dir.path().join("out")).unwrap() {
+        lines.extend(std::fs::read_to_string(f.unwrap().path()).unwrap().lines().map(String::from));
+    }
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "AAPL,\"Apple Inc.\",10",
+            "AAPL,\"Apple Inc.\",7",
+            "IDLE,\"Idle Corp.\",",
+            "MSFT,\"Microsoft Corp.\",2",
+            "MSFT,\"Microsoft Corp.\",5",
+            "NOPE,,1",
+            "XOM,\"Exxon Mobil\",3",
+        ]
+    );
+}

@@ -110,6 +110,17 @@ pub fn describe(op: &Operator) -> String {
             "IntervalJoin: type=inner, where=[{}], right.time - left.time in [{}ms, {}ms], left=#{}, right=#{}",
             j.display, j.lower_ms, j.upper_ms, j.left_time, j.right_time
         ),
+        Operator::Join(j) => format!(
+            "Join: type={}, where=[{}{}]{}",
+            j.kind.sql(),
+            if j.key_names.is_empty() { "" } else { j.display.as_str() },
+            match &j.condition {
+                Some(c) if j.key_names.is_empty() => c.display.clone(),
+                Some(c) => format!(" AND {}", c.display),
+                None => String::new(),
+            },
+            if j.final_only { ", final" } else { "" }
+        ),
         Operator::Sink(t) => {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
             format!("Sink: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "))

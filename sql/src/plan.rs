@@ -16,9 +16,11 @@ use datafusion::physical_expr::PhysicalExpr;
 
 mod group_agg;
 mod interval_join;
+mod join;
 
 pub use group_agg::{GroupAggSpec, GroupEmit, Retraction};
 pub use interval_join::IntervalJoinSpec;
+pub use join::{JoinKind, JoinSpec};
 
 /// Index of a node in [`StreamPlan::nodes`].
 pub type NodeId = usize;
@@ -93,6 +95,9 @@ pub enum Operator {
     /// Event-time interval join of two append-only streams, read as one tagged stream (see
     /// [`IntervalJoinSpec`]); append-only output. Input hash-partitioned by the keys.
     IntervalJoin(IntervalJoinSpec),
+    /// Regular join of two streams, append-only or updating, read as one tagged stream (see
+    /// [`JoinSpec`]). Input hash-partitioned by the keys.
+    Join(JoinSpec),
     /// Writes to a connector table.
     Sink(TableSpec),
 }
@@ -443,6 +448,13 @@ impl Operator {
                     .iter()
                     .zip(&n.key_names)
                     .map(|(i, name)| Arc::new(Column::new(name, *i)) as Arc<dyn PhysicalExpr>)
+                    .collect(),
+            ),
+            Operator::Join(j) => Some(
+                j.key_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| Arc::new(Column::new(name, i)) as Arc<dyn PhysicalExpr>)
                     .collect(),
             ),
             Operator::IntervalJoin(j) => Some(

@@ -903,6 +903,15 @@ impl ChannelInput {
                 self.ended[i] = true;
                 self.watermarks[i] = Watermark::MAX;
                 if self.ended.iter().all(|e| *e) {
+                    // Every input ended: event time is over. The last input to end may
+                    // never have sent a watermark (a table without one, such as a
+                    // dimension file joined to a stream), so MAX goes out here, before End,
+                    // whatever the inputs sent.
+                    if self.emitted < Watermark::MAX {
+                        self.emitted = Watermark::MAX;
+                        self.pending_out.push_back(Message::End);
+                        return Some(Message::Watermark(Watermark::MAX));
+                    }
                     return Some(Message::End);
                 }
                 // The inputs still aligning no longer wait for this one.
@@ -1074,6 +1083,23 @@ mod tests {
         let mut c = input(2);
         assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(10)))), None);
         assert_eq!(wm(c.receive(1, Message::End)), Some(10));
+        assert!(matches!(c.receive(0, Message::End), Some(Message::Watermark(Watermark::MAX))));
+        assert!(matches!(c.pending_out.pop_front(), Some(Message::End)));
+    }
+
+    /// The last input to end never sent a watermark (a dimension table joined to a
+    /// stream): MAX still goes out before End, so windows downstream fire.
+    #[test]
+    fn the_end_of_every_input_is_the_end_of_event_time() {
+        let mut c = input(2);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark(10)))), None);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark::MAX))), None);
+        assert!(c.receive(0, Message::End).is_none());
+        assert!(matches!(c.receive(1, Message::End), Some(Message::Watermark(Watermark::MAX))));
+        assert!(matches!(c.pending_out.pop_front(), Some(Message::End)));
+        // Once MAX went out, End follows alone.
+        let mut c = input(1);
+        assert_eq!(wm(c.receive(0, Message::Watermark(Watermark::MAX))), Some(i64::MAX));
         assert!(matches!(c.receive(0, Message::End), Some(Message::End)));
     }
 

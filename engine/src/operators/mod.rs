@@ -11,6 +11,7 @@ mod dedup;
 mod filter;
 mod group_agg;
 mod interval_join;
+mod join;
 mod memory;
 mod over_agg;
 mod project;
@@ -29,6 +30,7 @@ pub use dedup::DeduplicateOperator;
 pub use filter::FilterOperator;
 pub use group_agg::GroupAggregateOperator;
 pub use interval_join::IntervalJoinOperator;
+pub use join::JoinOperator;
 pub use over_agg::OverAggregateOperator;
 pub use project::ProjectOperator;
 pub use session_agg::SessionWindowOperator;
@@ -76,6 +78,7 @@ pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<
         Operator::GroupAggregate(a) => Ok(Some(Box::new(GroupAggregateOperator::new(a.clone(), ctx)?))),
         Operator::OverAggregate(o) => Ok(Some(Box::new(OverAggregateOperator::new(o.clone(), ctx)?))),
         Operator::IntervalJoin(j) => Ok(Some(Box::new(IntervalJoinOperator::new(j.clone(), ctx)?))),
+        Operator::Join(j) => Ok(Some(Box::new(JoinOperator::new(j.clone(), ctx)?))),
         _ => Ok(None),
     }
 }

@@ -73,6 +73,16 @@ pub(crate) fn rowtime_columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<usiz
                 .map(|(i, _)| i)
                 .collect()
         }
+        // An inner join keeps both sides' time attributes (Flink keeps them through interval
+        // joins; Eddy also through regular inner joins, whose output is append-only when
+        // both inputs are, so that an enriched stream can still be windowed). Outer joins
+        // pad rows with NULL times and update: their times are plain timestamps.
+        LogicalPlan::Join(j) if j.join_type == datafusion::common::JoinType::Inner => {
+            let left_width = j.left.schema().fields().len();
+            let mut cols = rowtime_columns(&j.left, catalog);
+            cols.extend(rowtime_columns(&j.right, catalog).into_iter().map(|c| c + left_width));
+            cols
+        }
         LogicalPlan::Union(u) => {
             let mut iter = u.inputs.iter().map(|i| rowtime_columns(i, catalog));
             let first = iter.next().unwrap_or_default();

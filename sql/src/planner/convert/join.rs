@@ -1,14 +1,20 @@
-//! Joins: the event-time interval join, recognised in DataFusion's logical `Join`.
+//! Joins, recognised in DataFusion's logical `Join`: the event-time interval join and the
+//! regular join.
 //!
 //! An interval join is an inner join with at least one equality between the two sides and
 //! bounds on the distance between the sides' time attributes (`r.ts BETWEEN l.ts AND
 //! l.ts + INTERVAL '10' SECOND`, or the same with `<`, `>`, intervals on either side, sides
-//! swapped). Both sides become one stream: each side is projected onto a common *tagged*
-//! schema (`[keys.., side, left columns.., right columns..]`, the other side's columns
-//! NULL), the two are merged by a Union — whose watermark is the minimum of both sides',
-//! which is what the join needs to free its state — and the join operator reads that
-//! stream hash-partitioned by the keys. Other joins need state that is not built yet and are
-//! refused.
+//! swapped); the watermark frees its state. Every other INNER, LEFT, RIGHT or FULL join is a
+//! regular join, which holds every row until it is retracted or its state expires
+//! (`table.exec.state.ttl`), and evaluates the rest of its ON condition on each candidate
+//! pair.
+//!
+//! Both kinds read their two inputs as one stream: each side is projected onto a common
+//! *tagged* schema (`[keys.., side, left columns.., right columns..]`, the other side's
+//! columns NULL), the two are merged by a Union — whose watermark is the minimum of both
+//! sides', which is what the interval join needs to free its state — and the join operator
+//! reads that stream hash-partitioned by the keys. So the runtime needs no two-input
+//! operator.
 
 use std::sync::Arc;
 
@@ -21,7 +27,7 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
-use crate::plan::{ExprSpec, IntervalJoinSpec, NodeId, Operator, PlanNode, ProjectExpr};
+use crate::plan::{ExprSpec, IntervalJoinSpec, JoinKind, JoinSpec, NodeId, Operator, PlanNode, ProjectExpr};
 use crate::planner::time_attr::rowtime_columns;
 
 /// Which input of the join a column belongs to, and its index there.
@@ -41,23 +47,28 @@ struct TimeBounds {
 }
 
 impl PlanBuilder<'_> {
-    /// A join: an interval join, or an error saying why this join cannot run.
+    /// A join: an event-time interval join when an inner join bounds the distance between
+    /// both sides' time attributes, else a regular join.
     pub(super) fn convert_join(&mut self, join: &Join, schema: SchemaRef) -> Result<NodeId> {
-        if join.join_type != JoinType::Inner {
-            return Err(self.unsupported(
-                &format!("{} joins", join.join_type.to_string().to_uppercase()),
-                "only inner interval joins are built: JOIN .. ON l.k = r.k AND r.ts BETWEEN l.ts - INTERVAL .. AND l.ts + INTERVAL ..",
-            ));
-        }
-        if join.on.is_empty() {
-            return Err(self.unsupported(
-                "joins without an equality between both sides",
-                "an interval join needs at least one equality between a column of each side (l.k = r.k)",
-            ));
-        }
-        if join.null_equality == NullEquality::NullEqualsNull {
-            return Err(self.unsupported("joins on IS NOT DISTINCT FROM", "join on l.k = r.k"));
-        }
+        let kind = match join.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            JoinType::Right => JoinKind::Right,
+            JoinType::Full => JoinKind::Full,
+            JoinType::LeftSemi | JoinType::RightSemi | JoinType::LeftMark | JoinType::RightMark => {
+                return Err(self.unsupported(
+                    "IN and EXISTS subqueries (semi joins)",
+                    "write it as a JOIN on the subquery's keys, made unique with SELECT DISTINCT",
+                ))
+            }
+            JoinType::LeftAnti | JoinType::RightAnti => {
+                return Err(self.unsupported(
+                    "NOT IN and NOT EXISTS subqueries (anti joins)",
+                    "write it as a LEFT JOIN on the subquery's keys, made unique with SELECT DISTINCT, \
+                     keeping the rows whose right side IS NULL",
+                ))
+            }
+        };
         let left_width = join.left.schema().fields().len();
         let right_width = join.right.schema().fields().len();
         let left_times = rowtime_columns(&join.left, &self.session.catalog);
@@ -71,55 +82,29 @@ impl PlanBuilder<'_> {
                 }
             }
         }
-        let (Some((left_time, right_time)), Some(lower), Some(upper)) = (bounds.columns, bounds.lower, bounds.upper)
-        else {
-            return Err(self.unsupported(
-                "joins without time bounds on both sides (regular joins)",
-                "a regular join needs state that is not built yet; bound the join with an interval on both sides' \
-                 time attributes: ON l.k = r.k AND r.ts BETWEEN l.ts - INTERVAL .. AND l.ts + INTERVAL ..",
-            ));
+        let interval = match (bounds.columns, bounds.lower, bounds.upper) {
+            (Some(columns), Some(lower), Some(upper))
+                if kind == JoinKind::Inner
+                    && !join.on.is_empty()
+                    && join.null_equality != NullEquality::NullEqualsNull =>
+            {
+                Some((columns, lower, upper))
+            }
+            _ => None,
         };
         let left = self.convert(&join.left)?;
         let right = self.convert(&join.right)?;
+        let (keys, left_keys, right_keys) = self.join_keys(join, left, right)?;
+        let Some(((left_time, right_time), lower, upper)) = interval else {
+            return self.regular_join(join, kind, schema, (left, right), (keys, left_keys, right_keys));
+        };
         if self.reads_processing_time(left) || self.reads_processing_time(right) {
             return Err(self.unsupported(
                 "processing-time interval joins",
                 "bound the join on rowtime attributes (columns with a WATERMARK)",
             ));
         }
-        // The tagged schema: keys (of the left key's type), side, left columns, right columns.
-        let left_schema = self.plan.nodes[left].schema.clone();
-        let right_schema = self.plan.nodes[right].schema.clone();
-        let mut left_keys = Vec::with_capacity(join.on.len());
-        let mut right_keys = Vec::with_capacity(join.on.len());
-        let mut fields = Vec::new();
-        let mut key_names = Vec::new();
-        for (i, (l, r)) in join.on.iter().enumerate() {
-            let lk = self.physical(l, join.left.schema())?;
-            let mut rk = self.physical(r, join.right.schema())?;
-            let lt = lk.expr.data_type(&left_schema).map_err(|e| SqlError::internal(e.to_string()))?;
-            let rt = rk.expr.data_type(&right_schema).map_err(|e| SqlError::internal(e.to_string()))?;
-            if lt != rt {
-                rk.expr = Arc::new(CastExpr::new(rk.expr, lt.clone(), None));
-            }
-            let name = format!("__join_key{i}");
-            fields.push(Field::new(&name, lt, true));
-            key_names.push(name);
-            left_keys.push(lk);
-            right_keys.push(rk);
-        }
-        fields.push(Field::new("__join_side", DataType::Int8, false));
-        let nullable = |f: &Arc<Field>| f.as_ref().clone().with_nullable(true);
-        fields.extend(left_schema.fields().iter().map(nullable));
-        fields.extend(right_schema.fields().iter().map(nullable));
-        let tagged: SchemaRef = Arc::new(Schema::new(fields));
-        let left_tagged = self.tag(left, left_keys, 0, &left_schema, &right_schema)?;
-        let left_tagged = self.add(Operator::Project(left_tagged), vec![left], tagged.clone());
-        let right_tagged = self.tag(right, right_keys, 1, &left_schema, &right_schema)?;
-        let right_tagged = self.add(Operator::Project(right_tagged), vec![right], tagged.clone());
-        let union = self.add(Operator::Union, vec![left_tagged, right_tagged], tagged);
-        let on: Vec<String> =
-            join.on.iter().map(|(l, r)| format!("{} = {}", super::display_expr(l), super::display_expr(r))).collect();
+        let (union, key_names) = self.tagged_union((left, right), (keys, left_keys, right_keys))?;
         let spec = IntervalJoinSpec {
             key_names,
             left_width,
@@ -128,7 +113,7 @@ impl PlanBuilder<'_> {
             right_time,
             lower_ms: lower,
             upper_ms: upper,
-            display: on.join(" AND "),
+            display: on_display(join),
         };
         let parallelism = self.parallelism;
         let mut node = self.plan.add(PlanNode {
@@ -143,6 +128,94 @@ impl PlanBuilder<'_> {
             node = self.add(Operator::Filter(pred), vec![node], schema);
         }
         Ok(node)
+    }
+
+    /// A regular join: both sides tagged and merged, the whole ON condition beyond the
+    /// equalities evaluated on each candidate pair (for outer joins it decides what matches).
+    fn regular_join(
+        &mut self,
+        join: &Join,
+        kind: JoinKind,
+        schema: SchemaRef,
+        (left, right): (NodeId, NodeId),
+        keys: (Vec<Field>, Vec<ExprSpec>, Vec<ExprSpec>),
+    ) -> Result<NodeId> {
+        let input_updating = self.plan.nodes[left].updating || self.plan.nodes[right].updating;
+        let condition = match &join.filter {
+            Some(f) => Some(self.physical(f, &join.schema)?),
+            None => None,
+        };
+        let (union, key_names) = self.tagged_union((left, right), keys)?;
+        let spec = JoinSpec {
+            kind,
+            key_names,
+            nulls_equal: join.null_equality == NullEquality::NullEqualsNull,
+            left_width: join.left.schema().fields().len(),
+            right_width: join.right.schema().fields().len(),
+            condition,
+            final_only: self.session.settings.is_batch(),
+            display: on_display(join),
+        };
+        let updating = spec.output_updating(input_updating);
+        let parallelism = self.parallelism;
+        Ok(self.plan.add(PlanNode {
+            operator: Operator::Join(spec),
+            inputs: vec![union],
+            schema,
+            parallelism,
+            updating,
+        }))
+    }
+
+    /// The equalities of the join as key expressions of each side (the right key cast to
+    /// the left key's type) and the fields of the tagged schema's key columns.
+    #[allow(clippy::type_complexity)]
+    fn join_keys(
+        &self,
+        join: &Join,
+        left: NodeId,
+        right: NodeId,
+    ) -> Result<(Vec<Field>, Vec<ExprSpec>, Vec<ExprSpec>)> {
+        let left_schema = self.plan.nodes[left].schema.clone();
+        let right_schema = self.plan.nodes[right].schema.clone();
+        let mut left_keys = Vec::with_capacity(join.on.len());
+        let mut right_keys = Vec::with_capacity(join.on.len());
+        let mut fields = Vec::new();
+        for (i, (l, r)) in join.on.iter().enumerate() {
+            let lk = self.physical(l, join.left.schema())?;
+            let mut rk = self.physical(r, join.right.schema())?;
+            let lt = lk.expr.data_type(&left_schema).map_err(|e| SqlError::internal(e.to_string()))?;
+            let rt = rk.expr.data_type(&right_schema).map_err(|e| SqlError::internal(e.to_string()))?;
+            if lt != rt {
+                rk.expr = Arc::new(CastExpr::new(rk.expr, lt.clone(), None));
+            }
+            fields.push(Field::new(format!("__join_key{i}"), lt, true));
+            left_keys.push(lk);
+            right_keys.push(rk);
+        }
+        Ok((fields, left_keys, right_keys))
+    }
+
+    /// Both sides projected onto the tagged schema (keys, side, left columns, right
+    /// columns) and merged by a Union; returns the Union and the key columns' names.
+    fn tagged_union(
+        &mut self,
+        (left, right): (NodeId, NodeId),
+        (mut fields, left_keys, right_keys): (Vec<Field>, Vec<ExprSpec>, Vec<ExprSpec>),
+    ) -> Result<(NodeId, Vec<String>)> {
+        let left_schema = self.plan.nodes[left].schema.clone();
+        let right_schema = self.plan.nodes[right].schema.clone();
+        let key_names: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
+        fields.push(Field::new("__join_side", DataType::Int8, false));
+        let nullable = |f: &Arc<Field>| f.as_ref().clone().with_nullable(true);
+        fields.extend(left_schema.fields().iter().map(nullable));
+        fields.extend(right_schema.fields().iter().map(nullable));
+        let tagged: SchemaRef = Arc::new(Schema::new(fields));
+        let left_tagged = self.tag(left, left_keys, 0, &left_schema, &right_schema)?;
+        let left_tagged = self.add(Operator::Project(left_tagged), vec![left], tagged.clone());
+        let right_tagged = self.tag(right, right_keys, 1, &left_schema, &right_schema)?;
+        let right_tagged = self.add(Operator::Project(right_tagged), vec![right], tagged.clone());
+        Ok((self.add(Operator::Union, vec![left_tagged, right_tagged], tagged), key_names))
     }
 
     /// The projection of one side (`side` 0: left, 1: right) onto the tagged schema.
@@ -255,6 +328,13 @@ impl PlanBuilder<'_> {
             }
         }
     }
+}
+
+/// How EXPLAIN shows the equalities of a join.
+fn on_display(join: &Join) -> String {
+    let on: Vec<String> =
+        join.on.iter().map(|(l, r)| format!("{} = {}", super::display_expr(l), super::display_expr(r))).collect();
+    on.join(" AND ")
 }
 
 /// `a op b` as `b flip(op) a`.

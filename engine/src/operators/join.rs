@@ -1,0 +1,683 @@
+//! Regular join (Flink's `StreamingJoinOperator`): inner, left, right and full equi-joins of
+//! two streams, append-only or updating, with no time bound: a row joins every row of the
+//! other side that is held, and is held until it is retracted (or its key's state expires
+//! under `table.exec.state.ttl`).
+//!
+//! Both sides arrive as one tagged stream (see [`JoinSpec`]), hash-partitioned by the keys.
+//! Per key and side the operator holds each distinct row with its multiplicity and, for a
+//! side whose unmatched rows are emitted padded (the outer side), how many rows of the
+//! other side it matches. What a row does, as in Flink:
+//!
+//! ```text
+//!  +I/+U row r   matches m₁..mₖ of the other side
+//!                  none, r's side outer         +I (r, NULL)
+//!                  each m: m's side outer and m matched nothing before: -D (NULL, m)
+//!                          then                +I (r, m)
+//!  -D/-U row r   the same matches
+//!                  none, r's side outer         -D (r, NULL)
+//!                  each m:                      -D (r, m)
+//!                          m's side outer and m now matches nothing: +I (NULL, m)
+//! ```
+//!
+//! (Flink emits `+I`/`-D` for the join's own changes whatever the input's kind, and so does
+//! this.) An inner join of two append-only inputs only ever emits `+I`. The rest of the ON
+//! condition is evaluated on the candidate pairs, so it decides what matches (for outer
+//! joins too). A NULL key matches nothing unless the join is on `IS NOT DISTINCT FROM`.
+//!
+//! Within a batch all rows normally come from one side (the Union forwards each input's
+//! batches whole); the operator works on runs of rows of one side, during which the other
+//! side's rows do not change, so the condition is evaluated once per run on every candidate
+//! pair.
+//!
+//! State TTL is per key: a key's rows (both sides) expire once the key was last written
+//! the TTL or more ago (Flink expires each side's rows separately; per key, a dimension
+//! row stays as long as its key is written). Expiry emits nothing, as in Flink.
+//!
+//! In batch mode (`final_only`) rows only change the state, and the join's final result is
+//! emitted, append-only, at the end of the input.
+
+use std::collections::HashMap;
+use std::mem::size_of;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, Field, Int8Type, Schema, SchemaRef, UInt64Type};
+use arrow::error::ArrowError;
+use arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
+use datafusion::physical_expr::PhysicalExpr;
+use eddy_connectors::RowKind;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::memory::{hash_map_bytes, shrink_if_sparse};
+use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
+use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
+use super::{not_checkpointable, OperatorContext, StreamOperator};
+use crate::checkpoint::StateSnapshot;
+use crate::error::{EngineError, Result};
+use crate::message::{Batch, Message};
+use eddy_sql::plan::JoinSpec;
+
+const LEFT: usize = 0;
+const RIGHT: usize = 1;
+
+/// A distinct row held for one key and side.
+#[derive(Debug, Clone, Copy, Default)]
+struct Held {
+    /// How many copies of the row are held.
+    count: u64,
+    /// For a row of an outer side: how many rows of the other side (with their
+    /// multiplicity) it matches; its padded row is out while this is 0.
+    matches: u64,
+}
+
+/// The rows of one key, per side (row bytes of that side's columns -> copies).
+#[derive(Default)]
+struct KeyState {
+    sides: [IndexMap<Box<[u8]>, Held>; 2],
+    /// Its last write in the TTL order (with state TTL).
+    write: Option<WriteId>,
+}
+
+/// What a snapshot's `meta` holds.
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    /// Per side: `[keys.., count, matches, columns..]` of every held row.
+    sides: Vec<Part>,
+    /// With state TTL: `[keys.., age ms]`, oldest write first.
+    ages: Option<Part>,
+}
+
+/// The output of a batch, built up in order: per row its kind and each side's row (a
+/// padded side gets the all-NULL row).
+struct Output {
+    kinds: Vec<i8>,
+    sides: [Rows; 2],
+}
+
+impl Output {
+    fn push(&mut self, kind: RowKind, left: Row<'_>, right: Row<'_>) {
+        self.kinds.push(kind.code());
+        self.sides[LEFT].push(left);
+        self.sides[RIGHT].push(right);
+    }
+}
+
+/// The regular join operator.
+pub struct JoinOperator {
+    spec: JoinSpec,
+    name: String,
+    output_schema: SchemaRef,
+    /// The schema a candidate pair is evaluated in (left then right columns).
+    pair_schema: SchemaRef,
+    condition: Option<Arc<dyn PhysicalExpr>>,
+    key_types: Vec<DataType>,
+    side_types: [Vec<DataType>; 2],
+    keys: RowConverter,
+    sides: [RowConverter; 2],
+    /// Each side's all-NULL row, for padding.
+    null_rows: [OwnedRow; 2],
+    state: HashMap<Box<[u8]>, KeyState>,
+    expiry: Option<KeyExpiry>,
+    /// Batch mode: rows of an outer side whose key is NULL (they match nothing), to emit
+    /// padded at the end.
+    unkeyed: [IndexMap<Box<[u8]>, Held>; 2],
+    /// Bytes of the held rows and keys.
+    heap_bytes: usize,
+}
+
+fn held_bytes(row: &[u8]) -> usize {
+    row.len() + size_of::<Box<[u8]>>() + size_of::<Held>() + size_of::<u64>()
+}
+
+impl JoinOperator {
+    /// An operator reading `ctx.input_schema` (the tagged schema) and emitting the join's rows.
+    pub fn new(spec: JoinSpec, ctx: OperatorContext) -> Result<Self> {
+        let name = format!("Join[{} {}]", spec.kind.sql(), spec.display);
+        let input = &ctx.input_schema;
+        let width = spec.right_offset() + spec.right_width;
+        if input.fields().len() != width || ctx.output_schema.fields().len() != spec.left_width + spec.right_width {
+            return Err(EngineError::Plan(format!(
+                "{name}: input of {} columns, output of {}, do not fit the join of {} and {} columns",
+                input.fields().len(),
+                ctx.output_schema.fields().len(),
+                spec.left_width,
+                spec.right_width
+            )));
+        }
+        let arrow_err = |source| EngineError::Arrow { operator: name.clone(), source };
+        let types = |r: std::ops::Range<usize>| r.map(|i| input.field(i).data_type().clone()).collect::<Vec<_>>();
+        let key_types = types(0..spec.key_names.len());
+        let side_types = [types(spec.left_offset()..spec.right_offset()), types(spec.right_offset()..width)];
+        let converter = |t: &[DataType]| {
+            RowConverter::new(t.iter().map(|t| SortField::new(t.clone())).collect()).map_err(arrow_err)
+        };
+        let sides = [converter(&side_types[LEFT])?, converter(&side_types[RIGHT])?];
+        let null_row = |side: usize| -> Result<OwnedRow> {
+            let nulls: Vec<ArrayRef> = side_types[side].iter().map(|t| arrow::array::new_null_array(t, 1)).collect();
+            Ok(sides[side].convert_columns(&nulls).map_err(arrow_err)?.row(0).owned())
+        };
+        let null_rows = [null_row(LEFT)?, null_row(RIGHT)?];
+        let pair_fields: Vec<Field> =
+            input.fields()[spec.left_offset()..width].iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        Ok(Self {
+            keys: converter(&key_types)?,
+            sides,
+            null_rows,
+            key_types,
+            side_types,
+            condition: spec.condition.as_ref().map(|c| c.expr.clone()),
+            pair_schema: Arc::new(Schema::new(pair_fields)),
+            expiry: if spec.final_only { None } else { ctx.state_ttl.map(KeyExpiry::new) },
+            name,
+            spec,
+            output_schema: ctx.output_schema,
+            state: HashMap::new(),
+            unkeyed: Default::default(),
+            heap_bytes: 0,
+        })
+    }
+
+    fn arrow_err(&self) -> impl Fn(ArrowError) -> EngineError + '_ {
+        move |source| EngineError::Arrow { operator: self.name.clone(), source }
+    }
+
+    #[cfg(test)]
+    fn set_clock(&mut self, clock: super::ttl::Clock) {
+        if let Some(e) = &mut self.expiry {
+            e.set_clock(clock);
+        }
+    }
+
+    /// Whether each row adds (`+I`/`+U`) or takes back (`-U`/`-D`).
+    fn row_adds(&self, batch: &Batch) -> Result<Vec<bool>> {
+        let n = batch.num_rows();
+        let Some(kinds) = &batch.row_kinds else { return Ok(vec![true; n]) };
+        (0..n)
+            .map(|r| {
+                let code = if kinds.is_valid(r) { kinds.value(r) } else { RowKind::Insert.code() };
+                RowKind::from_code(code)
+                    .map(RowKind::is_accumulate)
+                    .ok_or_else(|| EngineError::Plan(format!("{}: unknown row kind code {code}", self.name)))
+            })
+            .collect()
+    }
+
+    /// Drops the state of the keys that expired.
+    fn expire(&mut self) -> Option<std::time::Instant> {
+        let expiry = self.expiry.as_mut()?;
+        let now = expiry.now();
+        let mut dropped = false;
+        while let Some(key) = expiry.pop_expired(now) {
+            if let Some((k, state)) = self.state.remove_entry(&key) {
+                self.heap_bytes = self.heap_bytes.saturating_sub(key_state_bytes(&k, &state));
+                dropped = true;
+            }
+        }
+        if dropped {
+            shrink_if_sparse(&mut self.state);
+        }
+        Some(now)
+    }
+
+    /// For each row `r` of `run` (rows of `side`), the indices among the other side's rows
+    /// of `r`'s key that it matches (the other side does not change during the run).
+    fn matches(&self, run: &[usize], side: usize, keys: &Rows, own: &Rows, keyed: &[bool]) -> Result<Vec<Vec<usize>>> {
+        let other = 1 - side;
+        let mut found: Vec<Vec<usize>> = Vec::with_capacity(run.len());
+        let Some(condition) = &self.condition else {
+            for &i in run {
+                let n = match self.state.get(keys.row(i).as_ref()) {
+                    Some(s) if keyed[i] => s.sides[other].len(),
+                    _ => 0,
+                };
+                found.push((0..n).collect());
+            }
+            return Ok(found);
+        };
+        // Every candidate pair, in the run's order, evaluated at once.
+        let parser = self.sides[other].parser();
+        let mut pairs = [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)];
+        let mut counts = Vec::with_capacity(run.len());
+        for &i in run {
+            let held = match self.state.get(keys.row(i).as_ref()) {
+                Some(s) if keyed[i] => &s.sides[other],
+                _ => {
+                    counts.push(0);
+                    continue;
+                }
+            };
+            counts.push(held.len());
+            for row in held.keys() {
+                pairs[side].push(own.row(i));
+                pairs[other].push(parser.parse(row));
+            }
+        }
+        let total: usize = counts.iter().sum();
+        let mask = if total == 0 {
+            BooleanArray::from(Vec::<bool>::new())
+        } else {
+            let mut columns = self.sides[LEFT].convert_rows(&pairs[LEFT]).map_err(self.arrow_err())?;
+            columns.extend(self.sides[RIGHT].convert_rows(&pairs[RIGHT]).map_err(self.arrow_err())?);
+            let batch = RecordBatch::try_new(self.pair_schema.clone(), columns).map_err(self.arrow_err())?;
+            let value = condition
+                .evaluate(&batch)
+                .and_then(|v| v.into_array(total))
+                .map_err(|e| EngineError::Expression { operator: self.name.clone(), source: e })?;
+            value
+                .as_boolean_opt()
+                .ok_or_else(|| EngineError::Plan(format!("{}: the join condition is not boolean", self.name)))?
+                .clone()
+        };
+        let mut at = 0;
+        for n in counts {
+            // NULL is not true: no match.
+            found.push((0..n).filter(|j| mask.is_valid(at + j) && mask.value(at + j)).collect());
+            at += n;
+        }
+        Ok(found)
+    }
+
+    /// Applies a run of rows of `side` in order, emitting the changes into `out`.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_run(
+        &mut self,
+        run: &[usize],
+        side: usize,
+        adds: &[bool],
+        keys: &Rows,
+        own: &Rows,
+        keyed: &[bool],
+        now: Option<std::time::Instant>,
+        out: &mut Output,
+    ) -> Result<()> {
+        let found = if self.spec.final_only { Vec::new() } else { self.matches(run, side, keys, own, keyed)? };
+        let other = 1 - side;
+        let own_outer = self.spec.kind.keeps_unmatched(side);
+        let other_outer = self.spec.kind.keeps_unmatched(other);
+        let parser = self.sides[other].parser();
+        for (n, &i) in run.iter().enumerate() {
+            let row = own.row(i);
+            let add = adds[i];
+            if !keyed[i] {
+                // A NULL key matches nothing.
+                if self.spec.final_only {
+                    if own_outer {
+                        change(&mut self.unkeyed[side], row.as_ref(), add, 0, &mut self.heap_bytes);
+                    }
+                } else if own_outer {
+                    let kind = if add { RowKind::Insert } else { RowKind::Delete };
+                    push_padded(out, kind, side, row, self.null_rows[other].row());
+                }
+                continue;
+            }
+            let key = keys.row(i);
+            if !self.state.contains_key(key.as_ref()) {
+                if !add && (self.spec.final_only || found[n].is_empty()) {
+                    // Taking back a row never held (its state expired) with nothing to
+                    // take back from the other side: only its padded row, if any.
+                    if own_outer && !self.spec.final_only {
+                        push_padded(out, RowKind::Delete, side, row, self.null_rows[other].row());
+                    }
+                    continue;
+                }
+                let k: Box<[u8]> = key.as_ref().into();
+                self.heap_bytes += k.len() + size_of::<KeyState>();
+                self.state.insert(k, KeyState::default());
+            }
+            let Some(state) = self.state.get_mut(key.as_ref()) else { continue };
+            if let (Some(expiry), Some(now)) = (self.expiry.as_mut(), now) {
+                state.write = Some(expiry.write(key.as_ref(), state.write, now));
+            }
+            if self.spec.final_only {
+                change(&mut state.sides[side], row.as_ref(), add, 0, &mut self.heap_bytes);
+                continue;
+            }
+            let [left, right] = &mut state.sides;
+            let (mine, theirs) = if side == LEFT { (left, right) } else { (right, left) };
+            let matched = &found[n];
+            let mut total = 0u64;
+            for &j in matched {
+                let Some((other_row, held)) = theirs.get_index_mut(j) else { continue };
+                let other_row = parser.parse(other_row);
+                total += held.count;
+                if add {
+                    if other_outer && held.matches == 0 {
+                        for _ in 0..held.count {
+                            push_padded(out, RowKind::Delete, other, other_row, self.null_rows[side].row());
+                        }
+                    }
+                    held.matches += 1;
+                    for _ in 0..held.count {
+                        push_pair(out, RowKind::Insert, side, row, other_row);
+                    }
+                } else {
+                    for _ in 0..held.count {
+                        push_pair(out, RowKind::Delete, side, row, other_row);
+                    }
+                    if other_outer && held.matches > 0 {
+                        held.matches -= 1;
+                        if held.matches == 0 {
+                            for _ in 0..held.count {
+                                push_padded(out, RowKind::Insert, other, other_row, self.null_rows[side].row());
+                            }
+                        }
+                    }
+                }
+            }
+            if own_outer && matched.is_empty() {
+                let kind = if add { RowKind::Insert } else { RowKind::Delete };
+                push_padded(out, kind, side, row, self.null_rows[other].row());
+            }
+            change(mine, row.as_ref(), add, total, &mut self.heap_bytes);
+            if state.sides[LEFT].is_empty() && state.sides[RIGHT].is_empty() {
+                if let Some((k, s)) = self.state.remove_entry(key.as_ref()) {
+                    self.heap_bytes = self.heap_bytes.saturating_sub(k.len() + size_of::<KeyState>());
+                    if let (Some(e), Some(write)) = (self.expiry.as_mut(), s.write) {
+                        e.forget(write);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Batch mode, at the end: every key's pairs, and the padded rows of the outer sides.
+    fn emit_final(&mut self, out: &mut Output) -> Result<()> {
+        let mut keys: Vec<&Box<[u8]>> = self.state.keys().collect();
+        keys.sort();
+        for key in keys {
+            let state = &self.state[key];
+            let [left, right] = &state.sides;
+            let lp = self.sides[LEFT].parser();
+            let rp = self.sides[RIGHT].parser();
+            // Which (left, right) pairs match, by the condition.
+            let mut pairs = [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)];
+            for l in left.keys() {
+                for r in right.keys() {
+                    pairs[LEFT].push(lp.parse(l));
+                    pairs[RIGHT].push(rp.parse(r));
+                }
+            }
+            let n = left.len() * right.len();
+            let mask: Vec<bool> = match &self.condition {
+                None => vec![true; n],
+                Some(_) if n == 0 => Vec::new(),
+                Some(condition) => {
+                    let mut columns = self.sides[LEFT].convert_rows(&pairs[LEFT]).map_err(self.arrow_err())?;
+                    columns.extend(self.sides[RIGHT].convert_rows(&pairs[RIGHT]).map_err(self.arrow_err())?);
+                    let batch = RecordBatch::try_new(self.pair_schema.clone(), columns).map_err(self.arrow_err())?;
+                    let value = condition
+                        .evaluate(&batch)
+                        .and_then(|v| v.into_array(n))
+                        .map_err(|e| EngineError::Expression { operator: self.name.clone(), source: e })?;
+                    let b = value.as_boolean_opt().ok_or_else(|| {
+                        EngineError::Plan(format!("{}: the join condition is not boolean", self.name))
+                    })?;
+                    (0..n).map(|i| b.is_valid(i) && b.value(i)).collect()
+                }
+            };
+            let mut right_matched = vec![false; right.len()];
+            for (li, (l, lh)) in left.iter().enumerate() {
+                let mut any = false;
+                for (ri, (r, rh)) in right.iter().enumerate() {
+                    if mask[li * right.len() + ri] {
+                        any = true;
+                        right_matched[ri] = true;
+                        for _ in 0..lh.count * rh.count {
+                            out.push(RowKind::Insert, lp.parse(l), rp.parse(r));
+                        }
+                    }
+                }
+                if !any && self.spec.kind.keeps_unmatched(LEFT) {
+                    for _ in 0..lh.count {
+                        out.push(RowKind::Insert, lp.parse(l), self.null_rows[RIGHT].row());
+                    }
+                }
+            }
+            if self.spec.kind.keeps_unmatched(RIGHT) {
+                for ((r, rh), matched) in right.iter().zip(right_matched) {
+                    if !matched {
+                        for _ in 0..rh.count {
+                            out.push(RowKind::Insert, self.null_rows[LEFT].row(), rp.parse(r));
+                        }
+                    }
+                }
+            }
+        }
+        for side in [LEFT, RIGHT] {
+            let parser = self.sides[side].parser();
+            for (row, held) in &self.unkeyed[side] {
+                for _ in 0..held.count {
+                    push_padded(out, RowKind::Insert, side, parser.parse(row), self.null_rows[1 - side].row());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn new_output(&self) -> Output {
+        Output { kinds: Vec::new(), sides: [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)] }
+    }
+
+    /// The output rows as a batch (append-only when the join's output is).
+    fn flush(&self, output: Output, out: &mut Vec<Message>) -> Result<()> {
+        if output.kinds.is_empty() {
+            return Ok(());
+        }
+        let mut columns = self.sides[LEFT].convert_rows(&output.sides[LEFT]).map_err(self.arrow_err())?;
+        columns.extend(self.sides[RIGHT].convert_rows(&output.sides[RIGHT]).map_err(self.arrow_err())?);
+        let data = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(self.arrow_err())?;
+        let append = output.kinds.iter().all(|k| *k == RowKind::Insert.code());
+        let row_kinds = (!append).then(|| Int8Array::from(output.kinds));
+        out.push(Message::Data(Batch { row_kinds, ..Batch::append(data) }));
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<StateSnapshot> {
+        if self.spec.final_only {
+            return Err(not_checkpointable(&self.name));
+        }
+        let mut packer = Packer::default();
+        let key_parser = self.keys.parser();
+        let mut sides = Vec::with_capacity(2);
+        for side in [LEFT, RIGHT] {
+            let parser = self.sides[side].parser();
+            let (mut keys, mut counts, mut matches, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for (key, state) in &self.state {
+                for (row, held) in &state.sides[side] {
+                    keys.push(key_parser.parse(key));
+                    counts.push(held.count);
+                    matches.push(held.matches);
+                    rows.push(parser.parse(row));
+                }
+            }
+            let n = counts.len();
+            let mut columns = self.keys.convert_rows(keys).map_err(self.arrow_err())?;
+            columns.push(Arc::new(UInt64Array::from(counts)) as ArrayRef);
+            columns.push(Arc::new(UInt64Array::from(matches)) as ArrayRef);
+            columns.extend(self.sides[side].convert_rows(rows).map_err(self.arrow_err())?);
+            sides.push(packer.add(columns, n).map_err(self.arrow_err())?);
+        }
+        let ages = match &self.expiry {
+            Some(e) => {
+                let (keys, ages): (Vec<Row<'_>>, Vec<_>) =
+                    e.oldest_first(e.now()).map(|(k, age)| (key_parser.parse(k), age)).unzip();
+                let n = keys.len();
+                let mut columns = self.keys.convert_rows(keys).map_err(self.arrow_err())?;
+                columns.push(age_column(ages));
+                Some(packer.add(columns, n).map_err(self.arrow_err())?)
+            }
+            None => None,
+        };
+        let meta = Meta { sides, ages };
+        Ok(StateSnapshot { meta: to_meta(&self.name, &meta)?, batches: packer.finish().map_err(self.arrow_err())? })
+    }
+
+    fn restore(&mut self, snapshot: StateSnapshot) -> Result<()> {
+        let name = self.name.clone();
+        let meta: Meta = from_meta(&name, snapshot.meta)?;
+        if meta.sides.len() != 2 {
+            return Err(malformed(&name, format!("{} sides", meta.sides.len())));
+        }
+        self.state.clear();
+        self.heap_bytes = 0;
+        let n = self.key_types.len();
+        for side in [LEFT, RIGHT] {
+            let width = n + 2 + self.side_types[side].len();
+            let columns = part_columns(&name, &snapshot.batches, meta.sides[side], width)?;
+            let expected: Vec<DataType> = self
+                .key_types
+                .iter()
+                .cloned()
+                .chain([DataType::UInt64, DataType::UInt64])
+                .chain(self.side_types[side].iter().cloned())
+                .collect();
+            check_types(&name, &columns, &expected)?;
+            let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
+            let rows = self.sides[side].convert_columns(&columns[n + 2..]).map_err(|e| malformed(&name, e))?;
+            let counts = columns[n].as_primitive::<UInt64Type>();
+            let matches = columns[n + 1].as_primitive::<UInt64Type>();
+            for i in 0..counts.len() {
+                let key = keys.row(i);
+                if !self.state.contains_key(key.as_ref()) {
+                    self.heap_bytes += key.as_ref().len() + size_of::<KeyState>();
+                    self.state.insert(key.as_ref().into(), KeyState::default());
+                }
+                let Some(state) = self.state.get_mut(key.as_ref()) else { continue };
+                let row: Box<[u8]> = rows.row(i).as_ref().into();
+                self.heap_bytes += held_bytes(&row);
+                state.sides[side].insert(row, Held { count: counts.value(i), matches: matches.value(i) });
+            }
+        }
+        if let Some(expiry) = self.expiry.as_mut() {
+            expiry.clear();
+            if let Some(part) = meta.ages {
+                let columns = part_columns(&name, &snapshot.batches, part, n + 1)?;
+                check_types(&name, &columns, self.key_types.iter().chain([&DataType::UInt64]))?;
+                let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
+                let ages = columns[n].as_primitive::<UInt64Type>();
+                let now = expiry.now();
+                for i in 0..ages.len() {
+                    let key = keys.row(i);
+                    if let Some(state) = self.state.get_mut(key.as_ref()) {
+                        state.write = Some(expiry.write(key.as_ref(), None, written_at(now, ages.value(i))));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes a key's state holds.
+fn key_state_bytes(key: &[u8], state: &KeyState) -> usize {
+    key.len() + size_of::<KeyState>() + state.sides.iter().flat_map(|s| s.keys()).map(|r| held_bytes(r)).sum::<usize>()
+}
+
+/// Adds a copy of `row` (matching `matches` rows of the other side) or takes one back.
+fn change(rows: &mut IndexMap<Box<[u8]>, Held>, row: &[u8], add: bool, matches: u64, bytes: &mut usize) {
+    if add {
+        match rows.get_mut(row) {
+            Some(held) => {
+                held.count += 1;
+                held.matches = matches;
+            }
+            None => {
+                *bytes += held_bytes(row);
+                rows.insert(row.into(), Held { count: 1, matches });
+            }
+        }
+    } else if let Some(held) = rows.get_mut(row) {
+        held.count -= 1;
+        if held.count == 0 {
+            *bytes = bytes.saturating_sub(held_bytes(row));
+            rows.swap_remove(row);
+        }
+    }
+}
+
+/// `row` of `side` paired with `other` of the other side.
+fn push_pair(out: &mut Output, kind: RowKind, side: usize, row: Row<'_>, other: Row<'_>) {
+    if side == LEFT {
+        out.push(kind, row, other);
+    } else {
+        out.push(kind, other, row);
+    }
+}
+
+/// `row` of `side` padded with the other side's NULL row.
+fn push_padded(out: &mut Output, kind: RowKind, side: usize, row: Row<'_>, nulls: Row<'_>) {
+    push_pair(out, kind, side, row, nulls);
+}
+
+impl StreamOperator for JoinOperator {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn process_batch(&mut self, batch: Batch, out: &mut Vec<Message>) -> Result<()> {
+        let now = self.expire();
+        let data = &batch.data;
+        if data.num_rows() == 0 {
+            return Ok(());
+        }
+        let adds = self.row_adds(&batch)?;
+        let nk = self.spec.key_names.len();
+        let key_columns = &data.columns()[..nk];
+        let keys = self.keys.convert_columns(key_columns).map_err(self.arrow_err())?;
+        let keyed: Vec<bool> =
+            (0..data.num_rows()).map(|i| self.spec.nulls_equal || key_columns.iter().all(|k| k.is_valid(i))).collect();
+        let Some(side_column) = data.column(self.spec.side_column()).as_primitive_opt::<Int8Type>() else {
+            return Err(EngineError::Plan(format!("{}: the side column is not Int8", self.name)));
+        };
+        let ranges = [
+            self.spec.left_offset()..self.spec.right_offset(),
+            self.spec.right_offset()..self.spec.right_offset() + self.spec.right_width,
+        ];
+        let rows = [
+            self.sides[LEFT].convert_columns(&data.columns()[ranges[LEFT].clone()]).map_err(self.arrow_err())?,
+            self.sides[RIGHT].convert_columns(&data.columns()[ranges[RIGHT].clone()]).map_err(self.arrow_err())?,
+        ];
+        let side_of = |i: usize| usize::from(side_column.is_valid(i) && side_column.value(i) != 0);
+        let mut output = self.new_output();
+        let mut start = 0;
+        while start < data.num_rows() {
+            let side = side_of(start);
+            let mut end = start + 1;
+            while end < data.num_rows() && side_of(end) == side {
+                end += 1;
+            }
+            let run: Vec<usize> = (start..end).collect();
+            self.apply_run(&run, side, &adds, &keys, &rows[side], &keyed, now, &mut output)?;
+            start = end;
+        }
+        self.flush(output, out)
+    }
+
+    fn on_end(&mut self, out: &mut Vec<Message>) -> Result<()> {
+        if self.spec.final_only {
+            let mut output = self.new_output();
+            self.emit_final(&mut output)?;
+            self.flush(output, out)?;
+        }
+        Ok(())
+    }
+
+    /// Held rows and keys, the key table and the TTL order.
+    fn state_bytes(&self) -> usize {
+        self.heap_bytes + hash_map_bytes(&self.state) + self.expiry.as_ref().map_or(0, KeyExpiry::bytes)
+    }
+
+    fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        self.snapshot().map(Some)
+    }
+
+    fn restore_state(&mut self, state: StateSnapshot) -> Result<()> {
+        self.restore(state)
+    }
+}
+
+#[cfg(test)]
+#[path = "join_tests.rs"]
+mod tests;

@@ -1,0 +1,92 @@
+//! The plan of a regular (non-windowed) equi-join.
+
+use super::ExprSpec;
+
+/// Which rows of a regular join are kept when they match nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only matching pairs.
+    Inner,
+    /// Also every left row without a match, padded with NULLs.
+    Left,
+    /// Also every right row without a match, padded with NULLs.
+    Right,
+    /// Both.
+    Full,
+}
+
+impl JoinKind {
+    /// Whether unmatched rows of `side` (0: left, 1: right) are emitted padded.
+    pub fn keeps_unmatched(self, side: usize) -> bool {
+        match self {
+            JoinKind::Inner => false,
+            JoinKind::Left => side == 0,
+            JoinKind::Right => side == 1,
+            JoinKind::Full => true,
+        }
+    }
+
+    /// The SQL words.
+    pub fn sql(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "INNER",
+            JoinKind::Left => "LEFT",
+            JoinKind::Right => "RIGHT",
+            JoinKind::Full => "FULL",
+        }
+    }
+}
+
+/// A regular join (Flink's `Join`): every row of either side, as long as it is held, joins
+/// every row of the other side with equal keys for which `condition` holds. Both sides may
+/// be updating: a retracted row takes back the pairs it made.
+///
+/// As the interval join, it reads both inputs as one tagged stream (a Union), with columns
+/// `[key_1..key_n, side, left columns.., right columns..]`, hash-partitioned by the keys.
+/// The output is the left columns then the right columns; it is an updating changelog when
+/// an input is or when the join is outer (a padded row is taken back once a match arrives),
+/// else append-only.
+#[derive(Debug, Clone)]
+pub struct JoinSpec {
+    /// Inner or outer.
+    pub kind: JoinKind,
+    /// Names of the leading key columns of the input (for the exchange). None: every row
+    /// goes to one subtask (a join without equalities).
+    pub key_names: Vec<String>,
+    /// `IS NOT DISTINCT FROM`: NULL keys match each other (else a NULL key matches nothing).
+    pub nulls_equal: bool,
+    /// Number of left columns.
+    pub left_width: usize,
+    /// Number of right columns.
+    pub right_width: usize,
+    /// The rest of the ON condition, evaluated on a pair (left columns then right columns):
+    /// a pair for which it is not true does not match.
+    pub condition: Option<ExprSpec>,
+    /// Batch mode (`execution.runtime-mode` = `batch`): emit the final result, append-only,
+    /// at the end of the input instead of a changelog.
+    pub final_only: bool,
+    /// How EXPLAIN shows the equalities.
+    pub display: String,
+}
+
+impl JoinSpec {
+    /// Index of the side column in the input.
+    pub fn side_column(&self) -> usize {
+        self.key_names.len()
+    }
+
+    /// Index of the first left column in the input.
+    pub fn left_offset(&self) -> usize {
+        self.key_names.len() + 1
+    }
+
+    /// Index of the first right column in the input.
+    pub fn right_offset(&self) -> usize {
+        self.left_offset() + self.left_width
+    }
+
+    /// Whether the output is an updating changelog, given whether an input is.
+    pub fn output_updating(&self, input_updating: bool) -> bool {
+        !self.final_only && (input_updating || self.kind != JoinKind::Inner)
+    }
+}
