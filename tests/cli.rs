@@ -783,3 +783,40 @@ INSERT INTO o SELECT COALESCE(t.ticker, c.ticker), c.company_name, t.qty FROM tr
         ]
     );
 }
+
+/// Top-N without a window and keep-last deduplication print updating changelogs whose
+/// final rows are the top trades per ticker and the last trade per ticker.
+#[test]
+fn top_n_and_keep_last_without_a_window() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trades_and_companies(dir.path());
+    let run = |name: &str, sql: &str| -> Vec<String> {
+        write(dir.path(), name, &format!("SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}{sql}"));
+        let out = eddy(&["run", name], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
+            .collect()
+    };
+    let top = run(
+        "top.sql",
+        "SELECT ticker, qty, rn FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY ticker ORDER BY qty DESC) AS rn FROM trades) WHERE rn <= 1;\n",
+    );
+    assert_eq!(final_rows(&top), ["[AAPL, 10, 1]", "[MSFT, 5, 1]", "[NOPE, 1, 1]", "[XOM, 3, 1]"]);
+    let last = run(
+        "last.sql",
+        "SELECT ticker, qty, ts FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY ticker ORDER BY ts DESC) AS rn FROM trades) WHERE rn = 1;\n",
+    );
+    assert_eq!(
+        final_rows(&last),
+        [
+            "[AAPL, 7, 2024-03-01T10:00:59]",
+            "[MSFT, 2, 2024-03-01T10:01:30]",
+            "[NOPE, 1, 2024-03-01T10:01:03]",
+            "[XOM, 3, 2024-03-01T10:01:02]",
+        ]
+    );
+}

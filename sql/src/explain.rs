@@ -110,6 +110,16 @@ pub fn describe(op: &Operator) -> String {
             "IntervalJoin: type=inner, where=[{}], right.time - left.time in [{}ms, {}ms], left=#{}, right=#{}",
             j.display, j.lower_ms, j.upper_ms, j.left_time, j.right_time
         ),
+        Operator::TopN(t) => {
+            format!(
+                "Rank: partition=[{}], order=[{}], rows 1..={}{}{}",
+                exprs(&t.partition_keys),
+                sort_keys(&t.order_by),
+                t.limit,
+                if t.ties == crate::plan::TieBreak::Newest { ", ties: newest first" } else { "" },
+                if t.input_updating { ", retracting input" } else { "" }
+            )
+        }
         Operator::Join(j) => format!(
             "Join: type={}, where=[{}{}]{}",
             j.kind.sql(),

@@ -17,10 +17,12 @@ use datafusion::physical_expr::PhysicalExpr;
 mod group_agg;
 mod interval_join;
 mod join;
+mod topn;
 
 pub use group_agg::{GroupAggSpec, GroupEmit, Retraction};
 pub use interval_join::IntervalJoinSpec;
 pub use join::{JoinKind, JoinSpec};
+pub use topn::{TieBreak, TopNSpec};
 
 /// Index of a node in [`StreamPlan::nodes`].
 pub type NodeId = usize;
@@ -98,6 +100,11 @@ pub enum Operator {
     /// Regular join of two streams, append-only or updating, read as one tagged stream (see
     /// [`JoinSpec`]). Input hash-partitioned by the keys.
     Join(JoinSpec),
+    /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ..) <= n` without a window (Flink's
+    /// `Rank`), also deduplication keeping the last row: an updating changelog of the top
+    /// rows per partition with their rank (see [`TopNSpec`]). Input hash-partitioned by the
+    /// partition keys.
+    TopN(TopNSpec),
     /// Writes to a connector table.
     Sink(TableSpec),
 }
@@ -441,6 +448,7 @@ impl Operator {
         match self {
             Operator::WindowAggregate(a) => Some(exprs(&a.keys)),
             Operator::Deduplicate(d) => Some(exprs(&d.keys)),
+            Operator::TopN(t) => Some(exprs(&t.partition_keys)),
             Operator::GroupAggregate(a) => Some(exprs(&a.keys)),
             Operator::OverAggregate(o) => Some(exprs(&o.partition_keys)),
             Operator::ChangelogNormalize(n) => Some(

@@ -17,6 +17,7 @@ mod over_agg;
 mod project;
 mod session_agg;
 mod snapshot;
+mod topn;
 mod ttl;
 mod unnest;
 mod watermark;
@@ -34,6 +35,7 @@ pub use join::JoinOperator;
 pub use over_agg::OverAggregateOperator;
 pub use project::ProjectOperator;
 pub use session_agg::SessionWindowOperator;
+pub use topn::TopNOperator;
 pub use unnest::UnnestOperator;
 pub use watermark::WatermarkOperator;
 pub use window_agg::WindowAggregateOperator;
@@ -79,6 +81,7 @@ pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<
         Operator::OverAggregate(o) => Ok(Some(Box::new(OverAggregateOperator::new(o.clone(), ctx)?))),
         Operator::IntervalJoin(j) => Ok(Some(Box::new(IntervalJoinOperator::new(j.clone(), ctx)?))),
         Operator::Join(j) => Ok(Some(Box::new(JoinOperator::new(j.clone(), ctx)?))),
+        Operator::TopN(t) => Ok(Some(Box::new(TopNOperator::new(t.clone(), ctx)?))),
         _ => Ok(None),
     }
 }

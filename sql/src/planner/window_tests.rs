@@ -122,8 +122,27 @@ fn top_n_and_dedup_plans() {
 
     let keep_last = "SELECT auction, ts AS t1, ts AS t2, bidder FROM (
         SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY ts DESC) AS rn FROM bids) WHERE rn = 1";
-    let e = explain("", keep_last).unwrap_err();
-    assert!(e.message.starts_with("deduplication keeping the last row is not supported yet"), "{e}");
+    let text = explain("", keep_last).unwrap();
+    assert!(
+        text.contains("Rank: partition=[bids.auction], order=[bids.ts DESC], rows 1..=1, ties: newest first"),
+        "{text}"
+    );
+
+    // Top-N without a window: an updating changelog of the top rows per partition.
+    let top = "SELECT auction, ts AS t1, ts AS t2, price FROM (
+        SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC, ts) AS rn FROM bids) WHERE rn <= 3";
+    let text = explain("", top).unwrap();
+    let rank = text.lines().find(|l| l.contains("Rank:")).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        rank.contains("Rank: partition=[bids.auction], order=[bids.price DESC, bids.ts ASC], rows 1..=3"),
+        "{text}"
+    );
+    let e = explain(
+        "",
+        "SELECT auction, ts AS t1, ts AS t2, price FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction) AS rn FROM bids) WHERE rn <= 3",
+    )
+        .unwrap_err();
+    assert!(e.message.starts_with("ROW_NUMBER() without ORDER BY on a stream"), "{e}");
 }
 
 #[test]

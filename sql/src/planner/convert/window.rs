@@ -22,8 +22,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
 use crate::plan::{
-    DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey, WindowAggSpec,
-    WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
+    DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey, TieBreak, TopNSpec,
+    WindowAggSpec, WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
 };
 use crate::planner::time_attr::{passthrough_index, rowtime_columns};
 use crate::planner::window_node::{WindowTableFunction, WINDOW_COLUMNS};
@@ -286,32 +286,45 @@ impl PlanBuilder<'_> {
                 updating: false,
             })));
         }
-        // Deduplication: first row per key in event time.
+        // Deduplication: first row per key in event time (Flink's Deduplicate, which, as
+        // there, refuses an updating input).
         let by_rowtime = match params.order_by.as_slice() {
             [s] => passthrough_index(&s.expr, &win.input).filter(|i| rowtimes.contains(i)).map(|i| (i, s.asc)),
             _ => None,
         };
-        match by_rowtime {
-            Some((time_column, true)) if limit == 1 => {
-                let parallelism = if partition_keys.is_empty() { 1 } else { self.parallelism };
-                let spec = DeduplicateSpec { keys: partition_keys, time_column, emit_rank: true };
-                Ok(Some(self.plan.add(PlanNode {
-                    operator: Operator::Deduplicate(spec),
-                    inputs: vec![input],
-                    schema,
-                    parallelism,
-                    updating: false,
-                })))
-            }
-            Some((_, false)) if limit == 1 => Err(self.unsupported(
-                "deduplication keeping the last row",
-                "keep-last produces updates; it arrives with changelog operators",
-            )),
-            _ => Err(self.unsupported(
-                "Top-N over a stream without a window",
-                "partition by window_start and window_end of a window table function or window aggregation",
-            )),
+        let input_updating = self.plan.nodes[input].updating;
+        if let (Some((time_column, true)), 1) = (by_rowtime, limit) {
+            let parallelism = if partition_keys.is_empty() { 1 } else { self.parallelism };
+            let spec = DeduplicateSpec { keys: partition_keys, time_column, emit_rank: true };
+            return Ok(Some(self.plan.add(PlanNode {
+                operator: Operator::Deduplicate(spec),
+                inputs: vec![input],
+                schema,
+                parallelism,
+                updating: false,
+            })));
         }
+        if order_by.is_empty() {
+            return Err(self.unsupported(
+                "ROW_NUMBER() without ORDER BY on a stream",
+                "rank the rows by a column: ROW_NUMBER() OVER (PARTITION BY k ORDER BY ..)",
+            ));
+        }
+        // Any other ranking: a Top-N over every row so far, an updating changelog. Keeping
+        // the last row by time is a Top-1 where a later row with the same time wins.
+        let ties = match by_rowtime {
+            Some((_, false)) if limit == 1 => TieBreak::Newest,
+            _ => TieBreak::Oldest,
+        };
+        let parallelism = if partition_keys.is_empty() { 1 } else { self.parallelism };
+        let spec = TopNSpec { partition_keys, order_by, limit, ties, input_updating };
+        Ok(Some(self.plan.add(PlanNode {
+            operator: Operator::TopN(spec),
+            inputs: vec![input],
+            schema,
+            parallelism,
+            updating: true,
+        })))
     }
 }
 
