@@ -820,3 +820,47 @@ fn top_n_and_keep_last_without_a_window() {
         ]
     );
 }
+
+/// A window join (both sides in 1-minute TUMBLE windows, joined on the window and the
+/// ticker): FULL OUTER, yet append-only, each window's result emitted once it closes, so a
+/// CSV sink takes it.
+#[test]
+fn a_window_join_is_append_only_even_when_outer() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trades_and_companies(dir.path());
+    write(
+        dir.path(),
+        "wj.sql",
+        &format!(
+            "SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}
+CREATE TABLE o (ws TIMESTAMP(3), lt STRING, lq BIGINT, rt STRING, rq BIGINT)
+WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'csv');
+INSERT INTO o
+SELECT COALESCE(L.window_start, R.window_start), L.ticker, L.qty, R.ticker, R.qty
+FROM (SELECT * FROM TABLE(TUMBLE(TABLE trades, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) WHERE qty >= 3) L
+FULL JOIN (SELECT * FROM TABLE(TUMBLE(TABLE trades, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) WHERE qty <= 5) R
+ON L.ticker = R.ticker AND L.window_start = R.window_start AND L.window_end = R.window_end;\n"
+        ),
+    );
+    let out = eddy(&["check", "wj.sql"], dir.path());
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("Join: type=FULL") && plan.contains(", window join"), "{plan}");
+    let out = eddy(&["run", "wj.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = Vec::new();
+    for f in std::fs::read_dir(dir.path().join("out")).unwrap() {
+        lines.extend(std::fs::read_to_string(f.unwrap().path()).unwrap().lines().map(String::from));
+    }
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "\"2024-03-01 10:00:00\",AAPL,10,,",
+            "\"2024-03-01 10:00:00\",AAPL,7,,",
+            "\"2024-03-01 10:00:00\",MSFT,5,MSFT,5",
+            "\"2024-03-01 10:01:00\",,,MSFT,2",
+            "\"2024-03-01 10:01:00\",,,NOPE,1",
+            "\"2024-03-01 10:01:00\",XOM,3,XOM,3",
+        ]
+    );
+}

@@ -129,7 +129,13 @@ pub fn describe(op: &Operator) -> String {
                 Some(c) => format!(" AND {}", c.display),
                 None => String::new(),
             },
-            if j.final_only { ", final" } else { "" }
+            if j.final_only {
+                ", final"
+            } else if j.window_end_key.is_some() {
+                ", window join"
+            } else {
+                ""
+            }
         ),
         Operator::Sink(t) => {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();

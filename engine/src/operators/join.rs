@@ -34,9 +34,14 @@
 //! row stays as long as its key is written). Expiry emits nothing, as in Flink.
 //!
 //! In batch mode (`final_only`) rows only change the state, and the join's final result is
-//! emitted, append-only, at the end of the input.
+//! emitted, append-only, at the end of the input. A window join (both sides windowed, joined
+//! on `window_end`, which is then one of the keys, so a key belongs to one window) works
+//! the same per window: a window's keys are joined, emitted append-only and freed once the
+//! watermark passes the window's end (`window_end - 1 <= watermark`, as Flink's
+//! `WindowJoinOperator`), and a row of a window that has closed is late: dropped and
+//! counted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 use std::sync::Arc;
 
@@ -49,13 +54,15 @@ use eddy_connectors::RowKind;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::memory::{hash_map_bytes, shrink_if_sparse};
+use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
+use super::windowing::event_times;
 use super::{not_checkpointable, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
-use crate::message::{Batch, Message};
+use crate::message::{Batch, Message, Timestamp, Watermark};
+use crate::metrics::LateRowCounter;
 use eddy_sql::plan::JoinSpec;
 
 const LEFT: usize = 0;
@@ -86,6 +93,9 @@ struct Meta {
     sides: Vec<Part>,
     /// With state TTL: `[keys.., age ms]`, oldest write first.
     ages: Option<Part>,
+    /// The input watermark (a window join drops the rows of windows it closed).
+    #[serde(default)]
+    watermark: Option<Timestamp>,
 }
 
 /// The output of a batch, built up in order: per row its kind and each side's row (a
@@ -122,6 +132,14 @@ pub struct JoinOperator {
     /// Batch mode: rows of an outer side whose key is NULL (they match nothing), to emit
     /// padded at the end.
     unkeyed: [IndexMap<Box<[u8]>, Held>; 2],
+    /// A window join: the keys of each window by its end (each key has one window, its
+    /// `window_end` being a key).
+    windows: BTreeMap<Timestamp, Vec<Box<[u8]>>>,
+    /// The input watermark.
+    watermark: Watermark,
+    late_rows: LateRowCounter,
+    /// Late rows of the batch being processed (counted once per batch).
+    late: u64,
     /// Bytes of the held rows and keys.
     heap_bytes: usize,
 }
@@ -174,6 +192,10 @@ impl JoinOperator {
             output_schema: ctx.output_schema,
             state: HashMap::new(),
             unkeyed: Default::default(),
+            windows: BTreeMap::new(),
+            watermark: Watermark::MIN,
+            late_rows: ctx.late_rows,
+            late: 0,
             heap_bytes: 0,
         })
     }
@@ -288,10 +310,12 @@ impl JoinOperator {
         keys: &Rows,
         own: &Rows,
         keyed: &[bool],
+        ends: &[Option<Timestamp>],
         now: Option<std::time::Instant>,
         out: &mut Output,
     ) -> Result<()> {
-        let found = if self.spec.final_only { Vec::new() } else { self.matches(run, side, keys, own, keyed)? };
+        let deferred = self.spec.deferred();
+        let found = if deferred { Vec::new() } else { self.matches(run, side, keys, own, keyed)? };
         let other = 1 - side;
         let own_outer = self.spec.kind.keeps_unmatched(side);
         let other_outer = self.spec.kind.keeps_unmatched(other);
@@ -299,6 +323,14 @@ impl JoinOperator {
         for (n, &i) in run.iter().enumerate() {
             let row = own.row(i);
             let add = adds[i];
+            let end = ends.get(i).copied().flatten();
+            if self.spec.window_end_key.is_some() {
+                // A window join: the window's rows were joined when it closed.
+                if end.is_some_and(|end| end.saturating_sub(1) <= self.watermark.0) {
+                    self.late += 1;
+                    continue;
+                }
+            }
             if !keyed[i] {
                 // A NULL key matches nothing.
                 if self.spec.final_only {
@@ -313,23 +345,27 @@ impl JoinOperator {
             }
             let key = keys.row(i);
             if !self.state.contains_key(key.as_ref()) {
-                if !add && (self.spec.final_only || found[n].is_empty()) {
+                if !add && (deferred || found[n].is_empty()) {
                     // Taking back a row never held (its state expired) with nothing to
                     // take back from the other side: only its padded row, if any.
-                    if own_outer && !self.spec.final_only {
+                    if own_outer && !deferred {
                         push_padded(out, RowKind::Delete, side, row, self.null_rows[other].row());
                     }
                     continue;
                 }
                 let k: Box<[u8]> = key.as_ref().into();
                 self.heap_bytes += k.len() + size_of::<KeyState>();
+                if let Some(end) = end {
+                    self.heap_bytes += k.len() + size_of::<Box<[u8]>>();
+                    self.windows.entry(end).or_default().push(k.clone());
+                }
                 self.state.insert(k, KeyState::default());
             }
             let Some(state) = self.state.get_mut(key.as_ref()) else { continue };
             if let (Some(expiry), Some(now)) = (self.expiry.as_mut(), now) {
                 state.write = Some(expiry.write(key.as_ref(), state.write, now));
             }
-            if self.spec.final_only {
+            if deferred {
                 change(&mut state.sides[side], row.as_ref(), add, 0, &mut self.heap_bytes);
                 continue;
             }
@@ -387,7 +423,41 @@ impl JoinOperator {
         let mut keys: Vec<&Box<[u8]>> = self.state.keys().collect();
         keys.sort();
         for key in keys {
-            let state = &self.state[key];
+            self.emit_key(&self.state[key], out)?;
+        }
+        for side in [LEFT, RIGHT] {
+            let parser = self.sides[side].parser();
+            for (row, held) in &self.unkeyed[side] {
+                for _ in 0..held.count {
+                    push_padded(out, RowKind::Insert, side, parser.parse(row), self.null_rows[1 - side].row());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A window join: joins and frees the keys of the windows the watermark closed.
+    fn close_windows(&mut self, out: &mut Output) -> Result<()> {
+        while let Some(entry) = self.windows.first_entry() {
+            if entry.key().saturating_sub(1) > self.watermark.0 {
+                break;
+            }
+            for key in entry.remove() {
+                self.heap_bytes = self.heap_bytes.saturating_sub(key.len() + size_of::<Box<[u8]>>());
+                if let Some((k, state)) = self.state.remove_entry(&key) {
+                    self.emit_key(&state, out)?;
+                    self.heap_bytes = self.heap_bytes.saturating_sub(key_state_bytes(&k, &state));
+                }
+            }
+        }
+        shrink_if_sparse(&mut self.state);
+        Ok(())
+    }
+
+    /// The complete join result of one key's rows: the matching pairs, and the padded rows
+    /// of the outer sides that match nothing.
+    fn emit_key(&self, state: &KeyState, out: &mut Output) -> Result<()> {
+        {
             let [left, right] = &state.sides;
             let lp = self.sides[LEFT].parser();
             let rp = self.sides[RIGHT].parser();
@@ -442,14 +512,6 @@ impl JoinOperator {
                             out.push(RowKind::Insert, self.null_rows[LEFT].row(), rp.parse(r));
                         }
                     }
-                }
-            }
-        }
-        for side in [LEFT, RIGHT] {
-            let parser = self.sides[side].parser();
-            for (row, held) in &self.unkeyed[side] {
-                for _ in 0..held.count {
-                    push_padded(out, RowKind::Insert, side, parser.parse(row), self.null_rows[1 - side].row());
                 }
             }
         }
@@ -510,7 +572,7 @@ impl JoinOperator {
             }
             None => None,
         };
-        let meta = Meta { sides, ages };
+        let meta = Meta { sides, ages, watermark: Some(self.watermark.0) };
         Ok(StateSnapshot { meta: to_meta(&self.name, &meta)?, batches: packer.finish().map_err(self.arrow_err())? })
     }
 
@@ -520,7 +582,9 @@ impl JoinOperator {
         if meta.sides.len() != 2 {
             return Err(malformed(&name, format!("{} sides", meta.sides.len())));
         }
+        self.watermark = Watermark(meta.watermark.unwrap_or(i64::MIN));
         self.state.clear();
+        self.windows.clear();
         self.heap_bytes = 0;
         let n = self.key_types.len();
         for side in [LEFT, RIGHT] {
@@ -538,11 +602,20 @@ impl JoinOperator {
             let rows = self.sides[side].convert_columns(&columns[n + 2..]).map_err(|e| malformed(&name, e))?;
             let counts = columns[n].as_primitive::<UInt64Type>();
             let matches = columns[n + 1].as_primitive::<UInt64Type>();
+            let ends = match self.spec.window_end_key {
+                Some(k) => Some(event_times(columns[k].as_ref()).map_err(|e| malformed(&name, e))?),
+                None => None,
+            };
             for i in 0..counts.len() {
                 let key = keys.row(i);
                 if !self.state.contains_key(key.as_ref()) {
                     self.heap_bytes += key.as_ref().len() + size_of::<KeyState>();
-                    self.state.insert(key.as_ref().into(), KeyState::default());
+                    let k: Box<[u8]> = key.as_ref().into();
+                    if let Some(end) = ends.as_ref().filter(|e| e.is_valid(i)).map(|e| e.value(i)) {
+                        self.heap_bytes += k.len() + size_of::<Box<[u8]>>();
+                        self.windows.entry(end).or_default().push(k.clone());
+                    }
+                    self.state.insert(k, KeyState::default());
                 }
                 let Some(state) = self.state.get_mut(key.as_ref()) else { continue };
                 let row: Box<[u8]> = rows.row(i).as_ref().into();
@@ -639,6 +712,13 @@ impl StreamOperator for JoinOperator {
             self.sides[LEFT].convert_columns(&data.columns()[ranges[LEFT].clone()]).map_err(self.arrow_err())?,
             self.sides[RIGHT].convert_columns(&data.columns()[ranges[RIGHT].clone()]).map_err(self.arrow_err())?,
         ];
+        let ends: Vec<Option<Timestamp>> = match self.spec.window_end_key {
+            Some(k) => {
+                let times = event_times(key_columns[k].as_ref()).map_err(self.arrow_err())?;
+                times.iter().collect()
+            }
+            None => Vec::new(),
+        };
         let side_of = |i: usize| usize::from(side_column.is_valid(i) && side_column.value(i) != 0);
         let mut output = self.new_output();
         let mut start = 0;
@@ -649,10 +729,26 @@ impl StreamOperator for JoinOperator {
                 end += 1;
             }
             let run: Vec<usize> = (start..end).collect();
-            self.apply_run(&run, side, &adds, &keys, &rows[side], &keyed, now, &mut output)?;
+            self.apply_run(&run, side, &adds, &keys, &rows[side], &keyed, &ends, now, &mut output)?;
             start = end;
         }
+        if self.late > 0 {
+            self.late_rows.add(std::mem::take(&mut self.late));
+        }
         self.flush(output, out)
+    }
+
+    fn handle_watermark(&mut self, wm: Watermark, out: &mut Vec<Message>) -> Result<()> {
+        if wm > self.watermark {
+            self.watermark = wm;
+            if self.spec.window_end_key.is_some() {
+                let mut output = self.new_output();
+                self.close_windows(&mut output)?;
+                self.flush(output, out)?;
+            }
+        }
+        out.push(Message::Watermark(wm));
+        Ok(())
     }
 
     fn on_end(&mut self, out: &mut Vec<Message>) -> Result<()> {
@@ -666,7 +762,10 @@ impl StreamOperator for JoinOperator {
 
     /// Held rows and keys, the key table and the TTL order.
     fn state_bytes(&self) -> usize {
-        self.heap_bytes + hash_map_bytes(&self.state) + self.expiry.as_ref().map_or(0, KeyExpiry::bytes)
+        self.heap_bytes
+            + hash_map_bytes(&self.state)
+            + btree_bytes::<Timestamp, Vec<Box<[u8]>>>(self.windows.len())
+            + self.expiry.as_ref().map_or(0, KeyExpiry::bytes)
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {

@@ -33,10 +33,12 @@ struct Options {
     condition: bool,
     final_only: bool,
     ttl: Option<Duration>,
+    /// A window join: the key is the window end (ms).
+    window: bool,
 }
 
 fn join(kind: JoinKind) -> Options {
-    Options { kind, condition: false, final_only: false, ttl: None }
+    Options { kind, condition: false, final_only: false, ttl: None, window: false }
 }
 
 fn operator(o: &Options) -> JoinOperator {
@@ -53,14 +55,14 @@ fn operator(o: &Options) -> JoinOperator {
         right_width: 2,
         condition,
         final_only: o.final_only,
+        window_end_key: o.window.then_some(0),
         display: "l.k = r.k".into(),
     };
-    let ctx = OperatorContext {
-        input_schema: tagged(),
-        output_schema: output,
-        late_rows: LateRowCounter::detached(),
-        state_ttl: o.ttl,
-    };
+    operator_counting(o, LateRowCounter::detached(), spec, output)
+}
+
+fn operator_counting(o: &Options, late_rows: LateRowCounter, spec: JoinSpec, output: SchemaRef) -> JoinOperator {
+    let ctx = OperatorContext { input_schema: tagged(), output_schema: output, late_rows, state_ttl: o.ttl };
     JoinOperator::new(spec, ctx).expect("operator")
 }
 
@@ -296,4 +298,50 @@ fn restores_at_every_message() {
             "-D(a, x)", "+I(c, x)", "+I(d, _)", "-D(a, x)", "-D(d, _)", "+I(d, z)", "+I(c, w)",
         ]
     );
+}
+
+#[test]
+fn a_window_join_emits_each_window_once_the_watermark_closes_it() {
+    let o = Options { window: true, ..join(JoinKind::Left) };
+    let late = LateRowCounter::detached();
+    let mut op = {
+        let probe = operator(&o);
+        let spec = probe.spec.clone();
+        operator_counting(&o, late.clone(), spec, probe.output_schema.clone())
+    };
+    // The key is the window end: 10 and 20.
+    let out = run(&mut op, &[ins(0, &[(10, "a", 0), (20, "b", 0)]), ins(1, &[(10, "x", 0), (10, "y", 0)])]);
+    assert!(changes(&out).is_empty(), "nothing before the window closes: {out:?}");
+    let out = run(&mut op, &[Message::Watermark(Watermark(8))]);
+    assert!(changes(&out).is_empty());
+    // Window 10 closes at watermark 9 (window_end - 1).
+    let out = run(&mut op, &[Message::Watermark(Watermark(9))]);
+    assert_eq!(changes(&out), ["+I(a, x)", "+I(a, y)"]);
+    assert!(matches!(out.last(), Some(Message::Watermark(Watermark(9)))), "rows before the watermark");
+    for m in &out {
+        if let Message::Data(b) = m {
+            assert!(b.row_kinds.is_none(), "append-only, outer join included");
+        }
+    }
+    // A row of the closed window is late; b's window closes unmatched: padded.
+    let out = run(&mut op, &[ins(1, &[(10, "late", 0)]), Message::Watermark(Watermark(19))]);
+    assert_eq!(changes(&out), ["+I(b, _)"]);
+    assert_eq!(late.get(), 1);
+    assert!(op.state.is_empty() && op.windows.is_empty(), "closed windows are freed");
+}
+
+#[test]
+fn a_window_join_restores_at_every_message() {
+    let input = vec![
+        ins(0, &[(10, "a", 1), (20, "b", 5)]),
+        ins(1, &[(10, "x", 3), (20, "y", 0)]),
+        Message::Watermark(Watermark(9)),
+        ins(1, &[(10, "late", 3), (20, "z", 9)]),
+        Message::Watermark(Watermark(30)),
+    ];
+    let out = assert_restores_everywhere(
+        || operator(&Options { window: true, condition: true, ..join(JoinKind::Full) }),
+        &input,
+    );
+    assert_eq!(changes(&out), ["+I(a, x)", "+I(b, z)", "+I(_, y)"]);
 }

@@ -65,6 +65,11 @@ pub struct JoinSpec {
     /// Batch mode (`execution.runtime-mode` = `batch`): emit the final result, append-only,
     /// at the end of the input instead of a changelog.
     pub final_only: bool,
+    /// A window join: both sides are windowed and joined on their `window_end` (this is the
+    /// index of that equality among the keys). A window's rows are joined once the
+    /// watermark passes its end, then freed; rows of a window that has closed are late.
+    /// The output is append-only, outer joins included.
+    pub window_end_key: Option<usize>,
     /// How EXPLAIN shows the equalities.
     pub display: String,
 }
@@ -87,6 +92,12 @@ impl JoinSpec {
 
     /// Whether the output is an updating changelog, given whether an input is.
     pub fn output_updating(&self, input_updating: bool) -> bool {
-        !self.final_only && (input_updating || self.kind != JoinKind::Inner)
+        !self.final_only && self.window_end_key.is_none() && (input_updating || self.kind != JoinKind::Inner)
+    }
+
+    /// Whether pairs are emitted only once a key's rows are complete (batch mode, or a
+    /// window join's window closing) rather than as rows arrive.
+    pub fn deferred(&self) -> bool {
+        self.final_only || self.window_end_key.is_some()
     }
 }

@@ -28,7 +28,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
 use crate::plan::{ExprSpec, IntervalJoinSpec, JoinKind, JoinSpec, NodeId, Operator, PlanNode, ProjectExpr};
-use crate::planner::time_attr::rowtime_columns;
+use crate::planner::time_attr::{passthrough_index, rowtime_columns};
 
 /// Which input of the join a column belongs to, and its index there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,8 +145,18 @@ impl PlanBuilder<'_> {
             Some(f) => Some(self.physical(f, &join.schema)?),
             None => None,
         };
+        // A window join: both sides windowed (append-only) and joined on their window_end.
+        let window_end_key = match (super::window::window_bounds(&join.left), super::window::window_bounds(&join.right))
+        {
+            (Some((_, left_end)), Some((_, right_end))) if !input_updating => join.on.iter().position(|(l, r)| {
+                passthrough_index(l, &join.left) == Some(left_end)
+                    && passthrough_index(r, &join.right) == Some(right_end)
+            }),
+            _ => None,
+        };
         let (union, key_names) = self.tagged_union((left, right), keys)?;
         let spec = JoinSpec {
+            window_end_key,
             kind,
             key_names,
             nulls_equal: join.null_equality == NullEquality::NullEqualsNull,

@@ -367,7 +367,7 @@ fn rank_limit(pred: &Expr, input: &LogicalPlan, width: usize) -> Option<usize> {
 
 /// Indices of `window_start` and `window_end` when `plan`'s rows are windowed (a window table
 /// function or window aggregation, passed through projections).
-fn window_bounds(plan: &LogicalPlan) -> Option<(usize, usize)> {
+pub(super) fn window_bounds(plan: &LogicalPlan) -> Option<(usize, usize)> {
     let map_through = |exprs: &[Expr], input: &LogicalPlan, (s, e): (usize, usize)| {
         let find = |target: usize| exprs.iter().position(|x| passthrough_index(x, input) == Some(target));
         Some((find(s)?, find(e)?))
