@@ -864,3 +864,68 @@ ON L.ticker = R.ticker AND L.window_start = R.window_start AND L.window_end = R.
         ]
     );
 }
+
+/// A temporal join: each trade is priced with the version of its ticker's price that was
+/// valid at the trade's time (a versioned table: PRIMARY KEY and WATERMARK), whichever
+/// arrives first; the trades without a price are kept by the LEFT join.
+#[test]
+fn a_temporal_join_reads_the_version_valid_at_each_row() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trades_and_companies(dir.path());
+    std::fs::create_dir_all(dir.path().join("prices")).unwrap();
+    write(
+        &dir.path().join("prices"),
+        "p.csv",
+        "AAPL,100,2024-03-01 10:00:00\nMSFT,200,2024-03-01 10:00:00\nAAPL,110,2024-03-01 10:00:30\nMSFT,210,2024-03-01 10:02:00\n",
+    );
+    write(
+        dir.path(),
+        "tj.sql",
+        &format!(
+            "SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}
+CREATE TABLE prices (ticker STRING, price BIGINT, ts TIMESTAMP(3),
+  PRIMARY KEY (ticker) NOT ENFORCED, WATERMARK FOR ts AS ts)
+WITH ('connector' = 'filesystem', 'path' = 'prices', 'format' = 'csv');
+SELECT t.ticker, t.qty, p.price, t.qty * p.price AS amount
+FROM trades AS t LEFT JOIN prices FOR SYSTEM_TIME AS OF t.ts AS p ON t.ticker = p.ticker;\n"
+        ),
+    );
+    let out = eddy(&["check", "tj.sql"], dir.path());
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("TemporalJoin: type=LEFT, where=[t.ticker = p.ticker], as of left #2"), "{plan}");
+    let out = eddy(&["run", "tj.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "+I[AAPL, 10, 100, 1000]",
+            "+I[AAPL, 7, 110, 770]",
+            "+I[MSFT, 2, 200, 400]",
+            "+I[MSFT, 5, 200, 1000]",
+            "+I[NOPE, 1, null, null]",
+            "+I[XOM, 3, null, null]",
+        ]
+    );
+    // A versioned table needs a primary key (Flink's message).
+    write(
+        dir.path(),
+        "nopk.sql",
+        &format!(
+            "{TRADES_AND_COMPANIES}
+CREATE TABLE prices (ticker STRING, price BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+WITH ('connector' = 'filesystem', 'path' = 'prices', 'format' = 'csv');
+SELECT t.ticker, p.price FROM trades AS t JOIN prices FOR SYSTEM_TIME AS OF t.ts AS p ON t.ticker = p.ticker;\n"
+        ),
+    );
+    let out = eddy(&["check", "nopk.sql"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nopk.sql:9:1") && err.contains("Temporal Table Join requires primary key in versioned table"),
+        "{err}"
+    );
+}

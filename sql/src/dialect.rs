@@ -41,6 +41,11 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    /// `t FOR SYSTEM_TIME AS OF o.ts` (temporal joins).
+    fn supports_table_versioning(&self) -> bool {
+        true
+    }
+
     fn supports_named_fn_args_with_rarrow_operator(&self) -> bool {
         true
     }

@@ -120,6 +120,16 @@ pub fn describe(op: &Operator) -> String {
                 if t.input_updating { ", retracting input" } else { "" }
             )
         }
+        Operator::TemporalJoin(j) => format!(
+            "TemporalJoin: type={}, where=[{}{}], {}",
+            j.kind.sql(),
+            j.display,
+            j.condition.as_ref().map(|c| format!(" AND {}", c.display)).unwrap_or_default(),
+            match (j.left_time, j.right_time) {
+                (Some(l), Some(r)) => format!("as of left #{l}, versions by right #{r}"),
+                _ => "as of processing time (latest version)".to_string(),
+            }
+        ),
         Operator::Join(j) => format!(
             "Join: type={}, where=[{}{}]{}",
             j.kind.sql(),

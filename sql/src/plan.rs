@@ -21,7 +21,7 @@ mod topn;
 
 pub use group_agg::{GroupAggSpec, GroupEmit, Retraction};
 pub use interval_join::IntervalJoinSpec;
-pub use join::{JoinKind, JoinSpec};
+pub use join::{JoinKind, JoinSpec, TemporalJoinSpec};
 pub use topn::{TieBreak, TopNSpec};
 
 /// Index of a node in [`StreamPlan::nodes`].
@@ -100,6 +100,10 @@ pub enum Operator {
     /// Regular join of two streams, append-only or updating, read as one tagged stream (see
     /// [`JoinSpec`]). Input hash-partitioned by the keys.
     Join(JoinSpec),
+    /// Temporal join against a versioned table (`FOR SYSTEM_TIME AS OF`), read as one tagged
+    /// stream (see [`TemporalJoinSpec`]); append-only output. Input hash-partitioned by the
+    /// keys.
+    TemporalJoin(TemporalJoinSpec),
     /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ..) <= n` without a window (Flink's
     /// `Rank`), also deduplication keeping the last row: an updating changelog of the top
     /// rows per partition with their rank (see [`TopNSpec`]). Input hash-partitioned by the
@@ -456,6 +460,13 @@ impl Operator {
                     .iter()
                     .zip(&n.key_names)
                     .map(|(i, name)| Arc::new(Column::new(name, *i)) as Arc<dyn PhysicalExpr>)
+                    .collect(),
+            ),
+            Operator::TemporalJoin(j) => Some(
+                j.key_names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| Arc::new(Column::new(name, i)) as Arc<dyn PhysicalExpr>)
                     .collect(),
             ),
             Operator::Join(j) => Some(

@@ -17,6 +17,7 @@ mod over_agg;
 mod project;
 mod session_agg;
 mod snapshot;
+mod temporal_join;
 mod topn;
 mod ttl;
 mod unnest;
@@ -35,6 +36,7 @@ pub use join::JoinOperator;
 pub use over_agg::OverAggregateOperator;
 pub use project::ProjectOperator;
 pub use session_agg::SessionWindowOperator;
+pub use temporal_join::TemporalJoinOperator;
 pub use topn::TopNOperator;
 pub use unnest::UnnestOperator;
 pub use watermark::WatermarkOperator;
@@ -82,6 +84,7 @@ pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<
         Operator::IntervalJoin(j) => Ok(Some(Box::new(IntervalJoinOperator::new(j.clone(), ctx)?))),
         Operator::Join(j) => Ok(Some(Box::new(JoinOperator::new(j.clone(), ctx)?))),
         Operator::TopN(t) => Ok(Some(Box::new(TopNOperator::new(t.clone(), ctx)?))),
+        Operator::TemporalJoin(j) => Ok(Some(Box::new(TemporalJoinOperator::new(j.clone(), ctx)?))),
         _ => Ok(None),
     }
 }

@@ -101,3 +101,49 @@ impl JoinSpec {
         self.final_only || self.window_end_key.is_some()
     }
 }
+
+/// A temporal join (`JOIN r FOR SYSTEM_TIME AS OF l.time ON l.k = r.k`): each left row
+/// joins the version of the right row with its key that was valid at the left row's time.
+///
+/// As the other joins it reads a tagged Union of both sides (see [`JoinSpec`]). The right
+/// side is a versioned table: a changelog keyed by the join keys, each row a new version
+/// from its time on (a `-D` ends the key's versions). The output is append-only.
+#[derive(Debug, Clone)]
+pub struct TemporalJoinSpec {
+    /// Inner or left (Flink allows no other temporal join).
+    pub kind: JoinKind,
+    /// Names of the leading key columns of the input (for the exchange).
+    pub key_names: Vec<String>,
+    /// Number of left columns.
+    pub left_width: usize,
+    /// Number of right columns.
+    pub right_width: usize,
+    /// Event time: the left time attribute (index among the left columns), the row waits
+    /// until the watermark passes it and joins the last version at or before it; the right
+    /// time attribute is `right_time`. `None`: processing time, each left row joins the
+    /// latest version at once (the versions arrive as the table changes).
+    pub left_time: Option<usize>,
+    /// Index of the right time attribute among the right columns (event time).
+    pub right_time: Option<usize>,
+    /// The rest of the ON condition, evaluated on the pair (left then right columns).
+    pub condition: Option<ExprSpec>,
+    /// How EXPLAIN shows the equalities.
+    pub display: String,
+}
+
+impl TemporalJoinSpec {
+    /// Index of the side column in the input.
+    pub fn side_column(&self) -> usize {
+        self.key_names.len()
+    }
+
+    /// Index of the first left column in the input.
+    pub fn left_offset(&self) -> usize {
+        self.key_names.len() + 1
+    }
+
+    /// Index of the first right column in the input.
+    pub fn right_offset(&self) -> usize {
+        self.left_offset() + self.left_width
+    }
+}

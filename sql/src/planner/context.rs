@@ -31,6 +31,9 @@ pub struct EddyTableSource {
     /// The plan of a view or window table function call (DataFusion's `InlineTableScan`
     /// rule splices it in).
     view_plan: Option<LogicalPlan>,
+    /// Read `FOR SYSTEM_TIME AS OF` the other side's time: the right side of a temporal
+    /// join (see `planner::temporal`).
+    pub versioned: bool,
 }
 
 impl EddyTableSource {
@@ -156,12 +159,27 @@ impl ContextProvider for EddyContext<'_> {
             if let Some(call) = call {
                 let plan = self.window_plan(&call)?;
                 let schema = Arc::new(plan.schema().as_arrow().clone());
-                return Ok(Arc::new(EddyTableSource { name: key, schema, view_plan: Some(plan) }));
+                return Ok(Arc::new(EddyTableSource { name: key, schema, view_plan: Some(plan), versioned: false }));
             }
+        }
+        if let Some(name) = key.strip_prefix(super::temporal::VERSIONED_PREFIX) {
+            return match self.catalog.get(name) {
+                Some(CatalogEntry::Table(t)) => Ok(Arc::new(EddyTableSource {
+                    name: name.to_string(),
+                    schema: t.schema(),
+                    view_plan: None,
+                    versioned: true,
+                })),
+                Some(CatalogEntry::View(_)) => plan_err!(
+                    "FOR SYSTEM_TIME AS OF a view ('{name}') is not supported yet in this version of Eddy: \
+                     join a table with a PRIMARY KEY and a WATERMARK"
+                ),
+                None => plan_err!("Object '{name}' not found"),
+            };
         }
         match self.catalog.get(&key) {
             Some(CatalogEntry::Table(t)) => {
-                Ok(Arc::new(EddyTableSource { name: key, schema: t.schema(), view_plan: None }))
+                Ok(Arc::new(EddyTableSource { name: key, schema: t.schema(), view_plan: None, versioned: false }))
             }
             Some(CatalogEntry::View(v)) => {
                 if self.expanding.borrow().contains(&key) {
@@ -171,7 +189,12 @@ impl ContextProvider for EddyContext<'_> {
                 let plan = plan_view(self, &v);
                 self.expanding.borrow_mut().pop();
                 let plan = plan?;
-                Ok(Arc::new(EddyTableSource { name: key, schema: v.schema.clone(), view_plan: Some(plan) }))
+                Ok(Arc::new(EddyTableSource {
+                    name: key,
+                    schema: v.schema.clone(),
+                    view_plan: Some(plan),
+                    versioned: false,
+                }))
             }
             None => plan_err!("Object '{key}' not found"),
         }

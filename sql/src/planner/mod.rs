@@ -13,6 +13,7 @@ mod group_window;
 mod query;
 pub mod rewrite;
 pub mod settings;
+mod temporal;
 mod time_attr;
 mod unnest;
 mod window_node;
@@ -89,6 +90,9 @@ impl Session {
             // Same-named UDFs replace DataFusion's (e.g. ROUND, CONCAT with Flink semantics).
             let _ = state.register_udf(f);
         }
+        let _ = state.register_udf(std::sync::Arc::new(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            temporal::AsOf::new(),
+        )));
         for f in crate::functions::flink_aggregates() {
             let _ = state.register_udaf(f);
         }

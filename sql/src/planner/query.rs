@@ -30,6 +30,7 @@ pub(crate) fn plan_query(ctx: &EddyContext<'_>, query: &Query) -> Result<Logical
     let mut q = query.clone();
     rewrite_unnest(&mut q).map_err(DataFusionError::NotImplemented)?;
     rewrite_flink_syntax(&mut q);
+    super::temporal::rewrite_versioned_tables(&mut q, ctx);
     rewrite_group_windows(&mut q, ctx)?;
     rewrite_window_tvfs(&mut q, ctx)?;
     sql_to_rel(ctx).sql_statement_to_plan(SqlStatement::Query(Box::new(q)))

@@ -27,7 +27,9 @@ use datafusion::physical_expr::PhysicalExpr;
 
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
-use crate::plan::{ExprSpec, IntervalJoinSpec, JoinKind, JoinSpec, NodeId, Operator, PlanNode, ProjectExpr};
+use crate::plan::{
+    ExprSpec, IntervalJoinSpec, JoinKind, JoinSpec, NodeId, Operator, PlanNode, ProjectExpr, TemporalJoinSpec,
+};
 use crate::planner::time_attr::{passthrough_index, rowtime_columns};
 
 /// Which input of the join a column belongs to, and its index there.
@@ -69,6 +71,9 @@ impl PlanBuilder<'_> {
                 ))
             }
         };
+        if let Some(table) = versioned_table(&join.right) {
+            return self.temporal_join(join, kind, schema, &table);
+        }
         let left_width = join.left.schema().fields().len();
         let right_width = join.right.schema().fields().len();
         let left_times = rowtime_columns(&join.left, &self.session.catalog);
@@ -174,6 +179,102 @@ impl PlanBuilder<'_> {
             schema,
             parallelism,
             updating,
+        }))
+    }
+
+    /// `JOIN table FOR SYSTEM_TIME AS OF l.time`: a temporal join against the versioned
+    /// `table`, in event time when the left side's time attribute is a rowtime, else in
+    /// processing time.
+    fn temporal_join(&mut self, join: &Join, kind: JoinKind, schema: SchemaRef, table: &str) -> Result<NodeId> {
+        if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+            return Err(self.unsupported(
+                &format!("{} temporal joins", kind.sql()),
+                "a temporal join is an INNER or LEFT JOIN of a stream with a versioned table",
+            ));
+        }
+        let primary_key = self.session.catalog.table(table).map(|t| t.primary_key.clone()).unwrap_or_default();
+        if primary_key.is_empty() {
+            return Err(SqlError::plan(
+                self.at,
+                format!(
+                    "Temporal Table Join requires primary key in versioned table, but no primary key can be found. \
+                     The versioned table is '{table}'"
+                ),
+            )
+            .with_hint(format!("declare PRIMARY KEY (..) NOT ENFORCED on '{table}'")));
+        }
+        let right_key_names: Vec<String> = join
+            .on
+            .iter()
+            .filter_map(|(_, r)| passthrough_index(r, &join.right).map(|i| join.right.schema().field(i).name().clone()))
+            .collect();
+        if let Some(missing) = primary_key.iter().find(|k| !right_key_names.contains(k)) {
+            return Err(SqlError::plan(
+                self.at,
+                format!(
+                    "Temporal Table Join requires the join condition to cover the primary key of the versioned table \
+                     '{table}': '{missing}' is not joined on"
+                ),
+            ));
+        }
+        // The marker the rewrite added names the AS OF time; the rest is the condition.
+        let mut as_of = None;
+        let mut rest = Vec::new();
+        for c in join.filter.iter().flat_map(split_conjunction) {
+            match c {
+                Expr::ScalarFunction(f) if f.name() == crate::planner::temporal::AS_OF => {
+                    as_of = f.args.first().and_then(|a| passthrough_index(a, &join.left));
+                }
+                other => rest.push(other.clone()),
+            }
+        }
+        let left_times = rowtime_columns(&join.left, &self.session.catalog);
+        let Some(as_of) = as_of.filter(|t| left_times.contains(t)) else {
+            return Err(self.unsupported(
+                "FOR SYSTEM_TIME AS OF an expression that is not a time attribute of the other side",
+                "write FOR SYSTEM_TIME AS OF o.ts, with o.ts the stream's rowtime (WATERMARK) or PROCTIME() column",
+            ));
+        };
+        let left = self.convert(&join.left)?;
+        let right = self.convert(&join.right)?;
+        let (left_time, right_time) = if self.reads_processing_time(left) {
+            (None, None)
+        } else {
+            let Some(right_time) = rowtime_columns(&join.right, &self.session.catalog).first().copied() else {
+                return Err(SqlError::plan(
+                    self.at,
+                    format!(
+                        "Event-Time Temporal Table Join requires both primary key and row time attribute in versioned \
+                         table, but no row time attribute can be found. The versioned table is '{table}'"
+                    ),
+                )
+                .with_hint(format!("declare a WATERMARK on '{table}'")));
+            };
+            (Some(as_of), Some(right_time))
+        };
+        let condition = match conjunction(rest) {
+            Some(f) => Some(self.physical(&f, &join.schema)?),
+            None => None,
+        };
+        let keys = self.join_keys(join, left, right)?;
+        let (union, key_names) = self.tagged_union((left, right), keys)?;
+        let spec = TemporalJoinSpec {
+            kind,
+            key_names,
+            left_width: join.left.schema().fields().len(),
+            right_width: join.right.schema().fields().len(),
+            left_time,
+            right_time,
+            condition,
+            display: on_display(join),
+        };
+        let parallelism = self.parallelism;
+        Ok(self.plan.add(PlanNode {
+            operator: Operator::TemporalJoin(spec),
+            inputs: vec![union],
+            schema,
+            parallelism,
+            updating: false,
         }))
     }
 
@@ -337,6 +438,22 @@ impl PlanBuilder<'_> {
                 None => return false,
             }
         }
+    }
+}
+
+/// The table a plan reads `FOR SYSTEM_TIME AS OF` (through aliases, projections and
+/// filters), if any.
+fn versioned_table(plan: &datafusion::logical_expr::LogicalPlan) -> Option<String> {
+    use datafusion::logical_expr::LogicalPlan;
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => versioned_table(&a.input),
+        LogicalPlan::Projection(p) => versioned_table(&p.input),
+        LogicalPlan::Filter(f) => versioned_table(&f.input),
+        LogicalPlan::TableScan(scan) => {
+            let src = scan.source.as_ref().downcast_ref::<crate::planner::context::EddyTableSource>()?;
+            src.versioned.then(|| src.name.clone())
+        }
+        _ => None,
     }
 }
 
