@@ -929,3 +929,84 @@ SELECT t.ticker, p.price FROM trades AS t JOIN prices FOR SYSTEM_TIME AS OF t.ts
         "{err}"
     );
 }
+
+/// A lookup join: each trade (processing time) is enriched with its company's row read from
+/// PostgreSQL and from MariaDB through the jdbc lookup cache; the unknown ticker is padded
+/// by the LEFT join, and a condition on the looked-up row drops a match. Values of several
+/// types (text, numbers, decimals, dates, timestamps) come back as the columns' types.
+#[test]
+fn lookup_joins_read_postgresql_and_mariadb() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trades_and_companies(dir.path());
+    let table = format!("eddy_lookup_{}", std::process::id());
+    let run_db = |program: &str, args: &[&str], sql: &str| {
+        let out = std::process::Command::new(program).args(args).arg(sql).output().expect("database client");
+        assert!(out.status.success(), "{program}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let psql = |sql: &str| {
+        run_db("psql", &["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c"], sql)
+    };
+    let mariadb = |sql: &str| run_db("mariadb", &["-h", "127.0.0.1", "-u", "root", "test", "-e"], sql);
+    let rows = "('AAPL', 'Apple Inc.', 'Technology', 15000000000, 1.50, DATE '1976-04-01', TIMESTAMP '2024-03-01 09:00:00'), \
+                ('MSFT', 'Microsoft Corp.', 'Technology', 7400000000, NULL, DATE '1975-04-04', TIMESTAMP '2024-03-01 09:30:00'), \
+                ('XOM', 'Exxon Mobil', 'Energy', 4000000000, 0.95, DATE '1999-11-30', TIMESTAMP '2024-03-01 08:00:00')";
+    psql(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (ticker TEXT PRIMARY KEY, company_name TEXT, sector TEXT, \
+         shares BIGINT, dividend NUMERIC(6,2), founded DATE, updated TIMESTAMP(3)); INSERT INTO {table} VALUES {rows}"
+    ));
+    mariadb(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (ticker VARCHAR(10) PRIMARY KEY, company_name TEXT, \
+         sector TEXT, shares BIGINT, dividend DECIMAL(6,2), founded DATE, updated DATETIME(3)); INSERT INTO {table} VALUES {rows}"
+    ));
+    for (url, user) in
+        [("jdbc:postgresql://127.0.0.1:5432/test", "postgres"), ("jdbc:mariadb://127.0.0.1:3306/test", "root")]
+    {
+        write(
+            dir.path(),
+            "lookup.sql",
+            &format!(
+                "CREATE TABLE trades (ticker STRING, qty BIGINT, ts TIMESTAMP(3), proc AS PROCTIME())
+WITH ('connector' = 'filesystem', 'path' = 'trades', 'format' = 'json');
+CREATE TABLE companies (ticker STRING, company_name STRING, sector STRING, shares BIGINT,
+  dividend DECIMAL(6, 2), founded DATE, updated TIMESTAMP(3))
+WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = '{table}', 'username' = '{user}',
+  'lookup.cache' = 'PARTIAL', 'lookup.partial-cache.max-rows' = '100',
+  'lookup.partial-cache.expire-after-write' = '1 min');
+SELECT t.ticker, t.qty, c.company_name, c.shares * t.qty AS exposure, c.dividend, c.founded, c.updated
+FROM trades AS t LEFT JOIN companies FOR SYSTEM_TIME AS OF t.proc AS c
+  ON t.ticker = c.ticker AND c.sector <> 'Energy';\n"
+            ),
+        );
+        let out = eddy(&["check", "lookup.sql"], dir.path());
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            plan.contains(
+                "LookupJoin: table=[companies] (jdbc), type=LEFT, where=[t.ticker = c.ticker AND companies.sector != Energy], \
+                 select=[ticker, company_name, shares, dividend, founded, updated]"
+            ),
+            "{plan}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = eddy(&["run", "lookup.sql"], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "+I[AAPL, 10, Apple Inc., 150000000000, 1.50, 1976-04-01, 2024-03-01T09:00]",
+                "+I[AAPL, 7, Apple Inc., 105000000000, 1.50, 1976-04-01, 2024-03-01T09:00]",
+                "+I[MSFT, 2, Microsoft Corp., 14800000000, null, 1975-04-04, 2024-03-01T09:30]",
+                "+I[MSFT, 5, Microsoft Corp., 37000000000, null, 1975-04-04, 2024-03-01T09:30]",
+                "+I[NOPE, 1, null, null, null, null, null]",
+                "+I[XOM, 3, null, null, null, null, null]",
+            ],
+            "{url}"
+        );
+    }
+    psql(&format!("DROP TABLE {table}"));
+    mariadb(&format!("DROP TABLE {table}"));
+}

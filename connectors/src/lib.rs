@@ -30,6 +30,7 @@ pub mod options;
 pub use changelog::RowKind;
 
 pub use error::ConnectorError;
+pub use jdbc::lookup::{LookupTable, TextRow};
 pub use kafka::RESUME_OPTION as KAFKA_RESUME_OPTION;
 pub use options::Options;
 

@@ -120,6 +120,16 @@ pub fn describe(op: &Operator) -> String {
                 if t.input_updating { ", retracting input" } else { "" }
             )
         }
+        Operator::LookupJoin(j) => format!(
+            "LookupJoin: table=[{}] ({}), type={}, where=[{}{}{}], select=[{}]",
+            j.table.name,
+            j.table.connector(),
+            j.kind.sql(),
+            j.display,
+            j.right_filter.as_ref().map(|c| format!(" AND {}", c.display)).unwrap_or_default(),
+            j.condition.as_ref().map(|c| format!(" AND {}", c.display)).unwrap_or_default(),
+            j.right_output.iter().map(|i| j.read_columns[*i].as_str()).collect::<Vec<_>>().join(", ")
+        ),
         Operator::TemporalJoin(j) => format!(
             "TemporalJoin: type={}, where=[{}{}], {}",
             j.kind.sql(),

@@ -21,7 +21,7 @@ mod topn;
 
 pub use group_agg::{GroupAggSpec, GroupEmit, Retraction};
 pub use interval_join::IntervalJoinSpec;
-pub use join::{JoinKind, JoinSpec, TemporalJoinSpec};
+pub use join::{JoinKind, JoinSpec, LookupJoinSpec, TemporalJoinSpec};
 pub use topn::{TieBreak, TopNSpec};
 
 /// Index of a node in [`StreamPlan::nodes`].
@@ -104,6 +104,9 @@ pub enum Operator {
     /// stream (see [`TemporalJoinSpec`]); append-only output. Input hash-partitioned by the
     /// keys.
     TemporalJoin(TemporalJoinSpec),
+    /// Lookup join: each input row joined with the rows a database table holds for its key
+    /// (see [`LookupJoinSpec`]); append-only, chained after its input.
+    LookupJoin(LookupJoinSpec),
     /// `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ..) <= n` without a window (Flink's
     /// `Rank`), also deduplication keeping the last row: an updating changelog of the top
     /// rows per partition with their rank (see [`TopNSpec`]). Input hash-partitioned by the

@@ -1,5 +1,5 @@
 //! `'connector' = 'jdbc'`: a sink into a PostgreSQL or MySQL/MariaDB table, with Flink's
-//! options.
+//! options, and the lookup side of lookup joins (see [`lookup`]).
 //!
 //! | option | meaning |
 //! |---|---|
@@ -23,6 +23,7 @@
 //! statement (see [`literal`]).
 
 mod literal;
+pub mod lookup;
 mod sink;
 
 use std::time::Duration;
@@ -70,6 +71,15 @@ const KNOWN: &[&str] = &[
     "sink.max-retries",
     "sink.parallelism",
     "connection.max-retry-timeout",
+    "lookup.cache",
+    "lookup.partial-cache.max-rows",
+    "lookup.partial-cache.expire-after-write",
+    "lookup.partial-cache.expire-after-access",
+    "lookup.partial-cache.cache-missing-key",
+    "lookup.cache.max-rows",
+    "lookup.cache.ttl",
+    "lookup.cache.caching-missing-key",
+    "lookup.max-retries",
 ];
 
 impl Config {
@@ -77,8 +87,8 @@ impl Config {
         let o = &t.options;
         let name = &t.name;
         if let Some(key) = o.keys().find(|k| !KNOWN.contains(k)) {
-            let hint = if key.starts_with("lookup.") || key.starts_with("scan.") {
-                " (the jdbc connector is a sink in this version of Eddy; lookup joins and scans come later)"
+            let hint = if key.starts_with("scan.") {
+                " (the jdbc connector is a sink and a lookup table in this version of Eddy; scans come later)"
             } else {
                 ""
             };

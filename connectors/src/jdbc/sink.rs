@@ -39,7 +39,7 @@ impl Buffer {
 }
 
 /// A connection to the database.
-enum Connection {
+pub(super) enum Connection {
     Postgres(tokio_postgres::Client),
     MySql(mysql_async::Conn),
 }
@@ -328,47 +328,49 @@ impl Writer {
     }
 
     async fn connect(&self) -> std::result::Result<Connection, String> {
-        let c = &self.config;
-        match c.dialect {
-            Dialect::Postgres => {
-                let mut pg = tokio_postgres::Config::new();
-                pg.host(&c.host).port(c.port).dbname(&c.database).connect_timeout(Duration::from_secs(10));
-                if let Some(u) = &c.user {
-                    pg.user(u);
-                }
-                if let Some(p) = &c.password {
-                    pg.password(p);
-                }
-                let (client, connection) = pg
-                    .connect(tokio_postgres::NoTls)
-                    .await
-                    .map_err(|e| format!("cannot connect to {}: {}", self.describe(), pg_error(&e)))?;
-                let table = c.table.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%table, error = %e, "jdbc connection closed");
-                    }
-                });
-                Ok(Connection::Postgres(client))
+        connect(&self.config, &self.describe()).await
+    }
+}
+
+/// A connection to the database of `c` (`describe` names it in errors).
+pub(super) async fn connect(c: &Config, describe: &str) -> std::result::Result<Connection, String> {
+    match c.dialect {
+        Dialect::Postgres => {
+            let mut pg = tokio_postgres::Config::new();
+            pg.host(&c.host).port(c.port).dbname(&c.database).connect_timeout(Duration::from_secs(10));
+            if let Some(u) = &c.user {
+                pg.user(u);
             }
-            Dialect::MySql => {
-                let opts = mysql_async::OptsBuilder::default()
-                    .ip_or_hostname(c.host.clone())
-                    .tcp_port(c.port)
-                    .db_name((!c.database.is_empty()).then(|| c.database.clone()))
-                    .user(c.user.clone())
-                    .pass(c.password.clone());
-                let conn = mysql_async::Conn::new(opts)
-                    .await
-                    .map_err(|e| format!("cannot connect to {}: {e}", self.describe()))?;
-                Ok(Connection::MySql(conn))
+            if let Some(p) = &c.password {
+                pg.password(p);
             }
+            let (client, connection) = pg
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| format!("cannot connect to {describe}: {}", pg_error(&e)))?;
+            let table = c.table.clone();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%table, error = %e, "jdbc connection closed");
+                }
+            });
+            Ok(Connection::Postgres(client))
+        }
+        Dialect::MySql => {
+            let opts = mysql_async::OptsBuilder::default()
+                .ip_or_hostname(c.host.clone())
+                .tcp_port(c.port)
+                .db_name((!c.database.is_empty()).then(|| c.database.clone()))
+                .user(c.user.clone())
+                .pass(c.password.clone());
+            let conn = mysql_async::Conn::new(opts).await.map_err(|e| format!("cannot connect to {describe}: {e}"))?;
+            Ok(Connection::MySql(conn))
         }
     }
 }
 
 /// The database's own message (tokio-postgres' Display says only "db error").
-fn pg_error(e: &tokio_postgres::Error) -> String {
+pub(super) fn pg_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => e.to_string(),

@@ -66,7 +66,8 @@ fn urls_and_options_are_checked() {
     assert!(err("postgresql://h/db", &[]).contains("does not start with 'jdbc:'"));
     assert!(err("jdbc:oracle://h/db", &[]).contains("'oracle'"));
     assert!(err("jdbc:mysql://h:x/db", &[]).contains("port 'x'"));
-    assert!(err("jdbc:mysql://h/db", &[("lookup.cache", "PARTIAL")]).contains("lookup joins"));
+    assert!(err("jdbc:mysql://h/db", &[("scan.fetch-size", "10")]).contains("scans come later"));
+    assert!(Config::from_table(&jdbc_table("jdbc:mysql://h/db", "t", false, &[("lookup.cache", "PARTIAL")])).is_ok());
     assert!(err("jdbc:mysql://h/db", &[("sink.max-retries", "many")]).contains("sink.max-retries"));
     assert!(accepts_updates(&jdbc_table("jdbc:mysql://h/db", "t", true, &[])));
     assert!(!accepts_updates(&jdbc_table("jdbc:mysql://h/db", "t", false, &[])));
@@ -231,4 +232,28 @@ async fn a_refused_write_fails_with_the_database_reason() {
     let err = sink.finish().await.unwrap_err().to_string();
     assert!(err.contains("no_such_table_for_eddy") && err.contains("42P01"), "{err}");
     assert!(err.contains("after 1 retries"), "{err}");
+}
+
+/// The lookup cache options, Flink's current and older names.
+#[test]
+fn lookup_cache_options() {
+    use super::lookup::tests_support::cache_of;
+    let t = |extra: &[(&str, &str)]| cache_of(&jdbc_table("jdbc:mysql://h/db", "t", false, extra));
+    assert_eq!(t(&[]).unwrap(), None, "no cache by default");
+    assert_eq!(t(&[("lookup.cache", "NONE")]).unwrap(), None);
+    let partial = t(&[
+        ("lookup.cache", "partial"),
+        ("lookup.partial-cache.max-rows", "10"),
+        ("lookup.partial-cache.expire-after-write", "1 min"),
+        ("lookup.partial-cache.cache-missing-key", "false"),
+    ])
+    .unwrap()
+    .expect("a cache");
+    assert_eq!(partial, (10, Some(std::time::Duration::from_secs(60)), None, false));
+    // The older names: a cache when both max-rows and ttl are set.
+    assert_eq!(t(&[("lookup.cache.max-rows", "5")]).unwrap(), None);
+    let legacy = t(&[("lookup.cache.max-rows", "5"), ("lookup.cache.ttl", "10 s")]).unwrap().expect("a cache");
+    assert_eq!(legacy, (5, Some(std::time::Duration::from_secs(10)), None, true));
+    assert!(t(&[("lookup.cache", "FULL")]).unwrap_err().to_string().contains("'FULL' is not supported yet"));
+    assert!(t(&[("lookup.cache", "SOME")]).unwrap_err().to_string().contains("none of NONE, PARTIAL, FULL"));
 }

@@ -12,6 +12,7 @@ mod filter;
 mod group_agg;
 mod interval_join;
 mod join;
+mod lookup_join;
 mod memory;
 mod over_agg;
 mod project;
@@ -33,6 +34,7 @@ pub use filter::FilterOperator;
 pub use group_agg::GroupAggregateOperator;
 pub use interval_join::IntervalJoinOperator;
 pub use join::JoinOperator;
+pub use lookup_join::LookupJoinOperator;
 pub use over_agg::OverAggregateOperator;
 pub use project::ProjectOperator;
 pub use session_agg::SessionWindowOperator;
@@ -85,6 +87,7 @@ pub fn build_stateful(op: &Operator, ctx: OperatorContext) -> Result<Option<Box<
         Operator::Join(j) => Ok(Some(Box::new(JoinOperator::new(j.clone(), ctx)?))),
         Operator::TopN(t) => Ok(Some(Box::new(TopNOperator::new(t.clone(), ctx)?))),
         Operator::TemporalJoin(j) => Ok(Some(Box::new(TemporalJoinOperator::new(j.clone(), ctx)?))),
+        Operator::LookupJoin(j) => Ok(Some(Box::new(LookupJoinOperator::new(j.clone(), ctx)?))),
         _ => Ok(None),
     }
 }

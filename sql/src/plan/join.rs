@@ -147,3 +147,30 @@ impl TemporalJoinSpec {
         self.left_offset() + self.left_width
     }
 }
+
+/// A lookup join (`JOIN t FOR SYSTEM_TIME AS OF o.proctime ON o.k = t.k` with `t` a jdbc
+/// table): each row of the input (the stream, the left side) is joined, as it arrives,
+/// with the rows the database holds for its key, read through the table's lookup cache.
+/// Runs chained after its input (no exchange); append-only output: the input's columns,
+/// then `right_columns`.
+#[derive(Debug, Clone)]
+pub struct LookupJoinSpec {
+    /// Inner or left.
+    pub kind: JoinKind,
+    /// The looked-up table (its connector and options).
+    pub table: super::TableSpec,
+    /// Key expressions on the input.
+    pub left_keys: Vec<ExprSpec>,
+    /// The table's columns they equal, in the same order.
+    pub right_keys: Vec<String>,
+    /// The table's columns read (the right output's and those `right_filter` needs).
+    pub read_columns: Vec<String>,
+    /// The right output columns: indices into `read_columns`.
+    pub right_output: Vec<usize>,
+    /// Conditions on the table's rows alone (`ON .. AND t.x = 'a'`), on `read_columns`.
+    pub right_filter: Option<ExprSpec>,
+    /// The rest of the ON condition, on the output row (input columns then right columns).
+    pub condition: Option<ExprSpec>,
+    /// How EXPLAIN shows the equalities.
+    pub display: String,
+}

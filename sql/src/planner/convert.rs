@@ -592,7 +592,8 @@ fn display_expr(e: &Expr) -> String {
         rest = after[digits..].strip_prefix('.').unwrap_or(&after[digits..]);
     }
     out.push_str(rest);
-    out
+    // A versioned table is planned under a prefixed name (see `planner::temporal`).
+    out.replace(super::temporal::VERSIONED_PREFIX, "")
 }
 
 /// Whether Flink would insert `from` into a column of type `to` without an explicit CAST:

@@ -28,7 +28,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
 use crate::plan::{
-    ExprSpec, IntervalJoinSpec, JoinKind, JoinSpec, NodeId, Operator, PlanNode, ProjectExpr, TemporalJoinSpec,
+    ExprSpec, IntervalJoinSpec, JoinKind, JoinSpec, LookupJoinSpec, NodeId, Operator, PlanNode, ProjectExpr,
+    TemporalJoinSpec,
 };
 use crate::planner::time_attr::{passthrough_index, rowtime_columns};
 
@@ -192,8 +193,15 @@ impl PlanBuilder<'_> {
                 "a temporal join is an INNER or LEFT JOIN of a stream with a versioned table",
             ));
         }
+        // A jdbc table is looked up (its rows are read per key from the database); any
+        // other is a versioned table, kept from its changelog.
+        let is_jdbc = self
+            .session
+            .catalog
+            .table(table)
+            .is_some_and(|t| t.options.iter().any(|(k, v)| k == "connector" && v.eq_ignore_ascii_case("jdbc")));
         let primary_key = self.session.catalog.table(table).map(|t| t.primary_key.clone()).unwrap_or_default();
-        if primary_key.is_empty() {
+        if primary_key.is_empty() && !is_jdbc {
             return Err(SqlError::plan(
                 self.at,
                 format!(
@@ -208,7 +216,7 @@ impl PlanBuilder<'_> {
             .iter()
             .filter_map(|(_, r)| passthrough_index(r, &join.right).map(|i| join.right.schema().field(i).name().clone()))
             .collect();
-        if let Some(missing) = primary_key.iter().find(|k| !right_key_names.contains(k)) {
+        if let Some(missing) = primary_key.iter().find(|k| !is_jdbc && !right_key_names.contains(k)) {
             return Err(SqlError::plan(
                 self.at,
                 format!(
@@ -236,6 +244,9 @@ impl PlanBuilder<'_> {
             ));
         };
         let left = self.convert(&join.left)?;
+        if is_jdbc {
+            return self.lookup_join(join, kind, schema, table, left, rest);
+        }
         let right = self.convert(&join.right)?;
         let (left_time, right_time) = if self.reads_processing_time(left) {
             (None, None)
@@ -275,6 +286,86 @@ impl PlanBuilder<'_> {
             schema,
             parallelism,
             updating: false,
+        }))
+    }
+
+    /// A lookup join: the stream `left` joined, row by row as it arrives, with the rows the
+    /// jdbc `table` holds for each key. `rest` is the ON condition beyond the equalities.
+    fn lookup_join(
+        &mut self,
+        join: &Join,
+        kind: JoinKind,
+        schema: SchemaRef,
+        table: &str,
+        left: NodeId,
+        rest: Vec<Expr>,
+    ) -> Result<NodeId> {
+        if !self.reads_processing_time(left) {
+            return Err(self.unsupported(
+                &format!("FOR SYSTEM_TIME AS OF an event time with the jdbc table '{table}'"),
+                "a jdbc table is a lookup table: join it FOR SYSTEM_TIME AS OF a PROCTIME() column of the stream",
+            ));
+        }
+        let Some(def) = self.session.catalog.table(table) else {
+            return Err(SqlError::internal(format!("lookup table '{table}' vanished")));
+        };
+        // The right side is a scan of the table's columns, maybe filtered (conditions on the
+        // table alone in ON are pushed down there), projected as they are.
+        let refuse = || {
+            self.unsupported(
+                &format!("computed columns of the lookup table '{table}'"),
+                "select the table's columns as they are and compute after the join",
+            )
+        };
+        let Some((scan, filters)) = lookup_scan(&join.right) else { return Err(refuse()) };
+        let read_columns: Vec<String> = scan.projected_schema.fields().iter().map(|f| f.name().clone()).collect();
+        if read_columns.iter().any(|c| def.column_index(c).is_none()) {
+            return Err(refuse());
+        }
+        let mut right_output = Vec::new();
+        for f in join.right.schema().fields() {
+            let Some(i) = read_columns.iter().position(|c| c == f.name()) else { return Err(refuse()) };
+            right_output.push(i);
+        }
+        let right_filter = match conjunction(filters) {
+            Some(f) => Some(self.physical(&f, &scan.projected_schema)?),
+            None => None,
+        };
+        let mut left_keys = Vec::new();
+        let mut right_keys = Vec::new();
+        for (l, r) in &join.on {
+            let Some(i) = passthrough_index(r, &join.right) else {
+                return Err(self.unsupported(
+                    "lookup keys that are expressions",
+                    "join on the lookup table's columns: ON o.k = t.k",
+                ));
+            };
+            left_keys.push(self.physical(l, join.left.schema())?);
+            right_keys.push(join.right.schema().field(i).name().clone());
+        }
+        let condition = match conjunction(rest) {
+            Some(f) => Some(self.physical(&f, &join.schema)?),
+            None => None,
+        };
+        let spec = LookupJoinSpec {
+            kind,
+            table: def.source_spec(),
+            left_keys,
+            right_keys,
+            read_columns,
+            right_output,
+            right_filter,
+            condition,
+            display: on_display(join),
+        };
+        let parallelism = self.plan.nodes[left].parallelism;
+        let updating = self.plan.nodes[left].updating;
+        Ok(self.plan.add(PlanNode {
+            operator: Operator::LookupJoin(spec),
+            inputs: vec![left],
+            schema,
+            parallelism,
+            updating,
         }))
     }
 
@@ -453,6 +544,31 @@ fn versioned_table(plan: &datafusion::logical_expr::LogicalPlan) -> Option<Strin
             let src = scan.source.as_ref().downcast_ref::<crate::planner::context::EddyTableSource>()?;
             src.versioned.then(|| src.name.clone())
         }
+        _ => None,
+    }
+}
+
+/// The scan under the right side of a lookup join and the conditions on its rows, through
+/// aliases, column-only projections and filters; `None` for anything else.
+fn lookup_scan(
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Option<(&datafusion::logical_expr::TableScan, Vec<Expr>)> {
+    use datafusion::logical_expr::LogicalPlan;
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => lookup_scan(&a.input),
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| passthrough_index(e, &p.input).is_some()) => {
+            lookup_scan(&p.input)
+        }
+        LogicalPlan::Filter(f) => {
+            let (scan, mut filters) = lookup_scan(&f.input)?;
+            // Only over the scan itself (its columns are what the filter reads).
+            if !matches!(f.input.as_ref(), LogicalPlan::TableScan(_)) {
+                return None;
+            }
+            filters.push(f.predicate.clone());
+            Some((scan, filters))
+        }
+        LogicalPlan::TableScan(scan) => Some((scan, scan.filters.clone())),
         _ => None,
     }
 }
