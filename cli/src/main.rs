@@ -74,6 +74,10 @@ enum Command {
     /// Serve result tables over the Postgres wire protocol; statements sent to it keep a
     /// persistent catalog and start jobs that outlive the connection and a restart.
     Serve {
+        /// A Flink SQL file whose statements are submitted once the server listens (as
+        /// `eddy submit` would), the first time this state directory serves it; later
+        /// starts resume its jobs from the state directory.
+        file: Option<PathBuf>,
         /// Catalog, jobs and result tables live here.
         #[arg(long, default_value = "eddy-state", value_name = "DIR")]
         state_dir: PathBuf,
@@ -126,8 +130,8 @@ enum Command {
         /// The random stream's seed: the same seed gives the same events.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Event time of the first event: 'YYYY-MM-DD HH:MM:SS' (UTC) or ms since the epoch
-        /// (default: now).
+        /// Event time of the first event: 'YYYY-MM-DD HH:MM:SS' (UTC), ms since the epoch, or
+        /// relative to now ('now-1h'; default: now).
         #[arg(long, value_parser = generate::parse_start)]
         start: Option<i64>,
         /// Write as fast as possible (event times still --rate apart).
@@ -169,8 +173,9 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run { file, quiet, state_dir, fresh } => run::run_file(&file, quiet, &state_dir, fresh),
         Command::Check { file } => check::check_file(&file),
-        Command::Serve { state_dir, pg_listen, http_listen, auth, users, users_file, tls_cert, tls_key } => {
+        Command::Serve { file, state_dir, pg_listen, http_listen, auth, users, users_file, tls_cert, tls_key } => {
             serve::serve_forever(serve::ServeArgs {
+                file,
                 state_dir,
                 pg_listen,
                 http_listen,

@@ -1,15 +1,18 @@
-//! `eddy serve`: the long-running server (Postgres protocol, HTTP health and metrics).
+//! `eddy serve [FILE.sql]`: the long-running server (Postgres protocol, HTTP health and
+//! metrics); with a file, its statements are submitted once the server listens.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use eddy_server::auth::{Auth, Users};
 use eddy_server::{serve, ServeConfig};
 
+use crate::script::{prepare, ScriptError};
 use crate::{EXIT_FAILURE, EXIT_USAGE};
 
 /// `eddy serve`'s command line.
 pub struct ServeArgs {
+    pub file: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub pg_listen: String,
     pub http_listen: String,
@@ -21,7 +24,7 @@ pub struct ServeArgs {
 
 /// Serve until Ctrl-C or SIGTERM; returns the exit code.
 pub fn serve_forever(args: ServeArgs) -> u8 {
-    let ServeArgs { state_dir, pg_listen, http_listen, auth, users, users_file, tls } = args;
+    let ServeArgs { file, state_dir, pg_listen, http_listen, auth, users, users_file, tls } = args;
     let (pg_listen, http_listen) = (pg_listen.as_str(), http_listen.as_str());
     let auth = match auth.as_str() {
         "trust" => Auth::Trust,
@@ -67,6 +70,23 @@ pub fn serve_forever(args: ServeArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
+    let submit = match &file {
+        Some(file) => match file_to_submit(file, &state_dir) {
+            Ok(s) => s,
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    if let Some(file) = submit {
+        // The port must be free now: the file goes to the first server that answers on it.
+        if let Err(e) = std::net::TcpListener::bind(pg_listen) {
+            eprintln!("error: listening on {pg_listen}: {e}");
+            return EXIT_FAILURE;
+        }
+        let url = submit_url(pg_listen, &auth, &users);
+        let marker = state_dir.join(SERVED_FILES);
+        std::thread::spawn(move || submit_when_listening(&file, pg_listen, &url, &marker));
+    }
     let config = ServeConfig { state_dir, pg_listen, http_listen, auth, tls };
     eprintln!(
         "eddy serve: Postgres protocol on {pg_listen}{}; state in {}",
@@ -82,6 +102,82 @@ pub fn serve_forever(args: ServeArgs) -> u8 {
             eprintln!("error: {e}");
             EXIT_FAILURE
         }
+    }
+}
+
+/// Under the state directory: the SQL files `eddy serve FILE` submitted, one absolute path
+/// a line, so a restart resumes their jobs instead of submitting them again.
+const SERVED_FILES: &str = "served-files";
+
+/// The file to submit once listening, or `None` when this state directory already took it.
+/// A file that does not parse, or whose DDL is wrong, stops `eddy serve` before it starts.
+fn file_to_submit(file: &Path, state_dir: &Path) -> Result<Option<PathBuf>, u8> {
+    if let Err(ScriptError::Io(m) | ScriptError::Sql(m)) = prepare(file, false) {
+        eprint!("{m}");
+        if !m.ends_with('\n') {
+            eprintln!();
+        }
+        return Err(EXIT_USAGE);
+    }
+    let absolute = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+    let served = std::fs::read_to_string(state_dir.join(SERVED_FILES)).unwrap_or_default();
+    if served.lines().any(|l| Path::new(l) == absolute) {
+        eprintln!(
+            "eddy serve: {} was submitted to {} before; its tables and jobs resume from there \
+             (a new --state-dir starts over)",
+            file.display(),
+            state_dir.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some(absolute))
+}
+
+/// The URL `eddy submit` would use for this server (loopback when it listens on all
+/// addresses; the first --user when clients must authenticate).
+fn submit_url(pg_listen: SocketAddr, auth: &Auth, users: &[String]) -> String {
+    let mut addr = pg_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let user = match (auth, users.first()) {
+        (Auth::Scram(_), Some(pair)) => pair.clone(),
+        _ => "eddy".to_string(),
+    };
+    format!("postgres://{user}@{addr}/eddy")
+}
+
+/// Wait until the server accepts connections, then send `file`'s statements to it (printing
+/// what `eddy submit` prints) and remember the file under the state directory.
+fn submit_when_listening(file: &Path, pg_listen: SocketAddr, url: &str, marker: &Path) {
+    let mut addr = pg_listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if std::time::Instant::now() > deadline {
+            eprintln!("eddy serve: {} was not submitted: the server did not listen on {addr}", file.display());
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if crate::submit::submit_file(file, url) != 0 {
+        eprintln!(
+            "eddy serve: {} stopped at the statement above; the statements before it were applied \
+             (fix it and send the rest with `eddy submit`, or start over with a new --state-dir)",
+            file.display()
+        );
+        return;
+    }
+    let line = format!("{}\n", file.display());
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(marker)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("eddy serve: cannot note {} in {}: {e}", file.display(), marker.display());
     }
 }
 

@@ -141,12 +141,48 @@ fn sink_table(args: &GenerateArgs, schema: SchemaRef, key: &[&str]) -> Result<Co
     })
 }
 
-/// `--start`: `2024-03-01 10:00:00` (UTC) or milliseconds since the epoch.
+/// `--start`: `2024-03-01 10:00:00` (UTC), milliseconds since the epoch, or `now-1h` (also
+/// `now`, `now-90s`, `now-30m`, `now-2d`: the current second minus that much).
 pub(crate) fn parse_start(text: &str) -> Result<i64, String> {
     if let Ok(ms) = text.parse::<i64>() {
         return Ok(ms);
     }
+    if let Some(ago) = text.trim().strip_prefix("now") {
+        let now = chrono::Utc::now().timestamp_millis() / 1000 * 1000;
+        if ago.is_empty() {
+            return Ok(now);
+        }
+        let bad = || format!("'{text}': write now-<n>s, now-<n>m, now-<n>h or now-<n>d");
+        let ago = ago.strip_prefix('-').ok_or_else(bad)?;
+        let (n, unit) = ago.split_at(ago.len().saturating_sub(1));
+        let n: i64 = n.parse().map_err(|_| bad())?;
+        let unit_ms = match unit {
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        return Ok(now - n * unit_ms);
+    }
     chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
         .map(|t| t.and_utc().timestamp_millis())
-        .map_err(|_| format!("'{text}' is neither 'YYYY-MM-DD HH:MM:SS' nor milliseconds since the epoch"))
+        .map_err(|_| format!("'{text}' is neither 'YYYY-MM-DD HH:MM:SS', now-1h nor milliseconds since the epoch"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_start;
+
+    #[test]
+    fn start_times() {
+        assert_eq!(parse_start("2024-03-01 10:00:00"), Ok(1_709_287_200_000));
+        assert_eq!(parse_start("1709287200000"), Ok(1_709_287_200_000));
+        let now = parse_start("now").unwrap();
+        assert_eq!(now % 1000, 0);
+        let hour_ago = parse_start("now-1h").unwrap();
+        assert!((now - hour_ago - 3_600_000).abs() <= 1000, "{now} {hour_ago}");
+        assert!(parse_start("now-90s").is_ok() && parse_start("now-2d").is_ok());
+        assert!(parse_start("now+1h").is_err() && parse_start("now-1y").is_err() && parse_start("yesterday").is_err());
+    }
 }

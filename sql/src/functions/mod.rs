@@ -22,6 +22,7 @@
 //! | `from_unixtime` | BIGINT [, pattern] | STRING |
 //! | `convert_tz` | string, from zone, to zone | STRING |
 //! | `regexp_extract` | string, regex [, INT group (default 0)] | STRING |
+//! | `regexp_extract_all` | string, regex [, INT group (default 0)] | ARRAY<STRING> |
 //! | `regexp_replace` | string, regex, replacement | STRING |
 //! | `split_index` | string, separator, INT | STRING |
 //! | `concat` | string, ... | STRING |
@@ -75,6 +76,7 @@ pub(crate) mod java_timezone;
 pub mod json_value;
 pub mod modulo;
 pub mod regexp;
+pub mod regexp_extract_all;
 pub mod round;
 pub mod str_to_map;
 pub mod strings;
@@ -98,6 +100,7 @@ pub fn flink_functions() -> Vec<Arc<ScalarUDF>> {
         udf(unix_time::FromUnixtime::new()),
         udf(unix_time::ConvertTz::new()),
         udf(regexp::RegexpExtract::new()),
+        udf(regexp_extract_all::RegexpExtractAll::new()),
         udf(regexp::RegexpReplace::new()),
         udf(strings::SplitIndex::new()),
         udf(strings::Concat::new()),

@@ -1,0 +1,50 @@
+-- Market quotes, embedded: the average price of each symbol per 5 seconds, from quotes that
+-- `eddy generate` wrote to files; the last 20 windows of each symbol stay queryable for a line
+-- chart. No Kafka needed: see README.md (market-quotes-kafka.sql is the same against Kafka,
+-- replayed from an offset).
+--
+--   eddy generate market-quotes --to file://data/quotes --start now-10m --count 12000 --rate 20 --fast
+--   eddy serve examples/market-quotes/market-quotes.sql
+
+CREATE TABLE quotes (
+  symbol STRING,
+  price DOUBLE,
+  bid DOUBLE,
+  ask DOUBLE,
+  quote_ts TIMESTAMP(3),
+  WATERMARK FOR quote_ts AS quote_ts - INTERVAL '1' SECOND
+) WITH (
+  'connector' = 'filesystem',
+  'path' = 'data/quotes',
+  'format' = 'json'
+);
+
+-- A result table (no connector: Eddy keeps it and serves it over the Postgres protocol).
+-- The retention keeps the windows that start at most 95 s before the newest one: the last
+-- 20 five-second windows of every symbol.
+CREATE TABLE price_5s (
+  symbol STRING,
+  window_start TIMESTAMP(3),
+  window_end TIMESTAMP(3),
+  period STRING,
+  avg_price DOUBLE,
+  min_price DOUBLE,
+  max_price DOUBLE,
+  quotes BIGINT,
+  WATERMARK FOR window_start AS window_start
+) WITH (
+  'retention' = '95 s'
+);
+
+INSERT INTO price_5s
+SELECT
+  symbol,
+  window_start,
+  window_end,
+  CONCAT(DATE_FORMAT(window_start, 'HH:mm:ss'), '-', DATE_FORMAT(window_end, 'HH:mm:ss')) AS period,
+  AVG(price) AS avg_price,
+  MIN(price) AS min_price,
+  MAX(price) AS max_price,
+  COUNT(*) AS quotes
+FROM TABLE(TUMBLE(TABLE quotes, DESCRIPTOR(quote_ts), INTERVAL '5' SECOND))
+GROUP BY symbol, window_start, window_end;
