@@ -1010,3 +1010,42 @@ FROM trades AS t LEFT JOIN companies FOR SYSTEM_TIME AS OF t.proc AS c
     psql(&format!("DROP TABLE {table}"));
     mariadb(&format!("DROP TABLE {table}"));
 }
+
+/// `CROSS JOIN UNNEST` keeps the row's time attribute: hashtags counted per window.
+#[test]
+fn unnested_rows_keep_their_time_attribute() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("posts")).unwrap();
+    write(
+        &dir.path().join("posts"),
+        "p.jsonl",
+        r##"{"tags":["#rust","#sql"],"ts":"2024-03-01 10:00:01.000"}
+{"tags":["#rust"],"ts":"2024-03-01 10:00:07.000"}
+{"tags":["#sql","#rust"],"ts":"2024-03-01 10:00:12.000"}
+"##,
+    );
+    write(
+        dir.path(),
+        "u.sql",
+        "CREATE TABLE posts (tags ARRAY<STRING>, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+WITH ('connector' = 'filesystem', 'path' = 'posts', 'format' = 'json');
+CREATE VIEW mentions AS SELECT tag, ts FROM posts CROSS JOIN UNNEST(tags) AS t (tag);
+SELECT window_start, tag, COUNT(*) AS n
+FROM TABLE(TUMBLE(TABLE mentions, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY window_start, window_end, tag;
+",
+    );
+    let out = eddy(&["run", "u.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "+I[2024-03-01T10:00, #rust, 2]",
+            "+I[2024-03-01T10:00, #sql, 1]",
+            "+I[2024-03-01T10:00:10, #rust, 1]",
+            "+I[2024-03-01T10:00:10, #sql, 1]",
+        ]
+    );
+}

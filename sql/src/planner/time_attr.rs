@@ -83,6 +83,17 @@ pub(crate) fn rowtime_columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<usiz
             cols.extend(rowtime_columns(&j.right, catalog).into_iter().map(|c| c + left_width));
             cols
         }
+        // `CROSS JOIN UNNEST`: every other column is its input column, repeated per element.
+        LogicalPlan::Unnest(u) => {
+            let input = rowtime_columns(&u.input, catalog);
+            let unnested: Vec<usize> = u.list_type_columns.iter().map(|(i, _)| *i).collect();
+            u.dependency_indices
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| input.contains(d) && !unnested.contains(d))
+                .map(|(i, _)| i)
+                .collect()
+        }
         LogicalPlan::Union(u) => {
             let mut iter = u.inputs.iter().map(|i| rowtime_columns(i, catalog));
             let first = iter.next().unwrap_or_default();
