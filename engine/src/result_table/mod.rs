@@ -212,6 +212,11 @@ impl ResultTable {
             Some((keep, None)) => Some((*keep, None)),
             None => None,
         };
+        // Event-time retention holds for the rows replayed too (insert times are not
+        // logged: replayed rows count as inserted now).
+        if let Some((keep, Some(c))) = retention {
+            rows.expire_by_time(c, keep)?;
+        }
         let log = log::TableLog::start(dir, generation + 1, &shape.schema, &rows.live_batches_with_origin())?;
         tracing::debug!(table = %shape.name, rows = rows.num_rows(), generation = log.generation(), "result table opened");
         let version = watch::channel(rows.version()).0;
@@ -427,6 +432,23 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// Rows written before event-time retention applied (or before a restart) are dropped
+    /// when the table opens, not only at its next write.
+    #[test]
+    fn event_time_retention_applies_to_the_rows_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = shape(false);
+        {
+            let tables = ResultTables::new(dir.path());
+            let t = tables.open(&plain).unwrap();
+            t.apply(&batch(&plain, &[("a", 1), ("b", 100), ("c", 95)]), None).unwrap();
+        }
+        let kept = TableShape { retention: Some((Duration::from_millis(10), Some("v".into()))), ..plain };
+        let tables = ResultTables::new(dir.path());
+        let t = tables.open(&kept).unwrap();
+        assert_eq!(contents(&t), vec![("b".into(), 100), ("c".into(), 95)]);
     }
 
     #[test]
