@@ -546,3 +546,72 @@ INSERT INTO per_count SELECT bids, COUNT(*), MIN(auction), MAX(auction) FROM cou
     assert_eq!(upserted_rows(&dir.path().join("chaos-state"), "per_auction"), want);
     assert_eq!(upserted_rows(&dir.path().join("chaos-state"), "per_count"), want_counts);
 }
+
+/// A stream joined to a file (a dimension table read at once) keeps checkpointing after the
+/// file's source finished: later checkpoints record that subtask as finished, and a job
+/// restored from one does not read the file again (the names would join twice: the counts
+/// would double). Killed at seeded moments, the job writes what an uninterrupted run writes.
+#[test]
+fn checkpoints_go_on_after_a_dimension_file_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("names")).expect("mkdir");
+    std::fs::write(dir.path().join("names/n.csv"), "0,zero\n1,one\n2,two\n").expect("write");
+    let job = |out: &str| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';
+SET 'parallelism.default' = '2';
+CREATE TABLE trades (
+  id BIGINT,
+  k AS id % 3,
+  ts AS TO_TIMESTAMP_LTZ(id * 100, 3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH (
+  'connector' = 'datagen', 'rows-per-second' = '5000', 'number-of-rows' = '20000',
+  'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '20000'
+);
+CREATE TABLE names (k BIGINT, name STRING) WITH ('connector' = 'filesystem', 'path' = 'names', 'format' = 'csv');
+CREATE TABLE counts (name STRING, window_start TIMESTAMP(3), n BIGINT)
+  WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
+CREATE VIEW named AS SELECT t.id, t.ts, n.name FROM trades t JOIN names n ON t.k = n.k;
+INSERT INTO counts
+SELECT name, window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE named, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+GROUP BY name, window_start, window_end;
+"
+        )
+    };
+    std::fs::write(dir.path().join("job.sql"), job("out")).expect("write");
+    std::fs::write(dir.path().join("ref.sql"), job("ref-out")).expect("write");
+    let expected = reference_lines(dir.path(), &dir.path().join("ref-out"));
+    let total: u64 = expected.iter().filter_map(|l| l.rsplit(',').next()?.parse::<u64>().ok()).sum();
+    assert_eq!(total, 20_000, "every trade counted once: {} lines", expected.len());
+    let (kills, restored_from) = run_with_kills(dir.path(), "job.sql", "state", 0x5eed_f11e, 6, (600, 2500));
+    println!("killed {kills} times; complete checkpoints on disk at each kill: {restored_from:?}");
+    assert_eq!(committed_lines(&dir.path().join("out")), expected);
+    // While the job runs, its checkpoints after the file was read list the file's
+    // subtasks as finished (the final checkpoint, which is all a finished job keeps, holds
+    // only the sinks' commits).
+    let mut child = eddy()
+        .args(["run", "--quiet", "--state-dir", "state-watch", "job.sql"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut finished_seen = Vec::new();
+    while finished_seen.is_empty() && Instant::now() < deadline && child.try_wait().expect("wait").is_none() {
+        for job in std::fs::read_dir(dir.path().join("state-watch/checkpoints")).into_iter().flatten().flatten() {
+            for epoch in std::fs::read_dir(job.path()).into_iter().flatten().flatten() {
+                let Ok(text) = std::fs::read_to_string(epoch.path().join("_manifest.json")) else { continue };
+                let Ok(manifest) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+                if manifest["finished"] != serde_json::Value::Bool(true) {
+                    finished_seen.extend(manifest["finished_tasks"].as_array().cloned().unwrap_or_default());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!finished_seen.is_empty(), "no checkpoint recorded the file's finished subtasks");
+}

@@ -22,17 +22,21 @@ pub struct CheckpointConfig {
     pub retained: usize,
 }
 
+/// A subtask: the plan node at the head of its chain, and its index.
+pub(crate) type TaskId = (usize, usize);
+
 /// What a subtask reports for an epoch.
 #[derive(Debug)]
 pub(crate) enum Ack {
     /// Its states for `epoch` are written (names of their directories, bytes).
-    Done { epoch: u64, states: Vec<String>, bytes: u64 },
+    Done { task: TaskId, epoch: u64, states: Vec<String>, bytes: u64 },
     /// It cannot take part in `epoch` (an operator or source that cannot snapshot).
-    Declined { epoch: u64, reason: String },
-    /// The subtask's input ended (no later epoch can complete). A sink subtask gives what
+    Declined { task: TaskId, epoch: u64, reason: String },
+    /// The subtask's input ended. A subtask without a sink takes no part in later epochs
+    /// (checkpoints go on without it, recording it as finished). A sink subtask gives what
     /// it pre-committed at the end, `(plan node, subtask, state)`, and waits for the final
-    /// checkpoint before publishing it.
-    Finished { sink: Option<(usize, usize, Option<serde_json::Value>)> },
+    /// checkpoint before publishing it; no later periodic epoch can complete.
+    Finished { task: TaskId, sink: Option<(usize, usize, Option<serde_json::Value>)> },
     /// The subtask failed: the job ends without a final checkpoint.
     Failed,
 }
@@ -89,6 +93,8 @@ pub(crate) fn start(
         acks,
         metrics,
         finished: 0,
+        finished_tasks: Vec::new(),
+        sink_finished: false,
         final_states: Vec::new(),
         stop,
         stop_epoch,
@@ -108,6 +114,11 @@ struct Coordinator {
     metrics: Arc<JobMetrics>,
     /// Subtasks whose input ended.
     finished: usize,
+    /// The subtasks without a sink whose input ended: later checkpoints record them as
+    /// finished, and a restore from one does not run their sources again.
+    finished_tasks: Vec<TaskId>,
+    /// A sink subtask's input ended: only the final checkpoint is left.
+    sink_finished: bool,
     /// What the sink subtasks pre-committed at their end.
     final_states: Vec<(usize, usize, Option<serde_json::Value>)>,
     /// The job's stop; see [`TaskLink::stop_epoch`] and [`TaskLink::drain`].
@@ -123,7 +134,7 @@ enum Outcome {
         bytes: u64,
     },
     Declined(String),
-    /// A subtask ended: no more periodic checkpoints, only the final one.
+    /// A sink subtask ended: no more periodic checkpoints, only the final one.
     Over,
     /// A subtask failed or the job is going away.
     Gone,
@@ -138,13 +149,13 @@ impl Coordinator {
         let mut stopping = false;
         loop {
             tokio::select! {
-                _ = ticker.tick(), if periodic && self.finished == 0 => {}
+                _ = ticker.tick(), if periodic && !self.sink_finished && self.finished < self.tasks => {}
                 changed = self.stop.changed(), if !stopping => {
                     if changed.is_err() || !*self.stop.borrow() {
                         continue;
                     }
                     stopping = true;
-                    if !periodic || self.finished > 0 {
+                    if !periodic || self.sink_finished {
                         // No checkpoint can be taken: end the sources as a job without
                         // checkpoints does.
                         self.drain.send_replace(true);
@@ -206,9 +217,15 @@ impl Coordinator {
     fn note(&mut self, ack: Option<Ack>) -> Option<Outcome> {
         match ack {
             None | Some(Ack::Failed) => Some(Outcome::Gone),
-            Some(Ack::Finished { sink }) => {
+            Some(Ack::Finished { task, sink: None }) => {
                 self.finished += 1;
-                self.final_states.extend(sink);
+                self.finished_tasks.push(task);
+                None
+            }
+            Some(Ack::Finished { sink: Some(sink), .. }) => {
+                self.finished += 1;
+                self.sink_finished = true;
+                self.final_states.push(sink);
                 Some(Outcome::Over)
             }
             Some(_) => None,
@@ -243,6 +260,7 @@ impl Coordinator {
                     states,
                     bytes,
                     finished: true,
+                    finished_tasks: Vec::new(),
                 };
                 store::write_manifest(&self.config.dir, &manifest)
             }
@@ -262,18 +280,24 @@ impl Coordinator {
         }
     }
 
+    /// The acknowledgements of `epoch`: one from every subtask, except those that finished
+    /// (before the epoch or during it) without a sink.
     async fn collect(&mut self, epoch: u64) -> Outcome {
-        let (mut acked, mut states, mut bytes, mut declined) = (0, Vec::new(), 0, None);
-        while acked < self.tasks {
+        let (mut acked, mut states, mut bytes, mut declined) = (Vec::<TaskId>::new(), Vec::new(), 0, None);
+        loop {
+            let answered = acked.len() + self.finished_tasks.iter().filter(|t| !acked.contains(t)).count();
+            if answered >= self.tasks {
+                break;
+            }
             let ack = self.acks.recv().await;
             match ack {
-                Some(Ack::Done { epoch: e, states: s, bytes: b }) if e == epoch => {
-                    acked += 1;
+                Some(Ack::Done { task, epoch: e, states: s, bytes: b }) if e == epoch => {
+                    acked.push(task);
                     states.extend(s);
                     bytes += b;
                 }
-                Some(Ack::Declined { epoch: e, reason }) if e == epoch => {
-                    acked += 1;
+                Some(Ack::Declined { task, epoch: e, reason }) if e == epoch => {
+                    acked.push(task);
                     declined.get_or_insert(reason);
                 }
                 other => {
@@ -291,8 +315,15 @@ impl Coordinator {
 
     fn complete(&self, epoch: u64, states: Vec<String>, bytes: u64, started: Instant) -> crate::error::Result<()> {
         let completed_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let manifest =
-            Manifest { epoch, fingerprint: self.fingerprint.clone(), completed_ms, states, bytes, finished: false };
+        let manifest = Manifest {
+            epoch,
+            fingerprint: self.fingerprint.clone(),
+            completed_ms,
+            states,
+            bytes,
+            finished: false,
+            finished_tasks: self.finished_tasks.clone(),
+        };
         store::write_manifest(&self.config.dir, &manifest)?;
         self.completed.send_replace(epoch);
         store::prune(&self.config.dir, self.config.retained, epoch)?;

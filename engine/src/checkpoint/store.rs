@@ -36,6 +36,10 @@ pub struct Manifest {
     /// pre-committed at the end, which a restart publishes instead of running the job again.
     #[serde(default)]
     pub finished: bool,
+    /// Subtasks (head plan node, index) whose input had ended, without a sink: a restore
+    /// does not run their sources again (what they read is in the state downstream).
+    #[serde(default)]
+    pub finished_tasks: Vec<(usize, usize)>,
 }
 
 /// A checkpoint read back for recovery: every state by (node, subtask).
@@ -224,6 +228,7 @@ mod tests {
                     states: vec![state_name(4, 1)],
                     bytes,
                     finished: false,
+                    finished_tasks: Vec::new(),
                 };
                 write_manifest(dir.path(), &manifest).expect("manifest");
             }

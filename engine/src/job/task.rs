@@ -103,6 +103,8 @@ impl ChannelInput {
 /// reaches the coordinator.
 struct SubtaskCheckpoint {
     link: Option<TaskLink>,
+    /// The plan node at the head of its chain.
+    head: usize,
     subtask: usize,
     /// The plan node of the source split it reads, if any.
     source_node: Option<usize>,
@@ -192,8 +194,15 @@ pub(crate) async fn run_graph(
                 None => stop.subscribe(),
             };
             let stop_epoch = checkpoints.as_ref().map(|l| l.stop_epoch.clone());
+            // A source subtask that had read all its input when the checkpoint was taken
+            // is not run again: what it read is in the state downstream.
+            let finished_before = restored
+                .as_ref()
+                .and_then(|r| r.manifest.as_ref())
+                .is_some_and(|m| m.finished_tasks.contains(&(chain.head(), sub)));
             let mut take_state = |node: usize| restored.as_mut().and_then(|r| r.take(node, sub));
             let input = match &head.operator {
+                Operator::Source(_) | Operator::Values(_) if finished_before => Input::Values(Vec::new().into_iter()),
                 Operator::Source(t) if is_managed(t) => Input::Source(SourceFeed::start(
                     Box::new(ResultTableSource::new(
                         open_result_table(tables, t)?,
@@ -297,6 +306,7 @@ pub(crate) async fn run_graph(
             let labels: Vec<String> = op_nodes.iter().map(|n| operator_label(*n, &plan.nodes[*n].operator)).collect();
             let cp = SubtaskCheckpoint {
                 link: checkpoints.clone(),
+                head: chain.head(),
                 subtask: sub,
                 source_node,
                 op_nodes,
@@ -582,12 +592,12 @@ async fn end_with_final_checkpoint(
     let mut no_sink = None;
     deliver(Message::End, &mut no_sink, outputs, metrics).await?;
     let (Some(s), Some(node)) = (sink.as_mut(), cp.sink_node) else {
-        let _ = link.acks.send(Ack::Finished { sink: None });
+        let _ = link.acks.send(Ack::Finished { task: (cp.head, cp.subtask), sink: None });
         return Ok(());
     };
     let state = s.sink.pre_commit(FINAL_EPOCH).await?;
     let mut completed = link.completed.clone();
-    let _ = link.acks.send(Ack::Finished { sink: Some((node, cp.subtask, state)) });
+    let _ = link.acks.send(Ack::Finished { task: (cp.head, cp.subtask), sink: Some((node, cp.subtask, state)) });
     if completed.wait_for(|e| *e == FINAL_EPOCH).await.is_err() {
         return Err(EngineError::Checkpoint("the job ended before its final checkpoint was written".into()));
     }
@@ -653,7 +663,7 @@ async fn take_checkpoint(
     // Downstream can go on with its part while this one writes its files.
     deliver(Message::Barrier(epoch), sink, outputs, metrics).await?;
     let ack = match declined {
-        Some(reason) => Ack::Declined { epoch, reason },
+        Some(reason) => Ack::Declined { task: (cp.head, cp.subtask), epoch, reason },
         None => {
             let (dir, subtask) = (link.dir.clone(), cp.subtask);
             let written = tokio::task::spawn_blocking(move || -> Result<(Vec<String>, u64)> {
@@ -667,9 +677,9 @@ async fn take_checkpoint(
             .await
             .map_err(|e| EngineError::Internal(format!("checkpoint writer failed: {e}")))?;
             match written {
-                Ok((states, bytes)) => Ack::Done { epoch, states, bytes },
+                Ok((states, bytes)) => Ack::Done { task: (cp.head, cp.subtask), epoch, states, bytes },
                 // A full disk fails the checkpoint, not the job.
-                Err(e) => Ack::Declined { epoch, reason: e.to_string() },
+                Err(e) => Ack::Declined { task: (cp.head, cp.subtask), epoch, reason: e.to_string() },
             }
         }
     };
