@@ -11,13 +11,11 @@
 --   CREATE TABLE stock_trades (trade_id BIGINT PRIMARY KEY, ticker TEXT,
 --     price DOUBLE PRECISION, volume BIGINT, trade_ts TIMESTAMP(3));
 
--- The first job below takes a checkpoint this often (eddy serve's default, written out).
+-- Both jobs below take a checkpoint this often (eddy serve's default, written out).
 SET 'execution.checkpointing.interval' = '10 s';
 
--- No 'properties.group.id': no offsets are committed to a group. The first job below keeps
--- its offsets in its checkpoints; the second, which cannot take checkpoints, starts again
--- from the earliest offset when the server restarts and so computes its tables anew (rather
--- than going on from a group's offsets after its tables were taken back).
+-- No 'properties.group.id': no offsets are committed to a group; the jobs keep their
+-- offsets in their checkpoints.
 CREATE TABLE trades (
   trade_id BIGINT,
   ticker STRING,
@@ -126,8 +124,8 @@ CREATE TABLE volume_today (
   PRIMARY KEY (ticker) NOT ENFORCED
 );
 
--- Two jobs. This one reads only the trades, so it takes checkpoints (every 10 s under eddy
--- serve) and a restart goes on from the last one, exactly once.
+-- Two jobs. This one reads only the trades; a restart goes on from its last checkpoint,
+-- exactly once.
 EXECUTE STATEMENT SET
 BEGIN
   INSERT INTO trades_pg SELECT trade_id, ticker, price, volume, trade_ts FROM trades;
@@ -138,8 +136,8 @@ BEGIN
   GROUP BY ticker, window_start, window_end;
 END;
 
--- This one joins the company file, which ends once read: Eddy takes no checkpoints after a
--- source ended (Flink does), so this job runs without them (see README.md, Notes).
+-- This one joins the company file, which ends once read; checkpoints go on after it, and a
+-- restart does not read it again (its rows are in the join's state).
 EXECUTE STATEMENT SET
 BEGIN
   INSERT INTO market_caps
