@@ -45,17 +45,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch, UInt64Array};
-use arrow::datatypes::{DataType, Field, Int8Type, Schema, SchemaRef, UInt64Type};
+use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, UInt64Array};
+use arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use arrow::error::ArrowError;
-use arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::row::{Row, Rows};
 use eddy_connectors::RowKind;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
+use super::tagged::{TaggedInput, LEFT, RIGHT};
 use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
 use super::windowing::event_times;
 use super::{not_checkpointable, OperatorContext, StreamOperator};
@@ -64,9 +64,6 @@ use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
 use eddy_sql::plan::JoinSpec;
-
-const LEFT: usize = 0;
-const RIGHT: usize = 1;
 
 /// A distinct row held for one key and side.
 #[derive(Debug, Clone, Copy, Default)]
@@ -118,15 +115,8 @@ pub struct JoinOperator {
     spec: JoinSpec,
     name: String,
     output_schema: SchemaRef,
-    /// The schema a candidate pair is evaluated in (left then right columns).
-    pair_schema: SchemaRef,
-    condition: Option<Arc<dyn PhysicalExpr>>,
-    key_types: Vec<DataType>,
-    side_types: [Vec<DataType>; 2],
-    keys: RowConverter,
-    sides: [RowConverter; 2],
-    /// Each side's all-NULL row, for padding.
-    null_rows: [OwnedRow; 2],
+    /// The input's layout, converters and the condition beyond the keys.
+    tagged: TaggedInput,
     state: HashMap<Box<[u8]>, KeyState>,
     expiry: Option<KeyExpiry>,
     /// Batch mode: rows of an outer side whose key is NULL (they match nothing), to emit
@@ -152,40 +142,24 @@ impl JoinOperator {
     /// An operator reading `ctx.input_schema` (the tagged schema) and emitting the join's rows.
     pub fn new(spec: JoinSpec, ctx: OperatorContext) -> Result<Self> {
         let name = format!("Join[{} {}]", spec.kind.sql(), spec.display);
-        let input = &ctx.input_schema;
-        let width = spec.right_offset() + spec.right_width;
-        if input.fields().len() != width || ctx.output_schema.fields().len() != spec.left_width + spec.right_width {
+        if ctx.output_schema.fields().len() != spec.left_width + spec.right_width {
             return Err(EngineError::Plan(format!(
-                "{name}: input of {} columns, output of {}, do not fit the join of {} and {} columns",
-                input.fields().len(),
+                "{name}: output of {} columns does not fit the join of {} and {} columns",
                 ctx.output_schema.fields().len(),
                 spec.left_width,
                 spec.right_width
             )));
         }
-        let arrow_err = |source| EngineError::Arrow { operator: name.clone(), source };
-        let types = |r: std::ops::Range<usize>| r.map(|i| input.field(i).data_type().clone()).collect::<Vec<_>>();
-        let key_types = types(0..spec.key_names.len());
-        let side_types = [types(spec.left_offset()..spec.right_offset()), types(spec.right_offset()..width)];
-        let converter = |t: &[DataType]| {
-            RowConverter::new(t.iter().map(|t| SortField::new(t.clone())).collect()).map_err(arrow_err)
-        };
-        let sides = [converter(&side_types[LEFT])?, converter(&side_types[RIGHT])?];
-        let null_row = |side: usize| -> Result<OwnedRow> {
-            let nulls: Vec<ArrayRef> = side_types[side].iter().map(|t| arrow::array::new_null_array(t, 1)).collect();
-            Ok(sides[side].convert_columns(&nulls).map_err(arrow_err)?.row(0).owned())
-        };
-        let null_rows = [null_row(LEFT)?, null_row(RIGHT)?];
-        let pair_fields: Vec<Field> =
-            input.fields()[spec.left_offset()..width].iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let condition = spec.condition.as_ref().map(|c| c.expr.clone());
+        let tagged = TaggedInput::new(
+            &ctx.input_schema,
+            spec.key_names.len(),
+            [spec.left_width, spec.right_width],
+            condition,
+            &name,
+        )?;
         Ok(Self {
-            keys: converter(&key_types)?,
-            sides,
-            null_rows,
-            key_types,
-            side_types,
-            condition: spec.condition.as_ref().map(|c| c.expr.clone()),
-            pair_schema: Arc::new(Schema::new(pair_fields)),
+            tagged,
             expiry: if spec.final_only { None } else { ctx.state_ttl.map(KeyExpiry::new) },
             name,
             spec,
@@ -211,20 +185,6 @@ impl JoinOperator {
         }
     }
 
-    /// Whether each row adds (`+I`/`+U`) or takes back (`-U`/`-D`).
-    fn row_adds(&self, batch: &Batch) -> Result<Vec<bool>> {
-        let n = batch.num_rows();
-        let Some(kinds) = &batch.row_kinds else { return Ok(vec![true; n]) };
-        (0..n)
-            .map(|r| {
-                let code = if kinds.is_valid(r) { kinds.value(r) } else { RowKind::Insert.code() };
-                RowKind::from_code(code)
-                    .map(RowKind::is_accumulate)
-                    .ok_or_else(|| EngineError::Plan(format!("{}: unknown row kind code {code}", self.name)))
-            })
-            .collect()
-    }
-
     /// Drops the state of the keys that expired.
     fn expire(&mut self) -> Option<std::time::Instant> {
         let expiry = self.expiry.as_mut()?;
@@ -247,7 +207,7 @@ impl JoinOperator {
     fn matches(&self, run: &[usize], side: usize, keys: &Rows, own: &Rows, keyed: &[bool]) -> Result<Vec<Vec<usize>>> {
         let other = 1 - side;
         let mut found: Vec<Vec<usize>> = Vec::with_capacity(run.len());
-        let Some(condition) = &self.condition else {
+        if !self.tagged.has_condition() {
             for &i in run {
                 let n = match self.state.get(keys.row(i).as_ref()) {
                     Some(s) if keyed[i] => s.sides[other].len(),
@@ -256,10 +216,10 @@ impl JoinOperator {
                 found.push((0..n).collect());
             }
             return Ok(found);
-        };
+        }
         // Every candidate pair, in the run's order, evaluated at once.
-        let parser = self.sides[other].parser();
-        let mut pairs = [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)];
+        let parser = self.tagged.sides[other].parser();
+        let mut pairs = self.tagged.empty_pairs();
         let mut counts = Vec::with_capacity(run.len());
         for &i in run {
             let held = match self.state.get(keys.row(i).as_ref()) {
@@ -275,26 +235,11 @@ impl JoinOperator {
                 pairs[other].push(parser.parse(row));
             }
         }
-        let total: usize = counts.iter().sum();
-        let mask = if total == 0 {
-            BooleanArray::from(Vec::<bool>::new())
-        } else {
-            let mut columns = self.sides[LEFT].convert_rows(&pairs[LEFT]).map_err(self.arrow_err())?;
-            columns.extend(self.sides[RIGHT].convert_rows(&pairs[RIGHT]).map_err(self.arrow_err())?);
-            let batch = RecordBatch::try_new(self.pair_schema.clone(), columns).map_err(self.arrow_err())?;
-            let value = condition
-                .evaluate(&batch)
-                .and_then(|v| v.into_array(total))
-                .map_err(|e| EngineError::Expression { operator: self.name.clone(), source: e })?;
-            value
-                .as_boolean_opt()
-                .ok_or_else(|| EngineError::Plan(format!("{}: the join condition is not boolean", self.name)))?
-                .clone()
-        };
+        let mask = self.tagged.holds(&pairs)?;
         let mut at = 0;
         for n in counts {
             // NULL is not true: no match.
-            found.push((0..n).filter(|j| mask.is_valid(at + j) && mask.value(at + j)).collect());
+            found.push((0..n).filter(|j| mask[at + j]).collect());
             at += n;
         }
         Ok(found)
@@ -319,7 +264,7 @@ impl JoinOperator {
         let other = 1 - side;
         let own_outer = self.spec.kind.keeps_unmatched(side);
         let other_outer = self.spec.kind.keeps_unmatched(other);
-        let parser = self.sides[other].parser();
+        let parser = self.tagged.sides[other].parser();
         for (n, &i) in run.iter().enumerate() {
             let row = own.row(i);
             let add = adds[i];
@@ -339,7 +284,7 @@ impl JoinOperator {
                     }
                 } else if own_outer {
                     let kind = if add { RowKind::Insert } else { RowKind::Delete };
-                    push_padded(out, kind, side, row, self.null_rows[other].row());
+                    push_padded(out, kind, side, row, self.tagged.null_rows[other].row());
                 }
                 continue;
             }
@@ -349,7 +294,7 @@ impl JoinOperator {
                     // Taking back a row never held (its state expired) with nothing to
                     // take back from the other side: only its padded row, if any.
                     if own_outer && !deferred {
-                        push_padded(out, RowKind::Delete, side, row, self.null_rows[other].row());
+                        push_padded(out, RowKind::Delete, side, row, self.tagged.null_rows[other].row());
                     }
                     continue;
                 }
@@ -380,7 +325,7 @@ impl JoinOperator {
                 if add {
                     if other_outer && held.matches == 0 {
                         for _ in 0..held.count {
-                            push_padded(out, RowKind::Delete, other, other_row, self.null_rows[side].row());
+                            push_padded(out, RowKind::Delete, other, other_row, self.tagged.null_rows[side].row());
                         }
                     }
                     held.matches += 1;
@@ -395,7 +340,7 @@ impl JoinOperator {
                         held.matches -= 1;
                         if held.matches == 0 {
                             for _ in 0..held.count {
-                                push_padded(out, RowKind::Insert, other, other_row, self.null_rows[side].row());
+                                push_padded(out, RowKind::Insert, other, other_row, self.tagged.null_rows[side].row());
                             }
                         }
                     }
@@ -403,7 +348,7 @@ impl JoinOperator {
             }
             if own_outer && matched.is_empty() {
                 let kind = if add { RowKind::Insert } else { RowKind::Delete };
-                push_padded(out, kind, side, row, self.null_rows[other].row());
+                push_padded(out, kind, side, row, self.tagged.null_rows[other].row());
             }
             change(mine, row.as_ref(), add, total, &mut self.heap_bytes);
             if state.sides[LEFT].is_empty() && state.sides[RIGHT].is_empty() {
@@ -426,10 +371,10 @@ impl JoinOperator {
             self.emit_key(&self.state[key], out)?;
         }
         for side in [LEFT, RIGHT] {
-            let parser = self.sides[side].parser();
+            let parser = self.tagged.sides[side].parser();
             for (row, held) in &self.unkeyed[side] {
                 for _ in 0..held.count {
-                    push_padded(out, RowKind::Insert, side, parser.parse(row), self.null_rows[1 - side].row());
+                    push_padded(out, RowKind::Insert, side, parser.parse(row), self.tagged.null_rows[1 - side].row());
                 }
             }
         }
@@ -459,34 +404,17 @@ impl JoinOperator {
     fn emit_key(&self, state: &KeyState, out: &mut Output) -> Result<()> {
         {
             let [left, right] = &state.sides;
-            let lp = self.sides[LEFT].parser();
-            let rp = self.sides[RIGHT].parser();
+            let lp = self.tagged.sides[LEFT].parser();
+            let rp = self.tagged.sides[RIGHT].parser();
             // Which (left, right) pairs match, by the condition.
-            let mut pairs = [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)];
+            let mut pairs = self.tagged.empty_pairs();
             for l in left.keys() {
                 for r in right.keys() {
                     pairs[LEFT].push(lp.parse(l));
                     pairs[RIGHT].push(rp.parse(r));
                 }
             }
-            let n = left.len() * right.len();
-            let mask: Vec<bool> = match &self.condition {
-                None => vec![true; n],
-                Some(_) if n == 0 => Vec::new(),
-                Some(condition) => {
-                    let mut columns = self.sides[LEFT].convert_rows(&pairs[LEFT]).map_err(self.arrow_err())?;
-                    columns.extend(self.sides[RIGHT].convert_rows(&pairs[RIGHT]).map_err(self.arrow_err())?);
-                    let batch = RecordBatch::try_new(self.pair_schema.clone(), columns).map_err(self.arrow_err())?;
-                    let value = condition
-                        .evaluate(&batch)
-                        .and_then(|v| v.into_array(n))
-                        .map_err(|e| EngineError::Expression { operator: self.name.clone(), source: e })?;
-                    let b = value.as_boolean_opt().ok_or_else(|| {
-                        EngineError::Plan(format!("{}: the join condition is not boolean", self.name))
-                    })?;
-                    (0..n).map(|i| b.is_valid(i) && b.value(i)).collect()
-                }
-            };
+            let mask = self.tagged.holds(&pairs)?;
             let mut right_matched = vec![false; right.len()];
             for (li, (l, lh)) in left.iter().enumerate() {
                 let mut any = false;
@@ -501,7 +429,7 @@ impl JoinOperator {
                 }
                 if !any && self.spec.kind.keeps_unmatched(LEFT) {
                     for _ in 0..lh.count {
-                        out.push(RowKind::Insert, lp.parse(l), self.null_rows[RIGHT].row());
+                        out.push(RowKind::Insert, lp.parse(l), self.tagged.null_rows[RIGHT].row());
                     }
                 }
             }
@@ -509,7 +437,7 @@ impl JoinOperator {
                 for ((r, rh), matched) in right.iter().zip(right_matched) {
                     if !matched {
                         for _ in 0..rh.count {
-                            out.push(RowKind::Insert, self.null_rows[LEFT].row(), rp.parse(r));
+                            out.push(RowKind::Insert, self.tagged.null_rows[LEFT].row(), rp.parse(r));
                         }
                     }
                 }
@@ -519,7 +447,10 @@ impl JoinOperator {
     }
 
     fn new_output(&self) -> Output {
-        Output { kinds: Vec::new(), sides: [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)] }
+        Output {
+            kinds: Vec::new(),
+            sides: [self.tagged.sides[LEFT].empty_rows(0, 0), self.tagged.sides[RIGHT].empty_rows(0, 0)],
+        }
     }
 
     /// The output rows as a batch (append-only when the join's output is).
@@ -527,8 +458,8 @@ impl JoinOperator {
         if output.kinds.is_empty() {
             return Ok(());
         }
-        let mut columns = self.sides[LEFT].convert_rows(&output.sides[LEFT]).map_err(self.arrow_err())?;
-        columns.extend(self.sides[RIGHT].convert_rows(&output.sides[RIGHT]).map_err(self.arrow_err())?);
+        let mut columns = self.tagged.sides[LEFT].convert_rows(&output.sides[LEFT]).map_err(self.arrow_err())?;
+        columns.extend(self.tagged.sides[RIGHT].convert_rows(&output.sides[RIGHT]).map_err(self.arrow_err())?);
         let data = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(self.arrow_err())?;
         let append = output.kinds.iter().all(|k| *k == RowKind::Insert.code());
         let row_kinds = (!append).then(|| Int8Array::from(output.kinds));
@@ -541,10 +472,10 @@ impl JoinOperator {
             return Err(not_checkpointable(&self.name));
         }
         let mut packer = Packer::default();
-        let key_parser = self.keys.parser();
+        let key_parser = self.tagged.keys.parser();
         let mut sides = Vec::with_capacity(2);
         for side in [LEFT, RIGHT] {
-            let parser = self.sides[side].parser();
+            let parser = self.tagged.sides[side].parser();
             let (mut keys, mut counts, mut matches, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (key, state) in &self.state {
                 for (row, held) in &state.sides[side] {
@@ -555,10 +486,10 @@ impl JoinOperator {
                 }
             }
             let n = counts.len();
-            let mut columns = self.keys.convert_rows(keys).map_err(self.arrow_err())?;
+            let mut columns = self.tagged.keys.convert_rows(keys).map_err(self.arrow_err())?;
             columns.push(Arc::new(UInt64Array::from(counts)) as ArrayRef);
             columns.push(Arc::new(UInt64Array::from(matches)) as ArrayRef);
-            columns.extend(self.sides[side].convert_rows(rows).map_err(self.arrow_err())?);
+            columns.extend(self.tagged.sides[side].convert_rows(rows).map_err(self.arrow_err())?);
             sides.push(packer.add(columns, n).map_err(self.arrow_err())?);
         }
         let ages = match &self.expiry {
@@ -566,7 +497,7 @@ impl JoinOperator {
                 let (keys, ages): (Vec<Row<'_>>, Vec<_>) =
                     e.oldest_first(e.now()).map(|(k, age)| (key_parser.parse(k), age)).unzip();
                 let n = keys.len();
-                let mut columns = self.keys.convert_rows(keys).map_err(self.arrow_err())?;
+                let mut columns = self.tagged.keys.convert_rows(keys).map_err(self.arrow_err())?;
                 columns.push(age_column(ages));
                 Some(packer.add(columns, n).map_err(self.arrow_err())?)
             }
@@ -586,24 +517,18 @@ impl JoinOperator {
         self.state.clear();
         self.windows.clear();
         self.heap_bytes = 0;
-        let n = self.key_types.len();
         for side in [LEFT, RIGHT] {
-            let width = n + 2 + self.side_types[side].len();
-            let columns = part_columns(&name, &snapshot.batches, meta.sides[side], width)?;
-            let expected: Vec<DataType> = self
-                .key_types
-                .iter()
-                .cloned()
-                .chain([DataType::UInt64, DataType::UInt64])
-                .chain(self.side_types[side].iter().cloned())
-                .collect();
-            check_types(&name, &columns, &expected)?;
-            let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
-            let rows = self.sides[side].convert_columns(&columns[n + 2..]).map_err(|e| malformed(&name, e))?;
-            let counts = columns[n].as_primitive::<UInt64Type>();
-            let matches = columns[n + 1].as_primitive::<UInt64Type>();
+            let (keys, [counts, matches], rows) = self.tagged.restore_part(
+                &snapshot.batches,
+                meta.sides[side],
+                side,
+                [DataType::UInt64, DataType::UInt64],
+            )?;
+            let counts = counts.as_primitive::<UInt64Type>();
+            let matches = matches.as_primitive::<UInt64Type>();
+            let key_columns = self.tagged.keys.convert_rows(&keys).map_err(|e| malformed(&name, e))?;
             let ends = match self.spec.window_end_key {
-                Some(k) => Some(event_times(columns[k].as_ref()).map_err(|e| malformed(&name, e))?),
+                Some(k) => Some(event_times(key_columns[k].as_ref()).map_err(|e| malformed(&name, e))?),
                 None => None,
             };
             for i in 0..counts.len() {
@@ -626,9 +551,10 @@ impl JoinOperator {
         if let Some(expiry) = self.expiry.as_mut() {
             expiry.clear();
             if let Some(part) = meta.ages {
+                let n = self.tagged.key_types.len();
                 let columns = part_columns(&name, &snapshot.batches, part, n + 1)?;
-                check_types(&name, &columns, self.key_types.iter().chain([&DataType::UInt64]))?;
-                let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
+                check_types(&name, &columns, self.tagged.key_types.iter().chain([&DataType::UInt64]))?;
+                let keys = self.tagged.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
                 let ages = columns[n].as_primitive::<UInt64Type>();
                 let now = expiry.now();
                 for i in 0..ages.len() {
@@ -695,23 +621,12 @@ impl StreamOperator for JoinOperator {
         if data.num_rows() == 0 {
             return Ok(());
         }
-        let adds = self.row_adds(&batch)?;
+        let adds = super::row_adds(&batch, &self.name, true)?;
         let nk = self.spec.key_names.len();
         let key_columns = &data.columns()[..nk];
-        let keys = self.keys.convert_columns(key_columns).map_err(self.arrow_err())?;
+        let decoded = self.tagged.decode(data)?;
         let keyed: Vec<bool> =
             (0..data.num_rows()).map(|i| self.spec.nulls_equal || key_columns.iter().all(|k| k.is_valid(i))).collect();
-        let Some(side_column) = data.column(self.spec.side_column()).as_primitive_opt::<Int8Type>() else {
-            return Err(EngineError::Plan(format!("{}: the side column is not Int8", self.name)));
-        };
-        let ranges = [
-            self.spec.left_offset()..self.spec.right_offset(),
-            self.spec.right_offset()..self.spec.right_offset() + self.spec.right_width,
-        ];
-        let rows = [
-            self.sides[LEFT].convert_columns(&data.columns()[ranges[LEFT].clone()]).map_err(self.arrow_err())?,
-            self.sides[RIGHT].convert_columns(&data.columns()[ranges[RIGHT].clone()]).map_err(self.arrow_err())?,
-        ];
         let ends: Vec<Option<Timestamp>> = match self.spec.window_end_key {
             Some(k) => {
                 let times = event_times(key_columns[k].as_ref()).map_err(self.arrow_err())?;
@@ -719,7 +634,7 @@ impl StreamOperator for JoinOperator {
             }
             None => Vec::new(),
         };
-        let side_of = |i: usize| usize::from(side_column.is_valid(i) && side_column.value(i) != 0);
+        let side_of = |i: usize| decoded.side[i];
         let mut output = self.new_output();
         let mut start = 0;
         while start < data.num_rows() {
@@ -729,7 +644,7 @@ impl StreamOperator for JoinOperator {
                 end += 1;
             }
             let run: Vec<usize> = (start..end).collect();
-            self.apply_run(&run, side, &adds, &keys, &rows[side], &keyed, &ends, now, &mut output)?;
+            self.apply_run(&run, side, &adds, &decoded.keys, &decoded.rows[side], &keyed, &ends, now, &mut output)?;
             start = end;
         }
         if self.late > 0 {

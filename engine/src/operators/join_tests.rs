@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use arrow::array::{Int64Array, StringArray};
+use arrow::datatypes::{Field, Schema};
 use datafusion::logical_expr::Operator as BinOp;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column};
 use eddy_sql::plan::{ExprSpec, JoinKind};
@@ -251,7 +252,7 @@ fn state_expires_per_key_after_the_ttl() {
     assert_eq!(changes(&run(&mut op, &[ins(0, &[(1, "a", 0)])])), ["+I(a, x)"]);
     clock.advance(Duration::from_secs(5));
     assert_eq!(changes(&run(&mut op, &[ins(0, &[(1, "b", 0), (2, "c", 0)])])), ["+I(b, x)"]);
-    let key2 = op.keys.convert_columns(&[Arc::new(Int64Array::from(vec![2])) as ArrayRef]).expect("key");
+    let key2 = op.tagged.keys.convert_columns(&[Arc::new(Int64Array::from(vec![2])) as ArrayRef]).expect("key");
     let sides = op.state.get(key2.row(0).as_ref()).map(|s| (s.sides[LEFT].len(), s.sides[RIGHT].len()));
     assert_eq!(sides, Some((1, 0)), "key 2's right row expired; c is held anew");
     clock.advance(Duration::from_secs(11));

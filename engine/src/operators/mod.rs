@@ -18,6 +18,7 @@ mod over_agg;
 mod project;
 mod session_agg;
 mod snapshot;
+mod tagged;
 mod temporal_join;
 mod topn;
 mod ttl;
@@ -142,6 +143,28 @@ pub trait StreamOperator: Send {
     fn restore_state(&mut self, _state: StateSnapshot) -> Result<()> {
         Err(crate::error::EngineError::Checkpoint(format!("{}: keeps no state to restore", self.name())))
     }
+}
+
+/// Whether each row of `batch` adds (`+I`/`+U`, every row of an append-only batch) or takes
+/// back (`-U`/`-D`). An operator planned for an append-only input (`retracting` false)
+/// fails on a row that takes back: the planner should not have let it reach it.
+pub(crate) fn row_adds(batch: &Batch, operator: &str, retracting: bool) -> Result<Vec<bool>> {
+    use eddy_connectors::RowKind;
+    let n = batch.num_rows();
+    let Some(kinds) = &batch.row_kinds else { return Ok(vec![true; n]) };
+    (0..n)
+        .map(|r| {
+            let code = if arrow::array::Array::is_valid(kinds, r) { kinds.value(r) } else { RowKind::Insert.code() };
+            match RowKind::from_code(code) {
+                Some(k) if k.is_accumulate() || retracting => Ok(k.is_accumulate()),
+                Some(k) => Err(crate::error::EngineError::Plan(format!(
+                    "{operator}: planned for an append-only input, got a {} row",
+                    k.short_string()
+                ))),
+                None => Err(crate::error::EngineError::Plan(format!("{operator}: unknown row kind code {code}"))),
+            }
+        })
+        .collect()
 }
 
 /// The error of a stateful operator that cannot be checkpointed yet.

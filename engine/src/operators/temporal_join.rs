@@ -22,16 +22,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::mem::size_of;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt64Array};
-use arrow::datatypes::{DataType, Field, Int64Type, Int8Type, Schema, SchemaRef, UInt64Type};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt64Array};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, UInt64Type};
 use arrow::error::ArrowError;
-use arrow::row::{OwnedRow, Row, RowConverter, Rows, SortField};
-use datafusion::physical_expr::PhysicalExpr;
+use arrow::row::Row;
 use eddy_connectors::RowKind;
 use serde::{Deserialize, Serialize};
 
 use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
-use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
+use super::snapshot::{from_meta, to_meta, Packer, Part};
+use super::tagged::{TaggedInput, LEFT, RIGHT};
 use super::windowing::event_times;
 use super::{OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
@@ -39,11 +39,14 @@ use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
 use eddy_sql::plan::{JoinKind, TemporalJoinSpec};
 
-const LEFT: usize = 0;
-const RIGHT: usize = 1;
-
 /// A key's versions: time -> the row from then on (`None`: deleted from then on).
 type Versions = BTreeMap<Timestamp, Option<Box<[u8]>>>;
+
+/// A left row and its key, as row bytes.
+type KeyedRow = (Box<[u8]>, Box<[u8]>);
+
+/// A left row to join: its key, its row and the version it reads (if any).
+type Probe<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>);
 
 /// What a snapshot's `meta` holds.
 #[derive(Serialize, Deserialize)]
@@ -61,16 +64,11 @@ pub struct TemporalJoinOperator {
     spec: TemporalJoinSpec,
     name: String,
     output_schema: SchemaRef,
-    pair_schema: SchemaRef,
-    condition: Option<Arc<dyn PhysicalExpr>>,
-    key_types: Vec<DataType>,
-    side_types: [Vec<DataType>; 2],
-    keys: RowConverter,
-    sides: [RowConverter; 2],
-    right_nulls: OwnedRow,
+    /// The input's layout, converters and the condition beyond the keys.
+    tagged: TaggedInput,
     versions: HashMap<Box<[u8]>, Versions>,
     /// Event time: left rows waiting for the watermark, by (time, arrival): (key, row).
-    waiting: BTreeMap<(Timestamp, u64), (Box<[u8]>, Box<[u8]>)>,
+    waiting: BTreeMap<(Timestamp, u64), KeyedRow>,
     next_seq: u64,
     /// Keys with versions that a watermark may free.
     dirty: HashSet<Box<[u8]>>,
@@ -86,38 +84,22 @@ impl TemporalJoinOperator {
     /// An operator reading `ctx.input_schema` (the tagged schema).
     pub fn new(spec: TemporalJoinSpec, ctx: OperatorContext) -> Result<Self> {
         let name = format!("TemporalJoin[{} {}]", spec.kind.sql(), spec.display);
-        let input = &ctx.input_schema;
-        let width = spec.right_offset() + spec.right_width;
-        if input.fields().len() != width
-            || ctx.output_schema.fields().len() != spec.left_width + spec.right_width
+        if ctx.output_schema.fields().len() != spec.left_width + spec.right_width
             || spec.left_time.is_some_and(|t| t >= spec.left_width)
             || spec.right_time.is_some_and(|t| t >= spec.right_width)
         {
-            return Err(EngineError::Plan(format!(
-                "{name}: input of {} columns does not fit the join",
-                input.fields().len()
-            )));
+            return Err(EngineError::Plan(format!("{name}: the output or the time columns do not fit the join")));
         }
-        let arrow_err = |source| EngineError::Arrow { operator: name.clone(), source };
-        let types = |r: std::ops::Range<usize>| r.map(|i| input.field(i).data_type().clone()).collect::<Vec<_>>();
-        let key_types = types(0..spec.key_names.len());
-        let side_types = [types(spec.left_offset()..spec.right_offset()), types(spec.right_offset()..width)];
-        let converter = |t: &[DataType]| {
-            RowConverter::new(t.iter().map(|t| SortField::new(t.clone())).collect()).map_err(arrow_err)
-        };
-        let sides = [converter(&side_types[LEFT])?, converter(&side_types[RIGHT])?];
-        let nulls: Vec<ArrayRef> = side_types[RIGHT].iter().map(|t| arrow::array::new_null_array(t, 1)).collect();
-        let right_nulls = sides[RIGHT].convert_columns(&nulls).map_err(arrow_err)?.row(0).owned();
-        let pair_fields: Vec<Field> =
-            input.fields()[spec.left_offset()..width].iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let condition = spec.condition.as_ref().map(|c| c.expr.clone());
+        let tagged = TaggedInput::new(
+            &ctx.input_schema,
+            spec.key_names.len(),
+            [spec.left_width, spec.right_width],
+            condition,
+            &name,
+        )?;
         Ok(Self {
-            keys: converter(&key_types)?,
-            sides,
-            right_nulls,
-            key_types,
-            side_types,
-            condition: spec.condition.as_ref().map(|c| c.expr.clone()),
-            pair_schema: Arc::new(Schema::new(pair_fields)),
+            tagged,
             name,
             spec,
             output_schema: ctx.output_schema,
@@ -171,19 +153,19 @@ impl TemporalJoinOperator {
     }
 
     /// Joins `rows` (key, left row, version) and appends the output to `out`.
-    fn join(&self, rows: &[(&[u8], &[u8], Option<&[u8]>)], out: &mut Vec<Message>) -> Result<()> {
-        let lp = self.sides[LEFT].parser();
-        let rp = self.sides[RIGHT].parser();
+    fn join(&self, rows: &[Probe<'_>], out: &mut Vec<Message>) -> Result<()> {
+        let lp = self.tagged.sides[LEFT].parser();
+        let rp = self.tagged.sides[RIGHT].parser();
         // The condition on every pair that has a version.
-        let mut pairs = [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)];
+        let mut pairs = self.tagged.empty_pairs();
         for (_, l, r) in rows {
             if let Some(r) = r {
                 pairs[LEFT].push(lp.parse(l));
                 pairs[RIGHT].push(rp.parse(r));
             }
         }
-        let holds = self.evaluate(&pairs)?;
-        let mut output = [self.sides[LEFT].empty_rows(0, 0), self.sides[RIGHT].empty_rows(0, 0)];
+        let holds = self.tagged.holds(&pairs)?;
+        let mut output = self.tagged.empty_pairs();
         let mut at = 0;
         for (_, l, r) in rows {
             let matched = match r {
@@ -200,7 +182,7 @@ impl TemporalJoinOperator {
                 }
                 None if self.spec.kind == JoinKind::Left => {
                     output[LEFT].push(lp.parse(l));
-                    output[RIGHT].push(self.right_nulls.row());
+                    output[RIGHT].push(self.tagged.null_rows[RIGHT].row());
                 }
                 None => {}
             }
@@ -208,31 +190,9 @@ impl TemporalJoinOperator {
         if output[LEFT].num_rows() == 0 {
             return Ok(());
         }
-        let mut columns = self.sides[LEFT].convert_rows(&output[LEFT]).map_err(self.arrow_err())?;
-        columns.extend(self.sides[RIGHT].convert_rows(&output[RIGHT]).map_err(self.arrow_err())?);
-        let data = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(self.arrow_err())?;
+        let data = self.tagged.pairs_batch(&output, &self.output_schema)?;
         out.push(Message::Data(Batch::append(data)));
         Ok(())
-    }
-
-    /// Whether the ON condition beyond the keys holds for each pair.
-    fn evaluate(&self, pairs: &[Rows; 2]) -> Result<Vec<bool>> {
-        let n = pairs[LEFT].num_rows();
-        let Some(condition) = &self.condition else { return Ok(vec![true; n]) };
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        let mut columns = self.sides[LEFT].convert_rows(&pairs[LEFT]).map_err(self.arrow_err())?;
-        columns.extend(self.sides[RIGHT].convert_rows(&pairs[RIGHT]).map_err(self.arrow_err())?);
-        let batch = RecordBatch::try_new(self.pair_schema.clone(), columns).map_err(self.arrow_err())?;
-        let value = condition
-            .evaluate(&batch)
-            .and_then(|v| v.into_array(n))
-            .map_err(|e| EngineError::Expression { operator: self.name.clone(), source: e })?;
-        let mask: &BooleanArray = value
-            .as_boolean_opt()
-            .ok_or_else(|| EngineError::Plan(format!("{}: the join condition is not boolean", self.name)))?;
-        Ok((0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect())
     }
 
     /// Event time: joins the left rows the watermark reached, then frees the versions no
@@ -249,8 +209,7 @@ impl TemporalJoinOperator {
             ready.push((t, key, row));
         }
         if !ready.is_empty() {
-            let rows: Vec<(&[u8], &[u8], Option<&[u8]>)> =
-                ready.iter().map(|(t, k, r)| (&**k, &**r, self.version_at(k, *t))).collect();
+            let rows: Vec<Probe<'_>> = ready.iter().map(|(t, k, r)| (&**k, &**r, self.version_at(k, *t))).collect();
             self.join(&rows, out)?;
         }
         // Free the versions before the last one at or before the watermark.
@@ -283,8 +242,8 @@ impl TemporalJoinOperator {
 
     fn snapshot(&self) -> Result<StateSnapshot> {
         let mut packer = Packer::default();
-        let kp = self.keys.parser();
-        let (lp, rp) = (self.sides[LEFT].parser(), self.sides[RIGHT].parser());
+        let kp = self.tagged.keys.parser();
+        let (lp, rp) = (self.tagged.sides[LEFT].parser(), self.tagged.sides[RIGHT].parser());
         let (mut keys, mut times, mut seqs, mut rows): (Vec<Row<'_>>, Vec<i64>, Vec<u64>, Vec<Row<'_>>) =
             Default::default();
         for ((t, seq), (key, row)) in &self.waiting {
@@ -294,10 +253,10 @@ impl TemporalJoinOperator {
             rows.push(lp.parse(row));
         }
         let n = times.len();
-        let mut columns = self.keys.convert_rows(keys).map_err(self.arrow_err())?;
+        let mut columns = self.tagged.keys.convert_rows(keys).map_err(self.arrow_err())?;
         columns.push(Arc::new(Int64Array::from(times)) as ArrayRef);
         columns.push(Arc::new(UInt64Array::from(seqs)) as ArrayRef);
-        columns.extend(self.sides[LEFT].convert_rows(rows).map_err(self.arrow_err())?);
+        columns.extend(self.tagged.sides[LEFT].convert_rows(rows).map_err(self.arrow_err())?);
         let waiting = packer.add(columns, n).map_err(self.arrow_err())?;
         let (mut keys, mut times, mut deleted, mut rows): (Vec<Row<'_>>, Vec<i64>, Vec<u64>, Vec<Row<'_>>) =
             Default::default();
@@ -306,14 +265,14 @@ impl TemporalJoinOperator {
                 keys.push(kp.parse(key));
                 times.push(*t);
                 deleted.push(u64::from(row.is_none()));
-                rows.push(row.as_deref().map_or(self.right_nulls.row(), |r| rp.parse(r)));
+                rows.push(row.as_deref().map_or(self.tagged.null_rows[RIGHT].row(), |r| rp.parse(r)));
             }
         }
         let n = times.len();
-        let mut columns = self.keys.convert_rows(keys).map_err(self.arrow_err())?;
+        let mut columns = self.tagged.keys.convert_rows(keys).map_err(self.arrow_err())?;
         columns.push(Arc::new(Int64Array::from(times)) as ArrayRef);
         columns.push(Arc::new(UInt64Array::from(deleted)) as ArrayRef);
-        columns.extend(self.sides[RIGHT].convert_rows(rows).map_err(self.arrow_err())?);
+        columns.extend(self.tagged.sides[RIGHT].convert_rows(rows).map_err(self.arrow_err())?);
         let versions = packer.add(columns, n).map_err(self.arrow_err())?;
         let meta = Meta { watermark: self.watermark.0, next_seq: self.next_seq, waiting, versions };
         Ok(StateSnapshot { meta: to_meta(&self.name, &meta)?, batches: packer.finish().map_err(self.arrow_err())? })
@@ -324,21 +283,11 @@ impl TemporalJoinOperator {
         let meta: Meta = from_meta(&name, snapshot.meta)?;
         self.watermark = Watermark(meta.watermark);
         self.next_seq = meta.next_seq;
-        let n = self.key_types.len();
         for (side, part) in [(LEFT, meta.waiting), (RIGHT, meta.versions)] {
-            let columns = part_columns(&name, &snapshot.batches, part, n + 2 + self.side_types[side].len())?;
-            let expected: Vec<DataType> = self
-                .key_types
-                .iter()
-                .cloned()
-                .chain([DataType::Int64, DataType::UInt64])
-                .chain(self.side_types[side].iter().cloned())
-                .collect();
-            check_types(&name, &columns, &expected)?;
-            let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
-            let rows = self.sides[side].convert_columns(&columns[n + 2..]).map_err(|e| malformed(&name, e))?;
-            let times = columns[n].as_primitive::<Int64Type>();
-            let flags = columns[n + 1].as_primitive::<UInt64Type>();
+            let (keys, [times, flags], rows) =
+                self.tagged.restore_part(&snapshot.batches, part, side, [DataType::Int64, DataType::UInt64])?;
+            let times = times.as_primitive::<Int64Type>();
+            let flags = flags.as_primitive::<UInt64Type>();
             for i in 0..times.len() {
                 let (key, row) = (keys.row(i), rows.row(i));
                 if side == LEFT {
@@ -364,37 +313,19 @@ impl StreamOperator for TemporalJoinOperator {
         if data.num_rows() == 0 {
             return Ok(());
         }
-        let nk = self.spec.key_names.len();
-        let key_columns = &data.columns()[..nk];
-        let keys = self.keys.convert_columns(key_columns).map_err(self.arrow_err())?;
-        let Some(side_column) = data.column(self.spec.side_column()).as_primitive_opt::<Int8Type>() else {
-            return Err(EngineError::Plan(format!("{}: the side column is not Int8", self.name)));
+        let key_columns = &data.columns()[..self.spec.key_names.len()];
+        let decoded = self.tagged.decode(data)?;
+        let (keys, rows) = (&decoded.keys, &decoded.rows);
+        let time = |side: usize, column: Option<usize>| match column {
+            Some(t) => event_times(self.tagged.side_column(data, side, t).as_ref()).map(Some).map_err(self.arrow_err()),
+            None => Ok(None),
         };
-        let left_range = self.spec.left_offset()..self.spec.right_offset();
-        let right_range = self.spec.right_offset()..self.spec.right_offset() + self.spec.right_width;
-        let rows = [
-            self.sides[LEFT].convert_columns(&data.columns()[left_range]).map_err(self.arrow_err())?,
-            self.sides[RIGHT].convert_columns(&data.columns()[right_range]).map_err(self.arrow_err())?,
-        ];
-        let times = [
-            match self.spec.left_time {
-                Some(t) => {
-                    Some(event_times(data.column(self.spec.left_offset() + t).as_ref()).map_err(self.arrow_err())?)
-                }
-                None => None,
-            },
-            match self.spec.right_time {
-                Some(t) => {
-                    Some(event_times(data.column(self.spec.right_offset() + t).as_ref()).map_err(self.arrow_err())?)
-                }
-                None => None,
-            },
-        ];
+        let times = [time(LEFT, self.spec.left_time)?, time(RIGHT, self.spec.right_time)?];
         let kinds = batch.row_kinds.as_ref();
         // Processing time: left rows joined at once, in order with the versions.
-        let mut now: Vec<(Box<[u8]>, Box<[u8]>)> = Vec::new();
+        let mut now: Vec<KeyedRow> = Vec::new();
         for i in 0..data.num_rows() {
-            let side = usize::from(side_column.is_valid(i) && side_column.value(i) != 0);
+            let side = decoded.side[i];
             let keyed = key_columns.iter().all(|k| k.is_valid(i));
             let kind =
                 kinds.filter(|k| k.is_valid(i)).and_then(|k| RowKind::from_code(k.value(i))).unwrap_or(RowKind::Insert);
@@ -456,9 +387,7 @@ impl StreamOperator for TemporalJoinOperator {
 
     /// Waiting rows, versions, the tables holding them.
     fn state_bytes(&self) -> usize {
-        self.heap_bytes
-            + hash_map_bytes(&self.versions)
-            + btree_bytes::<(Timestamp, u64), (Box<[u8]>, Box<[u8]>)>(self.waiting.len())
+        self.heap_bytes + hash_map_bytes(&self.versions) + btree_bytes::<(Timestamp, u64), KeyedRow>(self.waiting.len())
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
@@ -472,11 +401,11 @@ impl StreamOperator for TemporalJoinOperator {
 
 impl TemporalJoinOperator {
     /// Processing time: joins the left rows gathered so far with the latest versions.
-    fn flush_now(&mut self, now: &mut Vec<(Box<[u8]>, Box<[u8]>)>, out: &mut Vec<Message>) -> Result<()> {
+    fn flush_now(&mut self, now: &mut Vec<KeyedRow>, out: &mut Vec<Message>) -> Result<()> {
         if now.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(&[u8], &[u8], Option<&[u8]>)> =
+        let rows: Vec<Probe<'_>> =
             now.iter().map(|(k, r)| (&**k, &**r, if k.is_empty() { None } else { self.version_at(k, 0) })).collect();
         self.join(&rows, out)?;
         now.clear();

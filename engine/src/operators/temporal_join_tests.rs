@@ -2,8 +2,8 @@
 //! arrival order, deletes end a key's versions, versions are freed behind the watermark,
 //! processing time joins the latest version, and restore at every message.
 
-use arrow::array::{Int8Array, StringArray, TimestampMillisecondArray};
-use arrow::datatypes::TimeUnit;
+use arrow::array::{Int8Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use arrow::datatypes::{Field, Schema, TimeUnit};
 
 use super::*;
 use crate::metrics::LateRowCounter;

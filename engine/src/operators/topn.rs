@@ -195,26 +195,6 @@ impl TopNOperator {
         self.partitions.get(key).map_or_else(Vec::new, |p| p.ranked.values().take(self.spec.limit).cloned().collect())
     }
 
-    /// Whether each row adds (`+I`/`+U`) or takes back (`-U`/`-D`).
-    fn row_adds(&self, batch: &Batch) -> Result<Vec<bool>> {
-        let n = batch.num_rows();
-        let Some(kinds) = &batch.row_kinds else { return Ok(vec![true; n]) };
-        (0..n)
-            .map(|r| {
-                let code = if kinds.is_valid(r) { kinds.value(r) } else { RowKind::Insert.code() };
-                match RowKind::from_code(code) {
-                    Some(k) if k.is_accumulate() || self.spec.input_updating => Ok(k.is_accumulate()),
-                    Some(k) => Err(EngineError::Plan(format!(
-                        "{}: planned for an append-only input, got a {} row",
-                        self.name,
-                        k.short_string()
-                    ))),
-                    None => Err(EngineError::Plan(format!("{}: unknown row kind code {code}", self.name))),
-                }
-            })
-            .collect()
-    }
-
     fn expire(&mut self) -> Option<std::time::Instant> {
         let expiry = self.expiry.as_mut()?;
         let now = expiry.now();
@@ -374,7 +354,7 @@ impl StreamOperator for TopNOperator {
         if data.num_rows() == 0 {
             return Ok(());
         }
-        let adds = self.row_adds(&batch)?;
+        let adds = super::row_adds(&batch, &self.name, self.spec.input_updating)?;
         let keys = self.partition_keys(data)?;
         let sorts = self.sort_keys(data)?;
         let rows = self.rows.convert_columns(data.columns()).map_err(self.arrow_err())?;

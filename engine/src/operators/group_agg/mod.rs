@@ -223,28 +223,6 @@ impl GroupAggregateOperator {
         group.bytes = bytes;
     }
 
-    /// Whether each row adds (`+I`/`+U`) or takes back (`-U`/`-D`).
-    fn row_adds(&self, batch: &Batch) -> Result<Vec<bool>> {
-        let n = batch.num_rows();
-        let Some(kinds) = &batch.row_kinds else { return Ok(vec![true; n]) };
-        let mut adds = Vec::with_capacity(n);
-        for r in 0..n {
-            let code = if kinds.is_valid(r) { kinds.value(r) } else { RowKind::Insert.code() };
-            let Some(kind) = RowKind::from_code(code) else {
-                return Err(EngineError::Plan(format!("{}: unknown row kind code {code}", self.name)));
-            };
-            if !kind.is_accumulate() && !self.retracting {
-                return Err(EngineError::Plan(format!(
-                    "{}: planned for an append-only input, got a {} row",
-                    self.name,
-                    kind.short_string()
-                )));
-            }
-            adds.push(kind.is_accumulate());
-        }
-        Ok(adds)
-    }
-
     /// Evaluates keys, arguments and filters and regroups the rows by key.
     fn regroup(&self, batch: &Batch) -> Result<(Encoded, ByKey)> {
         let data = &batch.data;
@@ -259,7 +237,7 @@ impl GroupAggregateOperator {
         let identity = order.iter().enumerate().all(|(i, r)| i == *r as usize);
         let order = UInt32Array::from(order);
         let permute = |a: ArrayRef| if identity { Ok(a) } else { take(&a, &order, None).map_err(&arrow_err) };
-        let row_adds = self.row_adds(batch)?;
+        let row_adds = super::row_adds(batch, &self.name, self.retracting)?;
         let adds = order.values().iter().map(|r| row_adds[*r as usize]).collect();
         let mut args = Vec::with_capacity(self.aggregates.len());
         let mut filters = Vec::with_capacity(self.aggregates.len());
