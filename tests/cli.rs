@@ -1049,3 +1049,32 @@ GROUP BY window_start, window_end, tag;
         ]
     );
 }
+
+/// `IN` and `NOT EXISTS` subqueries run as semi and anti joins: the trades of technology
+/// companies (append-only), and the trades of tickers no company has (updating: a trade
+/// read before the companies is taken back when its company arrives).
+#[test]
+fn in_and_not_exists_subqueries_are_semi_and_anti_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    write_trades_and_companies(dir.path());
+    let run = |name: &str, sql: &str| -> Vec<String> {
+        write(dir.path(), name, &format!("SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}{sql}"));
+        let out = eddy(&["run", name], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
+            .collect()
+    };
+    let mut tech = run(
+        "semi.sql",
+        "SELECT ticker, qty FROM trades WHERE ticker IN (SELECT ticker FROM companies WHERE sector = 'Technology');\n",
+    );
+    tech.sort();
+    assert_eq!(tech, ["+I[AAPL, 10]", "+I[AAPL, 7]", "+I[MSFT, 2]", "+I[MSFT, 5]"]);
+    let unknown = run(
+        "anti.sql",
+        "SELECT t.ticker, t.qty FROM trades t WHERE NOT EXISTS (SELECT 1 FROM companies c WHERE c.ticker = t.ticker);\n",
+    );
+    assert_eq!(final_rows(&unknown), ["[NOPE, 1]"]);
+}

@@ -142,7 +142,8 @@ impl JoinOperator {
     /// An operator reading `ctx.input_schema` (the tagged schema) and emitting the join's rows.
     pub fn new(spec: JoinSpec, ctx: OperatorContext) -> Result<Self> {
         let name = format!("Join[{} {}]", spec.kind.sql(), spec.display);
-        if ctx.output_schema.fields().len() != spec.left_width + spec.right_width {
+        let output_width = spec.left_width + if spec.kind.filtering().is_some() { 0 } else { spec.right_width };
+        if ctx.output_schema.fields().len() != output_width {
             return Err(EngineError::Plan(format!(
                 "{name}: output of {} columns does not fit the join of {} and {} columns",
                 ctx.output_schema.fields().len(),
@@ -317,6 +318,39 @@ impl JoinOperator {
             let [left, right] = &mut state.sides;
             let (mine, theirs) = if side == LEFT { (left, right) } else { (right, left) };
             let matched = &found[n];
+            if let Some(semi) = self.spec.kind.filtering() {
+                // Semi/anti: only left rows go out (padded; the padding is dropped at the
+                // end), a left row while it has matches (semi) or none (anti).
+                let (shown, hidden) =
+                    if semi { (RowKind::Insert, RowKind::Delete) } else { (RowKind::Delete, RowKind::Insert) };
+                let nulls = self.tagged.null_rows[RIGHT].row();
+                let mut total = 0u64;
+                for &j in matched {
+                    let Some((other_row, held)) = theirs.get_index_mut(j) else { continue };
+                    if side == LEFT {
+                        total += held.count;
+                        continue;
+                    }
+                    let left_row = parser.parse(other_row);
+                    if add {
+                        if held.matches == 0 {
+                            (0..held.count).for_each(|_| push_padded(out, shown, LEFT, left_row, nulls));
+                        }
+                        held.matches += 1;
+                    } else if held.matches > 0 {
+                        held.matches -= 1;
+                        if held.matches == 0 {
+                            (0..held.count).for_each(|_| push_padded(out, hidden, LEFT, left_row, nulls));
+                        }
+                    }
+                }
+                if side == LEFT && (total > 0) == semi {
+                    push_padded(out, if add { RowKind::Insert } else { RowKind::Delete }, LEFT, row, nulls);
+                }
+                change(mine, row.as_ref(), add, total, &mut self.heap_bytes);
+                self.drop_if_empty(key.as_ref());
+                continue;
+            }
             let mut total = 0u64;
             for &j in matched {
                 let Some((other_row, held)) = theirs.get_index_mut(j) else { continue };
@@ -351,16 +385,22 @@ impl JoinOperator {
                 push_padded(out, kind, side, row, self.tagged.null_rows[other].row());
             }
             change(mine, row.as_ref(), add, total, &mut self.heap_bytes);
-            if state.sides[LEFT].is_empty() && state.sides[RIGHT].is_empty() {
-                if let Some((k, s)) = self.state.remove_entry(key.as_ref()) {
-                    self.heap_bytes = self.heap_bytes.saturating_sub(k.len() + size_of::<KeyState>());
-                    if let (Some(e), Some(write)) = (self.expiry.as_mut(), s.write) {
-                        e.forget(write);
-                    }
-                }
-            }
+            self.drop_if_empty(key.as_ref());
         }
         Ok(())
+    }
+
+    /// Forgets `key` once neither side holds a row of it.
+    fn drop_if_empty(&mut self, key: &[u8]) {
+        if !self.state.get(key).is_some_and(|s| s.sides[LEFT].is_empty() && s.sides[RIGHT].is_empty()) {
+            return;
+        }
+        if let Some((k, s)) = self.state.remove_entry(key) {
+            self.heap_bytes = self.heap_bytes.saturating_sub(k.len() + size_of::<KeyState>());
+            if let (Some(e), Some(write)) = (self.expiry.as_mut(), s.write) {
+                e.forget(write);
+            }
+        }
     }
 
     /// Batch mode, at the end: every key's pairs, and the padded rows of the outer sides.
@@ -415,6 +455,17 @@ impl JoinOperator {
                 }
             }
             let mask = self.tagged.holds(&pairs)?;
+            if let Some(semi) = self.spec.kind.filtering() {
+                for (li, (l, lh)) in left.iter().enumerate() {
+                    let any = (0..right.len()).any(|ri| mask[li * right.len() + ri]);
+                    if any == semi {
+                        for _ in 0..lh.count {
+                            out.push(RowKind::Insert, lp.parse(l), self.tagged.null_rows[RIGHT].row());
+                        }
+                    }
+                }
+                return Ok(());
+            }
             let mut right_matched = vec![false; right.len()];
             for (li, (l, lh)) in left.iter().enumerate() {
                 let mut any = false;
@@ -459,7 +510,9 @@ impl JoinOperator {
             return Ok(());
         }
         let mut columns = self.tagged.sides[LEFT].convert_rows(&output.sides[LEFT]).map_err(self.arrow_err())?;
-        columns.extend(self.tagged.sides[RIGHT].convert_rows(&output.sides[RIGHT]).map_err(self.arrow_err())?);
+        if self.spec.kind.filtering().is_none() {
+            columns.extend(self.tagged.sides[RIGHT].convert_rows(&output.sides[RIGHT]).map_err(self.arrow_err())?);
+        }
         let data = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(self.arrow_err())?;
         let append = output.kinds.iter().all(|k| *k == RowKind::Insert.code());
         let row_kinds = (!append).then(|| Int8Array::from(output.kinds));

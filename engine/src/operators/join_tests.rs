@@ -346,3 +346,68 @@ fn a_window_join_restores_at_every_message() {
     );
     assert_eq!(changes(&out), ["+I(a, x)", "+I(b, z)", "+I(_, y)"]);
 }
+
+/// A semi or anti join over `tagged()`, emitting the left columns only.
+fn filtering(kind: JoinKind) -> JoinOperator {
+    let spec = JoinSpec {
+        kind,
+        key_names: vec!["__join_key0".into()],
+        nulls_equal: false,
+        left_width: 2,
+        right_width: 2,
+        condition: None,
+        final_only: false,
+        window_end_key: None,
+        display: "l.k = r.k".into(),
+    };
+    let output = Arc::new(Schema::new(tagged().fields()[2..4].to_vec()));
+    let ctx = OperatorContext {
+        input_schema: tagged(),
+        output_schema: output,
+        late_rows: LateRowCounter::detached(),
+        state_ttl: None,
+    };
+    JoinOperator::new(spec, ctx).expect("operator")
+}
+
+/// `+I(a)` for the left-only output.
+fn left_changes(out: &[Message]) -> Vec<String> {
+    let mut v = Vec::new();
+    for m in out {
+        if let Message::Data(b) = m {
+            assert_eq!(b.data.num_columns(), 2, "left columns only");
+            let l = b.data.column(0).as_string::<i32>();
+            for i in 0..b.num_rows() {
+                let kind = b.row_kinds.as_ref().map_or(0, |k| k.value(i));
+                let kind = RowKind::from_code(kind).expect("kind").short_string();
+                v.push(format!("{kind}({})", if l.is_null(i) { "_" } else { l.value(i) }));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn semi_and_anti_joins_emit_left_rows_by_whether_they_match() {
+    let input = [
+        ins(0, &[(1, "a", 0), (2, "b", 0)]),
+        // Two matches for a: a goes out (semi) or back (anti) once.
+        ins(1, &[(1, "x", 0), (1, "y", 0)]),
+        ins(0, &[(1, "c", 0)]),
+        rows(0, &[(RowKind::Insert, None, "n", 0)]),
+        del(1, &[(1, "x", 0)]),
+        del(1, &[(1, "y", 0)]),
+    ];
+    let mut semi = filtering(JoinKind::Semi);
+    assert_eq!(left_changes(&run(&mut semi, &input)), ["+I(a)", "+I(c)", "-D(a)", "-D(c)"]);
+    let mut anti = filtering(JoinKind::Anti);
+    assert_eq!(left_changes(&run(&mut anti, &input)), ["+I(a)", "+I(b)", "-D(a)", "+I(n)", "+I(a)", "+I(c)"]);
+    // An append-only semi join only ever adds rows.
+    let mut semi = filtering(JoinKind::Semi);
+    let out = run(
+        &mut semi,
+        &[ins(1, &[(1, "x", 0)]), ins(0, &[(1, "a", 0), (2, "b", 0)]), ins(1, &[(2, "z", 0), (1, "w", 0)])],
+    );
+    assert_eq!(left_changes(&out), ["+I(a)", "+I(b)"]);
+    assert!(out.iter().all(|m| !matches!(m, Message::Data(b) if b.row_kinds.is_some())));
+}

@@ -13,6 +13,10 @@ pub enum JoinKind {
     Right,
     /// Both.
     Full,
+    /// Each left row that has a match, once, without the right columns (`IN` / `EXISTS`).
+    Semi,
+    /// Each left row that has no match, without the right columns (`NOT EXISTS`).
+    Anti,
 }
 
 impl JoinKind {
@@ -23,6 +27,19 @@ impl JoinKind {
             JoinKind::Left => side == 0,
             JoinKind::Right => side == 1,
             JoinKind::Full => true,
+            // An anti join emits the left rows that match nothing (the padding is dropped).
+            JoinKind::Anti => side == 0,
+            JoinKind::Semi => false,
+        }
+    }
+
+    /// For a semi (`Some(true)`) or anti (`Some(false)`) join, which emits left rows only:
+    /// whether a left row is emitted while it has matches.
+    pub fn filtering(self) -> Option<bool> {
+        match self {
+            JoinKind::Semi => Some(true),
+            JoinKind::Anti => Some(false),
+            _ => None,
         }
     }
 
@@ -33,6 +50,8 @@ impl JoinKind {
             JoinKind::Left => "LEFT",
             JoinKind::Right => "RIGHT",
             JoinKind::Full => "FULL",
+            JoinKind::Semi => "SEMI",
+            JoinKind::Anti => "ANTI",
         }
     }
 }
@@ -43,9 +62,10 @@ impl JoinKind {
 ///
 /// As the interval join, it reads both inputs as one tagged stream (a Union), with columns
 /// `[key_1..key_n, side, left columns.., right columns..]`, hash-partitioned by the keys.
-/// The output is the left columns then the right columns; it is an updating changelog when
-/// an input is or when the join is outer (a padded row is taken back once a match arrives),
-/// else append-only.
+/// The output is the left columns then the right columns (semi and anti joins: the left
+/// columns only); it is an updating changelog when an input is or when the join is outer
+/// or anti (a padded or unmatched row is taken back once a match arrives), else
+/// append-only.
 #[derive(Debug, Clone)]
 pub struct JoinSpec {
     /// Inner or outer.
@@ -92,7 +112,10 @@ impl JoinSpec {
 
     /// Whether the output is an updating changelog, given whether an input is.
     pub fn output_updating(&self, input_updating: bool) -> bool {
-        !self.final_only && self.window_end_key.is_none() && (input_updating || self.kind != JoinKind::Inner)
+        // An inner or semi join of append-only inputs only ever adds rows.
+        !self.final_only
+            && self.window_end_key.is_none()
+            && (input_updating || !matches!(self.kind, JoinKind::Inner | JoinKind::Semi))
     }
 
     /// Whether pairs are emitted only once a key's rows are complete (batch mode, or a

@@ -58,15 +58,24 @@ impl PlanBuilder<'_> {
             JoinType::Left => JoinKind::Left,
             JoinType::Right => JoinKind::Right,
             JoinType::Full => JoinKind::Full,
-            JoinType::LeftSemi | JoinType::RightSemi | JoinType::LeftMark | JoinType::RightMark => {
+            JoinType::LeftSemi => JoinKind::Semi,
+            JoinType::LeftAnti if !join.null_aware => JoinKind::Anti,
+            JoinType::LeftAnti => {
                 return Err(self.unsupported(
-                    "IN and EXISTS subqueries (semi joins)",
+                    "NOT IN subqueries",
+                    "NOT IN treats a NULL in the subquery specially; write NOT EXISTS (SELECT .. WHERE t.k = o.k) \
+                     if the subquery's column has no NULLs",
+                ))
+            }
+            JoinType::RightSemi | JoinType::LeftMark | JoinType::RightMark => {
+                return Err(self.unsupported(
+                    "IN and EXISTS subqueries under OR (mark joins) or as right semi joins",
                     "write it as a JOIN on the subquery's keys, made unique with SELECT DISTINCT",
                 ))
             }
-            JoinType::LeftAnti | JoinType::RightAnti => {
+            JoinType::RightAnti => {
                 return Err(self.unsupported(
-                    "NOT IN and NOT EXISTS subqueries (anti joins)",
+                    "NOT EXISTS subqueries planned as right anti joins",
                     "write it as a LEFT JOIN on the subquery's keys, made unique with SELECT DISTINCT, \
                      keeping the rows whose right side IS NULL",
                 ))
