@@ -156,8 +156,12 @@ impl PlanBuilder<'_> {
         keys: (Vec<Field>, Vec<ExprSpec>, Vec<ExprSpec>),
     ) -> Result<NodeId> {
         let input_updating = self.plan.nodes[left].updating || self.plan.nodes[right].updating;
+        // The condition reads a pair: left then right columns (a semi or anti join's own
+        // schema has the left columns only).
+        let pair_schema =
+            join.left.schema().join(join.right.schema()).map_err(|e| SqlError::internal(e.to_string()))?;
         let condition = match &join.filter {
-            Some(f) => Some(self.physical(f, &join.schema)?),
+            Some(f) => Some(self.physical(f, &pair_schema)?),
             None => None,
         };
         // A window join: both sides windowed (append-only) and joined on their window_end.
