@@ -1078,3 +1078,27 @@ fn in_and_not_exists_subqueries_are_semi_and_anti_joins() {
     );
     assert_eq!(final_rows(&unknown), ["[NOPE, 1]"]);
 }
+
+/// A view selecting fields of a ROW column names them by the field, as Flink does, so the
+/// Nexmark views (`CREATE VIEW bid AS SELECT bid.auction, ...`) run unchanged.
+#[test]
+fn selected_row_fields_are_named_by_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "v.sql",
+        "CREATE TABLE events (
+  event_type INT,
+  bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, url STRING, dateTime TIMESTAMP(3), extra STRING>
+) WITH ('connector' = 'nexmark', 'events.num' = '100', 'base-time' = '1709287200000');
+CREATE VIEW bid AS SELECT bid.auction, bid.price FROM events WHERE event_type = 2;
+DESCRIBE bid;
+SELECT COUNT(*) AS bids, MIN(auction) AS first_auction FROM bid;
+",
+    );
+    let out = eddy(&["run", "v.sql"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("auction") && stdout.contains("price") && !stdout.contains("bid[auction]"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("+U[92, 1000]") || l.starts_with("+I[92, 1000]")), "{stdout}");
+}

@@ -33,7 +33,45 @@ pub(crate) fn plan_query(ctx: &EddyContext<'_>, query: &Query) -> Result<Logical
     super::temporal::rewrite_versioned_tables(&mut q, ctx);
     rewrite_group_windows(&mut q, ctx)?;
     rewrite_window_tvfs(&mut q, ctx)?;
-    sql_to_rel(ctx).sql_statement_to_plan(SqlStatement::Query(Box::new(q)))
+    let plan = sql_to_rel(ctx).sql_statement_to_plan(SqlStatement::Query(Box::new(q)))?;
+    name_field_accesses(plan)
+}
+
+/// Flink names a selected field of a ROW column (`SELECT bid.auction`) by the field
+/// (`auction`); DataFusion by the whole access (`t.bid[auction]`). The query's own output
+/// columns get Flink's names (where no other output column has that name already), so that
+/// views such as Nexmark's (`CREATE VIEW bid AS SELECT bid.auction, ...`) expose the columns
+/// their users select.
+fn name_field_accesses(plan: LogicalPlan) -> Result<LogicalPlan, DataFusionError> {
+    use datafusion::logical_expr::{Expr, Projection};
+    let LogicalPlan::Projection(p) = &plan else { return Ok(plan) };
+    let field_name = |e: &Expr| match e {
+        Expr::ScalarFunction(f) if f.name() == "get_field" => match f.args.get(1) {
+            Some(Expr::Literal(datafusion::common::ScalarValue::Utf8(Some(name)), _)) => Some(name.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let names: Vec<String> = p.schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut renamed = false;
+    let exprs: Vec<Expr> = p
+        .expr
+        .iter()
+        .map(|e| match field_name(e) {
+            Some(name)
+                if !names.contains(&name)
+                    && p.expr.iter().filter(|x| field_name(x).as_ref() == Some(&name)).count() == 1 =>
+            {
+                renamed = true;
+                e.clone().alias(name)
+            }
+            _ => e.clone(),
+        })
+        .collect();
+    if !renamed {
+        return Ok(plan);
+    }
+    Ok(LogicalPlan::Projection(Projection::try_new(exprs, p.input.clone())?))
 }
 
 /// The plan of a view, with its declared column names and its name as alias.
