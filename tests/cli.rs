@@ -673,6 +673,15 @@ CREATE TABLE companies (ticker STRING, company_name STRING, sector STRING)
 WITH ('connector' = 'filesystem', 'path' = 'companies', 'format' = 'csv');
 ";
 
+/// Runs `sql` after the trades and companies tables at parallelism 2 (as `name` in `dir`):
+/// the printed rows, without the task prefix.
+fn run_on_trades(dir: &Path, name: &str, sql: &str) -> Vec<String> {
+    write(dir, name, &format!("SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}{sql}"));
+    let out = eddy(&["run", name], dir);
+    assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string()).collect()
+}
+
 /// The rows a changelog leaves: `+I`/`+U` add a row, `-U`/`-D` take one back.
 fn final_rows(lines: &[String]) -> Vec<String> {
     let mut held: Vec<String> = Vec::new();
@@ -699,15 +708,7 @@ fn final_rows(lines: &[String]) -> Vec<String> {
 fn regular_joins_enrich_a_stream_with_a_dimension_file() {
     let dir = tempfile::tempdir().unwrap();
     write_trades_and_companies(dir.path());
-    let run = |name: &str, sql: &str| -> Vec<String> {
-        write(dir.path(), name, &format!("SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}{sql}"));
-        let out = eddy(&["run", name], dir.path());
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
-            .collect()
-    };
+    let run = |name: &str, sql: &str| run_on_trades(dir.path(), name, sql);
     let mut inner = run(
         "inner.sql",
         "SELECT t.ticker, c.company_name, t.qty FROM trades t JOIN companies c ON t.ticker = c.ticker;\n",
@@ -790,15 +791,7 @@ INSERT INTO o SELECT COALESCE(t.ticker, c.ticker), c.company_name, t.qty FROM tr
 fn top_n_and_keep_last_without_a_window() {
     let dir = tempfile::tempdir().unwrap();
     write_trades_and_companies(dir.path());
-    let run = |name: &str, sql: &str| -> Vec<String> {
-        write(dir.path(), name, &format!("SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}{sql}"));
-        let out = eddy(&["run", name], dir.path());
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
-            .collect()
-    };
+    let run = |name: &str, sql: &str| run_on_trades(dir.path(), name, sql);
     let top = run(
         "top.sql",
         "SELECT ticker, qty, rn FROM (
@@ -1057,15 +1050,7 @@ GROUP BY window_start, window_end, tag;
 fn in_and_not_exists_subqueries_are_semi_and_anti_joins() {
     let dir = tempfile::tempdir().unwrap();
     write_trades_and_companies(dir.path());
-    let run = |name: &str, sql: &str| -> Vec<String> {
-        write(dir.path(), name, &format!("SET 'parallelism.default' = '2';\n{TRADES_AND_COMPANIES}{sql}"));
-        let out = eddy(&["run", name], dir.path());
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
-            .collect()
-    };
+    let run = |name: &str, sql: &str| run_on_trades(dir.path(), name, sql);
     let mut tech = run(
         "semi.sql",
         "SELECT ticker, qty FROM trades WHERE ticker IN (SELECT ticker FROM companies WHERE sector = 'Technology');\n",
