@@ -210,7 +210,14 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
         .find_map(|l| l.strip_prefix("eddy_pg_query_duration_seconds_count "))
         .and_then(|v| v.parse::<u64>().ok());
     assert!(count.is_some_and(|n| n >= 10), "{metrics}");
-    assert!(metrics.lines().any(|l| l == "eddy_pg_connections 0"), "{metrics}");
+    // The server sees the last psql's connection close a moment after psql exits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut connections = metrics.clone();
+    while !connections.lines().any(|l| l == "eddy_pg_connections 0") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        connections = server.http_get("/metrics");
+    }
+    assert!(connections.lines().any(|l| l == "eddy_pg_connections 0"), "{connections}");
     // Every metric the provisioned Grafana dashboard queries is served.
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/eddy-metrics.json")).unwrap(),
