@@ -7,7 +7,9 @@
 --     'format') instead of the legacy 'connector.type' options, as the TODO below asks; the test
 --     writes ${SIDE_INPUT} (key 0..9999, value 'v<key>' for even keys: odd keys have no row).
 -- The side input never changes while the job runs, so the processing-time lookup join has one
--- answer, which the test checks.
+-- answer, which the test checks. Note: Flink 2.3 rejects this form too ("Temporal Table Join
+-- requires primary key in versioned table"): the current filesystem connector is no lookup
+-- source, where the legacy CSV source of the original was one.
 -- -------------------------------------------------------------------------------------------------
 -- Query 13: Bounded Side Input Join (Not in original suite)
 -- -------------------------------------------------------------------------------------------------
