@@ -12,36 +12,25 @@
 //! The embedded variant (`stock-trades.sql`, reading `eddy generate --to file://` output)
 //! runs too, on a smaller input.
 
+mod example_server;
 mod kafka_util;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use chrono::NaiveDateTime;
+use example_server::{close, grafana_ts, num, pg_ts, postgres, Server};
 use kafka_util::{broker, repo, unique};
 use serde_json::Value as Json;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `examples/stock-trades/<file>` with each `(from, to)` replaced (every occurrence, and each
-/// must occur).
+/// `examples/stock-trades/<file>` with each `(from, to)` replaced.
 fn example_sql(file: &str, replace: &[(&str, &str)]) -> String {
-    let path = repo().join("examples/stock-trades").join(file);
-    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    for (from, to) in replace {
-        assert!(text.contains(from), "{}: '{from}' is not in the example any more", path.display());
-        text = text.replace(from, to);
-    }
-    text
+    example_server::example_sql("stock-trades", file, replace)
 }
 
 /// The example's company file, as an absolute path (the SQL names it relative to the
@@ -50,114 +39,12 @@ fn companies_path() -> String {
     std::fs::canonicalize(repo().join("examples/stock-trades/companies.csv")).unwrap().display().to_string()
 }
 
-/// `eddy generate stock-trades <args>` in `dir`; panics with its stderr when it fails.
+/// `eddy generate stock-trades <args>` in `dir`.
 fn generate(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["generate", "stock-trades"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run eddy generate");
-    assert!(out.status.success(), "eddy generate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// `eddy serve FILE` in `dir` on free ports, its output in `dir/serve.out` and `serve.err`.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    pg: u16,
-    http: u16,
+    example_server::generate(dir, &[&["stock-trades"][..], args].concat());
 }
 
 impl Server {
-    /// Write `sql` to `dir/<file>`, serve it, and wait until its statements went through.
-    fn start(dir: &Path, file: &str, sql: &str) -> Self {
-        std::fs::write(dir.join(file), sql).unwrap();
-        let (pg, http) = (free_port(), free_port());
-        let out = std::fs::File::create(dir.join("serve.out")).unwrap();
-        let err = std::fs::File::create(dir.join("serve.err")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-            .args(["serve", file, "--state-dir", "state"])
-            .args(["--pg-listen", &format!("127.0.0.1:{pg}"), "--http-listen", &format!("127.0.0.1:{http}")])
-            .current_dir(dir)
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start eddy serve");
-        let server = Self { child, dir: dir.to_path_buf(), pg, http };
-        // The file is noted in the state directory once every statement went through.
-        server.wait("the statements to be submitted", Duration::from_secs(60), || {
-            dir.join("state/served-files").exists().then_some(())
-        });
-        server
-    }
-
-    fn output(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("--- serve.out\n{}--- serve.err\n{}", read("serve.out"), read("serve.err"))
-    }
-
-    /// Poll `f` every 200 ms until it gives a value; panics after `limit` with the output.
-    fn wait<T>(&self, what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// psql's answer to `sql`: rows of `|`-separated values, or the error.
-    fn try_query(&self, sql: &str) -> Result<String, String> {
-        let out = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-p", &self.pg.to_string(), "-U", "eddy", "-d", "eddy"])
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-            .output()
-            .expect("run psql");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).to_string())
-        }
-    }
-
-    fn query(&self, sql: &str) -> String {
-        self.try_query(sql).unwrap_or_else(|e| panic!("{sql}: {e}\n{}", self.output()))
-    }
-
-    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        self.query(sql).lines().filter(|l| !l.is_empty()).map(|l| l.split('|').map(str::to_string).collect()).collect()
-    }
-
-    /// Wait until `sql` answers `expected`, then check that it still does a moment later.
-    fn wait_for(&self, sql: &str, expected: &str, limit: Duration) {
-        let mut last = String::new();
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            last = self.try_query(sql).unwrap_or_else(|e| e);
-            if last == expected {
-                std::thread::sleep(Duration::from_millis(700));
-                assert_eq!(self.query(sql), expected, "{sql}: changed after reaching the expected answer");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("{sql}: still\n{last}\nwaiting for\n{expected}\n{}", self.output());
-    }
-}
-
-impl Server {
-    /// The value of the `/metrics` sample whose line starts with `prefix`.
-    fn metric(&self, prefix: &str) -> Option<f64> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
-        write!(s, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-    }
-
     /// SHOW JOBS: (id, name, status, rows in) per job, in the order they were submitted.
     fn jobs(&self) -> Vec<(String, String, String, u64)> {
         let mut jobs: Vec<(String, String, String, u64, String)> = self
@@ -168,39 +55,6 @@ impl Server {
         jobs.sort_by(|a, b| a.4.cmp(&b.4));
         jobs.into_iter().map(|j| (j.0, j.1, j.2, j.3)).collect()
     }
-
-    /// Stop the server as Ctrl-C does (SIGTERM: its jobs stop at a checkpoint) and wait for it.
-    fn stop(&mut self) {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "eddy serve ended with {status}\n{}", self.output());
-                return;
-            }
-            assert!(Instant::now() < deadline, "eddy serve did not stop\n{}", self.output());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The machine's PostgreSQL (user postgres, database test).
-fn postgres(sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql");
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
 }
 
 /// Drops a PostgreSQL table at the end of the test, however it ends.
@@ -293,26 +147,8 @@ fn companies() -> BTreeMap<String, Company> {
         .collect()
 }
 
-/// A timestamp as the Postgres protocol shows it (`2024-03-01 10:00:05.000000`).
-fn pg_ts(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap().naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
-}
-
 fn pg_date(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).unwrap().naive_utc().format("%Y-%m-%d").to_string()
-}
-
-/// A timestamp as Grafana writes it into `$__timeFilter` (`2024-03-01T10:00:05Z`).
-fn grafana_ts(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap().naive_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
-}
-
-fn num(s: &str) -> f64 {
-    s.parse().unwrap_or_else(|_| panic!("not a number: '{s}'"))
 }
 
 const MINUTE: i64 = 60_000;
