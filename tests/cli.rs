@@ -428,15 +428,7 @@ END;
     );
     let out = eddy(&["run", "b.sql"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines = |sub: &str| {
-        let mut lines: Vec<String> = Vec::new();
-        for f in std::fs::read_dir(dir.path().join(sub)).unwrap() {
-            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
-            lines.extend(text.lines().map(String::from));
-        }
-        lines.sort();
-        lines
-    };
+    let lines = |sub: &str| file_lines(&dir.path().join(sub));
     assert_eq!(lines("out"), [",1,5", "a,2,4", "b,1,2"]);
     assert_eq!(lines("total"), ["4,11"]);
     // Batch mode reads bounded tables only.
@@ -673,6 +665,16 @@ CREATE TABLE companies (ticker STRING, company_name STRING, sector STRING)
 WITH ('connector' = 'filesystem', 'path' = 'companies', 'format' = 'csv');
 ";
 
+/// Every line of every file in `dir`, sorted.
+fn file_lines(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for f in std::fs::read_dir(dir).unwrap() {
+        lines.extend(std::fs::read_to_string(f.unwrap().path()).unwrap().lines().map(String::from));
+    }
+    lines.sort();
+    lines
+}
+
 /// Runs `sql` after the trades and companies tables at parallelism 2 (as `name` in `dir`):
 /// the printed rows, without the task prefix.
 fn run_on_trades(dir: &Path, name: &str, sql: &str) -> Vec<String> {
@@ -766,11 +768,7 @@ INSERT INTO o SELECT COALESCE(t.ticker, c.ticker), c.company_name, t.qty FROM tr
     );
     let out = eddy(&["run", "full.sql"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut lines: Vec<String> = Vec::new();
-    for f in std::fs::read_dir(dir.path().join("out")).unwrap() {
-        lines.extend(std::fs::read_to_string(f.unwrap().path()).unwrap().lines().map(String::from));
-    }
-    lines.sort();
+    let lines = file_lines(&dir.path().join("out"));
     assert_eq!(
         lines,
         [
@@ -840,11 +838,7 @@ ON L.ticker = R.ticker AND L.window_start = R.window_start AND L.window_end = R.
     assert!(plan.contains("Join: type=FULL") && plan.contains(", window join"), "{plan}");
     let out = eddy(&["run", "wj.sql"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut lines: Vec<String> = Vec::new();
-    for f in std::fs::read_dir(dir.path().join("out")).unwrap() {
-        lines.extend(std::fs::read_to_string(f.unwrap().path()).unwrap().lines().map(String::from));
-    }
-    lines.sort();
+    let lines = file_lines(&dir.path().join("out"));
     assert_eq!(
         lines,
         [
