@@ -442,54 +442,52 @@ impl JoinOperator {
     /// The complete join result of one key's rows: the matching pairs, and the padded rows
     /// of the outer sides that match nothing.
     fn emit_key(&self, state: &KeyState, out: &mut Output) -> Result<()> {
-        {
-            let [left, right] = &state.sides;
-            let lp = self.tagged.sides[LEFT].parser();
-            let rp = self.tagged.sides[RIGHT].parser();
-            // Which (left, right) pairs match, by the condition.
-            let mut pairs = self.tagged.empty_pairs();
-            for l in left.keys() {
-                for r in right.keys() {
-                    pairs[LEFT].push(lp.parse(l));
-                    pairs[RIGHT].push(rp.parse(r));
-                }
+        let [left, right] = &state.sides;
+        let lp = self.tagged.sides[LEFT].parser();
+        let rp = self.tagged.sides[RIGHT].parser();
+        // Which (left, right) pairs match, by the condition.
+        let mut pairs = self.tagged.empty_pairs();
+        for l in left.keys() {
+            for r in right.keys() {
+                pairs[LEFT].push(lp.parse(l));
+                pairs[RIGHT].push(rp.parse(r));
             }
-            let mask = self.tagged.holds(&pairs)?;
-            if let Some(semi) = self.spec.kind.filtering() {
-                for (li, (l, lh)) in left.iter().enumerate() {
-                    let any = (0..right.len()).any(|ri| mask[li * right.len() + ri]);
-                    if any == semi {
-                        for _ in 0..lh.count {
-                            out.push(RowKind::Insert, lp.parse(l), self.tagged.null_rows[RIGHT].row());
-                        }
-                    }
-                }
-                return Ok(());
-            }
-            let mut right_matched = vec![false; right.len()];
+        }
+        let mask = self.tagged.holds(&pairs)?;
+        if let Some(semi) = self.spec.kind.filtering() {
             for (li, (l, lh)) in left.iter().enumerate() {
-                let mut any = false;
-                for (ri, (r, rh)) in right.iter().enumerate() {
-                    if mask[li * right.len() + ri] {
-                        any = true;
-                        right_matched[ri] = true;
-                        for _ in 0..lh.count * rh.count {
-                            out.push(RowKind::Insert, lp.parse(l), rp.parse(r));
-                        }
-                    }
-                }
-                if !any && self.spec.kind.keeps_unmatched(LEFT) {
+                let any = (0..right.len()).any(|ri| mask[li * right.len() + ri]);
+                if any == semi {
                     for _ in 0..lh.count {
                         out.push(RowKind::Insert, lp.parse(l), self.tagged.null_rows[RIGHT].row());
                     }
                 }
             }
-            if self.spec.kind.keeps_unmatched(RIGHT) {
-                for ((r, rh), matched) in right.iter().zip(right_matched) {
-                    if !matched {
-                        for _ in 0..rh.count {
-                            out.push(RowKind::Insert, self.tagged.null_rows[LEFT].row(), rp.parse(r));
-                        }
+            return Ok(());
+        }
+        let mut right_matched = vec![false; right.len()];
+        for (li, (l, lh)) in left.iter().enumerate() {
+            let mut any = false;
+            for (ri, (r, rh)) in right.iter().enumerate() {
+                if mask[li * right.len() + ri] {
+                    any = true;
+                    right_matched[ri] = true;
+                    for _ in 0..lh.count * rh.count {
+                        out.push(RowKind::Insert, lp.parse(l), rp.parse(r));
+                    }
+                }
+            }
+            if !any && self.spec.kind.keeps_unmatched(LEFT) {
+                for _ in 0..lh.count {
+                    out.push(RowKind::Insert, lp.parse(l), self.tagged.null_rows[RIGHT].row());
+                }
+            }
+        }
+        if self.spec.kind.keeps_unmatched(RIGHT) {
+            for ((r, rh), matched) in right.iter().zip(right_matched) {
+                if !matched {
+                    for _ in 0..rh.count {
+                        out.push(RowKind::Insert, self.tagged.null_rows[LEFT].row(), rp.parse(r));
                     }
                 }
             }
