@@ -13,6 +13,7 @@ mod group;
 mod join;
 mod over;
 mod window;
+mod window_reagg;
 
 use std::collections::HashMap;
 use std::sync::Arc;

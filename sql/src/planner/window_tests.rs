@@ -216,3 +216,25 @@ fn processing_time_windows_follow_the_clock() {
     .unwrap_err();
     assert!(e.message.contains("time attribute"), "{e}");
 }
+
+#[test]
+fn grouping_a_window_aggregate_by_its_window_is_a_window_aggregation() {
+    // Nexmark q5's shape: the per-window maximum of per-auction counts, joined back by window.
+    let view = "CREATE VIEW counts AS SELECT auction, COUNT(*) AS num, window_start AS s, window_end AS e
+        FROM TABLE(HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '2' SECOND, INTERVAL '10' SECOND))
+        GROUP BY auction, window_start, window_end;\n";
+    let text = explain(view, "SELECT MAX(num), s, e, COUNT(*) FROM counts GROUP BY s, e").unwrap();
+    assert_eq!(text.matches("WindowAggregate").count(), 2, "{text}");
+    // Re-aggregated on the slide's grid, the original window_start kept as a key.
+    assert!(text.contains("TUMBLE(size=2000ms)") && text.contains("keys=[counts.s]"), "{text}");
+    assert!(!text.contains("GroupAggregate"), "{text}");
+    let joined = "SELECT c.auction, c.s, c.e, c.num FROM counts c JOIN
+        (SELECT MAX(num) AS maxn, s, e FROM counts GROUP BY s, e) m
+        ON c.s = m.s AND c.e = m.e AND c.num >= m.maxn";
+    let text = explain(view, joined).unwrap();
+    assert!(text.contains("window join"), "{text}");
+
+    // Grouped by window_end only, it stays a group aggregation (updating), as in Flink.
+    let text = explain(view, "SELECT MAX(num), e, e AS e2, COUNT(*) FROM counts GROUP BY e").unwrap();
+    assert!(text.contains("GroupAggregate"), "{text}");
+}

@@ -25,6 +25,11 @@ impl PlanBuilder<'_> {
             return Err(self.unsupported("GROUPING SETS, ROLLUP and CUBE", ""));
         }
         let input = self.convert(&agg.input)?;
+        self.group_aggregate_over(agg, schema, input)
+    }
+
+    /// A group aggregation of `agg` over its already converted input.
+    pub(super) fn group_aggregate_over(&mut self, agg: &Aggregate, schema: SchemaRef, input: NodeId) -> Result<NodeId> {
         let input_schema = self.plan.nodes[input].schema.clone();
         let input_updating = self.plan.nodes[input].updating;
         let keys = agg.group_expr.iter().map(|e| self.physical(e, agg.input.schema())).collect::<Result<Vec<_>>>()?;

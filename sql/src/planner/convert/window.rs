@@ -55,6 +55,9 @@ impl PlanBuilder<'_> {
     /// window_start and window_end, else a group aggregation.
     pub(super) fn convert_aggregate(&mut self, agg: &Aggregate, schema: SchemaRef) -> Result<NodeId> {
         let Some((input, virt)) = self.convert_windowed_input(&agg.input)? else {
+            if let Some(window) = super::window_reagg::attached_window(agg) {
+                return self.convert_window_reaggregate(agg, schema, window);
+            }
             return self.convert_group_aggregate(agg, schema);
         };
         if agg.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
@@ -368,18 +371,32 @@ fn rank_limit(pred: &Expr, input: &LogicalPlan, width: usize) -> Option<usize> {
 /// Indices of `window_start` and `window_end` when `plan`'s rows are windowed (a window table
 /// function or window aggregation, passed through projections).
 pub(super) fn window_bounds(plan: &LogicalPlan) -> Option<(usize, usize)> {
-    let map_through = |exprs: &[Expr], input: &LogicalPlan, (s, e): (usize, usize)| {
+    window_of(plan).map(|w| (w.start, w.end))
+}
+
+/// The columns of windowed rows that hold their window, and the window table function
+/// that assigned it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct WindowColumns {
+    pub start: usize,
+    pub end: usize,
+    pub window: WindowKind,
+}
+
+/// Where `plan`'s rows carry their window (see [`window_bounds`]).
+pub(super) fn window_of(plan: &LogicalPlan) -> Option<WindowColumns> {
+    let map_through = |exprs: &[Expr], input: &LogicalPlan, w: WindowColumns| {
         let find = |target: usize| exprs.iter().position(|x| passthrough_index(x, input) == Some(target));
-        Some((find(s)?, find(e)?))
+        Some(WindowColumns { start: find(w.start)?, end: find(w.end)?, window: w.window })
     };
     match plan {
-        LogicalPlan::SubqueryAlias(a) => window_bounds(&a.input),
-        LogicalPlan::Filter(f) => window_bounds(&f.input),
-        LogicalPlan::Projection(p) => map_through(&p.expr, &p.input, window_bounds(&p.input)?),
-        LogicalPlan::Aggregate(a) => map_through(&a.group_expr, &a.input, window_bounds(&a.input)?),
+        LogicalPlan::SubqueryAlias(a) => window_of(&a.input),
+        LogicalPlan::Filter(f) => window_of(&f.input),
+        LogicalPlan::Projection(p) => map_through(&p.expr, &p.input, window_of(&p.input)?),
+        LogicalPlan::Aggregate(a) => map_through(&a.group_expr, &a.input, window_of(&a.input)?),
         LogicalPlan::Extension(e) => {
             let w = e.node.as_any().downcast_ref::<WindowTableFunction>()?;
-            Some((w.input_width(), w.input_width() + 1))
+            Some(WindowColumns { start: w.input_width(), end: w.input_width() + 1, window: w.window })
         }
         _ => None,
     }
