@@ -1,7 +1,8 @@
 //! Time attributes: which columns of a logical plan are rowtime attributes.
 //!
 //! In Flink a column is a *time attribute* when it is the column of a table's WATERMARK
-//! declaration (or, in a table without one, its `AS PROCTIME()` column), passed through unchanged (projections may rename it), or the `window_time`
+//! declaration (or, in a table without one, its `AS PROCTIME()` column, or `PROCTIME()` in a
+//! view's SELECT), passed through unchanged (projections may rename it), or the `window_time`
 //! of a window table function or window aggregation. Only time attributes can drive event
 //! time windows, deduplication and Top-N on a stream; computing on one (even a CAST)
 //! turns it into a plain timestamp.
@@ -44,7 +45,9 @@ pub(crate) fn rowtime_columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<usiz
             p.expr
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| passthrough_index(e, &p.input).is_some_and(|i| input.contains(&i)))
+                .filter(|(_, e)| {
+                    passthrough_index(e, &p.input).is_some_and(|i| input.contains(&i)) || is_proctime_call(e)
+                })
                 .map(|(i, _)| i)
                 .collect()
         }
@@ -100,6 +103,38 @@ pub(crate) fn rowtime_columns(plan: &LogicalPlan, catalog: &Catalog) -> Vec<usiz
             iter.fold(first, |acc, cols| acc.into_iter().filter(|c| cols.contains(c)).collect())
         }
         _ => vec![],
+    }
+}
+
+/// `PROCTIME()` in a SELECT list (possibly aliased): a processing-time attribute, as in Flink.
+fn is_proctime_call(e: &Expr) -> bool {
+    match e {
+        Expr::Alias(a) => is_proctime_call(&a.expr),
+        Expr::ScalarFunction(f) => f.func.name() == "proctime",
+        _ => false,
+    }
+}
+
+/// Whether column `col` of `plan` is a `PROCTIME()` computed in a query (a view's or a
+/// subquery's SELECT list) rather than a table's column. Such a column has no watermark of
+/// its own upstream, so an operator timed by it gets the clock as its watermark.
+pub(crate) fn is_query_proctime(plan: &LogicalPlan, col: usize) -> bool {
+    match plan {
+        LogicalPlan::Projection(p) => match p.expr.get(col) {
+            Some(e) if is_proctime_call(e) => true,
+            Some(e) => passthrough_index(e, &p.input).is_some_and(|i| is_query_proctime(&p.input, i)),
+            None => false,
+        },
+        LogicalPlan::Filter(f) => is_query_proctime(&f.input, col),
+        LogicalPlan::SubqueryAlias(a) => is_query_proctime(&a.input, col),
+        LogicalPlan::Window(w) => is_query_proctime(&w.input, col),
+        LogicalPlan::TableScan(scan) => scan
+            .source
+            .as_ref()
+            .downcast_ref::<EddyTableSource>()
+            .and_then(EddyTableSource::inlined_plan)
+            .is_some_and(|inlined| is_query_proctime(inlined, col)),
+        _ => false,
     }
 }
 

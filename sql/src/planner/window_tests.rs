@@ -238,3 +238,19 @@ fn grouping_a_window_aggregate_by_its_window_is_a_window_aggregation() {
     let text = explain(view, "SELECT MAX(num), e, e AS e2, COUNT(*) FROM counts GROUP BY e").unwrap();
     assert!(text.contains("GroupAggregate"), "{text}");
 }
+
+#[test]
+fn proctime_in_a_view_times_a_window_by_the_clock() {
+    // Nexmark q12: PROCTIME() added by a view over a table that has an event-time watermark.
+    let view = "CREATE VIEW b AS SELECT *, PROCTIME() AS p_time FROM bids;\n";
+    let q = "SELECT bidder, window_start, window_end, COUNT(*)
+        FROM TABLE(TUMBLE(TABLE b, DESCRIPTOR(p_time), INTERVAL '10' SECOND)) GROUP BY bidder, window_start, window_end";
+    let text = explain(view, q).unwrap();
+    let clock = text.find("WatermarkAssigner: proctime=").unwrap_or_else(|| panic!("no clock watermark in\n{text}"));
+    // The clock watermark sits between the view's projection and the window aggregation;
+    // the table's event-time watermark is still there at the source.
+    assert!(text[..clock].contains("WindowAggregate") && text.contains("WatermarkAssigner: rowtime="), "{text}");
+    // A plain timestamp is still refused.
+    let err = explain("", &q.replace("TABLE b, DESCRIPTOR(p_time)", "TABLE bids, DESCRIPTOR(plain_ts)")).unwrap_err();
+    assert!(err.to_string().contains("time attribute"), "{err}");
+}

@@ -23,9 +23,9 @@ use super::PlanBuilder;
 use crate::error::{Result, SqlError};
 use crate::plan::{
     DeduplicateSpec, EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, SortKey, TieBreak, TopNSpec,
-    WindowAggSpec, WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
+    WatermarkSpec, WindowAggSpec, WindowAssignSpec, WindowKind, WindowOutput, WindowTopNSpec,
 };
-use crate::planner::time_attr::{passthrough_index, rowtime_columns};
+use crate::planner::time_attr::{is_query_proctime, passthrough_index, rowtime_columns};
 use crate::planner::window_node::{WindowTableFunction, WINDOW_COLUMNS};
 
 /// The window table function feeding an aggregate, and which of the converted columns are
@@ -47,6 +47,7 @@ impl PlanBuilder<'_> {
             ));
         }
         let input = self.convert(&w.input)?;
+        let input = self.clock_for_query_proctime(w, input);
         let spec = WindowAssignSpec { window: w.window, time_column: w.time_column };
         Ok(self.add(Operator::WindowAssign(spec), vec![input], schema))
     }
@@ -182,6 +183,7 @@ impl PlanBuilder<'_> {
                     return Ok(None);
                 };
                 let input = self.convert(&w.input)?;
+                let input = self.clock_for_query_proctime(w, input);
                 let in_schema = self.plan.nodes[input].schema.clone();
                 let out_schema: SchemaRef = Arc::new(w.schema().as_arrow().clone());
                 // Input columns, then the time attribute three times (virtual window columns).
@@ -219,6 +221,26 @@ impl PlanBuilder<'_> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// A window timed by a `PROCTIME()` computed in a query (`CREATE VIEW v AS SELECT *,
+    /// PROCTIME() AS p ..`): the clock becomes its rows' watermark, replacing the event-time
+    /// watermark from upstream, which does not time them (a table's own `PROCTIME()` column
+    /// gets the same at its source).
+    fn clock_for_query_proctime(&mut self, w: &WindowTableFunction, input: NodeId) -> NodeId {
+        if !is_query_proctime(&w.input, w.time_column) {
+            return input;
+        }
+        let schema = self.plan.nodes[input].schema.clone();
+        let name = schema.field(w.time_column).name().clone();
+        let spec = WatermarkSpec {
+            rowtime_column: w.time_column,
+            expr: ExprSpec { expr: Arc::new(Column::new(&name, w.time_column)), display: name },
+            interval_ms: self.session.settings.watermark_interval_ms().max(1),
+            idle_timeout_ms: 0,
+            processing_time: true,
+        };
+        self.add(Operator::Watermark(spec), vec![input], schema)
     }
 
     fn references_roles(&self, e: &Expr, input: &LogicalPlan, virt: &VirtualWindow) -> bool {
