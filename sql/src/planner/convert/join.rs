@@ -86,8 +86,10 @@ impl PlanBuilder<'_> {
         }
         let left_width = join.left.schema().fields().len();
         let right_width = join.right.schema().fields().len();
-        let left_times = rowtime_columns(&join.left, &self.session.catalog);
-        let right_times = rowtime_columns(&join.right, &self.session.catalog);
+        let mut left_times = rowtime_columns(&join.left, &self.session.catalog);
+        let mut right_times = rowtime_columns(&join.right, &self.session.catalog);
+        left_times.extend(window_end_time(&join.left));
+        right_times.extend(window_end_time(&join.right));
         let mut bounds = TimeBounds::default();
         let mut residual = Vec::new();
         if let Some(filter) = &join.filter {
@@ -110,7 +112,8 @@ impl PlanBuilder<'_> {
         let left = self.convert(&join.left)?;
         let right = self.convert(&join.right)?;
         let (keys, left_keys, right_keys) = self.join_keys(join, left, right)?;
-        let Some(((left_time, right_time), lower, upper)) = interval else {
+        let updating = self.plan.nodes[left].updating || self.plan.nodes[right].updating;
+        let Some(((left_time, right_time), lower, upper)) = interval.filter(|_| !updating) else {
             return self.regular_join(join, kind, schema, (left, right), (keys, left_keys, right_keys));
         };
         if self.reads_processing_time(left) || self.reads_processing_time(right) {
@@ -543,6 +546,21 @@ impl PlanBuilder<'_> {
             }
         }
     }
+}
+
+/// The `window_end` of windowed rows, which can bound an interval join like a time
+/// attribute (Nexmark q7 joins bids to the maximum of their TUMBLE window by
+/// `B.dateTime BETWEEN B1.window_end - INTERVAL '10' SECOND AND B1.window_end`).
+///
+/// Flink joins on it with a regular join, which holds every row of both sides forever. But a
+/// row's `window_end` is never behind the watermark where the row travels: a window table
+/// function's row ends its window after its own time, and a window aggregation emits a
+/// window when the watermark reaches `window_end - 1`, before passing that watermark on. So
+/// the interval join, which frees rows once the watermark passes the last time that can
+/// still match them, gives the same rows as the regular join with bounded state (an
+/// updating input, as with allowed lateness, still gets the regular join).
+fn window_end_time(plan: &datafusion::logical_expr::LogicalPlan) -> Option<usize> {
+    super::window::window_of(plan).map(|w| w.end)
 }
 
 /// The table a plan reads `FOR SYSTEM_TIME AS OF` (through aliases, projections and

@@ -148,3 +148,24 @@ fn joins_that_cannot_run_are_refused_with_their_place() {
     assert!(e.to_string().contains("processing-time interval joins"), "{q}: {e}");
     assert_eq!(e.location.line, TABLES.lines().count() as u64 + 1, "{q}: {e}");
 }
+
+#[test]
+fn a_window_aggregates_window_end_bounds_an_interval_join() {
+    // Nexmark q7's shape: rows joined to their TUMBLE window's maximum within the window.
+    let q = "SELECT o.order_id, o.amount FROM orders o JOIN (
+          SELECT MAX(amount) AS top, window_end AS we
+          FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '10' SECOND))
+          GROUP BY window_start, window_end) m
+        ON o.amount = m.top WHERE o.ts BETWEEN m.we - INTERVAL '10' SECOND AND m.we";
+    let p = plan(q).unwrap();
+    let j = join_spec(&p);
+    assert_eq!((j.lower_ms, j.upper_ms), (0, 10_000));
+    // With allowed lateness the window aggregation updates: a regular join then.
+    let p = plan(&format!("SET 'table.exec.emit.allow-lateness' = '1 min';\n{q}")).unwrap();
+    let text = explain::render(&p);
+    assert!(!text.contains("IntervalJoin") && text.contains("Join: type=INNER"), "{text}");
+    // window_start is behind the rows' times: never an interval join bound.
+    let q = q.replace("window_end AS we", "window_start AS we");
+    let text = explain::render(&plan(&q).unwrap());
+    assert!(!text.contains("IntervalJoin"), "{text}");
+}

@@ -393,23 +393,25 @@ fn rank_limit(pred: &Expr, input: &LogicalPlan, width: usize) -> Option<usize> {
 /// Indices of `window_start` and `window_end` when `plan`'s rows are windowed (a window table
 /// function or window aggregation, passed through projections).
 pub(super) fn window_bounds(plan: &LogicalPlan) -> Option<(usize, usize)> {
-    window_of(plan).map(|w| (w.start, w.end))
+    window_of(plan).and_then(|w| Some((w.start?, w.end)))
 }
 
 /// The columns of windowed rows that hold their window, and the window table function
 /// that assigned it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct WindowColumns {
-    pub start: usize,
+    /// `window_start`, unless it was projected away.
+    pub start: Option<usize>,
     pub end: usize,
     pub window: WindowKind,
 }
 
-/// Where `plan`'s rows carry their window (see [`window_bounds`]).
+/// Where `plan`'s rows carry their window (see [`window_bounds`]): at least its
+/// `window_end`.
 pub(super) fn window_of(plan: &LogicalPlan) -> Option<WindowColumns> {
     let map_through = |exprs: &[Expr], input: &LogicalPlan, w: WindowColumns| {
         let find = |target: usize| exprs.iter().position(|x| passthrough_index(x, input) == Some(target));
-        Some(WindowColumns { start: find(w.start)?, end: find(w.end)?, window: w.window })
+        Some(WindowColumns { start: w.start.and_then(find), end: find(w.end)?, window: w.window })
     };
     match plan {
         LogicalPlan::SubqueryAlias(a) => window_of(&a.input),
@@ -418,7 +420,7 @@ pub(super) fn window_of(plan: &LogicalPlan) -> Option<WindowColumns> {
         LogicalPlan::Aggregate(a) => map_through(&a.group_expr, &a.input, window_of(&a.input)?),
         LogicalPlan::Extension(e) => {
             let w = e.node.as_any().downcast_ref::<WindowTableFunction>()?;
-            Some(WindowColumns { start: w.input_width(), end: w.input_width() + 1, window: w.window })
+            Some(WindowColumns { start: Some(w.input_width()), end: w.input_width() + 1, window: w.window })
         }
         _ => None,
     }

@@ -37,7 +37,7 @@ pub(super) fn attached_window(agg: &Aggregate) -> Option<WindowColumns> {
         return None;
     }
     let grouped = |c: usize| agg.group_expr.iter().any(|e| passthrough_index(e, &agg.input) == Some(c));
-    (grouped(w.start) && grouped(w.end)).then_some(w)
+    (w.start.is_some_and(grouped) && grouped(w.end)).then_some(w)
 }
 
 impl PlanBuilder<'_> {
