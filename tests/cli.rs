@@ -28,6 +28,31 @@ fn check_points_at_a_typo_with_line_and_caret() {
 }
 
 #[test]
+fn a_bad_connector_option_points_at_its_create_table() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "opt.sql",
+        "CREATE TABLE src (a INT) WITH ('connector' = 'datagen', 'number-of-rows' = '3');\n\n\
+         CREATE TABLE out1 (a INT) WITH (\n  'connector' = 'filesystem', 'path' = 'o', 'format' = 'csv',\n  \
+         'sink.rolling-policy.file-sise' = '1mb'\n);\nINSERT INTO out1 SELECT a FROM src;\n",
+    );
+    for cmd in ["check", "run"] {
+        let out = eddy(&[cmd, "opt.sql"], dir.path());
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("opt.sql:3:14: error: table 'out1': unsupported option 'sink.rolling-policy.file-sise'"),
+            "{cmd}: {err}"
+        );
+        assert!(
+            err.contains(&format!("3 | CREATE TABLE out1 (a INT) WITH (\n{}^", " ".repeat(4 + 13))),
+            "{cmd}: {err}"
+        );
+    }
+}
+
+#[test]
 fn unknown_column_is_located() {
     let dir = tempfile::tempdir().unwrap();
     write(

@@ -30,7 +30,7 @@ pub fn check_file(path: &Path) -> u8 {
         }
     };
     if let Err(e) = eddy_engine::job::check(&plan) {
-        eprintln!("{}: error: {e}", script.name);
+        eprint!("{}", script.render_job_error(&e));
         return EXIT_USAGE;
     }
     print!("{}", eddy_sql::explain::render(&plan));

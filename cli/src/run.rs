@@ -45,7 +45,7 @@ pub fn run_file(path: &Path, quiet: bool, state_dir: &Path, fresh: bool) -> u8 {
         // Nothing is created under the state directory unless a result table is written.
         Ok(j) => j.with_result_tables(ResultTables::new(state_dir)),
         Err(e) => {
-            eprintln!("{}: error: {e}", script.name);
+            eprint!("{}", script.render_job_error(&e));
             return EXIT_USAGE;
         }
     };

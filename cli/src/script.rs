@@ -49,3 +49,18 @@ pub fn prepare(path: &Path, print: bool) -> Result<Script, ScriptError> {
     }
     Ok(Script { name, text, session, job })
 }
+
+impl Script {
+    /// A job that failed its checks, as the user reads it: a connector's bad option is
+    /// placed at the table's `CREATE TABLE` (line:col and a caret), anything else is named
+    /// by the file.
+    pub fn render_job_error(&self, e: &eddy_engine::EngineError) -> String {
+        if let eddy_engine::EngineError::Connector(eddy_connectors::ConnectorError::Options { table, message }) = e {
+            if let Some(def) = self.session.catalog().table(table).filter(|t| t.location.is_known()) {
+                let err = eddy_sql::SqlError::plan(def.location, format!("table '{table}': {message}"));
+                return err.render(&self.name, &self.text);
+            }
+        }
+        format!("{}: error: {e}\n", self.name)
+    }
+}

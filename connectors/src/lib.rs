@@ -30,7 +30,8 @@ pub mod options;
 pub use changelog::RowKind;
 
 pub use error::ConnectorError;
-pub use jdbc::lookup::{LookupTable, TextRow};
+pub use jdbc::lookup::TextRow;
+pub use registry::LookupTable;
 pub use kafka::RESUME_OPTION as KAFKA_RESUME_OPTION;
 pub use options::Options;
 

@@ -4,6 +4,10 @@
 //! reject a source-only connector used as a sink before anything runs, and an unknown name
 //! gets a message listing the ones that exist.
 
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+
 use crate::*;
 
 /// A connector Eddy knows.
@@ -79,8 +83,17 @@ impl Connector {
         if self == Self::Jdbc && role == "source" {
             return ConnectorError::options(
                 &table.name,
-                "connector 'jdbc' is a sink in this version of Eddy: reading a database table (scan) and \
-                 lookup joins against one are not supported yet",
+                "connector 'jdbc' is a sink and a lookup table in this version of Eddy: reading a database table \
+                 (scan) is not supported yet; join it FOR SYSTEM_TIME AS OF a PROCTIME() column of the stream",
+            );
+        }
+        if role == "lookup table" {
+            return ConnectorError::options(
+                &table.name,
+                format!(
+                    "connector '{}' cannot be a lookup table; lookup table connectors: jdbc, filesystem",
+                    self.name()
+                ),
             );
         }
         let others: Vec<&str> = Self::ALL
@@ -117,6 +130,35 @@ pub(crate) fn create_sink(table: &ConnectorTable, split: Split) -> Result<Box<dy
         Connector::Kafka | Connector::UpsertKafka => kafka::create_sink(table, split),
         Connector::Jdbc => jdbc::create_sink(table, split),
         c => Err(c.not_a(table, "sink")),
+    }
+}
+
+/// The lookup side of a lookup join (`JOIN t FOR SYSTEM_TIME AS OF o.proctime`): a jdbc
+/// table read per key from its database, or a filesystem table read whole into memory.
+pub struct LookupTable(LookupBackend);
+
+enum LookupBackend {
+    Jdbc(jdbc::lookup::JdbcLookup),
+    File(filesystem::lookup::FileLookup),
+}
+
+impl LookupTable {
+    /// A lookup of `columns` (names, in this order) of `table` by equality on `keys`.
+    pub fn new(table: &ConnectorTable, columns: &[String], keys: &[String]) -> Result<Self> {
+        Ok(Self(match Connector::of(table)? {
+            Connector::Jdbc => LookupBackend::Jdbc(jdbc::lookup::JdbcLookup::new(table, columns, keys)?),
+            Connector::Filesystem => LookupBackend::File(filesystem::lookup::FileLookup::new(table, columns, keys)?),
+            c => return Err(c.not_a(table, "lookup table")),
+        }))
+    }
+
+    /// The rows of each key: `keys` are the key columns, `rows` the indices of the keys to
+    /// look up (no NULLs among them); each row as the text of `columns`.
+    pub fn lookup(&mut self, keys: &[ArrayRef], rows: &[usize]) -> Result<Vec<Arc<Vec<TextRow>>>> {
+        match &mut self.0 {
+            LookupBackend::Jdbc(t) => t.lookup(keys, rows),
+            LookupBackend::File(t) => t.lookup(keys, rows),
+        }
     }
 }
 

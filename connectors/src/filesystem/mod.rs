@@ -8,6 +8,9 @@
 
 #[cfg(test)]
 mod checkpoint_tests;
+pub(crate) mod lookup;
+#[cfg(test)]
+mod lookup_tests;
 mod parquet;
 mod sink;
 mod source;
@@ -64,13 +67,19 @@ impl Config {
             ));
         }
         for key in o.keys() {
-            if !OPTIONS.contains(&key) && !format.knows(key) {
+            if !OPTIONS.contains(&key) && !lookup::LOOKUP_OPTIONS.contains(&key) && !format.knows(key) {
                 return Err(ConnectorError::options(
                     name,
                     format!(
                         "unsupported option '{key}' for connector 'filesystem' with format '{}'; supported: {}",
                         format.name(),
-                        OPTIONS.iter().chain(format.known_options()).copied().collect::<Vec<_>>().join(", ")
+                        OPTIONS
+                            .iter()
+                            .chain(lookup::LOOKUP_OPTIONS)
+                            .chain(format.known_options())
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }

@@ -12,7 +12,7 @@
 //! | `lookup.cache.max-rows`, `lookup.cache.ttl`, `lookup.cache.caching-missing-key` | the older names: a cache when both of the first two are set |
 //! | `lookup.max-retries` | retries of a failed read, each on a new connection (default 3) |
 //!
-//! The operator calls [`LookupTable::lookup`] from its (synchronous) batch processing, so the
+//! The operator calls [`JdbcLookup::lookup`] (through `crate::LookupTable`) from its (synchronous) batch processing, so the
 //! database client runs on a thread of its own with its own runtime: a lookup blocks the
 //! calling task until the answer comes, whatever runtime it runs on. Rows come back as the
 //! database's text for each column (`NULL` as `None`), which the caller casts to the
@@ -90,8 +90,8 @@ struct Cached {
 /// A request to the client thread: the keys' literals; the answer: each key's rows.
 type Request = (Vec<Vec<String>>, mpsc::Sender<std::result::Result<Vec<Vec<TextRow>>, String>>);
 
-/// The lookup side of a lookup join.
-pub struct LookupTable {
+/// The lookup side of a lookup join over a jdbc table.
+pub struct JdbcLookup {
     name: String,
     dialect: Dialect,
     cache: Option<CacheOptions>,
@@ -102,7 +102,7 @@ pub struct LookupTable {
     requests: mpsc::Sender<Request>,
 }
 
-impl LookupTable {
+impl JdbcLookup {
     /// A lookup of `columns` (names, in this order) of the jdbc table `t` by equality on
     /// `keys` (column names).
     pub fn new(t: &ConnectorTable, columns: &[String], keys: &[String]) -> Result<Self> {

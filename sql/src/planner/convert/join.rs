@@ -31,7 +31,7 @@ use crate::plan::{
     ExprSpec, IntervalJoinSpec, JoinKind, JoinSpec, LookupJoinSpec, NodeId, Operator, PlanNode, ProjectExpr,
     TemporalJoinSpec,
 };
-use crate::planner::time_attr::{passthrough_index, rowtime_columns};
+use crate::planner::time_attr::{is_query_proctime, passthrough_index, rowtime_columns};
 
 /// Which input of the join a column belongs to, and its index there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,38 +209,6 @@ impl PlanBuilder<'_> {
                 "a temporal join is an INNER or LEFT JOIN of a stream with a versioned table",
             ));
         }
-        // A jdbc table is looked up (its rows are read per key from the database); any
-        // other is a versioned table, kept from its changelog.
-        let is_jdbc = self
-            .session
-            .catalog
-            .table(table)
-            .is_some_and(|t| t.options.iter().any(|(k, v)| k == "connector" && v.eq_ignore_ascii_case("jdbc")));
-        let primary_key = self.session.catalog.table(table).map(|t| t.primary_key.clone()).unwrap_or_default();
-        if primary_key.is_empty() && !is_jdbc {
-            return Err(SqlError::plan(
-                self.at,
-                format!(
-                    "Temporal Table Join requires primary key in versioned table, but no primary key can be found. \
-                     The versioned table is '{table}'"
-                ),
-            )
-            .with_hint(format!("declare PRIMARY KEY (..) NOT ENFORCED on '{table}'")));
-        }
-        let right_key_names: Vec<String> = join
-            .on
-            .iter()
-            .filter_map(|(_, r)| passthrough_index(r, &join.right).map(|i| join.right.schema().field(i).name().clone()))
-            .collect();
-        if let Some(missing) = primary_key.iter().find(|k| !is_jdbc && !right_key_names.contains(k)) {
-            return Err(SqlError::plan(
-                self.at,
-                format!(
-                    "Temporal Table Join requires the join condition to cover the primary key of the versioned table \
-                     '{table}': '{missing}' is not joined on"
-                ),
-            ));
-        }
         // The marker the rewrite added names the AS OF time; the rest is the condition.
         let mut as_of = None;
         let mut rest = Vec::new();
@@ -260,11 +228,47 @@ impl PlanBuilder<'_> {
             ));
         };
         let left = self.convert(&join.left)?;
-        if is_jdbc {
-            return self.lookup_join(join, kind, schema, table, left, rest);
+        let processing_time = is_query_proctime(&join.left, as_of) || self.reads_processing_time(left);
+        // A jdbc table is looked up (its rows are read per key from the database), and so is
+        // a filesystem table in processing time (read whole, as Flink's filesystem lookup);
+        // any other is a versioned table, kept from its changelog.
+        let connector = self
+            .session
+            .catalog
+            .table(table)
+            .and_then(|t| t.options.iter().find(|(k, _)| k == "connector").map(|(_, v)| v.to_ascii_lowercase()));
+        let is_jdbc = connector.as_deref() == Some("jdbc");
+        let is_lookup = is_jdbc || (connector.as_deref() == Some("filesystem") && processing_time);
+        let primary_key = self.session.catalog.table(table).map(|t| t.primary_key.clone()).unwrap_or_default();
+        if primary_key.is_empty() && !is_lookup {
+            return Err(SqlError::plan(
+                self.at,
+                format!(
+                    "Temporal Table Join requires primary key in versioned table, but no primary key can be found. \
+                     The versioned table is '{table}'"
+                ),
+            )
+            .with_hint(format!("declare PRIMARY KEY (..) NOT ENFORCED on '{table}'")));
+        }
+        let right_key_names: Vec<String> = join
+            .on
+            .iter()
+            .filter_map(|(_, r)| passthrough_index(r, &join.right).map(|i| join.right.schema().field(i).name().clone()))
+            .collect();
+        if let Some(missing) = primary_key.iter().find(|k| !is_lookup && !right_key_names.contains(k)) {
+            return Err(SqlError::plan(
+                self.at,
+                format!(
+                    "Temporal Table Join requires the join condition to cover the primary key of the versioned table \
+                     '{table}': '{missing}' is not joined on"
+                ),
+            ));
+        }
+        if is_lookup {
+            return self.lookup_join(join, kind, schema, table, (left, processing_time), rest);
         }
         let right = self.convert(&join.right)?;
-        let (left_time, right_time) = if self.reads_processing_time(left) {
+        let (left_time, right_time) = if processing_time {
             (None, None)
         } else {
             let Some(right_time) = rowtime_columns(&join.right, &self.session.catalog).first().copied() else {
@@ -306,17 +310,18 @@ impl PlanBuilder<'_> {
     }
 
     /// A lookup join: the stream `left` joined, row by row as it arrives, with the rows the
-    /// jdbc `table` holds for each key. `rest` is the ON condition beyond the equalities.
+    /// jdbc or filesystem `table` holds for each key. `rest` is the ON condition beyond the
+    /// equalities. `processing_time`: whether the left side's AS OF time is a PROCTIME().
     fn lookup_join(
         &mut self,
         join: &Join,
         kind: JoinKind,
         schema: SchemaRef,
         table: &str,
-        left: NodeId,
+        (left, processing_time): (NodeId, bool),
         rest: Vec<Expr>,
     ) -> Result<NodeId> {
-        if !self.reads_processing_time(left) {
+        if !processing_time {
             return Err(self.unsupported(
                 &format!("FOR SYSTEM_TIME AS OF an event time with the jdbc table '{table}'"),
                 "a jdbc table is a lookup table: join it FOR SYSTEM_TIME AS OF a PROCTIME() column of the stream",

@@ -169,3 +169,17 @@ fn a_window_aggregates_window_end_bounds_an_interval_join() {
     let text = explain::render(&plan(&q).unwrap());
     assert!(!text.contains("IntervalJoin"), "{text}");
 }
+
+#[test]
+fn a_file_joined_as_of_a_views_proctime_is_a_lookup_join() {
+    // Nexmark q13: a side input file without a PRIMARY KEY, as of a PROCTIME() added in a subquery.
+    let file = "CREATE TABLE side (key BIGINT, v STRING) WITH ('connector' = 'filesystem', 'path' = '/tmp/side.csv', 'format' = 'csv');\n";
+    let q = "SELECT o.order_id, s.v FROM (SELECT *, PROCTIME() AS p FROM orders) o
+        JOIN side FOR SYSTEM_TIME AS OF o.p AS s ON MOD(o.order_id, 10) = s.key";
+    let text = explain::render(&plan(&format!("{file}{q}")).unwrap());
+    assert!(text.contains("LookupJoin: table=[side]"), "{text}");
+    // In event time the file would be a versioned table, which needs a PRIMARY KEY.
+    let q = "SELECT o.order_id, s.v FROM orders o JOIN side FOR SYSTEM_TIME AS OF o.ts AS s ON o.order_id = s.key";
+    let err = plan(&format!("{file}{q}")).unwrap_err();
+    assert!(err.to_string().contains("requires primary key"), "{err}");
+}
