@@ -215,7 +215,7 @@ mod tests {
         let e = validate(&t(&[("connector", "mongodb")]), true, false).unwrap_err().to_string();
         assert!(e.contains("'mongodb' is not supported yet in this version of Eddy") && e.contains("kafka"), "{e}");
         let e = validate(&t(&[("connector", "jdbc")]), true, false).unwrap_err().to_string();
-        assert!(e.contains("'jdbc' is a sink in this version of Eddy") && e.contains("lookup joins"), "{e}");
+        assert!(e.contains("'jdbc' is a sink and a lookup table") && e.contains("(scan) is not supported yet"), "{e}");
         let e = validate(&t(&[("connector", "foo")]), true, false).unwrap_err().to_string();
         assert!(e.contains("unknown connector 'foo'") && e.contains("filesystem"), "{e}");
         let e = validate(&t(&[]), true, false).unwrap_err().to_string();

@@ -187,15 +187,7 @@ impl PlanBuilder<'_> {
                 let in_schema = self.plan.nodes[input].schema.clone();
                 let out_schema: SchemaRef = Arc::new(w.schema().as_arrow().clone());
                 // Input columns, then the time attribute three times (virtual window columns).
-                let mut exprs: Vec<ProjectExpr> = in_schema
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| ProjectExpr {
-                        expr: ExprSpec { expr: Arc::new(Column::new(f.name(), i)), display: f.name().clone() },
-                        name: f.name().clone(),
-                    })
-                    .collect();
+                let mut exprs = passthrough_columns(&in_schema);
                 let time_field = in_schema.field(w.time_column);
                 for (k, name) in WINDOW_COLUMNS.iter().enumerate() {
                     let target = out_schema.field(w.input_width() + k).data_type().clone();
@@ -351,6 +343,19 @@ impl PlanBuilder<'_> {
             updating: true,
         })))
     }
+}
+
+/// A projection's expressions that pass every column of `schema` through as it is.
+pub(super) fn passthrough_columns(schema: &SchemaRef) -> Vec<ProjectExpr> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ProjectExpr {
+            expr: ExprSpec { expr: Arc::new(Column::new(f.name(), i)), display: f.name().clone() },
+            name: f.name().clone(),
+        })
+        .collect()
 }
 
 /// `rownum <= n`, `rownum < n`, `rownum = 1` (and mirrored) on the window function column

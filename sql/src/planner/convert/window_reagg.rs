@@ -17,14 +17,11 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{lit, Aggregate, Expr};
-use datafusion::physical_expr::expressions::Column;
 
-use super::window::{window_of, WindowColumns};
+use super::window::{passthrough_columns, window_of, WindowColumns};
 use super::PlanBuilder;
 use crate::error::{Result, SqlError};
-use crate::plan::{
-    EmitStrategy, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, WindowAggSpec, WindowKind, WindowOutput,
-};
+use crate::plan::{EmitStrategy, NodeId, Operator, PlanNode, ProjectExpr, WindowAggSpec, WindowKind, WindowOutput};
 use crate::planner::time_attr::passthrough_index;
 
 /// The window of `agg`'s input when `agg` groups by its window_start and window_end and the
@@ -60,15 +57,7 @@ impl PlanBuilder<'_> {
         };
         // The input's columns, then each row's place in time: window_end - 1 ms.
         let input_schema = self.plan.nodes[input].schema.clone();
-        let mut exprs: Vec<ProjectExpr> = input_schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| ProjectExpr {
-                expr: ExprSpec { expr: Arc::new(Column::new(f.name(), i)), display: f.name().clone() },
-                name: f.name().clone(),
-            })
-            .collect();
+        let mut exprs = passthrough_columns(&input_schema);
         let end = Expr::Column(agg.input.schema().columns()[w.end].clone());
         let place = end - lit(ScalarValue::new_interval_dt(0, 1));
         let time_column = exprs.len();
