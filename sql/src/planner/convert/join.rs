@@ -232,14 +232,14 @@ impl PlanBuilder<'_> {
         // A jdbc table is looked up (its rows are read per key from the database), and so is
         // a filesystem table in processing time (read whole, as Flink's filesystem lookup);
         // any other is a versioned table, kept from its changelog.
-        let connector = self
-            .session
-            .catalog
-            .table(table)
-            .and_then(|t| t.options.iter().find(|(k, _)| k == "connector").map(|(_, v)| v.to_ascii_lowercase()));
-        let is_jdbc = connector.as_deref() == Some("jdbc");
-        let is_lookup = is_jdbc || (connector.as_deref() == Some("filesystem") && processing_time);
-        let primary_key = self.session.catalog.table(table).map(|t| t.primary_key.clone()).unwrap_or_default();
+        let def = self.session.catalog.table(table);
+        let connector = def.and_then(|t| t.option("connector")).map(str::to_ascii_lowercase);
+        let is_lookup = match connector.as_deref() {
+            Some("jdbc") => true,
+            Some("filesystem") => processing_time,
+            _ => false,
+        };
+        let primary_key = def.map(|t| t.primary_key.clone()).unwrap_or_default();
         if primary_key.is_empty() && !is_lookup {
             return Err(SqlError::plan(
                 self.at,
