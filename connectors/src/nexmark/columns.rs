@@ -1,18 +1,22 @@
-//! Turning Nexmark events into the table's columns.
+//! The table's columns of Nexmark events, and the buffers the generator writes them into.
 //!
 //! The user writes the columns (`event_type INT, person ROW<...>, auction ROW<...>,
 //! bid ROW<...>`); they are matched by name, case-insensitively, and may list a subset of
 //! each ROW's fields in any order. Values are built in their natural Arrow type and cast
-//! when the declared type differs (e.g. `INT` instead of `BIGINT`).
+//! when the declared type differs (e.g. `INT` instead of `BIGINT`). A field the table does
+//! not declare gets no buffer: the generator still makes its random draws (later fields
+//! depend on them) but stores nothing.
 
 use std::sync::Arc;
 
 use arrow::array::*;
-use arrow::buffer::NullBuffer;
+use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::*;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use nexmark::event::{Auction, Bid, Event, Person};
+use rand08::rngs::SmallRng;
+
+use super::generator::letter;
 
 use crate::{ConnectorError, Result};
 
@@ -58,64 +62,9 @@ const BID: &[(&str, Kind)] = &[
     ("extra", Kind::Str),
 ];
 
-/// A value of one Nexmark field.
-enum Value<'a> {
-    Int(i64),
-    Str(&'a str),
-    Time(i64),
-}
-
-fn int(v: usize) -> Value<'static> {
-    Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
-}
-
-fn time(v: u64) -> Value<'static> {
-    Value::Time(i64::try_from(v).unwrap_or(i64::MAX))
-}
-
-fn person_value(p: &Person, field: usize) -> Value<'_> {
-    match field {
-        0 => int(p.id),
-        1 => Value::Str(&p.name),
-        2 => Value::Str(&p.email_address),
-        3 => Value::Str(&p.credit_card),
-        4 => Value::Str(&p.city),
-        5 => Value::Str(&p.state),
-        6 => time(p.date_time),
-        _ => Value::Str(&p.extra),
-    }
-}
-
-fn auction_value(a: &Auction, field: usize) -> Value<'_> {
-    match field {
-        0 => int(a.id),
-        1 => Value::Str(&a.item_name),
-        2 => Value::Str(&a.description),
-        3 => int(a.initial_bid),
-        4 => int(a.reserve),
-        5 => time(a.date_time),
-        6 => time(a.expires),
-        7 => int(a.seller),
-        8 => int(a.category),
-        _ => Value::Str(&a.extra),
-    }
-}
-
-fn bid_value(b: &Bid, field: usize) -> Value<'_> {
-    match field {
-        0 => int(b.auction),
-        1 => int(b.bidder),
-        2 => int(b.price),
-        3 => Value::Str(&b.channel),
-        4 => Value::Str(&b.url),
-        5 => time(b.date_time),
-        _ => Value::Str(&b.extra),
-    }
-}
-
 /// Which event a ROW column holds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Entity {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entity {
     Person,
     Auction,
     Bid,
@@ -186,90 +135,239 @@ impl ColumnPlan {
         Ok(Self { columns })
     }
 
-    /// One batch of `events`, in `schema` order.
-    pub(super) fn build(&self, schema: &SchemaRef, events: &[Event]) -> Result<RecordBatch> {
+    /// Empty buffers for one batch of about `events` events.
+    pub(super) fn buffers(&self, events: usize) -> EventColumns {
+        let mut entities: Vec<(Entity, EntityColumns)> = Vec::new();
+        for column in &self.columns {
+            let Column::Row { entity, children } = column else { continue };
+            let known = known_fields(*entity);
+            let at = match entities.iter().position(|(e, _)| e == entity) {
+                Some(at) => at,
+                None => {
+                    let fields = known.iter().map(|_| Buffer::Off).collect();
+                    entities.push((*entity, EntityColumns { fields, valid: BooleanBufferBuilder::new(events) }));
+                    entities.len() - 1
+                }
+            };
+            let columns = &mut entities[at].1;
+            for &i in children {
+                if matches!(columns.fields[i], Buffer::Off) {
+                    columns.fields[i] = match known[i].1 {
+                        Kind::Int | Kind::Time => Buffer::Int(Vec::with_capacity(events)),
+                        Kind::Str => {
+                            let mut offsets = Vec::with_capacity(events + 1);
+                            offsets.push(0);
+                            Buffer::Str { offsets, bytes: Vec::with_capacity(events * 16) }
+                        }
+                    };
+                }
+            }
+        }
+        EventColumns { event_types: Vec::with_capacity(events), entities }
+    }
+
+    /// The batch of the events written into `buffers`, in `schema` order.
+    pub(super) fn build(&self, schema: &SchemaRef, buffers: EventColumns) -> Result<RecordBatch> {
+        let rows = buffers.event_types.len();
+        let event_types: ArrayRef = Arc::new(Int32Array::from(buffers.event_types));
+        // Each entity's arrays by field index, and its validity, built once.
+        let mut built: Vec<(Entity, Vec<Option<ArrayRef>>, NullBuffer)> = Vec::new();
+        for (entity, mut columns) in buffers.entities {
+            let known = known_fields(entity);
+            let valid = NullBuffer::new(columns.valid.finish());
+            let mut arrays = Vec::with_capacity(known.len());
+            for (buffer, (name, kind)) in columns.fields.into_iter().zip(known) {
+                let nulls = Some(valid.clone());
+                let array: Option<ArrayRef> = match (buffer, kind) {
+                    (Buffer::Off, _) => None,
+                    (Buffer::Int(values), Kind::Time) => {
+                        Some(Arc::new(TimestampMillisecondArray::new(values.into(), nulls)))
+                    }
+                    (Buffer::Int(values), _) => Some(Arc::new(Int64Array::new(values.into(), nulls))),
+                    (Buffer::Str { offsets, bytes }, _) => {
+                        let offsets = OffsetBuffer::new(offsets.into());
+                        let array = StringArray::try_new(offsets, bytes.into(), nulls)
+                            .map_err(|e| ConnectorError::arrow(format!("nexmark: field '{name}'"), e))?;
+                        Some(Arc::new(array))
+                    }
+                };
+                arrays.push(array);
+            }
+            built.push((entity, arrays, valid));
+        }
         let arrays = self
             .columns
             .iter()
             .zip(schema.fields())
             .map(|(column, field)| match column {
-                Column::EventType => {
-                    let codes = events.iter().map(|e| match e {
-                        Event::Person(_) => 0,
-                        Event::Auction(_) => 1,
-                        Event::Bid(_) => 2,
-                    });
-                    let array: ArrayRef = Arc::new(Int32Array::from_iter_values(codes));
-                    to_type(array, field.data_type())
+                Column::EventType => to_type(event_types.clone(), field.data_type()),
+                Column::Row { entity, children } => {
+                    let Some((_, arrays, valid)) = built.iter().find(|(e, _, _)| e == entity) else {
+                        return Err(ConnectorError::options(
+                            "nexmark",
+                            format!("column '{}' has no buffers", field.name()),
+                        ));
+                    };
+                    row_column(children, field, arrays, valid, rows)
                 }
-                Column::Row { entity, children } => row_column(*entity, children, field, events),
             })
             .collect::<Result<Vec<_>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(events.len()));
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(schema.clone(), arrays, &options)
             .map_err(|e| ConnectorError::arrow("nexmark: building batch", e))
     }
 }
 
-fn row_column(entity: Entity, children: &[usize], field: &Field, events: &[Event]) -> Result<ArrayRef> {
-    let DataType::Struct(declared) = field.data_type() else {
-        return Err(ConnectorError::options("nexmark", format!("column '{}' is not a ROW", field.name())));
-    };
-    let known = match entity {
+fn known_fields(entity: Entity) -> &'static [(&'static str, Kind)] {
+    match entity {
         Entity::Person => PERSON,
         Entity::Auction => AUCTION,
         Entity::Bid => BID,
+    }
+}
+
+/// A ROW column: the declared children, in declared order and type.
+fn row_column(
+    children: &[usize],
+    field: &Field,
+    arrays: &[Option<ArrayRef>],
+    valid: &NullBuffer,
+    rows: usize,
+) -> Result<ArrayRef> {
+    let DataType::Struct(declared) = field.data_type() else {
+        return Err(ConnectorError::options("nexmark", format!("column '{}' is not a ROW", field.name())));
     };
-    let value = |e, i| entity_value(entity, e, i);
-    let arrays = children
+    if declared.is_empty() {
+        return Ok(Arc::new(StructArray::new_empty_fields(rows, Some(valid.clone()))));
+    }
+    let children = children
         .iter()
         .zip(declared.iter())
-        .map(|(&i, child)| {
-            let natural: ArrayRef = match known[i].1 {
-                Kind::Int => {
-                    Arc::new(events.iter().map(|e| value(e, i).and_then(|v| as_int(&v))).collect::<Int64Array>())
-                }
-                Kind::Time => Arc::new(
-                    events.iter().map(|e| value(e, i).and_then(|v| as_int(&v))).collect::<TimestampMillisecondArray>(),
-                ),
-                Kind::Str => {
-                    let mut b = StringBuilder::with_capacity(events.len(), events.len() * 16);
-                    for e in events {
-                        match value(e, i) {
-                            Some(Value::Str(s)) => b.append_value(s),
-                            _ => b.append_null(),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            };
-            to_type(natural, child.data_type())
+        .map(|(&i, child)| match &arrays[i] {
+            Some(array) => to_type(array.clone(), child.data_type()),
+            None => Err(ConnectorError::options("nexmark", format!("field '{}' has no buffer", child.name()))),
         })
         .collect::<Result<Vec<_>>>()?;
-    let valid = NullBuffer::from_iter(events.iter().map(|e| value(e, 0).is_some()));
-    if declared.is_empty() {
-        return Ok(Arc::new(StructArray::new_empty_fields(events.len(), Some(valid))));
-    }
     Ok(Arc::new(
-        StructArray::try_new(declared.clone(), arrays, Some(valid))
+        StructArray::try_new(declared.clone(), children, Some(valid.clone()))
             .map_err(|e| ConnectorError::arrow(format!("nexmark: column '{}'", field.name()), e))?,
     ))
 }
 
-/// Field `i` of the event when it is of `entity`'s kind.
-fn entity_value(entity: Entity, e: &Event, i: usize) -> Option<Value<'_>> {
-    match (entity, e) {
-        (Entity::Person, Event::Person(p)) => Some(person_value(p, i)),
-        (Entity::Auction, Event::Auction(a)) => Some(auction_value(a, i)),
-        (Entity::Bid, Event::Bid(b)) => Some(bid_value(b, i)),
-        _ => None,
+/// The buffers of one batch: every event's type, and each declared entity's fields.
+pub(super) struct EventColumns {
+    event_types: Vec<i32>,
+    entities: Vec<(Entity, EntityColumns)>,
+}
+
+impl EventColumns {
+    /// Events written so far.
+    pub(super) fn len(&self) -> usize {
+        self.event_types.len()
+    }
+
+    /// String bytes held so far (a batch's string offsets are 32-bit).
+    pub(super) fn string_bytes(&self) -> usize {
+        self.entities
+            .iter()
+            .flat_map(|(_, c)| &c.fields)
+            .map(|f| if let Buffer::Str { bytes, .. } = f { bytes.len() } else { 0 })
+            .sum()
+    }
+
+    /// `event_type`: 0 person, 1 auction, 2 bid (as in Flink's nexmark).
+    pub(super) fn push_event_type(&mut self, entity: Entity) {
+        self.event_types.push(match entity {
+            Entity::Person => 0,
+            Entity::Auction => 1,
+            Entity::Bid => 2,
+        });
+    }
+
+    /// The declared entities' buffers.
+    pub(super) fn entities_mut(&mut self) -> impl Iterator<Item = (Entity, &mut EntityColumns)> {
+        self.entities.iter_mut().map(|(e, c)| (*e, c))
     }
 }
 
-fn as_int(v: &Value<'_>) -> Option<i64> {
-    match v {
-        Value::Int(i) | Value::Time(i) => Some(*i),
-        Value::Str(_) => None,
+/// One field's values; `Off` when the table does not declare the field.
+enum Buffer {
+    Off,
+    /// Integers and timestamps (epoch milliseconds).
+    Int(Vec<i64>),
+    /// Strings, Arrow's layout: `offsets[i]..offsets[i + 1]` of `bytes` is row `i`.
+    Str {
+        offsets: Vec<i32>,
+        bytes: Vec<u8>,
+    },
+}
+
+/// The buffers of one entity's ROW column. A row is written field by field and closed by
+/// `end_row`; rows of other entities by `push_null`.
+pub(super) struct EntityColumns {
+    fields: Vec<Buffer>,
+    valid: BooleanBufferBuilder,
+}
+
+impl EntityColumns {
+    /// Whether the table declares `field` (else its value need not be computed, unless
+    /// later fields depend on its random draws).
+    pub(super) fn wants(&self, field: usize) -> bool {
+        !matches!(self.fields[field], Buffer::Off)
+    }
+
+    pub(super) fn int(&mut self, field: usize, value: i64) {
+        if let Buffer::Int(values) = &mut self.fields[field] {
+            values.push(value);
+        }
+    }
+
+    /// A whole string value.
+    pub(super) fn str(&mut self, field: usize, value: &str) {
+        self.append(field, value.as_bytes());
+        self.end_str(field);
+    }
+
+    /// Append `part` to the string value being written.
+    pub(super) fn append(&mut self, field: usize, part: &[u8]) {
+        if let Buffer::Str { bytes, .. } = &mut self.fields[field] {
+            bytes.extend_from_slice(part);
+        }
+    }
+
+    /// Append `len` random lowercase letters; drawn from `rng` even if the field is not
+    /// stored, since the draws that follow depend on them.
+    pub(super) fn random(&mut self, field: usize, rng: &mut SmallRng, len: usize) {
+        match &mut self.fields[field] {
+            Buffer::Str { bytes, .. } => bytes.extend((0..len).map(|_| letter(rng))),
+            _ => (0..len).for_each(|_| {
+                letter(rng);
+            }),
+        }
+    }
+
+    /// Close the string value being written.
+    pub(super) fn end_str(&mut self, field: usize) {
+        if let Buffer::Str { offsets, bytes } = &mut self.fields[field] {
+            offsets.push(bytes.len() as i32);
+        }
+    }
+
+    /// Close the row being written.
+    pub(super) fn end_row(&mut self) {
+        self.valid.append(true);
+    }
+
+    /// A row of another entity: null here.
+    pub(super) fn push_null(&mut self) {
+        for buffer in &mut self.fields {
+            match buffer {
+                Buffer::Off => {}
+                Buffer::Int(values) => values.push(0),
+                Buffer::Str { offsets, bytes } => offsets.push(bytes.len() as i32),
+            }
+        }
+        self.valid.append(false);
     }
 }
 

@@ -2,8 +2,8 @@
 //! `nexmark` connector of github.com/nexmark/nexmark for Flink.
 //!
 //! Why: the Nexmark queries are the standard streaming benchmark, and a Flink user's
-//! `ddl_gen.sql` should run unchanged. Events come from the `nexmark` crate (a port of the
-//! same generator). Every event's data is seeded by its id and its timestamp derives from
+//! `ddl_gen.sql` should run unchanged. Events are the `nexmark` crate's (a port of the
+//! same generator), produced column by column by `generator` (see there why). Every event's data is seeded by its id and its timestamp derives from
 //! `base-time` and the configured rates, so output is reproducible given `base-time`;
 //! emission is paced so that event time advances like wall-clock time (as Flink's
 //! `NexmarkSourceFunction` sleeps until each event is due). Subtask `i` of `n` generates
@@ -18,6 +18,7 @@
 //! time the job was down.
 
 mod columns;
+mod generator;
 #[cfg(test)]
 mod tests;
 
@@ -25,12 +26,11 @@ use std::time::Duration;
 
 use arrow::datatypes::SchemaRef;
 use nexmark::config::{NexmarkConfig, RateShape};
-use nexmark::event::Event;
-use nexmark::EventGenerator;
 use tokio::time::Instant;
 
 use crate::{ConnectorError, ConnectorTable, Result, Source, SourceBatch, Split};
 use columns::ColumnPlan;
+use generator::Generator;
 
 /// Options of the Flink nexmark connector that Eddy supports.
 const OPTIONS: &[&str] = &[
@@ -58,6 +58,9 @@ const MAX_AVG_SIZE: u64 = 1 << 20;
 
 /// Largest batch handed to the runtime.
 const MAX_BATCH: usize = 8192;
+
+/// String bytes at which a batch is closed early (its string offsets are 32-bit).
+const MAX_BATCH_BYTES: usize = 256 << 20;
 
 /// The checked options.
 #[derive(Debug, Clone)]
@@ -194,13 +197,15 @@ pub(crate) fn create_source(
     // Events first, first + count, ... below the global `events.num`.
     let events_left = config.events.map(|n| if n > first { (n - first).div_ceil(count) } else { 0 });
     let base_time = config.generator.base_time;
-    let generator = EventGenerator::new(config.generator).with_offset(first).with_step(count);
+    let generator = Generator::new(config.generator);
     // Fresh: event time runs from the base time. Resumed: from the next event's time.
-    let pace_origin = if position.is_some() { generator.timestamp() } else { base_time };
+    let pace_origin = if position.is_some() { generator.timestamp(first) } else { base_time };
     Ok(Box::new(NexmarkSource {
         schema: table.schema.clone(),
         plan,
         generator,
+        next_event: first,
+        step: count,
         base_time,
         pace_origin,
         events_left,
@@ -224,7 +229,11 @@ fn position_of(table: &str, position: &serde_json::Value) -> Result<(u64, u64)> 
 struct NexmarkSource {
     schema: SchemaRef,
     plan: ColumnPlan,
-    generator: EventGenerator,
+    generator: Generator,
+    /// The number of the next event to emit (in the global sequence).
+    next_event: u64,
+    /// The number of splits: this one emits every `step`-th event.
+    step: u64,
     /// The generator's base time (kept in the position).
     base_time: u64,
     /// The event time that `started` corresponds to.
@@ -244,26 +253,26 @@ impl Source for NexmarkSource {
         let started = *self.started.get_or_insert_with(Instant::now);
         // Wait until the next event is due, then take every event that is due by now.
         let due = |ts: u64, base: u64| started + Duration::from_millis(ts.saturating_sub(base));
-        tokio::time::sleep_until(due(self.generator.timestamp(), self.pace_origin)).await;
+        tokio::time::sleep_until(due(self.generator.timestamp(self.next_event), self.pace_origin)).await;
         let elapsed = Instant::now().duration_since(started).as_millis() as u64;
         let horizon = self.pace_origin.saturating_add(elapsed);
-        let mut events: Vec<Event> = Vec::with_capacity(limit.min(1024));
-        while events.len() < limit && (events.is_empty() || self.generator.timestamp() <= horizon) {
-            match self.generator.next() {
-                Some(e) => events.push(e),
-                None => break,
-            }
+        let mut buffers = self.plan.buffers(limit.min(1024));
+        while buffers.len() < limit
+            && (buffers.len() == 0 || self.generator.timestamp(self.next_event) <= horizon)
+            && buffers.string_bytes() < MAX_BATCH_BYTES
+        {
+            self.generator.write(self.next_event, &mut buffers);
+            self.next_event += self.step;
         }
         if let Some(left) = &mut self.events_left {
-            *left -= events.len() as u64;
+            *left -= buffers.len() as u64;
         }
-        let batch = self.plan.build(&self.schema, &events)?;
+        let batch = self.plan.build(&self.schema, buffers)?;
         Ok(Some(SourceBatch::rows(batch)))
     }
 
     fn position(&self) -> Option<serde_json::Value> {
-        // Every generated event went into the batch just returned: the generator's offset
-        // is the first event not returned yet.
-        Some(serde_json::json!({ "next_event": self.generator.offset(), "base_time": self.base_time }))
+        // Every generated event went into the batch just returned.
+        Some(serde_json::json!({ "next_event": self.next_event, "base_time": self.base_time }))
     }
 }

@@ -196,3 +196,195 @@ fn position_of_another_split_is_refused() {
     let e = at(serde_json::json!({ "next_event": 7 }), 1).unwrap().to_string();
     assert!(e.contains("base_time"), "{e}");
 }
+
+/// Every column the Flink nexmark DDL declares, in the generator's natural types.
+fn full_table(options: &[(&str, &str)]) -> ConnectorTable {
+    fn fields<'a>(names: &[(&'a str, char)]) -> Vec<(&'a str, DataType)> {
+        names
+            .iter()
+            .map(|(n, k)| {
+                let t = match k {
+                    'i' => DataType::Int64,
+                    't' => ts(),
+                    _ => DataType::Utf8,
+                };
+                (*n, t)
+            })
+            .collect()
+    }
+    let person = fields(&[
+        ("id", 'i'),
+        ("name", 's'),
+        ("emailAddress", 's'),
+        ("creditCard", 's'),
+        ("city", 's'),
+        ("state", 's'),
+        ("dateTime", 't'),
+        ("extra", 's'),
+    ]);
+    let auction = fields(&[
+        ("id", 'i'),
+        ("itemName", 's'),
+        ("description", 's'),
+        ("initialBid", 'i'),
+        ("reserve", 'i'),
+        ("dateTime", 't'),
+        ("expires", 't'),
+        ("seller", 'i'),
+        ("category", 'i'),
+        ("extra", 's'),
+    ]);
+    let bid = fields(&[
+        ("auction", 'i'),
+        ("bidder", 'i'),
+        ("price", 'i'),
+        ("channel", 's'),
+        ("url", 's'),
+        ("dateTime", 't'),
+        ("extra", 's'),
+    ]);
+    table(
+        vec![
+            Field::new("event_type", DataType::Int32, true),
+            Field::new("person", row(&person), true),
+            Field::new("auction", row(&auction), true),
+            Field::new("bid", row(&bid), true),
+        ],
+        options,
+    )
+}
+
+/// The nexmark crate's own event, as the text of its fields in the DDL's order.
+fn crate_event(e: &nexmark::event::Event) -> (i32, Vec<String>) {
+    use nexmark::event::Event;
+    match e {
+        Event::Person(p) => (
+            0,
+            vec![
+                p.id.to_string(),
+                p.name.clone(),
+                p.email_address.clone(),
+                p.credit_card.clone(),
+                p.city.clone(),
+                p.state.clone(),
+                p.date_time.to_string(),
+                p.extra.clone(),
+            ],
+        ),
+        Event::Auction(a) => (
+            1,
+            vec![
+                a.id.to_string(),
+                a.item_name.clone(),
+                a.description.clone(),
+                a.initial_bid.to_string(),
+                a.reserve.to_string(),
+                a.date_time.to_string(),
+                a.expires.to_string(),
+                a.seller.to_string(),
+                a.category.to_string(),
+                a.extra.clone(),
+            ],
+        ),
+        Event::Bid(b) => (
+            2,
+            vec![
+                b.auction.to_string(),
+                b.bidder.to_string(),
+                b.price.to_string(),
+                b.channel.clone(),
+                b.url.clone(),
+                b.date_time.to_string(),
+                b.extra.clone(),
+            ],
+        ),
+    }
+}
+
+/// Row `i` of a `full_table` batch, as `crate_event` writes it.
+fn batch_event(b: &RecordBatch, i: usize) -> (i32, Vec<String>) {
+    let kind = b.column(0).as_primitive::<Int32Type>().value(i);
+    let row = b.column(1 + kind as usize).as_struct();
+    assert!(row.is_valid(i), "row {i}: its entity's column is null");
+    for other in (1..4).filter(|c| *c != 1 + kind as usize) {
+        assert!(b.column(other).is_null(i), "row {i}: column {other} is not null");
+    }
+    let cell = |c: &ArrayRef| match c.data_type() {
+        DataType::Int64 => c.as_primitive::<Int64Type>().value(i).to_string(),
+        DataType::Timestamp(..) => c.as_primitive::<TimestampMillisecondType>().value(i).to_string(),
+        _ => c.as_string::<i32>().value(i).to_string(),
+    };
+    (kind, row.columns().iter().map(cell).collect())
+}
+
+#[tokio::test]
+async fn events_are_the_nexmark_crates() {
+    let configs: &[&[(&str, &str)]] = &[
+        &[("first-event.rate", "1000000"), ("next-event.rate", "1000000")],
+        // Other sizes, proportions and hot ratios; sizes below the fixed fields' make no extra.
+        &[
+            ("first-event.rate", "1000000"),
+            ("next-event.rate", "1000000"),
+            ("person.avg-size", "40"),
+            ("auction.avg-size", "1000"),
+            ("bid.avg-size", "300"),
+            ("person.proportion", "2"),
+            ("auction.proportion", "5"),
+            ("bid.proportion", "13"),
+            ("bid.hot-ratio.auctions", "3"),
+            ("bid.hot-ratio.bidders", "1"),
+            ("auction.hot-ratio.sellers", "7"),
+        ],
+        // Rate shapes with several inter-event delays.
+        &[
+            ("rate.shape", "sine"),
+            ("first-event.rate", "400000"),
+            ("next-event.rate", "100000"),
+            ("rate.period", "3 s"),
+        ],
+        &[
+            ("rate.shape", "square"),
+            ("first-event.rate", "100000"),
+            ("next-event.rate", "300000"),
+            ("rate.period", "2 s"),
+        ],
+    ];
+    const EVENTS: u64 = 4000;
+    for options in configs {
+        let mut options = options.to_vec();
+        options.extend([("connector", "nexmark"), ("base-time", BASE), ("events.num", "4000")]);
+        let t = full_table(&options);
+        let config = Config::parse(&t).unwrap();
+        for (index, count) in [(0, 1), (1, 3)] {
+            let ours = run(&t, Split { index, count }).await;
+            let theirs = nexmark::EventGenerator::new(config.generator.clone())
+                .with_offset(index as u64)
+                .with_step(count as u64)
+                .take((EVENTS - index as u64).div_ceil(count as u64) as usize)
+                .collect::<Vec<_>>();
+            assert_eq!(ours.num_rows(), theirs.len(), "{options:?}");
+            for (i, e) in theirs.iter().enumerate() {
+                assert_eq!(batch_event(&ours, i), crate_event(e), "{options:?}, split {index} of {count}, row {i}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn undeclared_fields_do_not_change_declared_ones() {
+    let opts = [("connector", "nexmark"), ("events.num", "500"), ("first-event.rate", "1000000"), ("base-time", BASE)];
+    let full = run(&full_table(&opts), Split { index: 0, count: 1 }).await;
+    // Only bid.extra and auction.expires: the draws before them are made but not kept.
+    let t = table(
+        vec![
+            Field::new("auction", row(&[("expires", ts())]), true),
+            Field::new("bid", row(&[("extra", DataType::Utf8)]), true),
+        ],
+        &opts,
+    );
+    let part = run(&t, Split { index: 0, count: 1 }).await;
+    assert_eq!(part.num_rows(), 500);
+    assert_eq!(part.column(0).as_struct().column(0), full.column(2).as_struct().column(6));
+    assert_eq!(part.column(1).as_struct().column(0), full.column(3).as_struct().column(6));
+    assert!(part.column(1).as_struct().column(0).as_string::<i32>().value(4).len() > 20);
+}

@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+use datafusion::physical_expr::PhysicalExpr;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +68,10 @@ pub struct WatermarkOperator {
     /// Per partition (`None`: rows without a mark), once the source marks its batches;
     /// empty for a split that is one stream.
     partitions: BTreeMap<Option<u32>, PartitionState>,
+    /// The expression only adds a constant to the rowtime (`ts - INTERVAL '5' SECOND`, or
+    /// `ts`): a batch's largest value is the expression at the row of the largest rowtime,
+    /// so periodic emission evaluates it on one row, not on every row.
+    shifts_rowtime: bool,
 }
 
 /// One partition of a split: its own watermark and whether it holds the split's back.
@@ -95,6 +102,7 @@ impl WatermarkOperator {
     /// A generator for `spec`.
     pub fn new(spec: WatermarkSpec) -> Self {
         Self {
+            shifts_rowtime: shifts_column(spec.expr.expr.as_ref(), spec.rowtime_column),
             spec,
             current: Watermark::MIN,
             pending: Watermark::MIN,
@@ -117,6 +125,28 @@ impl WatermarkOperator {
         let millis =
             to_millis(value.as_ref()).map_err(|source| EngineError::Arrow { operator: self.name(), source })?;
         Ok(millis.as_primitive::<Int64Type>().clone())
+    }
+
+    /// The largest watermark value of the batch's rows (`None`: all null).
+    fn batch_max(&self, batch: &Batch) -> Result<Option<i64>> {
+        if !self.shifts_rowtime {
+            return Ok(arrow::compute::max(&self.values(batch)?));
+        }
+        let rowtime = batch.data.column(self.spec.rowtime_column);
+        let rowtime =
+            to_millis(rowtime.as_ref()).map_err(|source| EngineError::Arrow { operator: self.name(), source })?;
+        let rowtime = rowtime.as_primitive::<Int64Type>();
+        let mut latest: Option<(usize, i64)> = None;
+        for (i, v) in rowtime.iter().enumerate() {
+            if let Some(v) = v {
+                if latest.is_none_or(|(_, m)| v > m) {
+                    latest = Some((i, v));
+                }
+            }
+        }
+        let Some((row, _)) = latest else { return Ok(None) };
+        let one = Batch::append(batch.data.slice(row, 1));
+        Ok(self.values(&one)?.iter().next().flatten())
     }
 
     /// Processing time: the watermark is the wall clock, 1 ms behind it.
@@ -220,7 +250,7 @@ impl WatermarkOperator {
                 state.pending = Watermark(running);
             } else {
                 batch.arrival_watermarks = None;
-                if let Some(m) = arrow::compute::max(&values) {
+                if let Some(m) = self.batch_max(&batch)? {
                     state.pending = state.pending.max(Watermark(m));
                 }
             }
@@ -276,6 +306,21 @@ struct PartitionCheckpoint {
     ended: bool,
 }
 
+/// Whether `expr` is column `column`, or it plus or minus a literal.
+fn shifts_column(expr: &dyn PhysicalExpr, column: usize) -> bool {
+    fn any(e: &dyn PhysicalExpr) -> &dyn std::any::Any {
+        e
+    }
+    let is_column = |e: &dyn PhysicalExpr| any(e).downcast_ref::<Column>().is_some_and(|c| c.index() == column);
+    if is_column(expr) {
+        return true;
+    }
+    let Some(binary) = any(expr).downcast_ref::<BinaryExpr>() else { return false };
+    matches!(binary.op(), Operator::Minus | Operator::Plus)
+        && is_column(binary.left().as_ref())
+        && any(binary.right().as_ref()).downcast_ref::<Literal>().is_some()
+}
+
 /// Timestamps of any unit as i64 milliseconds.
 pub(crate) fn to_millis(a: &dyn Array) -> std::result::Result<arrow::array::ArrayRef, arrow::error::ArrowError> {
     let ms = cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
@@ -307,8 +352,8 @@ impl StreamOperator for WatermarkOperator {
         }
         self.last_rows = Instant::now();
         self.idle = false;
-        let values = self.values(&batch)?;
         if self.spec.interval_ms == 0 {
+            let values = self.values(&batch)?;
             // The watermark before each row: the running maximum of the rows before it.
             let mut running = self.pending.0;
             let mut arrivals = Vec::with_capacity(values.len());
@@ -326,7 +371,7 @@ impl StreamOperator for WatermarkOperator {
         } else {
             // Flink's periodic emission: rows see the last emitted watermark.
             batch.arrival_watermarks = None;
-            if let Some(m) = arrow::compute::max(&values) {
+            if let Some(m) = self.batch_max(&batch)? {
                 self.pending = self.pending.max(Watermark(m));
             }
         }
@@ -482,6 +527,39 @@ mod tests {
         let mut out = Vec::new();
         op.on_end(&mut out).unwrap();
         assert_eq!(split(out).1, vec![i64::MAX]);
+    }
+
+    #[test]
+    fn periodic_watermark_of_a_shifted_rowtime_is_taken_at_the_latest_row() {
+        use arrow::datatypes::IntervalDayTime;
+        use datafusion::common::ScalarValue;
+        use datafusion::physical_expr::expressions::{BinaryExpr, Literal};
+        let schema = Schema::new(vec![Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true)]);
+        let ts = || Arc::new(Column::new("ts", 0));
+        let five_s = || Arc::new(Literal::new(ScalarValue::IntervalDayTime(Some(IntervalDayTime::new(0, 5000)))));
+        let minus: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(ts(), Operator::Minus, five_s()));
+        // Not a shift of the rowtime: every row is evaluated (CAST keeps the value).
+        let cast: Arc<dyn PhysicalExpr> = Arc::new(datafusion::physical_expr::expressions::CastExpr::new(
+            minus.clone(),
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            None,
+        ));
+        let mut watermarks = Vec::new();
+        for expr in [minus, cast] {
+            let mut op = WatermarkOperator::new(WatermarkSpec {
+                rowtime_column: 0,
+                expr: ExprSpec { expr, display: "ts - INTERVAL '5' SECOND".into() },
+                interval_ms: 200,
+                idle_timeout_ms: 0,
+                processing_time: false,
+            });
+            let col = TimestampMillisecondArray::from(vec![Some(9000), None, Some(17000), Some(12000)]);
+            let b = Batch::append(RecordBatch::try_new(Arc::new(schema.clone()), vec![Arc::new(col)]).unwrap());
+            let mut out = Vec::new();
+            op.process_batch(b, &mut out).unwrap();
+            watermarks.push((op.shifts_rowtime, split(out).1));
+        }
+        assert_eq!(watermarks, vec![(true, vec![12000]), (false, vec![12000])]);
     }
 
     #[test]
