@@ -62,6 +62,10 @@ pub struct ConnectorTable {
     pub distribution: Option<Distribution>,
     /// The `WITH (...)` options, keys as written.
     pub options: Options,
+    /// For a source: the parts of `schema` the job never reads, as (column index, `None`
+    /// for the whole column or `Some(field)` for a ROW column's field). A source may fill
+    /// them with NULL instead of producing them; ignoring the hint is always correct.
+    pub unread: Vec<(usize, Option<String>)>,
 }
 
 /// A table's `DISTRIBUTED BY (columns) INTO buckets BUCKETS` clause.

@@ -17,6 +17,7 @@ pub(crate) fn table(fields: Vec<Field>, options: &[(&str, &str)]) -> ConnectorTa
         partition_keys: vec![],
         distribution: None,
         options: Options::new(options.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+        unread: vec![],
     }
 }
 

@@ -34,7 +34,19 @@ pub fn describe(op: &Operator) -> String {
     match op {
         Operator::Source(t) => {
             let cols: Vec<&str> = t.schema.fields().iter().map(|f| f.name().as_str()).collect();
-            format!("Source: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "))
+            let mut line = format!("Source: {} ({}) fields=[{}]", t.name, t.connector(), cols.join(", "));
+            if !t.unread.is_empty() {
+                let unread: Vec<String> = t
+                    .unread
+                    .iter()
+                    .map(|(i, field)| {
+                        let column = t.schema.fields().get(*i).map_or("?", |f| f.name().as_str());
+                        field.as_ref().map_or(column.to_string(), |f| format!("{column}.{f}"))
+                    })
+                    .collect();
+                line.push_str(&format!(" unread=[{}]", unread.join(", ")));
+            }
+            line
         }
         Operator::Values(b) => format!("Values: {} rows", b.iter().map(|b| b.num_rows()).sum::<usize>()),
         Operator::Project(exprs) => {

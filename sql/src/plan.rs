@@ -437,6 +437,10 @@ pub struct TableSpec {
     pub options: Vec<(String, String)>,
     /// The `WATERMARK FOR` column, if the table declares one.
     pub rowtime: Option<String>,
+    /// For a source: the parts of `schema` the job never reads, as (column index, `None`
+    /// for the whole column or `Some(field)` for a ROW column's field). A hint: the source
+    /// may fill them with NULL instead of producing them (see `planner::read_columns`).
+    pub unread: Vec<(usize, Option<String>)>,
 }
 
 impl TableSpec {

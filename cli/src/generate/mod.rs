@@ -138,6 +138,7 @@ fn sink_table(args: &GenerateArgs, schema: SchemaRef, key: &[&str]) -> Result<Co
         partition_keys: Vec::new(),
         distribution,
         options: Options::new(options),
+        unread: vec![],
     })
 }
 

@@ -75,8 +75,11 @@ pub(super) enum Entity {
 enum Column {
     /// `event_type`: 0 person, 1 auction, 2 bid (as in Flink's nexmark).
     EventType,
-    /// A ROW column: for each declared child, the index of the Nexmark field it shows.
-    Row { entity: Entity, children: Vec<usize> },
+    /// A ROW column: for each declared child, the index of the Nexmark field it shows, or
+    /// `None` when the job never reads it (it is then NULL).
+    Row { entity: Entity, children: Vec<Option<usize>> },
+    /// A column the job never reads: all NULL.
+    Unread,
 }
 
 /// The mapping from the table's columns to Nexmark fields, checked once.
@@ -87,10 +90,11 @@ pub(super) struct ColumnPlan {
 
 impl ColumnPlan {
     /// Match the table's columns against Nexmark's; an unknown column or field is an error.
-    pub(super) fn new(table: &str, schema: &SchemaRef) -> Result<Self> {
+    /// `unread` (see `ConnectorTable::unread`) are left NULL.
+    pub(super) fn new(table: &str, schema: &SchemaRef, unread: &[(usize, Option<String>)]) -> Result<Self> {
         let err = |m: String| ConnectorError::options(table, m);
         let mut columns = Vec::new();
-        for field in schema.fields() {
+        for (at, field) in schema.fields().iter().enumerate() {
             let name = field.name().to_ascii_lowercase();
             let (entity, known) = match name.as_str() {
                 "event_type" => {
@@ -113,10 +117,10 @@ impl ColumnPlan {
                     )))
                 }
             };
-            let DataType::Struct(children) = field.data_type() else {
+            let DataType::Struct(declared) = field.data_type() else {
                 return Err(err(format!("nexmark column '{}' must be a ROW<...>", field.name())));
             };
-            let children = children
+            let children = declared
                 .iter()
                 .map(|c| {
                     known.iter().position(|(n, _)| n.eq_ignore_ascii_case(c.name())).ok_or_else(|| {
@@ -130,6 +134,15 @@ impl ColumnPlan {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // A NOT NULL part is produced whether read or not.
+            if unread.contains(&(at, None)) && field.is_nullable() {
+                columns.push(Column::Unread);
+                continue;
+            }
+            let read = |child: &Field| {
+                !child.is_nullable() || !unread.iter().any(|(i, f)| *i == at && f.as_deref() == Some(child.name()))
+            };
+            let children = children.iter().zip(declared.iter()).map(|(i, c)| read(c).then_some(*i)).collect();
             columns.push(Column::Row { entity, children });
         }
         Ok(Self { columns })
@@ -150,7 +163,7 @@ impl ColumnPlan {
                 }
             };
             let columns = &mut entities[at].1;
-            for &i in children {
+            for &i in children.iter().flatten() {
                 if matches!(columns.fields[i], Buffer::Off) {
                     columns.fields[i] = match known[i].1 {
                         Kind::Int | Kind::Time => Buffer::Int(Vec::with_capacity(events)),
@@ -201,6 +214,7 @@ impl ColumnPlan {
             .zip(schema.fields())
             .map(|(column, field)| match column {
                 Column::EventType => to_type(event_types.clone(), field.data_type()),
+                Column::Unread => Ok(new_null_array(field.data_type(), rows)),
                 Column::Row { entity, children } => {
                     let Some((_, arrays, valid)) = built.iter().find(|(e, _, _)| e == entity) else {
                         return Err(ConnectorError::options(
@@ -228,7 +242,7 @@ fn known_fields(entity: Entity) -> &'static [(&'static str, Kind)] {
 
 /// A ROW column: the declared children, in declared order and type.
 fn row_column(
-    children: &[usize],
+    children: &[Option<usize>],
     field: &Field,
     arrays: &[Option<ArrayRef>],
     valid: &NullBuffer,
@@ -243,9 +257,9 @@ fn row_column(
     let children = children
         .iter()
         .zip(declared.iter())
-        .map(|(&i, child)| match &arrays[i] {
+        .map(|(&i, child)| match i.and_then(|i| arrays[i].as_ref()) {
             Some(array) => to_type(array.clone(), child.data_type()),
-            None => Err(ConnectorError::options("nexmark", format!("field '{}' has no buffer", child.name()))),
+            None => Ok(new_null_array(child.data_type(), rows)),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Arc::new(
@@ -314,6 +328,12 @@ impl EntityColumns {
     /// later fields depend on its random draws).
     pub(super) fn wants(&self, field: usize) -> bool {
         !matches!(self.fields[field], Buffer::Off)
+    }
+
+    /// How many of `stages` must be drawn: each stage lists the fields that consecutive
+    /// random draws fill, and draws are needed up to the last stage with a stored field.
+    pub(super) fn stages_needed(&self, stages: &[&[usize]]) -> usize {
+        stages.iter().rposition(|fields| fields.iter().any(|&f| self.wants(f))).map_or(0, |last| last + 1)
     }
 
     pub(super) fn int(&mut self, field: usize, value: i64) {

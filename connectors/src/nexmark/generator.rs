@@ -219,21 +219,34 @@ impl Generator {
     }
 
     fn person(&self, event: usize, time: u64, out: &mut EntityColumns) {
+        const DRAWS: &[&[usize]] =
+            &[&[PERSON_NAME], &[PERSON_EMAIL], &[PERSON_CARD], &[PERSON_CITY], &[PERSON_STATE], &[PERSON_EXTRA]];
         let cfg = &self.config;
-        let rng = &mut SmallRng::seed_from_u64(event as u64);
         out.int(PERSON_ID, (self.last_person(event) + cfg.first_person_id) as i64);
+        out.int(PERSON_TIME, time as i64);
+        let stages = out.stages_needed(DRAWS);
+        if stages == 0 {
+            return;
+        }
+        let rng = &mut SmallRng::seed_from_u64(event as u64);
         let first = cfg.first_names.choose(rng).map_or("", String::as_str);
         let last = cfg.last_names.choose(rng).map_or("", String::as_str);
         out.append(PERSON_NAME, first.as_bytes());
         out.append(PERSON_NAME, b" ");
         out.append(PERSON_NAME, last.as_bytes());
         out.end_str(PERSON_NAME);
+        if stages == 1 {
+            return;
+        }
         // `{7 letters}@{5 letters}.com`
         out.random(PERSON_EMAIL, rng, 7);
         out.append(PERSON_EMAIL, b"@");
         out.random(PERSON_EMAIL, rng, 5);
         out.append(PERSON_EMAIL, b".com");
         out.end_str(PERSON_EMAIL);
+        if stages == 2 {
+            return;
+        }
         // Four groups of four digits: `{:04} {:04} {:04} {:04}`.
         let mut card = *b"0000 0000 0000 0000";
         for group in card.chunks_mut(5) {
@@ -249,8 +262,7 @@ impl Generator {
         let state = cfg.us_states.choose(rng).map_or("", String::as_str);
         out.str(PERSON_CITY, city);
         out.str(PERSON_STATE, state);
-        out.int(PERSON_TIME, time as i64);
-        if out.wants(PERSON_EXTRA) {
+        if stages == DRAWS.len() {
             // The crate counts 8 bytes for the id plus every string.
             let size = 8 + first.len() + 1 + last.len() + 17 + card.len() + city.len() + state.len();
             let len = extra_length(rng, size, cfg.avg_person_byte_size);
@@ -260,17 +272,33 @@ impl Generator {
     }
 
     fn auction(&self, event: usize, time: u64, out: &mut EntityColumns) {
+        const DRAWS: &[&[usize]] = &[
+            &[AUCTION_ITEM],
+            &[AUCTION_DESCRIPTION],
+            &[AUCTION_INITIAL_BID, AUCTION_RESERVE],
+            &[AUCTION_EXPIRES],
+            &[AUCTION_SELLER],
+            &[AUCTION_CATEGORY],
+            &[AUCTION_EXTRA],
+        ];
         let cfg = &self.config;
-        let rng = &mut SmallRng::seed_from_u64(event as u64);
         out.int(AUCTION_ID, (self.last_auction(event) + cfg.first_auction_id) as i64);
+        out.int(AUCTION_TIME, time as i64);
+        let stages = out.stages_needed(DRAWS);
+        if stages == 0 {
+            return;
+        }
+        let rng = &mut SmallRng::seed_from_u64(event as u64);
         out.random(AUCTION_ITEM, rng, 20);
         out.end_str(AUCTION_ITEM);
         out.random(AUCTION_DESCRIPTION, rng, 100);
         out.end_str(AUCTION_DESCRIPTION);
+        if stages <= 2 {
+            return;
+        }
         let initial_bid = price(rng);
         out.int(AUCTION_INITIAL_BID, initial_bid as i64);
         out.int(AUCTION_RESERVE, (initial_bid + price(rng)) as i64);
-        out.int(AUCTION_TIME, time as i64);
         // The auction runs until about when `in_flight_auctions` later auctions are due.
         let events_ahead = (cfg.in_flight_auctions * self.proportion_denominator) / cfg.auction_proportion;
         let horizon = self.timestamp((event + events_ahead) as u64).wrapping_sub(time);
@@ -283,7 +311,7 @@ impl Generator {
         };
         out.int(AUCTION_SELLER, (seller + cfg.first_person_id) as i64);
         out.int(AUCTION_CATEGORY, (cfg.first_category_id + rng.gen_range(0..cfg.num_categories)) as i64);
-        if out.wants(AUCTION_EXTRA) {
+        if stages == DRAWS.len() {
             // The crate counts the two strings plus 8 bytes for each of six numbers.
             let len = extra_length(rng, 8 + 20 + 100 + 40, cfg.avg_auction_byte_size);
             out.random(AUCTION_EXTRA, rng, len);
@@ -292,22 +320,35 @@ impl Generator {
     }
 
     fn bid(&self, event: usize, time: u64, out: &mut EntityColumns) {
+        const DRAWS: &[&[usize]] =
+            &[&[BID_AUCTION], &[BID_BIDDER], &[BID_PRICE], &[BID_CHANNEL, BID_URL], &[BID_EXTRA]];
         let cfg = &self.config;
+        out.int(BID_TIME, time as i64);
+        let stages = out.stages_needed(DRAWS);
+        if stages == 0 {
+            return;
+        }
         let rng = &mut SmallRng::seed_from_u64(event as u64);
         let auction = if 0 < rng.gen_range(0..cfg.hot_auction_ratio) {
             (self.last_auction(event) / HOT_BATCH) * HOT_BATCH
         } else {
             self.next_auction(event, rng)
         };
+        out.int(BID_AUCTION, (auction + cfg.first_auction_id) as i64);
+        if stages == 1 {
+            return;
+        }
         // Hot bidders are the second person of a batch, so they are not also hot sellers.
         let bidder = if 0 < rng.gen_range(0..cfg.hot_bidder_ratio) {
             (self.last_person(event) / HOT_BATCH) * HOT_BATCH + 1
         } else {
             self.next_person(event, rng)
         };
-        out.int(BID_AUCTION, (auction + cfg.first_auction_id) as i64);
         out.int(BID_BIDDER, (bidder + cfg.first_person_id) as i64);
         out.int(BID_PRICE, price(rng) as i64);
+        if stages == 3 {
+            return;
+        }
         let (channel, url) = if rng.gen_range(0..cfg.hot_channel_ratio) > 0 {
             let i = rng.gen_range(0..cfg.hot_channels.len());
             (cfg.hot_channels[i].as_str(), self.hot_urls[i].as_str())
@@ -316,8 +357,7 @@ impl Generator {
         };
         out.str(BID_CHANNEL, channel);
         out.str(BID_URL, url);
-        out.int(BID_TIME, time as i64);
-        if out.wants(BID_EXTRA) {
+        if stages == DRAWS.len() {
             let len = extra_length(rng, 32, cfg.avg_bid_byte_size);
             out.random(BID_EXTRA, rng, len);
             out.end_str(BID_EXTRA);

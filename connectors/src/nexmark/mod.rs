@@ -158,7 +158,7 @@ impl Config {
 /// Check options and the table's columns.
 pub(crate) fn validate(table: &ConnectorTable) -> Result<()> {
     Config::parse(table)?;
-    ColumnPlan::new(&table.name, &table.schema)?;
+    ColumnPlan::new(&table.name, &table.schema, &[])?;
     Ok(())
 }
 
@@ -174,7 +174,7 @@ pub(crate) fn create_source(
     position: Option<&serde_json::Value>,
 ) -> Result<Box<dyn Source>> {
     let mut config = Config::parse(table)?;
-    let plan = ColumnPlan::new(&table.name, &table.schema)?;
+    let plan = ColumnPlan::new(&table.name, &table.schema, &table.unread)?;
     let count = split.count.max(1) as u64;
     let index = split.index as u64;
     let first = match position {

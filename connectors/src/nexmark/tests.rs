@@ -388,3 +388,29 @@ async fn undeclared_fields_do_not_change_declared_ones() {
     assert_eq!(part.column(1).as_struct().column(0), full.column(3).as_struct().column(6));
     assert!(part.column(1).as_struct().column(0).as_string::<i32>().value(4).len() > 20);
 }
+
+#[tokio::test]
+async fn unread_parts_are_null_and_the_rest_unchanged() {
+    let opts = [("connector", "nexmark"), ("events.num", "500"), ("first-event.rate", "1000000"), ("base-time", BASE)];
+    let full = run(&full_table(&opts), Split { index: 0, count: 1 }).await;
+    let mut t = full_table(&opts);
+    // A bid-only job reading auction, price and dateTime: no person, auction or bid strings.
+    t.unread = vec![(1, None), (2, Some("extra".into())), (2, Some("itemName".into()))];
+    t.unread.extend(["bidder", "channel", "url", "extra"].map(|f| (3, Some(f.to_string()))));
+    let part = run(&t, Split { index: 0, count: 1 }).await;
+    assert_eq!(part.schema(), full.schema());
+    assert_eq!(part.column(0), full.column(0));
+    assert_eq!(part.column(1).null_count(), 500);
+    let (pa, fa) = (part.column(2).as_struct(), full.column(2).as_struct());
+    assert_eq!(pa.column(1).null_count(), 500);
+    assert_eq!(pa.column(9).null_count(), 500);
+    for i in [0, 2, 3, 4, 5, 6, 7, 8] {
+        assert_eq!(pa.column(i), fa.column(i), "auction field {i}");
+    }
+    let (pb, fb) = (part.column(3).as_struct(), full.column(3).as_struct());
+    assert!(pb.column(4).as_string::<i32>().iter().all(|v| v.is_none()));
+    for i in [0, 2, 5] {
+        assert_eq!(pb.column(i), fb.column(i), "bid field {i}");
+    }
+    assert_eq!(pb.nulls(), fb.nulls());
+}

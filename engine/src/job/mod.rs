@@ -447,5 +447,6 @@ pub fn connector_table(t: &TableSpec) -> ConnectorTable {
             .as_ref()
             .map(|(columns, buckets)| eddy_connectors::Distribution { columns: columns.clone(), buckets: *buckets }),
         options: Options::new(t.options.iter().cloned()),
+        unread: t.unread.clone(),
     }
 }

@@ -60,7 +60,8 @@ impl<'a> PlanBuilder<'a> {
         }
     }
 
-    pub(crate) fn finish(self) -> StreamPlan {
+    pub(crate) fn finish(mut self) -> StreamPlan {
+        super::read_columns::mark_unread(&mut self.plan);
         self.plan
     }
 
@@ -124,6 +125,7 @@ impl<'a> PlanBuilder<'a> {
                     distribution: None,
                     options: vec![("connector".into(), "print".into())],
                     rowtime: None,
+                    unread: vec![],
                 };
                 self.plan.add(PlanNode {
                     operator: Operator::Sink(spec),
@@ -643,6 +645,7 @@ fn table_spec(table: &TableDef, schema: SchemaRef, metadata: Vec<(usize, String)
         distribution: table.distribution.as_ref().map(|d| (d.columns.clone(), d.buckets)),
         options: table.options.clone(),
         rowtime: table.watermark.as_ref().map(|w| w.column.clone()),
+        unread: vec![],
     }
 }
 

@@ -11,6 +11,7 @@ mod convert;
 mod ddl;
 mod group_window;
 mod query;
+mod read_columns;
 pub mod rewrite;
 pub mod settings;
 mod temporal;
