@@ -86,6 +86,10 @@ enum Column {
 #[derive(Debug)]
 pub(super) struct ColumnPlan {
     columns: Vec<Column>,
+    /// String bytes per event of each stored string field in the last batch, to size the
+    /// next batch's buffers at once: growing them by doubling cost more in copies and page
+    /// faults than generating the strings.
+    string_bytes_per_event: Vec<((Entity, usize), usize)>,
 }
 
 impl ColumnPlan {
@@ -145,11 +149,14 @@ impl ColumnPlan {
             let children = children.iter().zip(declared.iter()).map(|(i, c)| read(c).then_some(*i)).collect();
             columns.push(Column::Row { entity, children });
         }
-        Ok(Self { columns })
+        Ok(Self { columns, string_bytes_per_event: Vec::new() })
     }
 
     /// Empty buffers for one batch of about `events` events.
     pub(super) fn buffers(&self, events: usize) -> EventColumns {
+        let seen = |entity: Entity, field: usize| {
+            self.string_bytes_per_event.iter().find(|(key, _)| *key == (entity, field)).map(|(_, per_event)| *per_event)
+        };
         let mut entities: Vec<(Entity, EntityColumns)> = Vec::new();
         for column in &self.columns {
             let Column::Row { entity, children } = column else { continue };
@@ -170,7 +177,9 @@ impl ColumnPlan {
                         Kind::Str => {
                             let mut offsets = Vec::with_capacity(events + 1);
                             offsets.push(0);
-                            Buffer::Str { offsets, bytes: Vec::with_capacity(events * 16) }
+                            // 1/8 more than last time, for the variation between batches.
+                            let per_event = seen(*entity, i).map_or(16, |b| b + b / 8 + 1);
+                            Buffer::Str { offsets, bytes: Vec::with_capacity(events * per_event) }
                         }
                     };
                 }
@@ -180,8 +189,16 @@ impl ColumnPlan {
     }
 
     /// The batch of the events written into `buffers`, in `schema` order.
-    pub(super) fn build(&self, schema: &SchemaRef, buffers: EventColumns) -> Result<RecordBatch> {
+    pub(super) fn build(&mut self, schema: &SchemaRef, buffers: EventColumns) -> Result<RecordBatch> {
         let rows = buffers.event_types.len();
+        self.string_bytes_per_event.clear();
+        for (entity, columns) in &buffers.entities {
+            for (i, buffer) in columns.fields.iter().enumerate() {
+                if let Buffer::Str { bytes, .. } = buffer {
+                    self.string_bytes_per_event.push(((*entity, i), bytes.len() / rows.max(1)));
+                }
+            }
+        }
         let event_types: ArrayRef = Arc::new(Int32Array::from(buffers.event_types));
         // Each entity's arrays by field index, and its validity, built once.
         let mut built: Vec<(Entity, Vec<Option<ArrayRef>>, NullBuffer)> = Vec::new();

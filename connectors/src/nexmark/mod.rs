@@ -203,6 +203,7 @@ pub(crate) fn create_source(
     Ok(Box::new(NexmarkSource {
         schema: table.schema.clone(),
         plan,
+        last_batch_rows: 0,
         generator,
         next_event: first,
         step: count,
@@ -229,6 +230,8 @@ fn position_of(table: &str, position: &serde_json::Value) -> Result<(u64, u64)> 
 struct NexmarkSource {
     schema: SchemaRef,
     plan: ColumnPlan,
+    /// Rows of the last batch.
+    last_batch_rows: usize,
     generator: Generator,
     /// The number of the next event to emit (in the global sequence).
     next_event: u64,
@@ -256,7 +259,8 @@ impl Source for NexmarkSource {
         tokio::time::sleep_until(due(self.generator.timestamp(self.next_event), self.pace_origin)).await;
         let elapsed = Instant::now().duration_since(started).as_millis() as u64;
         let horizon = self.pace_origin.saturating_add(elapsed);
-        let mut buffers = self.plan.buffers(limit.min(1024));
+        // Sized like the last batch: a paced source's batches are alike.
+        let mut buffers = self.plan.buffers(limit.min(self.last_batch_rows.max(64)));
         while buffers.len() < limit
             && (buffers.len() == 0 || self.generator.timestamp(self.next_event) <= horizon)
             && buffers.string_bytes() < MAX_BATCH_BYTES
@@ -267,6 +271,7 @@ impl Source for NexmarkSource {
         if let Some(left) = &mut self.events_left {
             *left -= buffers.len() as u64;
         }
+        self.last_batch_rows = buffers.len();
         let batch = self.plan.build(&self.schema, buffers)?;
         Ok(Some(SourceBatch::rows(batch)))
     }
