@@ -263,7 +263,8 @@ impl Source for NexmarkSource {
         let mut buffers = self.plan.buffers(limit.min(self.last_batch_rows.max(64)));
         while buffers.len() < limit
             && (buffers.len() == 0 || self.generator.timestamp(self.next_event) <= horizon)
-            && buffers.string_bytes() < MAX_BATCH_BYTES
+            // Checked every 256 events: at most 1 MiB each, well below the 2 GiB offsets.
+            && (buffers.len() % 256 != 0 || buffers.string_bytes() < MAX_BATCH_BYTES)
         {
             self.generator.write(self.next_event, &mut buffers);
             self.next_event += self.step;
