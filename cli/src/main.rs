@@ -24,14 +24,17 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read at its start (the `MALLOC_CONF` environment variable still
-/// overrides them). `thp:always` asks for transparent huge pages on jemalloc's memory where
-/// the kernel grants them on request (`transparent_hugepage` = `madvise`, Debian's default).
-/// Why: batch buffers are allocated, filled and freed at a high rate; on 4 KiB pages every
-/// first write to a recycled page faulted and flushed the other cores' TLBs, which took 40 %
-/// of Nexmark q0's time (2.2 M events/s; 5.2 M with huge pages).
+/// overrides them). Why: batch buffers are allocated, filled and freed at a high rate.
+/// - `thp:always` asks for transparent huge pages on jemalloc's memory where the kernel
+///   grants them on request (`transparent_hugepage` = `madvise`, Debian's default). On 4 KiB
+///   pages every first write to a recycled page faulted and flushed the other cores' TLBs:
+///   40 % of Nexmark q0's time (2.2 M events/s; 5.2 M with huge pages).
+/// - Freed pages go back to the kernel over 30 s instead of 10 s (dirty) and at once
+///   (muzzy): a page handed back and touched again must be zeroed, which with huge pages
+///   was up to 30 % of q7's time while its state grows (1.4-2.0 M events/s; 2.0-2.2 M).
 #[allow(non_upper_case_globals)]
 #[export_name = "malloc_conf"]
-pub static malloc_conf: &[u8; 11] = b"thp:always\0";
+pub static malloc_conf: &[u8; 53] = b"thp:always,dirty_decay_ms:30000,muzzy_decay_ms:30000\0";
 
 /// Eddy — a streaming SQL engine for Flink SQL pipelines.
 #[derive(Parser, Debug)]

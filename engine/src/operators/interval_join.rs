@@ -21,8 +21,11 @@
 //!
 //! Output rows carry both sides' times, up to `max(upper, -lower)` behind the input
 //! watermark, so the output watermark is held back by that much (Flink's
-//! `getMaxOutputDelay`). Rows are kept in Arrow's row format, keys too; a snapshot stores
-//! them as Arrow columns.
+//! `getMaxOutputDelay`). Keys are kept in Arrow's row format; a side's rows stay in the
+//! Arrow arrays they came in (`BufferedRows`), referenced per key by (chunk, row), and are
+//! gathered with `interleave` when they match. (Before, each buffered row was copied into
+//! its own row-format allocation: Nexmark q7, which holds every bid for 10 s of event time,
+//! spent most of its time allocating and copying them.) A snapshot stores them as columns.
 
 use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
@@ -31,12 +34,12 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, Int8Type, SchemaRef};
 use arrow::error::ArrowError;
-use arrow::row::{OwnedRow, Row, RowConverter, SortField};
+use arrow::row::{Row, RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
 use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
-use super::windowing::{event_times, require_append_only};
+use super::windowing::{event_times, require_append_only, BufferedRows, RowRef};
 use super::{OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
@@ -44,14 +47,16 @@ use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
 use eddy_sql::plan::IntervalJoinSpec;
 
+type KeyHasher = datafusion::common::hash_utils::RandomState;
+
 const LEFT: usize = 0;
 const RIGHT: usize = 1;
 
 /// The buffered rows of one key.
 #[derive(Default)]
 struct KeyState {
-    /// Per side, in arrival order: (time, row of that side's columns).
-    rows: [Vec<(Timestamp, OwnedRow)>; 2],
+    /// Per side, in arrival order: (time, where the row of that side's columns is).
+    rows: [Vec<(Timestamp, RowRef)>; 2],
     /// The cleanup time registered in `timers` for this key (the earliest expiry).
     timer: Option<Timestamp>,
 }
@@ -73,15 +78,19 @@ pub struct IntervalJoinOperator {
     key_types: Vec<DataType>,
     side_types: [Vec<DataType>; 2],
     keys: RowConverter,
-    sides: [RowConverter; 2],
-    state: HashMap<Box<[u8]>, KeyState>,
+    /// Per side, the arrays the buffered rows are kept in.
+    buffered: [BufferedRows; 2],
+    /// Per key: its buffered rows. Hashed with DataFusion's fast fixed-seed hasher, as
+    /// its own hash tables are (the default SipHash was a tenth of q7's time).
+    state: HashMap<Box<[u8]>, KeyState, KeyHasher>,
     /// Cleanup time -> keys to look at then (an entry is stale when the key's timer moved).
     timers: BTreeMap<Timestamp, Vec<Box<[u8]>>>,
     /// The input watermark.
     watermark: Watermark,
     /// The last watermark emitted.
     emitted: Watermark,
-    /// Bytes of the buffered rows and the keys (in `state` and `timers`).
+    /// Bytes of the buffered rows' references and the keys (in `state` and `timers`); the
+    /// rows' arrays are counted by `buffered`.
     row_bytes: usize,
 }
 
@@ -93,9 +102,8 @@ fn key_bytes(key: &[u8]) -> usize {
     key.len() + size_of::<Box<[u8]>>()
 }
 
-fn owned_bytes(row: &OwnedRow) -> usize {
-    row.as_ref().len() + size_of::<OwnedRow>()
-}
+/// Bytes of one buffered row's entry in its key's list.
+const HELD_BYTES: usize = size_of::<(Timestamp, RowRef)>();
 
 impl IntervalJoinOperator {
     /// An operator reading `ctx.input_schema` (the tagged schema) and emitting the join's rows.
@@ -123,13 +131,13 @@ impl IntervalJoinOperator {
         };
         Ok(Self {
             keys: converter(&key_types)?,
-            sides: [converter(&side_types[LEFT])?, converter(&side_types[RIGHT])?],
+            buffered: [BufferedRows::default(), BufferedRows::default()],
             key_types,
             side_types,
             spec,
             output_schema: ctx.output_schema,
             late_rows: ctx.late_rows,
-            state: HashMap::new(),
+            state: HashMap::default(),
             timers: BTreeMap::new(),
             watermark: Watermark::MIN,
             emitted: Watermark::MIN,
@@ -146,16 +154,9 @@ impl IntervalJoinOperator {
         }
     }
 
-    /// Whether a left row at `l` and a right row at `r` join.
-    fn within(&self, l: Timestamp, r: Timestamp) -> bool {
-        let d = i128::from(r) - i128::from(l);
-        d >= i128::from(self.spec.lower_ms) && d <= i128::from(self.spec.upper_ms)
-    }
-
     /// Buffer a row of `side` at `t` under `key`, registering the key's cleanup.
-    fn buffer(&mut self, key: &Row<'_>, side: usize, t: Timestamp, row: OwnedRow) {
+    fn buffer(&mut self, key: &Row<'_>, side: usize, t: Timestamp, row: RowRef) {
         let expiry = self.expiry(side, t);
-        self.row_bytes += owned_bytes(&row);
         let state = match self.state.get_mut(key.as_ref()) {
             Some(s) => s,
             None => {
@@ -164,12 +165,31 @@ impl IntervalJoinOperator {
                 self.state.entry(owned).or_default()
             }
         };
+        Self::hold(&mut self.timers, &mut self.row_bytes, &mut self.buffered[side], key, state, side, t, expiry, row);
+    }
+
+    /// Add a row to its key's `state`, registering the key's cleanup at `expiry` if earlier.
+    /// (An associated function: the caller holds `state` borrowed from `self.state`.)
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        timers: &mut BTreeMap<Timestamp, Vec<Box<[u8]>>>,
+        row_bytes: &mut usize,
+        buffered: &mut BufferedRows,
+        key: &Row<'_>,
+        state: &mut KeyState,
+        side: usize,
+        t: Timestamp,
+        expiry: Timestamp,
+        row: RowRef,
+    ) {
+        buffered.acquire(row.0);
+        *row_bytes += HELD_BYTES;
         state.rows[side].push((t, row));
         if state.timer.is_none_or(|old| expiry < old) {
             state.timer = Some(expiry);
             let owned: Box<[u8]> = key.as_ref().into();
-            self.row_bytes += key_bytes(&owned);
-            self.timers.entry(expiry).or_default().push(owned);
+            *row_bytes += key_bytes(&owned);
+            timers.entry(expiry).or_default().push(owned);
         }
     }
 
@@ -193,10 +213,12 @@ impl IntervalJoinOperator {
                 for (side, rows) in state.rows.iter_mut().enumerate() {
                     let expiry =
                         |t: Timestamp| if side == LEFT { t.saturating_add(upper) } else { t.saturating_sub(lower) };
-                    rows.retain(|(t, row)| {
+                    let buffered = &mut self.buffered[side];
+                    rows.retain(|(t, (chunk, _))| {
                         let e = expiry(*t);
                         if e <= wm {
-                            freed += owned_bytes(row);
+                            freed += HELD_BYTES;
+                            buffered.release(*chunk);
                             false
                         } else {
                             next = Some(next.map_or(e, |n| n.min(e)));
@@ -230,18 +252,24 @@ impl IntervalJoinOperator {
         for side in [LEFT, RIGHT] {
             let mut keys: Vec<Row<'_>> = Vec::new();
             let mut times: Vec<i64> = Vec::new();
-            let mut rows: Vec<Row<'_>> = Vec::new();
+            let mut rows: Vec<RowRef> = Vec::new();
             for (key, state) in &self.state {
                 for (t, row) in &state.rows[side] {
                     keys.push(parser.parse(key));
                     times.push(*t);
-                    rows.push(row.row());
+                    rows.push(*row);
                 }
             }
             let n = times.len();
             let mut columns = self.keys.convert_rows(keys).map_err(arrow_err)?;
             columns.push(Arc::new(Int64Array::from(times)) as ArrayRef);
-            columns.extend(self.sides[side].convert_rows(rows).map_err(arrow_err)?);
+            for (c, data_type) in self.side_types[side].iter().enumerate() {
+                columns.push(if rows.is_empty() {
+                    arrow::array::new_empty_array(data_type)
+                } else {
+                    self.buffered[side].gather(c, &rows).map_err(arrow_err)?
+                });
+            }
             sides.push(packer.add(columns, n).map_err(arrow_err)?);
         }
         let meta = Meta { watermark: self.watermark.0, emitted: self.emitted.0, sides };
@@ -269,11 +297,12 @@ impl IntervalJoinOperator {
                 .collect();
             check_types(&name, &columns, &expected)?;
             let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
-            let rows = self.sides[side].convert_columns(&columns[n + 1..]).map_err(|e| malformed(&name, e))?;
+            let chunk = self.buffered[side].push(columns[n + 1..].to_vec());
             let times = columns[n].as_primitive::<Int64Type>();
             for i in 0..times.len() {
-                self.buffer(&keys.row(i), side, times.value(i), rows.row(i).owned());
+                self.buffer(&keys.row(i), side, times.value(i), (chunk, i as u32));
             }
+            self.buffered[side].free_if_unused(chunk);
         }
         Ok(())
     }
@@ -300,15 +329,14 @@ impl StreamOperator for IntervalJoinOperator {
             self.spec.left_offset()..self.spec.right_offset(),
             self.spec.right_offset()..self.spec.right_offset() + self.spec.right_width,
         ];
-        let rows = [
-            self.sides[LEFT].convert_columns(&data.columns()[ranges[LEFT].clone()]).map_err(arrow_err)?,
-            self.sides[RIGHT].convert_columns(&data.columns()[ranges[RIGHT].clone()]).map_err(arrow_err)?,
-        ];
         let times = [
             event_times(data.column(self.spec.left_offset() + self.spec.left_time).as_ref()).map_err(arrow_err)?,
             event_times(data.column(self.spec.right_offset() + self.spec.right_time).as_ref()).map_err(arrow_err)?,
         ];
-        let mut matched: [Vec<OwnedRow>; 2] = [Vec::new(), Vec::new()];
+        // This batch's columns of a side become a chunk when a row of that side is first
+        // matched or buffered; freed at the end if no row of it stays buffered.
+        let mut chunks: [Option<u64>; 2] = [None, None];
+        let mut matched: [Vec<RowRef>; 2] = [Vec::new(), Vec::new()];
         let mut late = 0u64;
         for i in 0..data.num_rows() {
             if key_columns.iter().any(|k| k.is_null(i)) || side_column.is_null(i) {
@@ -324,32 +352,53 @@ impl StreamOperator for IntervalJoinOperator {
                 continue;
             }
             let key = keys.row(i);
-            let row = rows[side].row(i);
-            if let Some(state) = self.state.get(key.as_ref()) {
-                for (other_t, other) in &state.rows[1 - side] {
-                    let (l, r) = if side == LEFT { (t, *other_t) } else { (*other_t, t) };
-                    if self.within(l, r) {
-                        let (lrow, rrow) =
-                            if side == LEFT { (row.owned(), other.clone()) } else { (other.clone(), row.owned()) };
-                        matched[LEFT].push(lrow);
-                        matched[RIGHT].push(rrow);
+            let chunk = *chunks[side]
+                .get_or_insert_with(|| self.buffered[side].push(data.columns()[ranges[side].clone()].to_vec()));
+            let row: RowRef = (chunk, i as u32);
+            let expiry = self.expiry(side, t);
+            let (lower, upper) = (self.spec.lower_ms, self.spec.upper_ms);
+            let within = |l: Timestamp, r: Timestamp| {
+                let d = i128::from(r) - i128::from(l);
+                d >= i128::from(lower) && d <= i128::from(upper)
+            };
+            // One lookup of the key: match against the other side, then hold the row there.
+            match self.state.get_mut(key.as_ref()) {
+                Some(state) => {
+                    for (other_t, other) in &state.rows[1 - side] {
+                        let (l, r) = if side == LEFT { (t, *other_t) } else { (*other_t, t) };
+                        if within(l, r) {
+                            let (lrow, rrow) = if side == LEFT { (row, *other) } else { (*other, row) };
+                            matched[LEFT].push(lrow);
+                            matched[RIGHT].push(rrow);
+                        }
+                    }
+                    if expiry > self.watermark.0 {
+                        let buffered = &mut self.buffered[side];
+                        Self::hold(&mut self.timers, &mut self.row_bytes, buffered, &key, state, side, t, expiry, row);
                     }
                 }
-            }
-            if self.expiry(side, t) > self.watermark.0 {
-                self.buffer(&key, side, t, row.owned());
+                None if expiry > self.watermark.0 => self.buffer(&key, side, t, row),
+                None => {}
             }
         }
         if late > 0 {
             self.late_rows.add(late);
         }
-        if matched[LEFT].is_empty() {
-            return Ok(());
+        if !matched[LEFT].is_empty() {
+            let mut columns = Vec::with_capacity(self.spec.left_width + self.spec.right_width);
+            for (side, width) in [(LEFT, self.spec.left_width), (RIGHT, self.spec.right_width)] {
+                for c in 0..width {
+                    columns.push(self.buffered[side].gather(c, &matched[side]).map_err(arrow_err)?);
+                }
+            }
+            let joined = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(arrow_err)?;
+            out.push(Message::Data(Batch::append(joined)));
         }
-        let mut columns = self.sides[LEFT].convert_rows(matched[LEFT].iter().map(|r| r.row())).map_err(arrow_err)?;
-        columns.extend(self.sides[RIGHT].convert_rows(matched[RIGHT].iter().map(|r| r.row())).map_err(arrow_err)?);
-        let joined = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(arrow_err)?;
-        out.push(Message::Data(Batch::append(joined)));
+        for (side, chunk) in chunks.into_iter().enumerate() {
+            if let Some(chunk) = chunk {
+                self.buffered[side].free_if_unused(chunk);
+            }
+        }
         Ok(())
     }
 
@@ -369,7 +418,10 @@ impl StreamOperator for IntervalJoinOperator {
 
     /// Buffered rows and keys (timer entries included), the key table and the timer map.
     fn state_bytes(&self) -> usize {
-        self.row_bytes + hash_map_bytes(&self.state) + btree_bytes::<Timestamp, Vec<Box<[u8]>>>(self.timers.len())
+        self.row_bytes
+            + self.buffered.iter().map(BufferedRows::bytes).sum::<usize>()
+            + hash_map_bytes(&self.state)
+            + btree_bytes::<Timestamp, Vec<Box<[u8]>>>(self.timers.len())
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {

@@ -12,7 +12,7 @@ use std::mem::size_of;
 
 /// The table of a `HashMap` (without what its keys and values own on the heap): its
 /// buckets (capacity is 7/8 of them) of one entry and one control byte each.
-pub(super) fn hash_map_bytes<K, V>(map: &HashMap<K, V>) -> usize {
+pub(super) fn hash_map_bytes<K, V, S>(map: &HashMap<K, V, S>) -> usize {
     map.capacity().saturating_mul(size_of::<(K, V)>() + 1) / 7 * 8
 }
 
@@ -25,7 +25,7 @@ pub(super) fn btree_bytes<K, V>(len: usize) -> usize {
 /// Gives a map's memory back once most of its entries are gone (a `HashMap` never shrinks
 /// by itself). Amortised O(1): a shrink rehashes the entries left, and takes removing
 /// three quarters of the table first.
-pub(super) fn shrink_if_sparse<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+pub(super) fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>) {
     if map.capacity() > 64 && map.len() < map.capacity() / 4 {
         map.shrink_to_fit();
     }
