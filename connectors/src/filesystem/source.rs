@@ -180,6 +180,14 @@ pub(super) fn create(
             default_partition: config.default_partition,
             root: config.path,
             schema: table.schema.clone(),
+            physical_unread: table
+                .unread
+                .iter()
+                .filter_map(|(i, field)| match columns.get(*i) {
+                    Some(ColumnSource::Physical(j)) => Some((*j, field.clone())),
+                    _ => None,
+                })
+                .collect(),
             physical,
             columns,
         },
@@ -426,6 +434,8 @@ struct Opener {
     root: PathBuf,
     schema: SchemaRef,
     physical: SchemaRef,
+    /// The parts of `physical` the job never reads (`ConnectorTable::unread`).
+    physical_unread: Vec<(usize, Option<String>)>,
     columns: Vec<ColumnSource>,
 }
 
@@ -469,7 +479,8 @@ impl Opener {
             };
             Reader::Parquet(Box::new(ParquetReader::open(file, self.physical.clone(), shown.clone(), skip).await?))
         } else {
-            let mut decoder = self.format.decoder(&self.table, &self.options, self.physical.clone(), shown.clone())?;
+            let (schema, unread) = (self.physical.clone(), &self.physical_unread);
+            let mut decoder = self.format.decoder_reading(&self.table, &self.options, schema, shown.clone(), unread)?;
             let mut text = TextReader { file, buf: Vec::with_capacity(CHUNK), eof: false, buf_start: 0, end: None };
             match part.at {
                 Some(At::Text { offset, line }) => {

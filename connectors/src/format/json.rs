@@ -8,6 +8,7 @@
 //! separately (with serde, values skipped unparsed).
 
 use std::fmt;
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::json::reader::Decoder as ArrowDecoder;
@@ -222,6 +223,8 @@ fn missing_message(name: &str) -> String {
 /// Decodes newline-delimited JSON of one file.
 pub(crate) struct JsonDecoder {
     rows: JsonRows,
+    /// The schema to produce when `rows` decodes fewer parts of it (see `without`).
+    full: Option<SchemaRef>,
     options: JsonOptions,
     /// The file, for error locations.
     file: String,
@@ -235,7 +238,19 @@ impl JsonDecoder {
     /// A decoder for `file`, producing `schema`; fails when arrow-json cannot decode a column type.
     pub(crate) fn new(options: JsonOptions, schema: SchemaRef, file: String) -> Result<Self> {
         let rows = JsonRows::new(schema, options.ignore_parse_errors)?;
-        Ok(Self { rows, options, file, line: 0, skipped: 0, scratch: Vec::new() })
+        Ok(Self { rows, full: None, options, file, line: 0, skipped: 0, scratch: Vec::new() })
+    }
+
+    /// Decode only what is read: the `unread` columns and ROW fields (nullable ones) are
+    /// left out of decoding and come out NULL.
+    pub(crate) fn without(mut self, unread: &[(usize, Option<String>)]) -> Result<Self> {
+        let full = self.rows.schema.clone();
+        let pruned = record::prune(&full, unread);
+        if pruned != *full {
+            self.rows = JsonRows::new(Arc::new(pruned), self.rows.ignore_type_conflicts)?;
+            self.full = Some(full);
+        }
+        Ok(self)
     }
 
     /// The slow path: find the bad lines, fail on the first or skip them all.
@@ -278,7 +293,7 @@ impl Decoder for JsonDecoder {
         let mut lines = Vec::new();
         let mut pos = 0;
         while lines.len() < MAX_BATCH_ROWS && pos < buf.len() {
-            let end = match buf[pos..].iter().position(|&b| b == b'\n') {
+            let end = match memchr::memchr(b'\n', &buf[pos..]) {
                 Some(k) => pos + k,
                 None if eof => buf.len(),
                 None => break,
@@ -303,6 +318,10 @@ impl Decoder for JsonDecoder {
         if self.options.fail_on_missing_field {
             self.check_fields(buf, &lines)?;
         }
+        let batch = match &self.full {
+            Some(full) => record::widen(batch, full).map_err(|e| ConnectorError::arrow("format 'json'", e))?,
+            None => batch,
+        };
         Ok((Some(batch), pos))
     }
 

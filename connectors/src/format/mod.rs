@@ -178,9 +178,24 @@ impl Format {
         schema: SchemaRef,
         file: String,
     ) -> Result<Box<dyn Decoder>> {
+        self.decoder_reading(table, options, schema, file, &[])
+    }
+
+    /// As `decoder`, told the parts of `schema` that are never read (see
+    /// `ConnectorTable::unread`, here indexing `schema`): JSON leaves them NULL without
+    /// decoding them, as Flink's JSON format does with a projected row type.
+    pub(crate) fn decoder_reading(
+        self,
+        table: &str,
+        options: &Options,
+        schema: SchemaRef,
+        file: String,
+        unread: &[(usize, Option<String>)],
+    ) -> Result<Box<dyn Decoder>> {
         match self {
             Self::Json => {
-                Ok(Box::new(json::JsonDecoder::new(json::JsonOptions::parse(table, options)?, schema, file)?))
+                let options = json::JsonOptions::parse(table, options)?;
+                Ok(Box::new(json::JsonDecoder::new(options, schema, file)?.without(unread)?))
             }
             Self::Csv => Ok(Box::new(csv::CsvDecoder::new(csv::CsvOptions::parse(table, options)?, schema, file))),
             Self::Parquet => Err(ConnectorError::options(table, "format 'parquet' has no byte-stream decoder")),

@@ -12,9 +12,12 @@
 
 use std::ops::Range;
 
-use arrow::array::Int8Array;
-use arrow::datatypes::SchemaRef;
-use arrow::record_batch::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int8Array, StructArray};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::LineEncoder;
 use crate::Result;
@@ -139,4 +142,54 @@ impl RecordEncoder for LineRecords {
 /// The schema a record decoder for `schema` produces (for building empty results).
 pub(crate) fn empty(schema: &SchemaRef) -> RecordBatch {
     RecordBatch::new_empty(schema.clone())
+}
+
+/// `schema` without the parts `unread` names ((column, `None`) a whole column, (column,
+/// `Some(field)`) a field of a ROW column). NOT NULL parts are kept: NULL cannot stand in.
+pub(crate) fn prune(schema: &Schema, unread: &[(usize, Option<String>)]) -> Schema {
+    let mut fields = Vec::new();
+    for (i, field) in schema.fields().iter().enumerate() {
+        if field.is_nullable() && unread.contains(&(i, None)) {
+            continue;
+        }
+        match field.data_type() {
+            DataType::Struct(children) => {
+                let read = |c: &&Arc<Field>| {
+                    !c.is_nullable() || !unread.iter().any(|(at, f)| *at == i && f.as_deref() == Some(c.name()))
+                };
+                let kept: Fields = children.iter().filter(read).cloned().collect();
+                fields.push(Arc::new(field.as_ref().clone().with_data_type(DataType::Struct(kept))));
+            }
+            _ => fields.push(field.clone()),
+        }
+    }
+    Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// A batch of `prune(full, ..)` as a batch of `full`: what was left out is NULL.
+pub(crate) fn widen(batch: RecordBatch, full: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let rows = batch.num_rows();
+    let decoded = batch.schema();
+    let mut columns = Vec::with_capacity(full.fields().len());
+    for field in full.fields() {
+        let Some((at, _)) = decoded.column_with_name(field.name()) else {
+            columns.push(new_null_array(field.data_type(), rows));
+            continue;
+        };
+        let column = batch.column(at);
+        columns.push(match field.data_type() {
+            DataType::Struct(children) if column.data_type() != field.data_type() => {
+                let found = column.as_struct();
+                let arrays: Vec<ArrayRef> = children
+                    .iter()
+                    .map(|c| {
+                        found.column_by_name(c.name()).cloned().unwrap_or_else(|| new_null_array(c.data_type(), rows))
+                    })
+                    .collect();
+                Arc::new(StructArray::try_new(children.clone(), arrays, found.nulls().cloned())?)
+            }
+            _ => column.clone(),
+        });
+    }
+    RecordBatch::try_new_with_options(full.clone(), columns, &RecordBatchOptions::new().with_row_count(Some(rows)))
 }

@@ -250,3 +250,35 @@ fn json_nested_decimal_and_dates() {
         "{\"dec\":12.34,\"day\":\"2024-03-01\",\"t\":\"22:30:07.885\",\"ok\":true,\"r\":{\"a\":1,\"b\":\"x\"},\"l\":[1,2],\"m\":{\"k\":5}}\n"
     );
 }
+
+#[test]
+fn json_leaves_unread_columns_and_row_fields_null() {
+    let row = DataType::Struct(
+        vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Utf8, true),
+            Field::new("c", DataType::Utf8, false),
+        ]
+        .into(),
+    );
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("r", row, true),
+        Field::new("k", DataType::Int64, false),
+    ]));
+    // name and r.b are never read; r.c and k are NOT NULL, so they are decoded anyway.
+    let unread = [(1, None), (2, Some("b".to_string())), (2, Some("c".to_string())), (3, None)];
+    let mut d = Format::Json.decoder_reading("t", &options(&[]), schema.clone(), "f".into(), &unread).unwrap();
+    let input = b"{\"id\": 1, \"name\": \"x\", \"r\": {\"a\": 5, \"b\": \"y\", \"c\": \"z\"}, \"k\": 7}\n{\"id\": 2, \"k\": 8}\n";
+    let b = arrow::compute::concat_batches(&schema, &decode_all(d.as_mut(), input).unwrap()).unwrap();
+    assert_eq!(b.schema(), schema);
+    assert_eq!(b.column(0).as_primitive::<Int64Type>().values(), &[1, 2]);
+    assert_eq!(b.column(1).null_count(), 2);
+    let r = b.column(2).as_struct();
+    assert!(r.is_valid(0) && r.is_null(1));
+    assert_eq!(r.column(0).as_primitive::<Int64Type>().value(0), 5);
+    assert!(r.column(1).is_null(0));
+    assert_eq!(r.column(2).as_string::<i32>().value(0), "z");
+    assert_eq!(b.column(3).as_primitive::<Int64Type>().values(), &[7, 8]);
+}
