@@ -165,7 +165,10 @@ impl ColumnPlan {
                 Some(at) => at,
                 None => {
                     let fields = known.iter().map(|_| Buffer::Off).collect();
-                    entities.push((*entity, EntityColumns { fields, valid: BooleanBufferBuilder::new(events) }));
+                    entities.push((
+                        *entity,
+                        EntityColumns { fields, valid: BooleanBufferBuilder::new(events), stages: None },
+                    ));
                     entities.len() - 1
                 }
             };
@@ -338,6 +341,8 @@ enum Buffer {
 pub(super) struct EntityColumns {
     fields: Vec<Buffer>,
     valid: BooleanBufferBuilder,
+    /// `stages_needed`, worked out at the first event (the stored fields do not change).
+    stages: Option<usize>,
 }
 
 impl EntityColumns {
@@ -349,8 +354,14 @@ impl EntityColumns {
 
     /// How many of `stages` must be drawn: each stage lists the fields that consecutive
     /// random draws fill, and draws are needed up to the last stage with a stored field.
-    pub(super) fn stages_needed(&self, stages: &[&[usize]]) -> usize {
-        stages.iter().rposition(|fields| fields.iter().any(|&f| self.wants(f))).map_or(0, |last| last + 1)
+    /// (An entity's generator always passes the same `stages`.)
+    pub(super) fn stages_needed(&mut self, stages: &[&[usize]]) -> usize {
+        if let Some(n) = self.stages {
+            return n;
+        }
+        let n = stages.iter().rposition(|fields| fields.iter().any(|&f| self.wants(f))).map_or(0, |last| last + 1);
+        self.stages = Some(n);
+        n
     }
 
     pub(super) fn int(&mut self, field: usize, value: i64) {
