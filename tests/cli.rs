@@ -1018,6 +1018,47 @@ FROM trades AS t LEFT JOIN companies FOR SYSTEM_TIME AS OF t.proc AS c
             ],
             "{url}"
         );
+
+        // The same table read whole (a bounded scan) as the static side of a regular join;
+        // the columns the job does not use are not fetched.
+        write(
+            dir.path(),
+            "scan.sql",
+            &format!(
+                "CREATE TABLE trades (ticker STRING, qty BIGINT, ts TIMESTAMP(3))
+WITH ('connector' = 'filesystem', 'path' = 'trades', 'format' = 'json');
+CREATE TABLE companies (ticker STRING, company_name STRING, sector STRING, shares BIGINT,
+  dividend DECIMAL(6, 2), founded DATE, updated TIMESTAMP(3))
+WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = '{table}', 'username' = '{user}');
+SELECT t.ticker, t.qty, c.company_name, c.dividend * t.qty AS paid, c.founded
+FROM trades AS t JOIN companies AS c ON t.ticker = c.ticker;\n"
+            ),
+        );
+        let out = eddy(&["check", "scan.sql"], dir.path());
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            plan.contains("Source: companies (jdbc)") && plan.contains("unread=[sector, shares, updated]"),
+            "{plan}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = eddy(&["run", "scan.sql"], dir.path());
+        assert_eq!(out.status.code(), Some(0), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
+            .collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "+I[AAPL, 10, Apple Inc., 15.00, 1976-04-01]",
+                "+I[AAPL, 7, Apple Inc., 10.50, 1976-04-01]",
+                "+I[MSFT, 2, Microsoft Corp., null, 1975-04-04]",
+                "+I[MSFT, 5, Microsoft Corp., null, 1975-04-04]",
+                "+I[XOM, 3, Exxon Mobil, 2.85, 1999-11-30]",
+            ],
+            "{url}"
+        );
     }
     psql(&format!("DROP TABLE {table}"));
     mariadb(&format!("DROP TABLE {table}"));

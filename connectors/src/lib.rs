@@ -31,9 +31,9 @@ pub use changelog::RowKind;
 
 pub use error::ConnectorError;
 pub use jdbc::lookup::TextRow;
-pub use registry::LookupTable;
 pub use kafka::RESUME_OPTION as KAFKA_RESUME_OPTION;
 pub use options::Options;
+pub use registry::LookupTable;
 
 use arrow::array::Int8Array;
 use arrow::datatypes::SchemaRef;
@@ -160,6 +160,11 @@ pub trait Sink: Send {
 
     /// The input ended: flush and commit everything written (e.g. rename in-progress files).
     async fn finish(&mut self) -> Result<()>;
+
+    /// The watermark reached the sink: no more rows with event time `<=` `watermark`
+    /// (epoch milliseconds) are expected. A sink whose commits wait for event time (the
+    /// filesystem sink's `partition-time` trigger) keeps it; default: nothing.
+    fn watermark(&mut self, _watermark: i64) {}
 
     /// A checkpoint barrier `epoch` arrived, after every row before it was written: make
     /// those rows durable but not yet visible where the sink can (close the in-progress file,

@@ -49,7 +49,7 @@ impl Connector {
     }
 
     fn is_source(self) -> bool {
-        matches!(self, Self::Datagen | Self::Nexmark | Self::Filesystem | Self::Kafka | Self::UpsertKafka)
+        matches!(self, Self::Datagen | Self::Nexmark | Self::Filesystem | Self::Kafka | Self::UpsertKafka | Self::Jdbc)
     }
 
     fn is_sink(self) -> bool {
@@ -80,13 +80,6 @@ impl Connector {
     }
 
     fn not_a(self, table: &ConnectorTable, role: &str) -> ConnectorError {
-        if self == Self::Jdbc && role == "source" {
-            return ConnectorError::options(
-                &table.name,
-                "connector 'jdbc' is a sink and a lookup table in this version of Eddy: reading a database table \
-                 (scan) is not supported yet; join it FOR SYSTEM_TIME AS OF a PROCTIME() column of the stream",
-            );
-        }
         if role == "lookup table" {
             return ConnectorError::options(
                 &table.name,
@@ -118,6 +111,7 @@ pub(crate) fn create_source(
         Connector::Nexmark => nexmark::create_source(table, split, position),
         Connector::Filesystem => filesystem::create_source(table, split, position),
         Connector::Kafka | Connector::UpsertKafka => kafka::create_source(table, split, position),
+        Connector::Jdbc => jdbc::create_source(table, split, position),
         c => Err(c.not_a(table, "source")),
     }
 }
@@ -177,7 +171,7 @@ pub(crate) fn validate(table: &ConnectorTable, as_source: bool, as_sink: bool) -
         Connector::Print => print::validate(table),
         Connector::Blackhole => blackhole::validate(table),
         Connector::Kafka | Connector::UpsertKafka => kafka::validate(table, as_source, as_sink),
-        Connector::Jdbc => jdbc::validate(table),
+        Connector::Jdbc => jdbc::validate(table, as_source),
     }
 }
 
@@ -185,8 +179,9 @@ pub(crate) fn is_bounded(table: &ConnectorTable) -> Result<bool> {
     match Connector::of(table)? {
         Connector::Datagen => datagen::is_bounded(table),
         Connector::Nexmark => nexmark::is_bounded(table),
-        // The files present at start are read once (directory monitoring is not supported).
-        Connector::Filesystem => Ok(true),
+        // The files present at start are read once (directory monitoring is not supported);
+        // a database table is read once, as in Flink.
+        Connector::Filesystem | Connector::Jdbc => Ok(true),
         Connector::Kafka | Connector::UpsertKafka => kafka::is_bounded(table),
         c => Err(c.not_a(table, "source")),
     }
@@ -215,7 +210,7 @@ mod tests {
         let e = validate(&t(&[("connector", "mongodb")]), true, false).unwrap_err().to_string();
         assert!(e.contains("'mongodb' is not supported yet in this version of Eddy") && e.contains("kafka"), "{e}");
         let e = validate(&t(&[("connector", "jdbc")]), true, false).unwrap_err().to_string();
-        assert!(e.contains("'jdbc' is a sink and a lookup table") && e.contains("(scan) is not supported yet"), "{e}");
+        assert!(e.contains("'url'"), "{e}");
         let e = validate(&t(&[("connector", "foo")]), true, false).unwrap_err().to_string();
         assert!(e.contains("unknown connector 'foo'") && e.contains("filesystem"), "{e}");
         let e = validate(&t(&[]), true, false).unwrap_err().to_string();

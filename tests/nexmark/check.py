@@ -415,6 +415,17 @@ def check_proctime_windows(got, per_bidder):
     return diff(list(totals.items()), per_bidder)
 
 
+def missing_success_files(folder, depth):
+    """A complaint naming a partition folder (depth levels of k=v below folder) with data
+    files but no _SUCCESS file: the input ended, so every partition must be committed."""
+    for root, dirs, files in os.walk(folder):
+        level = os.path.relpath(root, folder).count(os.sep) + 1 if root != folder else 0
+        data = [f for f in files if not f.startswith((".", "_"))]
+        if level == depth and data and "_SUCCESS" not in files:
+            return "partition %s has %d part files but no _SUCCESS" % (os.path.relpath(root, folder), len(data))
+    return None
+
+
 def check(con, work, q):
     qdir = os.path.join(work, q)
     with open(os.path.join(qdir, "query.sql"), encoding="utf-8") as f:
@@ -452,6 +463,9 @@ def check(con, work, q):
             note += "; ties on the latest bid time accepted"
         else:
             err = diff(got, want)
+    if not err and partition_keys and "'success-file'" in sql:
+        err = missing_success_files(os.path.join(qdir, "output"), len(partition_keys))
+        note += "; every partition committed (_SUCCESS)"
     if err:
         return "fail", err
     if not ref:

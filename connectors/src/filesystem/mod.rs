@@ -12,6 +12,7 @@ pub(crate) mod lookup;
 #[cfg(test)]
 mod lookup_tests;
 mod parquet;
+mod partition_commit;
 mod sink;
 mod source;
 #[cfg(test)]
@@ -32,11 +33,8 @@ const OPTIONS: &[&str] = &[
     "sink.rolling-policy.rollover-interval",
     "sink.rolling-policy.check-interval",
     "sink.rolling-policy.inactivity-interval",
-    "sink.partition-commit.trigger",
-    "sink.partition-commit.delay",
     "sink.partition-commit.policy.kind",
     "sink.partition-commit.success-file.name",
-    "sink.partition-commit.watermark-time-zone",
     "sink.parallelism",
 ];
 
@@ -67,7 +65,11 @@ impl Config {
             ));
         }
         for key in o.keys() {
-            if !OPTIONS.contains(&key) && !lookup::LOOKUP_OPTIONS.contains(&key) && !format.knows(key) {
+            if !OPTIONS.contains(&key)
+                && !partition_commit::OPTIONS.contains(&key)
+                && !lookup::LOOKUP_OPTIONS.contains(&key)
+                && !format.knows(key)
+            {
                 return Err(ConnectorError::options(
                     name,
                     format!(
@@ -75,6 +77,7 @@ impl Config {
                         format.name(),
                         OPTIONS
                             .iter()
+                            .chain(partition_commit::OPTIONS)
                             .chain(lookup::LOOKUP_OPTIONS)
                             .chain(format.known_options())
                             .copied()

@@ -42,6 +42,7 @@ use parquet::file::properties::WriterProperties;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::partition_commit::{CommitConfig, CommitTracker};
 use super::{escape_partition_value, Config};
 use crate::format::{Format, LineEncoder};
 use crate::text::{self, Style};
@@ -60,6 +61,8 @@ struct SinkConfig {
     rollover: Duration,
     /// Marker file written into each partition directory at commit (`success-file` policy).
     success_file: Option<String>,
+    /// When a partition is committed (see `partition_commit`).
+    commit: CommitConfig,
     compression: Compression,
 }
 
@@ -68,11 +71,10 @@ fn sink_config(table: &ConnectorTable) -> Result<SinkConfig> {
     let o = &table.options;
     let file_size = o.memory_size(name, "sink.rolling-policy.file-size")?.unwrap_or(DEFAULT_FILE_SIZE).max(1);
     let rollover = o.duration(name, "sink.rolling-policy.rollover-interval")?.unwrap_or(DEFAULT_ROLLOVER);
-    for key in
-        ["sink.rolling-policy.check-interval", "sink.rolling-policy.inactivity-interval", "sink.partition-commit.delay"]
-    {
+    for key in ["sink.rolling-policy.check-interval", "sink.rolling-policy.inactivity-interval"] {
         o.duration(name, key)?;
     }
+    let commit = CommitConfig::parse(name, o)?;
     o.parse::<usize>(name, "sink.parallelism")?;
     let mut success_file = None;
     if let Some(kinds) = o.get("sink.partition-commit.policy.kind") {
@@ -104,7 +106,7 @@ fn sink_config(table: &ConnectorTable) -> Result<SinkConfig> {
     if !table.metadata.is_empty() {
         return Err(ConnectorError::options(name, "the filesystem sink does not write metadata columns"));
     }
-    Ok(SinkConfig { file_size, rollover, success_file, compression })
+    Ok(SinkConfig { file_size, rollover, success_file, commit, compression })
 }
 
 /// Sink-side checks (nothing is created).
@@ -133,6 +135,7 @@ pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Re
     std::fs::create_dir_all(&config.path).map_err(|e| ConnectorError::io(config.path.display().to_string(), e))?;
     let (partitions, data_schema) = split_schema(table);
     let encoder = config.format.encoder(&table.name, &table.options)?;
+    let commits = CommitTracker::new(settings.commit.clone());
     Ok(Box::new(FileSink {
         table: table.name.clone(),
         dir: config.path,
@@ -149,7 +152,7 @@ pub(super) fn create(table: &ConnectorTable, config: Config, split: Split) -> Re
         open: HashMap::new(),
         rolled: Vec::new(),
         pending: Vec::new(),
-        written_dirs: Vec::new(),
+        commits,
         scratch: Vec::new(),
         row_ends: Vec::new(),
     }))
@@ -195,6 +198,9 @@ struct State {
     subtask: usize,
     next_part: u64,
     pending: Vec<PendingEntry>,
+    /// Partitions (`k=v/..`) the checkpoint covers that are not committed yet.
+    #[serde(default)]
+    partitions: Vec<String>,
 }
 
 /// A part pre-committed for `epoch`, by its final path relative to the table's path.
@@ -260,8 +266,9 @@ struct FileSink {
     rolled: Vec<Closed>,
     /// Parts pre-committed at a checkpoint barrier, with its epoch, awaiting its commit.
     pending: Vec<(u64, Closed)>,
-    /// Partition directories written to, for success files.
-    written_dirs: Vec<PathBuf>,
+    /// Partition directories written to and not committed since (`k=v/..`, "" when
+    /// unpartitioned), for success files.
+    commits: CommitTracker,
     scratch: Vec<u8>,
     row_ends: Vec<usize>,
 }
@@ -270,9 +277,6 @@ impl FileSink {
     fn open_part(&mut self, partition: &str) -> Result<Part> {
         let dir = if partition.is_empty() { self.dir.clone() } else { self.dir.join(partition) };
         std::fs::create_dir_all(&dir).map_err(|e| ConnectorError::io(dir.display().to_string(), e))?;
-        if !self.written_dirs.contains(&dir) {
-            self.written_dirs.push(dir.clone());
-        }
         // A name never taken over: after a restart, parts of the run before may exist with
         // these numbers (committed at the end of its input), and must not be overwritten.
         let (in_progress, committed) = loop {
@@ -316,8 +320,20 @@ impl FileSink {
         self.open.get_mut(partition).ok_or_else(|| ConnectorError::options(&self.table, "internal: part file vanished"))
     }
 
+    /// Commit the partitions `dirs`: write the success file into each (`success-file`
+    /// policy; without a policy a commit does nothing visible).
+    fn commit_partitions(&self, dirs: &[String]) -> Result<()> {
+        let Some(name) = &self.settings.success_file else { return Ok(()) };
+        for dir in dirs {
+            let marker = if dir.is_empty() { self.dir.join(name) } else { self.dir.join(dir).join(name) };
+            File::create(&marker).map_err(|e| ConnectorError::io(marker.display().to_string(), e))?;
+        }
+        Ok(())
+    }
+
     /// Write the rows of `data` (file columns only) into `partition`'s parts.
     fn write_rows(&mut self, partition: &str, data: &RecordBatch) -> Result<()> {
+        self.commits.wrote(partition);
         let Some(encoder) = self.encoder.as_mut() else {
             return self.write_parquet(partition, data);
         };
@@ -448,13 +464,12 @@ impl Sink for FileSink {
         for closed in std::mem::take(&mut self.rolled) {
             closed.commit()?;
         }
-        if let Some(name) = &self.settings.success_file {
-            for dir in &self.written_dirs {
-                let marker = dir.join(name);
-                File::create(&marker).map_err(|e| ConnectorError::io(marker.display().to_string(), e))?;
-            }
-        }
-        Ok(())
+        let partitions = self.commits.finish();
+        self.commit_partitions(&partitions)
+    }
+
+    fn watermark(&mut self, watermark: i64) {
+        self.commits.watermark(watermark);
     }
 
     async fn pre_commit(&mut self, epoch: u64) -> Result<Option<serde_json::Value>> {
@@ -473,7 +488,9 @@ impl Sink for FileSink {
             })?;
             pending.push(PendingEntry { epoch: *epoch, file: file.to_string() });
         }
-        let state = State { uuid: self.uuid.clone(), subtask: self.subtask, next_part: self.counter, pending };
+        let partitions = self.commits.barrier(epoch);
+        let state =
+            State { uuid: self.uuid.clone(), subtask: self.subtask, next_part: self.counter, pending, partitions };
         serde_json::to_value(state).map(Some).map_err(|e| ConnectorError::checkpoint(&self.table, e.to_string()))
     }
 
@@ -491,7 +508,8 @@ impl Sink for FileSink {
                 return Err(error);
             }
         }
-        Ok(())
+        let partitions = self.commits.completed(epoch);
+        self.commit_partitions(&partitions)
     }
 
     async fn recover(&mut self, state: Option<serde_json::Value>) -> Result<()> {
@@ -521,13 +539,18 @@ impl Sink for FileSink {
                 )));
             }
             Closed { in_progress: in_progress.clone(), committed: committed.clone() }.commit()?;
-            if let Some(dir) = committed.parent() {
-                if !self.written_dirs.iter().any(|d| d == dir) {
-                    self.written_dirs.push(dir.to_path_buf());
-                }
-            }
             keep.insert(in_progress);
         }
+        // The partitions the checkpoint covered and had not committed (older states only
+        // list the parts: their directories).
+        let mut partitions = state.partitions.clone();
+        for entry in &state.pending {
+            let dir = entry.file.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+            if !partitions.iter().any(|p| p == dir) {
+                partitions.push(dir.to_string());
+            }
+        }
+        self.commits.recovered(&partitions);
         // Rows written after the checkpoint are written again by the replay: drop their parts.
         let prefix = format!(".part-{}-{}-", state.uuid, self.subtask);
         for path in files_under(&self.dir)? {

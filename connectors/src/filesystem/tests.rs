@@ -227,6 +227,67 @@ async fn partitioned_sink_writes_directories() {
     assert_eq!(back, b);
 }
 
+/// Nexmark q10's sink: partitions by day and minute, committed (success file) once the
+/// watermark at a completed checkpoint passes the minute's end plus the delay.
+#[tokio::test]
+async fn partition_time_commit_waits_for_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = fs_table(
+        dir.path(),
+        "csv",
+        &[
+            ("sink.partition-commit.trigger", "partition-time"),
+            ("sink.partition-commit.delay", "1 min"),
+            ("sink.partition-commit.policy.kind", "success-file"),
+            ("partition.time-extractor.timestamp-pattern", "$dt $hm:00"),
+        ],
+    );
+    let mut fields = cols();
+    fields.push(Field::new("dt", DataType::Utf8, true));
+    fields.push(Field::new("hm", DataType::Utf8, true));
+    t.schema = Arc::new(Schema::new(fields));
+    t.partition_keys = vec!["dt".into(), "hm".into()];
+    let rows = |id: i64, hm: &str| {
+        RecordBatch::try_new(
+            t.schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![id])),
+                Arc::new(StringArray::from(vec!["x"])),
+                Arc::new(StringArray::from(vec!["2024-03-01"])),
+                Arc::new(StringArray::from(vec![hm])),
+            ],
+        )
+        .unwrap()
+    };
+    let minute = |hm: &str| dir.path().join("dt=2024-03-01").join(format!("hm={}", hm.replace(':', "%3A")));
+    // 2024-03-01 10:02:30 UTC.
+    let watermark = 1_709_287_350_000;
+    let mut sink = create_sink(&t, Split { index: 0, count: 1 }).unwrap();
+    sink.write_batch(&rows(1, "10:00"), None).await.unwrap();
+    sink.write_batch(&rows(2, "10:01"), None).await.unwrap();
+    sink.write_batch(&rows(3, "10:02"), None).await.unwrap();
+    sink.watermark(watermark);
+    sink.pre_commit(1).await.unwrap();
+    assert!(!minute("10:00").join("_SUCCESS").exists(), "committed before the checkpoint completed");
+    sink.commit(1).await.unwrap();
+    // 10:00 + 1 min < 10:02:30; 10:01 + 1 min < 10:02:30; 10:02 + 1 min is not.
+    assert!(minute("10:00").join("_SUCCESS").exists());
+    assert!(minute("10:01").join("_SUCCESS").exists());
+    assert!(!minute("10:02").join("_SUCCESS").exists());
+    assert_eq!(visible(&minute("10:00")).len(), 1, "{:?}", visible(&minute("10:00")));
+    // A later watermark commits nothing until the next checkpoint completes.
+    sink.watermark(watermark + 60_000);
+    sink.write_batch(&rows(4, "10:03"), None).await.unwrap();
+    sink.pre_commit(2).await.unwrap();
+    sink.commit(2).await.unwrap();
+    assert!(minute("10:02").join("_SUCCESS").exists());
+    assert!(!minute("10:03").join("_SUCCESS").exists());
+    // The end of the input commits the rest.
+    sink.finish().await.unwrap();
+    assert!(minute("10:03").join("_SUCCESS").exists());
+    assert_eq!(std::fs::read_to_string(minute("10:03").join(visible(&minute("10:03"))[0].clone())).unwrap(), "4,x\n");
+}
+
 #[tokio::test]
 async fn parquet_sink_is_readable() {
     let dir = tempfile::tempdir().unwrap();

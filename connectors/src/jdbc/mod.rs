@@ -1,5 +1,6 @@
 //! `'connector' = 'jdbc'`: a sink into a PostgreSQL or MySQL/MariaDB table, with Flink's
-//! options, and the lookup side of lookup joins (see [`lookup`]).
+//! options, the lookup side of lookup joins (see [`lookup`]) and a bounded scan of the
+//! table as a source (see `source`).
 //!
 //! | option | meaning |
 //! |---|---|
@@ -25,6 +26,7 @@
 mod literal;
 pub mod lookup;
 mod sink;
+mod source;
 
 use std::time::Duration;
 
@@ -80,6 +82,12 @@ const KNOWN: &[&str] = &[
     "lookup.cache.ttl",
     "lookup.cache.caching-missing-key",
     "lookup.max-retries",
+    "scan.partition.column",
+    "scan.partition.num",
+    "scan.partition.lower-bound",
+    "scan.partition.upper-bound",
+    "scan.fetch-size",
+    "scan.auto-commit",
 ];
 
 impl Config {
@@ -87,12 +95,10 @@ impl Config {
         let o = &t.options;
         let name = &t.name;
         if let Some(key) = o.keys().find(|k| !KNOWN.contains(k)) {
-            let hint = if key.starts_with("scan.") {
-                " (the jdbc connector is a sink and a lookup table in this version of Eddy; scans come later)"
-            } else {
-                ""
-            };
-            return Err(ConnectorError::options(name, format!("unknown option '{key}' for connector 'jdbc'{hint}")));
+            return Err(ConnectorError::options(
+                name,
+                format!("unknown option '{key}' for connector 'jdbc'; known options: {}", KNOWN.join(", ")),
+            ));
         }
         let url = o.required(name, "url")?;
         let mut config = parse_url(name, url)?;
@@ -188,8 +194,20 @@ fn parse_url(table: &str, url: &str) -> Result<Config> {
     })
 }
 
-pub(crate) fn validate(t: &ConnectorTable) -> Result<()> {
-    Config::from_table(t).map(|_| ())
+pub(crate) fn validate(t: &ConnectorTable, as_source: bool) -> Result<()> {
+    Config::from_table(t)?;
+    if as_source {
+        source::scan_options(t)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn create_source(
+    t: &ConnectorTable,
+    split: Split,
+    position: Option<&serde_json::Value>,
+) -> Result<Box<dyn crate::Source>> {
+    Ok(Box::new(source::JdbcSource::new(t, split, position)?))
 }
 
 pub(crate) fn create_sink(t: &ConnectorTable, _split: Split) -> Result<Box<dyn Sink>> {

@@ -66,7 +66,8 @@ fn urls_and_options_are_checked() {
     assert!(err("postgresql://h/db", &[]).contains("does not start with 'jdbc:'"));
     assert!(err("jdbc:oracle://h/db", &[]).contains("'oracle'"));
     assert!(err("jdbc:mysql://h:x/db", &[]).contains("port 'x'"));
-    assert!(err("jdbc:mysql://h/db", &[("scan.fetch-size", "10")]).contains("scans come later"));
+    assert!(err("jdbc:mysql://h/db", &[("scan.fetch-sizes", "10")]).contains("unknown option 'scan.fetch-sizes'"));
+    assert!(Config::from_table(&jdbc_table("jdbc:mysql://h/db", "t", false, &[("scan.fetch-size", "10")])).is_ok());
     assert!(Config::from_table(&jdbc_table("jdbc:mysql://h/db", "t", false, &[("lookup.cache", "PARTIAL")])).is_ok());
     assert!(err("jdbc:mysql://h/db", &[("sink.max-retries", "many")]).contains("sink.max-retries"));
     assert!(accepts_updates(&jdbc_table("jdbc:mysql://h/db", "t", true, &[])));
@@ -256,4 +257,194 @@ fn lookup_cache_options() {
     assert_eq!(legacy, (5, Some(std::time::Duration::from_secs(10)), None, true));
     assert!(t(&[("lookup.cache", "FULL")]).unwrap_err().to_string().contains("'FULL' is not supported yet"));
     assert!(t(&[("lookup.cache", "SOME")]).unwrap_err().to_string().contains("none of NONE, PARTIAL, FULL"));
+}
+
+/// The scan source's options: all four partition options or none, an integer column.
+#[test]
+fn scan_options_are_checked() {
+    let err = |extra: &[(&str, &str)]| {
+        crate::validate(&jdbc_table("jdbc:mysql://h/db", "t", false, extra), true, false).unwrap_err().to_string()
+    };
+    assert!(err(&[("scan.partition.column", "id")]).contains("must all be set, or none"));
+    let split = |column: &'static str| {
+        [
+            ("scan.partition.column", column),
+            ("scan.partition.num", "2"),
+            ("scan.partition.lower-bound", "1"),
+            ("scan.partition.upper-bound", "0"),
+        ]
+    };
+    assert!(err(&split("name")).contains("must be an integer column"), "{}", err(&split("name")));
+    assert!(err(&split("nope")).contains("'nope' is not a column"));
+    assert!(err(&split("id")).contains("'scan.partition.lower-bound' <= 'scan.partition.upper-bound'"));
+    assert!(crate::is_bounded(&jdbc_table("jdbc:mysql://h/db", "t", false, &[])).unwrap());
+}
+
+/// Scan rows of a jdbc table, all splits, sorted by id: each column as text.
+async fn scan(t: &ConnectorTable, splits: usize) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for index in 0..splits {
+        let mut source = crate::create_source(t, crate::Split { index, count: splits }).unwrap();
+        while let Some(b) = source.next_batch().await.unwrap() {
+            assert!(b.batch.num_rows() <= 3, "scan.fetch-size is 3");
+            let formatted = arrow::util::display::ArrayFormatter::try_new;
+            let options = arrow::util::display::FormatOptions::default().with_null("NULL");
+            let columns: Vec<_> = b.batch.columns().iter().map(|c| formatted(c.as_ref(), &options).unwrap()).collect();
+            for r in 0..b.batch.num_rows() {
+                rows.push(columns.iter().map(|c| c.value(r).to_string()).collect::<Vec<_>>());
+            }
+        }
+    }
+    rows.sort_by_key(|r| r[0].parse::<i64>().unwrap());
+    rows
+}
+
+fn scan_table(url: &str, name: &str, extra: &[(&str, &str)]) -> ConnectorTable {
+    let mut options = vec![("connector", "jdbc"), ("url", url), ("table-name", name), ("scan.fetch-size", "3")];
+    options.extend_from_slice(extra);
+    table(
+        vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("price", DataType::Decimal128(10, 2), true),
+            Field::new("ok", DataType::Boolean, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("ltz", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        ],
+        &options,
+    )
+}
+
+/// 10 rows: id 1..=10; row 4 all NULL but the id; one name with a quote and a newline.
+fn scan_expected() -> Vec<Vec<String>> {
+    (1..=10)
+        .map(|i: i64| {
+            if i == 4 {
+                return [i.to_string()].into_iter().chain(std::iter::repeat_n("NULL".to_string(), 6)).collect();
+            }
+            vec![
+                i.to_string(),
+                if i == 7 { "it's\nhere".to_string() } else { format!("n{i}") },
+                format!("{i}.25"),
+                (i % 2 == 0).to_string(),
+                format!("2024-03-{i:02}"),
+                format!("2024-03-{i:02}T10:00:00.125"),
+                format!("2024-03-{i:02}T23:30:00Z"),
+            ]
+        })
+        .collect()
+}
+
+const SCAN_SPLIT: [(&str, &str); 4] = [
+    ("scan.partition.column", "id"),
+    ("scan.partition.num", "3"),
+    ("scan.partition.lower-bound", "1"),
+    ("scan.partition.upper-bound", "10"),
+];
+
+#[tokio::test]
+async fn a_postgresql_table_is_scanned_whole_and_in_ranges() {
+    let (client, connection) =
+        tokio_postgres::connect("host=127.0.0.1 port=5432 dbname=test user=postgres", tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let name = format!("eddy_scan_{}", std::process::id());
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {name}; \
+             CREATE TABLE {name} (id INT, name TEXT, price NUMERIC(10,2), ok BOOLEAN, day DATE, ts TIMESTAMP(3), \
+                                  ltz TIMESTAMPTZ); \
+             SET TIME ZONE 'Asia/Shanghai'; \
+             INSERT INTO {name} SELECT i, CASE WHEN i = 7 THEN E'it''s\\nhere' ELSE 'n' || i END, i + 0.25, \
+                    i % 2 = 0, DATE '2024-02-29' + i, TIMESTAMP '2024-02-29 10:00:00.125' + i * INTERVAL '1 day', \
+                    TIMESTAMPTZ '2024-02-29 23:30:00+00' + i * INTERVAL '1 day' \
+             FROM generate_series(1, 10) AS i WHERE i <> 4; \
+             INSERT INTO {name} (id) VALUES (4), (11);"
+        ))
+        .await
+        .unwrap();
+    let url = "jdbc:postgresql://127.0.0.1:5432/test?user=postgres";
+    let mut expected = scan_expected();
+    let mut eleven = vec!["11".to_string()];
+    eleven.extend(std::iter::repeat_n("NULL".to_string(), 6));
+    expected.push(eleven);
+    assert_eq!(scan(&scan_table(url, &name, &[]), 2).await, expected, "whole table, read by split 0");
+    // In ranges, as Flink: only ids within the bounds (11 is not read).
+    expected.pop();
+    assert_eq!(scan(&scan_table(url, &name, &SCAN_SPLIT), 2).await, expected);
+
+    // Positions: between ranges only; a split resumed there reads the ranges after it.
+    let t = scan_table(url, &name, &SCAN_SPLIT);
+    let split = crate::Split { index: 0, count: 1 };
+    let mut source = crate::create_source(&t, split).unwrap();
+    assert_eq!(source.position(), Some(serde_json::json!({"ranges_done": 0})));
+    let mut first_range = 0;
+    loop {
+        first_range += source.next_batch().await.unwrap().unwrap().batch.num_rows();
+        if let Some(p) = source.position() {
+            // Ids 1..=4 are range 0: three rows in the first batch, then one.
+            assert_eq!(p, serde_json::json!({"ranges_done": 0}), "positions only between ranges");
+        }
+        if first_range == 4 {
+            break;
+        }
+    }
+    // The next call finds the range's end, then returns range 1's first rows.
+    let b = source.next_batch().await.unwrap().unwrap();
+    assert_eq!(b.batch.column(0).as_ref(), &Int64Array::from(vec![5, 6, 7]) as &dyn arrow::array::Array);
+    let mut resumed = crate::create_source_at(&t, split, Some(&serde_json::json!({"ranges_done": 2}))).unwrap();
+    let b = resumed.next_batch().await.unwrap().unwrap();
+    assert_eq!(b.batch.column(0).as_ref(), &Int64Array::from(vec![8, 9, 10]) as &dyn arrow::array::Array);
+    assert!(resumed.next_batch().await.unwrap().is_none());
+    assert_eq!(resumed.position(), Some(serde_json::json!({"ranges_done": 3})));
+
+    // A value that is not the declared type names the column and the value.
+    client.batch_execute(&format!("UPDATE {name} SET name = 'x' WHERE id = 2")).await.unwrap();
+    let mut wrong = scan_table(url, &name, &[]);
+    let mut fields: Vec<Field> = wrong.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[1] = Field::new("name", DataType::Int32, true);
+    wrong.schema = Arc::new(Schema::new(fields));
+    let mut source = crate::create_source(&wrong, split).unwrap();
+    let e = source.next_batch().await.unwrap_err().to_string();
+    assert!(e.contains("column 'name' does not read as Int32 (value 'n1')"), "{e}");
+    client.batch_execute(&format!("DROP TABLE {name}")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mariadb_table_is_scanned_in_ranges() {
+    use mysql_async::prelude::Queryable;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(3306)
+        .user(Some("root"))
+        .db_name(Some("test"));
+    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    let name = format!("eddy_scan_{}", std::process::id());
+    conn.query_drop(format!("DROP TABLE IF EXISTS {name}")).await.unwrap();
+    conn.query_drop(format!(
+        "CREATE TABLE {name} (id INT, name TEXT, price DECIMAL(10,2), ok BOOLEAN, day DATE, ts DATETIME(3), \
+                              ltz TIMESTAMP NULL)"
+    ))
+    .await
+    .unwrap();
+    conn.query_drop("SET time_zone = '+08:00'").await.unwrap();
+    for i in 1..=10 {
+        let row = if i == 4 {
+            "(4, NULL, NULL, NULL, NULL, NULL, NULL)".to_string()
+        } else {
+            let n = if i == 7 { "'it\\'s\\nhere'".to_string() } else { format!("'n{i}'") };
+            format!(
+                "({i}, {n}, {i}.25, {}, '2024-03-{i:02}', '2024-03-{i:02} 10:00:00.125', \
+                 CONVERT_TZ('2024-03-{i:02} 23:30:00', '+00:00', '+08:00'))",
+                i % 2 == 0
+            )
+        };
+        conn.query_drop(format!("INSERT INTO {name} VALUES {row}")).await.unwrap();
+    }
+    let url = "jdbc:mysql://127.0.0.1:3306/test?user=root";
+    assert_eq!(scan(&scan_table(url, &name, &SCAN_SPLIT), 2).await, scan_expected());
+    assert_eq!(scan(&scan_table(url, &name, &[]), 1).await, scan_expected());
+    conn.query_drop(format!("DROP TABLE {name}")).await.unwrap();
 }

@@ -975,7 +975,10 @@ async fn deliver(
                 s.write_batch(&b.data, b.row_kinds.as_ref()).await?;
                 JobMetrics::add(&metrics.rows_out, b.num_rows() as u64);
             }
-            Message::Watermark(w) => watermark.store(w.0, std::sync::atomic::Ordering::Relaxed),
+            Message::Watermark(w) => {
+                watermark.store(w.0, std::sync::atomic::Ordering::Relaxed);
+                s.watermark(w.0);
+            }
             Message::Idle | Message::Barrier(_) => {}
             Message::End => s.finish().await?,
         }
