@@ -34,9 +34,10 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type, Int8Type, SchemaRef};
 use arrow::error::ArrowError;
-use arrow::row::{Row, RowConverter, SortField};
+use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
+use super::compact_key::CompactKey;
 use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::windowing::{event_times, require_append_only, BufferedRows, RowRef};
@@ -52,13 +53,82 @@ type KeyHasher = datafusion::common::hash_utils::RandomState;
 const LEFT: usize = 0;
 const RIGHT: usize = 1;
 
+/// A buffered row of a key: its time, and where it is in its side's columns.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    time: Timestamp,
+    chunk: u64,
+    row: u32,
+}
+
+impl Held {
+    fn at(&self) -> RowRef {
+        (self.chunk, self.row)
+    }
+}
+
+/// A key's buffered rows of one side, in arrival order. One row is held inline: most keys
+/// of a join on a price or an id have one, and then cost no allocation of their own (with
+/// millions of keys, the key table's size is what growing it costs). The sides are kept
+/// apart, since a row is matched against the other side's rows only (a popular key may
+/// hold many rows of one side).
+#[derive(Debug)]
+enum HeldRows {
+    Many(Vec<Held>),
+    One(Held),
+}
+
+impl Default for HeldRows {
+    fn default() -> Self {
+        Self::Many(Vec::new())
+    }
+}
+
+impl HeldRows {
+    fn push(&mut self, held: Held) {
+        match self {
+            Self::Many(rows) if rows.is_empty() => *self = Self::One(held),
+            Self::Many(rows) => rows.push(held),
+            Self::One(first) => *self = Self::Many(vec![*first, held]),
+        }
+    }
+
+    fn as_slice(&self) -> &[Held] {
+        match self {
+            Self::Many(rows) => rows,
+            Self::One(held) => std::slice::from_ref(held),
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Held) -> bool) {
+        match self {
+            Self::Many(rows) => rows.retain(|h| keep(h)),
+            Self::One(held) => {
+                if !keep(held) {
+                    *self = Self::default();
+                }
+            }
+        }
+    }
+}
+
+/// `KeyState::timer` when the key has no cleanup registered.
+const NO_TIMER: Timestamp = Timestamp::MAX;
+
 /// The buffered rows of one key.
-#[derive(Default)]
+#[derive(Debug)]
 struct KeyState {
-    /// Per side, in arrival order: (time, where the row of that side's columns is).
-    rows: [Vec<(Timestamp, RowRef)>; 2],
-    /// The cleanup time registered in `timers` for this key (the earliest expiry).
-    timer: Option<Timestamp>,
+    /// Per side.
+    rows: [HeldRows; 2],
+    /// The cleanup time registered in `timers` for this key (the earliest expiry), or
+    /// [`NO_TIMER`].
+    timer: Timestamp,
+}
+
+impl Default for KeyState {
+    fn default() -> Self {
+        Self { rows: [HeldRows::default(), HeldRows::default()], timer: NO_TIMER }
+    }
 }
 
 /// What a snapshot's `meta` holds.
@@ -82,9 +152,9 @@ pub struct IntervalJoinOperator {
     buffered: [BufferedRows; 2],
     /// Per key: its buffered rows. Hashed with DataFusion's fast fixed-seed hasher, as
     /// its own hash tables are (the default SipHash was a tenth of q7's time).
-    state: HashMap<Box<[u8]>, KeyState, KeyHasher>,
+    state: HashMap<CompactKey, KeyState, KeyHasher>,
     /// Cleanup time -> keys to look at then (an entry is stale when the key's timer moved).
-    timers: BTreeMap<Timestamp, Vec<Box<[u8]>>>,
+    timers: BTreeMap<Timestamp, Vec<CompactKey>>,
     /// The input watermark.
     watermark: Watermark,
     /// The last watermark emitted.
@@ -98,12 +168,8 @@ fn arrow_err(source: ArrowError) -> EngineError {
     EngineError::Arrow { operator: "IntervalJoin".into(), source }
 }
 
-fn key_bytes(key: &[u8]) -> usize {
-    key.len() + size_of::<Box<[u8]>>()
-}
-
 /// Bytes of one buffered row's entry in its key's list.
-const HELD_BYTES: usize = size_of::<(Timestamp, RowRef)>();
+const HELD_BYTES: usize = size_of::<Held>();
 
 impl IntervalJoinOperator {
     /// An operator reading `ctx.input_schema` (the tagged schema) and emitting the join's rows.
@@ -155,14 +221,13 @@ impl IntervalJoinOperator {
     }
 
     /// Buffer a row of `side` at `t` under `key`, registering the key's cleanup.
-    fn buffer(&mut self, key: &Row<'_>, side: usize, t: Timestamp, row: RowRef) {
+    fn buffer(&mut self, key: &CompactKey, side: usize, t: Timestamp, row: RowRef) {
         let expiry = self.expiry(side, t);
-        let state = match self.state.get_mut(key.as_ref()) {
+        let state = match self.state.get_mut(key) {
             Some(s) => s,
             None => {
-                let owned: Box<[u8]> = key.as_ref().into();
-                self.row_bytes += key_bytes(&owned);
-                self.state.entry(owned).or_default()
+                self.row_bytes += key.bytes();
+                self.state.entry(key.clone()).or_default()
             }
         };
         Self::hold(&mut self.timers, &mut self.row_bytes, &mut self.buffered[side], key, state, side, t, expiry, row);
@@ -172,10 +237,10 @@ impl IntervalJoinOperator {
     /// (An associated function: the caller holds `state` borrowed from `self.state`.)
     #[allow(clippy::too_many_arguments)]
     fn hold(
-        timers: &mut BTreeMap<Timestamp, Vec<Box<[u8]>>>,
+        timers: &mut BTreeMap<Timestamp, Vec<CompactKey>>,
         row_bytes: &mut usize,
         buffered: &mut BufferedRows,
-        key: &Row<'_>,
+        key: &CompactKey,
         state: &mut KeyState,
         side: usize,
         t: Timestamp,
@@ -184,41 +249,46 @@ impl IntervalJoinOperator {
     ) {
         buffered.acquire(row.0);
         *row_bytes += HELD_BYTES;
-        state.rows[side].push((t, row));
-        if state.timer.is_none_or(|old| expiry < old) {
-            state.timer = Some(expiry);
-            let owned: Box<[u8]> = key.as_ref().into();
-            *row_bytes += key_bytes(&owned);
-            timers.entry(expiry).or_default().push(owned);
+        state.rows[side].push(Held { time: t, chunk: row.0, row: row.1 });
+        if expiry < state.timer {
+            state.timer = expiry;
+            *row_bytes += key.bytes();
+            timers.entry(expiry).or_default().push(key.clone());
         }
     }
 
     /// Drop the rows the watermark made unmatchable.
     fn clean_up(&mut self) {
         let wm = self.watermark.0;
+        if self.watermark == Watermark::MAX {
+            // The input ended: every row goes, without looking at each.
+            self.state = HashMap::default();
+            self.timers.clear();
+            self.buffered = [BufferedRows::default(), BufferedRows::default()];
+            self.row_bytes = 0;
+            return;
+        }
         while let Some(entry) = self.timers.first_entry() {
             if *entry.key() > wm {
                 break;
             }
             let (time, keys) = entry.remove_entry();
             for key in keys {
-                self.row_bytes -= key_bytes(&key);
+                self.row_bytes -= key.bytes();
                 let Some(state) = self.state.get_mut(&key) else { continue };
-                if state.timer != Some(time) {
+                if state.timer != time {
                     continue;
                 }
                 let (upper, lower) = (self.spec.upper_ms, self.spec.lower_ms);
                 let mut freed = 0;
                 let mut next: Option<Timestamp> = None;
                 for (side, rows) in state.rows.iter_mut().enumerate() {
-                    let expiry =
-                        |t: Timestamp| if side == LEFT { t.saturating_add(upper) } else { t.saturating_sub(lower) };
                     let buffered = &mut self.buffered[side];
-                    rows.retain(|(t, (chunk, _))| {
-                        let e = expiry(*t);
+                    rows.retain(|h| {
+                        let e = if side == LEFT { h.time.saturating_add(upper) } else { h.time.saturating_sub(lower) };
                         if e <= wm {
                             freed += HELD_BYTES;
-                            buffered.release(*chunk);
+                            buffered.release(h.chunk);
                             false
                         } else {
                             next = Some(next.map_or(e, |n| n.min(e)));
@@ -230,12 +300,12 @@ impl IntervalJoinOperator {
                 match next {
                     None => {
                         if let Some((k, _)) = self.state.remove_entry(&key) {
-                            self.row_bytes -= key_bytes(&k);
+                            self.row_bytes -= k.bytes();
                         }
                     }
                     Some(n) => {
-                        state.timer = Some(n);
-                        self.row_bytes += key_bytes(&key);
+                        state.timer = n;
+                        self.row_bytes += key.bytes();
                         self.timers.entry(n).or_default().push(key);
                     }
                 }
@@ -250,14 +320,14 @@ impl IntervalJoinOperator {
         let mut sides = Vec::with_capacity(2);
         let parser = self.keys.parser();
         for side in [LEFT, RIGHT] {
-            let mut keys: Vec<Row<'_>> = Vec::new();
+            let mut keys: Vec<arrow::row::Row<'_>> = Vec::new();
             let mut times: Vec<i64> = Vec::new();
             let mut rows: Vec<RowRef> = Vec::new();
             for (key, state) in &self.state {
-                for (t, row) in &state.rows[side] {
-                    keys.push(parser.parse(key));
-                    times.push(*t);
-                    rows.push(*row);
+                for held in state.rows[side].as_slice() {
+                    keys.push(parser.parse(key.as_slice()));
+                    times.push(held.time);
+                    rows.push(held.at());
                 }
             }
             let n = times.len();
@@ -300,7 +370,7 @@ impl IntervalJoinOperator {
             let chunk = self.buffered[side].push(columns[n + 1..].to_vec());
             let times = columns[n].as_primitive::<Int64Type>();
             for i in 0..times.len() {
-                self.buffer(&keys.row(i), side, times.value(i), (chunk, i as u32));
+                self.buffer(&CompactKey::new(keys.row(i).as_ref()), side, times.value(i), (chunk, i as u32));
             }
             self.buffered[side].free_if_unused(chunk);
         }
@@ -351,7 +421,7 @@ impl StreamOperator for IntervalJoinOperator {
                 late += 1;
                 continue;
             }
-            let key = keys.row(i);
+            let key = CompactKey::new(keys.row(i).as_ref());
             let chunk = *chunks[side]
                 .get_or_insert_with(|| self.buffered[side].push(data.columns()[ranges[side].clone()].to_vec()));
             let row: RowRef = (chunk, i as u32);
@@ -362,12 +432,12 @@ impl StreamOperator for IntervalJoinOperator {
                 d >= i128::from(lower) && d <= i128::from(upper)
             };
             // One lookup of the key: match against the other side, then hold the row there.
-            match self.state.get_mut(key.as_ref()) {
+            match self.state.get_mut(&key) {
                 Some(state) => {
-                    for (other_t, other) in &state.rows[1 - side] {
-                        let (l, r) = if side == LEFT { (t, *other_t) } else { (*other_t, t) };
+                    for other in state.rows[1 - side].as_slice() {
+                        let (l, r) = if side == LEFT { (t, other.time) } else { (other.time, t) };
                         if within(l, r) {
-                            let (lrow, rrow) = if side == LEFT { (row, *other) } else { (*other, row) };
+                            let (lrow, rrow) = if side == LEFT { (row, other.at()) } else { (other.at(), row) };
                             matched[LEFT].push(lrow);
                             matched[RIGHT].push(rrow);
                         }
@@ -421,7 +491,7 @@ impl StreamOperator for IntervalJoinOperator {
         self.row_bytes
             + self.buffered.iter().map(BufferedRows::bytes).sum::<usize>()
             + hash_map_bytes(&self.state)
-            + btree_bytes::<Timestamp, Vec<Box<[u8]>>>(self.timers.len())
+            + btree_bytes::<Timestamp, Vec<CompactKey>>(self.timers.len())
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {

@@ -163,7 +163,11 @@ fn the_watermark_frees_state_holds_back_its_output_and_late_rows_are_dropped() {
     assert!(op.state_bytes() < full);
     run(&mut op, &[Message::Watermark(Watermark(195))]);
     let key2 = op.keys.convert_columns(&[Arc::new(Int64Array::from(vec![2])) as ArrayRef]).expect("key");
-    assert_eq!(op.state.get(key2.row(0).as_ref()).map(|s| s.rows[RIGHT].len()), Some(0), "y freed");
+    assert_eq!(
+        op.state.get(&CompactKey::new(key2.row(0).as_ref())).map(|s| s.rows[RIGHT].as_slice().len()),
+        Some(0),
+        "y freed"
+    );
     // At or behind the watermark: late, dropped, counted.
     let out = run(&mut op, &[right(&[(2, "late", 195), (2, "z", 205)])]);
     assert_eq!(pairs(&out), vec![pair("b", "z")]);
@@ -200,4 +204,27 @@ fn restores_at_every_message() {
             pair("e", "v")
         ]
     );
+}
+
+/// A key's rows: one inline, more in a vector; the key's state stays small, since a join
+/// on a price holds millions of keys.
+#[test]
+fn held_rows_keep_one_row_inline() {
+    assert!(std::mem::size_of::<KeyState>() <= 72, "{}", std::mem::size_of::<KeyState>());
+    let held = |time: i64, chunk: u64| Held { time, chunk, row: time as u32 };
+    let mut rows = HeldRows::default();
+    rows.push(held(1, 0));
+    assert!(matches!(rows, HeldRows::One(_)));
+    rows.push(held(2, 1));
+    rows.push(held(3, 0));
+    let times = |r: &HeldRows| r.as_slice().iter().map(|h| h.time).collect::<Vec<_>>();
+    assert_eq!(times(&rows), vec![1, 2, 3]);
+    rows.retain(|h| h.chunk == 0);
+    assert_eq!(times(&rows), vec![1, 3]);
+    let mut one = HeldRows::default();
+    one.push(held(5, 1));
+    one.retain(|h| h.time != 5);
+    assert!(one.as_slice().is_empty());
+    one.push(held(6, 1));
+    assert_eq!(times(&one), vec![6]);
 }

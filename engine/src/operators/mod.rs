@@ -7,6 +7,7 @@
 //! passed to `handle_watermark` only move forward.
 
 mod changelog_normalize;
+mod compact_key;
 mod dedup;
 mod filter;
 mod group_agg;
