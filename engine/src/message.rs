@@ -56,6 +56,16 @@ impl Batch {
         self.data.num_rows()
     }
 
+    /// Rows `offset..offset + len`, sharing this batch's buffers.
+    pub fn slice(&self, offset: usize, len: usize) -> Batch {
+        Batch {
+            data: self.data.slice(offset, len),
+            row_kinds: self.row_kinds.as_ref().map(|k| k.slice(offset, len)),
+            arrival_watermarks: self.arrival_watermarks.as_ref().map(|w| w.slice(offset, len)),
+            partition: self.partition,
+        }
+    }
+
     /// `data` (rows already selected from `self` by `indices`) with the matching row kinds
     /// and arrival watermarks, from the same partition.
     pub fn taken(&self, data: RecordBatch, indices: &UInt32Array) -> Result<Batch, ArrowError> {

@@ -199,22 +199,16 @@ impl Generator {
         }
     }
 
-    /// Append event `n` to `out`: its entity's values, and a null row in every other entity.
+    /// Append event `n` to `out`: its entity's values (the other entities' columns are
+    /// NULL at its row).
     pub(super) fn write(&self, n: u64, out: &mut EventColumns) {
         let entity = self.entity(n);
         let time = self.timestamp(n);
-        out.push_event_type(entity);
-        for (which, columns) in out.entities_mut() {
-            if which != entity {
-                columns.push_null();
-                continue;
-            }
-            match entity {
-                Entity::Person => self.person(n as usize, time, columns),
-                Entity::Auction => self.auction(n as usize, time, columns),
-                Entity::Bid => self.bid(n as usize, time, columns),
-            }
-            columns.end_row();
+        let Some(columns) = out.push(entity) else { return };
+        match entity {
+            Entity::Person => self.person(n as usize, time, columns),
+            Entity::Auction => self.auction(n as usize, time, columns),
+            Entity::Bid => self.bid(n as usize, time, columns),
         }
     }
 

@@ -40,9 +40,51 @@ fn nexmark_table(options: &[(&str, &str)]) -> ConnectorTable {
     )
 }
 
+/// Every row of the split, back in its sequence order (see [`in_sequence`]); each batch
+/// checked to hold its events grouped by type (bids, auctions, persons).
 async fn run(t: &ConnectorTable, split: Split) -> RecordBatch {
     let mut src = create_source(t, split, None).unwrap();
-    concat(&drain(src.as_mut()).await)
+    let batches = drain(src.as_mut()).await;
+    for b in &batches {
+        let types = event_types(t, b);
+        let rank = |e: &i32| [2, 1, 0].iter().position(|t| t == e);
+        assert!(types.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])), "not grouped by type: {types:?}");
+    }
+    in_sequence(t, split, &concat(&batches))
+}
+
+/// Each row's event type: the `event_type` column, else the entity whose ROW is not NULL,
+/// else the one entity the table does not declare.
+fn event_types(t: &ConnectorTable, b: &RecordBatch) -> Vec<i32> {
+    if let Ok(i) = t.schema.index_of("event_type") {
+        return b.column(i).as_primitive::<Int32Type>().values().to_vec();
+    }
+    let entities: Vec<(i32, Option<usize>)> =
+        [(0, "person"), (1, "auction"), (2, "bid")].iter().map(|(e, n)| (*e, t.schema.index_of(n).ok())).collect();
+    (0..b.num_rows())
+        .map(|row| {
+            let valid = entities.iter().find(|(_, c)| c.is_some_and(|c| b.column(c).is_valid(row)));
+            let missing = entities.iter().find(|(_, c)| c.is_none());
+            valid.or(missing).map(|(e, _)| *e).expect("a row of some entity")
+        })
+        .collect()
+}
+
+/// The rows of a split's output (grouped by type within each batch) in the split's sequence
+/// order: the k-th event of a type in the sequence is the k-th row of that type.
+fn in_sequence(t: &ConnectorTable, split: Split, b: &RecordBatch) -> RecordBatch {
+    let generator = Generator::new(Config::parse(t).unwrap().generator);
+    let mut rows_of: [std::collections::VecDeque<u32>; 3] = Default::default();
+    for (row, e) in event_types(t, b).into_iter().enumerate() {
+        rows_of[e as usize].push_back(row as u32);
+    }
+    let order: Vec<u32> = (0..b.num_rows() as u64)
+        .map(|k| {
+            let e = generator.entity(split.index as u64 + k * split.count as u64).event_type() as usize;
+            rows_of[e].pop_front().expect("as many rows of each type as the sequence has")
+        })
+        .collect();
+    arrow::compute::take_record_batch(b, &UInt32Array::from(order)).unwrap()
 }
 
 #[tokio::test]
@@ -140,7 +182,7 @@ async fn run_with_restart(t: &ConnectorTable, split: Split, first: usize) -> Rec
     drop(src);
     let mut resumed = crate::create_source_at(t, split, Some(&position)).unwrap();
     batches.extend(drain(resumed.as_mut()).await);
-    concat(&batches)
+    in_sequence(t, split, &concat(&batches))
 }
 
 #[tokio::test]
@@ -158,7 +200,7 @@ async fn resumed_split_emits_the_same_events() {
         let mut src = crate::create_source_at(&t, Split { index: 0, count: 1 }, Some(&position)).unwrap();
         concat(&drain(src.as_mut()).await)
     };
-    let both = concat(&[first, resumed]);
+    let both = in_sequence(&t, Split { index: 0, count: 1 }, &concat(&[first, resumed]));
     // Event ids and timestamps derive from the base time: drop nothing but compare all.
     let with_base = |base: &serde_json::Value| {
         nexmark_table(&[
