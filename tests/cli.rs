@@ -661,6 +661,16 @@ fn logs_are_json_lines_when_asked() {
     assert!(logs.iter().all(|l| l["level"].is_string() && l["fields"]["message"].is_string()), "{stderr}");
 }
 
+/// The rows the print sink wrote to stdout (without a `task>` prefix), sorted.
+fn printed_rows(out: &std::process::Output) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Trades (a stream with a watermark) and a company file (a static dimension table).
 fn write_trades_and_companies(dir: &Path) {
     std::fs::create_dir_all(dir.join("trades")).unwrap();
@@ -1001,13 +1011,8 @@ FROM trades AS t LEFT JOIN companies FOR SYSTEM_TIME AS OF t.proc AS c
         );
         let out = eddy(&["run", "lookup.sql"], dir.path());
         assert_eq!(out.status.code(), Some(0), "{url}: {}", String::from_utf8_lossy(&out.stderr));
-        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
-            .collect();
-        lines.sort();
         assert_eq!(
-            lines,
+            printed_rows(&out),
             [
                 "+I[AAPL, 10, Apple Inc., 150000000000, 1.50, 1976-04-01, 2024-03-01T09:00]",
                 "+I[AAPL, 7, Apple Inc., 105000000000, 1.50, 1976-04-01, 2024-03-01T09:00]",
@@ -1043,13 +1048,8 @@ FROM trades AS t JOIN companies AS c ON t.ticker = c.ticker;\n"
         );
         let out = eddy(&["run", "scan.sql"], dir.path());
         assert_eq!(out.status.code(), Some(0), "{url}: {}", String::from_utf8_lossy(&out.stderr));
-        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.split_once("> ").map_or(l, |(_, r)| r).to_string())
-            .collect();
-        lines.sort();
         assert_eq!(
-            lines,
+            printed_rows(&out),
             [
                 "+I[AAPL, 10, Apple Inc., 15.00, 1976-04-01]",
                 "+I[AAPL, 7, Apple Inc., 10.50, 1976-04-01]",

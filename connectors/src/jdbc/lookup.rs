@@ -273,23 +273,25 @@ impl Client {
                 Connection::MySql(conn) => {
                     use mysql_async::prelude::Queryable;
                     let result: Vec<mysql_async::Row> = conn.query(s.as_str()).await.map_err(|e| e.to_string())?;
-                    for r in result {
-                        rows.push(
-                            (0..r.len())
-                                .map(|i| match r.as_ref(i) {
-                                    None | Some(mysql_async::Value::NULL) => None,
-                                    Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-                                    Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
-                                })
-                                .collect(),
-                        );
-                    }
+                    rows.extend(result.iter().map(mysql_text));
                 }
             }
             out.push(rows);
         }
         Ok(out)
     }
+}
+
+/// A MySQL/MariaDB row as each column's text (the text protocol sends every value as its
+/// text; `NULL` as `None`).
+pub(super) fn mysql_text(r: &mysql_async::Row) -> TextRow {
+    (0..r.len())
+        .map(|i| match r.as_ref(i) {
+            None | Some(mysql_async::Value::NULL) => None,
+            Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
+        })
+        .collect()
 }
 
 /// The cache options as plain values, for the connector's tests.

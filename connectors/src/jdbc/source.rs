@@ -28,7 +28,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use tokio::sync::mpsc;
 
 use super::literal::ident;
-use super::lookup::TextRow;
+use super::lookup::{mysql_text, TextRow};
 use super::sink::{connect, pg_error, Connection};
 use super::{Config, Dialect};
 use crate::{ConnectorError, ConnectorTable, Result, Source, SourceBatch, Split};
@@ -117,33 +117,11 @@ pub(super) fn scan_options(t: &ConnectorTable) -> Result<ScanOptions> {
     Ok(ScanOptions { partition, fetch_size })
 }
 
-/// Whether a column of this type can be read from the database's text.
+/// Whether a column of this type can be read from the database's text: what the sink
+/// writes, but for binary strings (their text is an escaped form, not the bytes).
 fn readable(t: &DataType) -> bool {
     use DataType::*;
-    matches!(
-        t,
-        Boolean
-            | Int8
-            | Int16
-            | Int32
-            | Int64
-            | UInt8
-            | UInt16
-            | UInt32
-            | UInt64
-            | Float32
-            | Float64
-            | Decimal128(_, _)
-            | Decimal256(_, _)
-            | Utf8
-            | LargeUtf8
-            | Utf8View
-            | Date32
-            | Date64
-            | Time32(_)
-            | Time64(_)
-            | Timestamp(_, _)
-    )
+    super::literal::supported(t) && !matches!(t, Null | Binary | LargeBinary | BinaryView | FixedSizeBinary(_))
 }
 
 /// Flink's ranges (`JdbcNumericBetweenParametersProvider`): `upper - lower + 1` values in
@@ -397,15 +375,7 @@ async fn read_ranges(
                     conn.query_iter(query.as_str()).await.map_err(|e| format!("reading {describe}: {e}"))?;
                 let mut rows: Vec<TextRow> = Vec::with_capacity(fetch_size);
                 while let Some(r) = result.next().await.map_err(|e| format!("reading {describe}: {e}"))? {
-                    rows.push(
-                        (0..r.len())
-                            .map(|i| match r.as_ref(i) {
-                                None | Some(mysql_async::Value::NULL) => None,
-                                Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-                                Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
-                            })
-                            .collect(),
-                    );
+                    rows.push(mysql_text(&r));
                     if rows.len() == fetch_size {
                         let full = std::mem::replace(&mut rows, Vec::with_capacity(fetch_size));
                         if tx.send(Ok(Chunk::Rows(full))).await.is_err() {
