@@ -43,6 +43,26 @@ fn batch(rows: &[(i64, Option<&str>, f64, i64)]) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
+/// A client of the machine's PostgreSQL, database `test`.
+async fn postgres() -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect("host=127.0.0.1 port=5432 dbname=test user=postgres", tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// A connection to the machine's MariaDB, database `test`.
+async fn mariadb() -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(3306)
+        .user(Some("root"))
+        .db_name(Some("test"));
+    mysql_async::Conn::new(opts).await.unwrap()
+}
+
 fn kinds(k: &[RowKind]) -> Int8Array {
     Int8Array::from(k.iter().map(|k| k.code()).collect::<Vec<_>>())
 }
@@ -118,11 +138,7 @@ fn expected() -> Vec<Row> {
 
 #[tokio::test]
 async fn upserts_and_deletes_reach_postgresql() {
-    let (client, connection) =
-        tokio_postgres::connect("host=127.0.0.1 port=5432 dbname=test user=postgres", tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let client = postgres().await;
     let name = format!("eddy_sink_{}", std::process::id());
     client
         .batch_execute(&format!(
@@ -154,12 +170,7 @@ async fn upserts_and_deletes_reach_postgresql() {
 #[tokio::test]
 async fn upserts_and_deletes_reach_mariadb() {
     use mysql_async::prelude::Queryable;
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(3306)
-        .user(Some("root"))
-        .db_name(Some("test"));
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    let mut conn = mariadb().await;
     let name = format!("eddy_sink_{}", std::process::id());
     conn.query_drop(format!("DROP TABLE IF EXISTS {name}")).await.unwrap();
     conn.query_drop(format!("CREATE TABLE {name} (id INT PRIMARY KEY, name TEXT, price DOUBLE, ts DATETIME(3))"))
@@ -186,11 +197,7 @@ async fn upserts_and_deletes_reach_mariadb() {
 
 #[tokio::test]
 async fn an_append_sink_inserts_in_order_and_refuses_deletes() {
-    let (client, connection) =
-        tokio_postgres::connect("host=127.0.0.1 port=5432 dbname=test user=postgres", tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let client = postgres().await;
     let name = format!("eddy_append_{}", std::process::id());
     client
         .batch_execute(&format!(
@@ -345,11 +352,7 @@ const SCAN_SPLIT: [(&str, &str); 4] = [
 
 #[tokio::test]
 async fn a_postgresql_table_is_scanned_whole_and_in_ranges() {
-    let (client, connection) =
-        tokio_postgres::connect("host=127.0.0.1 port=5432 dbname=test user=postgres", tokio_postgres::NoTls)
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let client = postgres().await;
     let name = format!("eddy_scan_{}", std::process::id());
     client
         .batch_execute(&format!(
@@ -415,12 +418,7 @@ async fn a_postgresql_table_is_scanned_whole_and_in_ranges() {
 #[tokio::test]
 async fn a_mariadb_table_is_scanned_in_ranges() {
     use mysql_async::prelude::Queryable;
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(3306)
-        .user(Some("root"))
-        .db_name(Some("test"));
-    let mut conn = mysql_async::Conn::new(opts).await.unwrap();
+    let mut conn = mariadb().await;
     let name = format!("eddy_scan_{}", std::process::id());
     conn.query_drop(format!("DROP TABLE IF EXISTS {name}")).await.unwrap();
     conn.query_drop(format!(
