@@ -21,14 +21,14 @@
 //!
 //! Output rows carry both sides' times, up to `max(upper, -lower)` behind the input
 //! watermark, so the output watermark is held back by that much (Flink's
-//! `getMaxOutputDelay`). Keys are kept in Arrow's row format; a side's rows stay in the
-//! Arrow arrays they came in (`BufferedRows`), referenced per key by (chunk, row), and are
-//! gathered with `interleave` when they match. (Before, each buffered row was copied into
-//! its own row-format allocation: Nexmark q7, which holds every bid for 10 s of event time,
-//! spent most of its time allocating and copying them.) A snapshot stores them as columns.
+//! `getMaxOutputDelay`). Keys are kept in Arrow's row format, each with the newest held row
+//! of either side; a side's rows stay in the Arrow arrays they came in, listed per key
+//! through that side's [`RowLog`], and are gathered with `interleave` when they match.
+//! Held rows are freed a batch at a time (see `row_log`); a key goes from the table once
+//! neither side holds a row of it, looked for when the log has freed as many rows as there
+//! are keys. A snapshot stores the rows as columns.
 
-use std::collections::{BTreeMap, HashMap};
-use std::mem::size_of;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
@@ -38,9 +38,10 @@ use arrow::row::{RowConverter, SortField};
 use serde::{Deserialize, Serialize};
 
 use super::compact_key::CompactKey;
-use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
+use super::memory::{hash_map_bytes, shrink_if_sparse};
+use super::row_log::{RowLog, NO_ROW};
 use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
-use super::windowing::{event_times, require_append_only, BufferedRows, RowRef};
+use super::windowing::{event_times, require_append_only, RowRef};
 use super::{OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
@@ -53,83 +54,9 @@ type KeyHasher = datafusion::common::hash_utils::RandomState;
 const LEFT: usize = 0;
 const RIGHT: usize = 1;
 
-/// A buffered row of a key: its time, and where it is in its side's columns.
-#[derive(Clone, Copy, Debug)]
-struct Held {
-    time: Timestamp,
-    chunk: u64,
-    row: u32,
-}
-
-impl Held {
-    fn at(&self) -> RowRef {
-        (self.chunk, self.row)
-    }
-}
-
-/// A key's buffered rows of one side, in arrival order. One row is held inline: most keys
-/// of a join on a price or an id have one, and then cost no allocation of their own (with
-/// millions of keys, the key table's size is what growing it costs). The sides are kept
-/// apart, since a row is matched against the other side's rows only (a popular key may
-/// hold many rows of one side).
-#[derive(Debug)]
-enum HeldRows {
-    Many(Vec<Held>),
-    One(Held),
-}
-
-impl Default for HeldRows {
-    fn default() -> Self {
-        Self::Many(Vec::new())
-    }
-}
-
-impl HeldRows {
-    fn push(&mut self, held: Held) {
-        match self {
-            Self::Many(rows) if rows.is_empty() => *self = Self::One(held),
-            Self::Many(rows) => rows.push(held),
-            Self::One(first) => *self = Self::Many(vec![*first, held]),
-        }
-    }
-
-    fn as_slice(&self) -> &[Held] {
-        match self {
-            Self::Many(rows) => rows,
-            Self::One(held) => std::slice::from_ref(held),
-        }
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&Held) -> bool) {
-        match self {
-            Self::Many(rows) => rows.retain(|h| keep(h)),
-            Self::One(held) => {
-                if !keep(held) {
-                    *self = Self::default();
-                }
-            }
-        }
-    }
-}
-
-/// `KeyState::timer` when the key has no cleanup registered.
-const NO_TIMER: Timestamp = Timestamp::MAX;
-
-/// The buffered rows of one key.
-#[derive(Debug)]
-struct KeyState {
-    /// Per side.
-    rows: [HeldRows; 2],
-    /// The cleanup time registered in `timers` for this key (the earliest expiry), or
-    /// [`NO_TIMER`].
-    timer: Timestamp,
-}
-
-impl Default for KeyState {
-    fn default() -> Self {
-        Self { rows: [HeldRows::default(), HeldRows::default()], timer: NO_TIMER }
-    }
-}
+/// Per key, the index of its newest held row of each side in that side's log ([`NO_ROW`]:
+/// none).
+type Heads = [u64; 2];
 
 /// What a snapshot's `meta` holds.
 #[derive(Serialize, Deserialize)]
@@ -148,28 +75,25 @@ pub struct IntervalJoinOperator {
     key_types: Vec<DataType>,
     side_types: [Vec<DataType>; 2],
     keys: RowConverter,
-    /// Per side, the arrays the buffered rows are kept in.
-    buffered: [BufferedRows; 2],
-    /// Per key: its buffered rows. Hashed with DataFusion's fast fixed-seed hasher, as
-    /// its own hash tables are (the default SipHash was a tenth of q7's time).
-    state: HashMap<CompactKey, KeyState, KeyHasher>,
-    /// Cleanup time -> keys to look at then (an entry is stale when the key's timer moved).
-    timers: BTreeMap<Timestamp, Vec<CompactKey>>,
+    /// Per side, its held rows.
+    logs: [RowLog; 2],
+    /// Per key: its newest held row of each side. Hashed with DataFusion's fast
+    /// fixed-seed hasher, as its own hash tables are (the default SipHash was a tenth of
+    /// q7's time).
+    state: HashMap<CompactKey, Heads, KeyHasher>,
+    /// Heap bytes of the keys in `state` (those too long to be inline).
+    key_heap_bytes: usize,
+    /// Rows the logs freed since `state` was last swept of keys without rows.
+    freed_since_sweep: usize,
     /// The input watermark.
     watermark: Watermark,
     /// The last watermark emitted.
     emitted: Watermark,
-    /// Bytes of the buffered rows' references and the keys (in `state` and `timers`); the
-    /// rows' arrays are counted by `buffered`.
-    row_bytes: usize,
 }
 
 fn arrow_err(source: ArrowError) -> EngineError {
     EngineError::Arrow { operator: "IntervalJoin".into(), source }
 }
-
-/// Bytes of one buffered row's entry in its key's list.
-const HELD_BYTES: usize = size_of::<Held>();
 
 impl IntervalJoinOperator {
     /// An operator reading `ctx.input_schema` (the tagged schema) and emitting the join's rows.
@@ -197,17 +121,17 @@ impl IntervalJoinOperator {
         };
         Ok(Self {
             keys: converter(&key_types)?,
-            buffered: [BufferedRows::default(), BufferedRows::default()],
+            logs: [RowLog::default(), RowLog::default()],
             key_types,
             side_types,
             spec,
             output_schema: ctx.output_schema,
             late_rows: ctx.late_rows,
             state: HashMap::default(),
-            timers: BTreeMap::new(),
+            key_heap_bytes: 0,
+            freed_since_sweep: 0,
             watermark: Watermark::MIN,
             emitted: Watermark::MIN,
-            row_bytes: 0,
         })
     }
 
@@ -220,98 +144,44 @@ impl IntervalJoinOperator {
         }
     }
 
-    /// Buffer a row of `side` at `t` under `key`, registering the key's cleanup.
-    fn buffer(&mut self, key: &CompactKey, side: usize, t: Timestamp, row: RowRef) {
-        let expiry = self.expiry(side, t);
-        let state = match self.state.get_mut(key) {
-            Some(s) => s,
-            None => {
-                self.row_bytes += key.bytes();
-                self.state.entry(key.clone()).or_default()
-            }
-        };
-        Self::hold(&mut self.timers, &mut self.row_bytes, &mut self.buffered[side], key, state, side, t, expiry, row);
+    /// The heads of `key`, a new entry if it has none.
+    fn heads<'a>(
+        state: &'a mut HashMap<CompactKey, Heads, KeyHasher>,
+        key_heap_bytes: &mut usize,
+        key: CompactKey,
+    ) -> &'a mut Heads {
+        state.entry(key).or_insert_with_key(|k| {
+            *key_heap_bytes += k.bytes() - std::mem::size_of::<CompactKey>();
+            [NO_ROW; 2]
+        })
     }
 
-    /// Add a row to its key's `state`, registering the key's cleanup at `expiry` if earlier.
-    /// (An associated function: the caller holds `state` borrowed from `self.state`.)
-    #[allow(clippy::too_many_arguments)]
-    fn hold(
-        timers: &mut BTreeMap<Timestamp, Vec<CompactKey>>,
-        row_bytes: &mut usize,
-        buffered: &mut BufferedRows,
-        key: &CompactKey,
-        state: &mut KeyState,
-        side: usize,
-        t: Timestamp,
-        expiry: Timestamp,
-        row: RowRef,
-    ) {
-        buffered.acquire(row.0);
-        *row_bytes += HELD_BYTES;
-        state.rows[side].push(Held { time: t, chunk: row.0, row: row.1 });
-        if expiry < state.timer {
-            state.timer = expiry;
-            *row_bytes += key.bytes();
-            timers.entry(expiry).or_default().push(key.clone());
-        }
-    }
-
-    /// Drop the rows the watermark made unmatchable.
+    /// Drop the rows the watermark made unmatchable, and then the keys left without rows.
     fn clean_up(&mut self) {
         let wm = self.watermark.0;
         if self.watermark == Watermark::MAX {
             // The input ended: every row goes, without looking at each.
             self.state = HashMap::default();
-            self.timers.clear();
-            self.buffered = [BufferedRows::default(), BufferedRows::default()];
-            self.row_bytes = 0;
+            self.logs = [RowLog::default(), RowLog::default()];
+            self.key_heap_bytes = 0;
             return;
         }
-        while let Some(entry) = self.timers.first_entry() {
-            if *entry.key() > wm {
-                break;
-            }
-            let (time, keys) = entry.remove_entry();
-            for key in keys {
-                self.row_bytes -= key.bytes();
-                let Some(state) = self.state.get_mut(&key) else { continue };
-                if state.timer != time {
-                    continue;
-                }
-                let (upper, lower) = (self.spec.upper_ms, self.spec.lower_ms);
-                let mut freed = 0;
-                let mut next: Option<Timestamp> = None;
-                for (side, rows) in state.rows.iter_mut().enumerate() {
-                    let buffered = &mut self.buffered[side];
-                    rows.retain(|h| {
-                        let e = if side == LEFT { h.time.saturating_add(upper) } else { h.time.saturating_sub(lower) };
-                        if e <= wm {
-                            freed += HELD_BYTES;
-                            buffered.release(h.chunk);
-                            false
-                        } else {
-                            next = Some(next.map_or(e, |n| n.min(e)));
-                            true
-                        }
-                    });
-                }
-                self.row_bytes -= freed;
-                match next {
-                    None => {
-                        if let Some((k, _)) = self.state.remove_entry(&key) {
-                            self.row_bytes -= k.bytes();
-                        }
-                    }
-                    Some(n) => {
-                        state.timer = n;
-                        self.row_bytes += key.bytes();
-                        self.timers.entry(n).or_default().push(key);
-                    }
-                }
-            }
+        for log in &mut self.logs {
+            self.freed_since_sweep += log.expire(wm);
         }
-        shrink_if_sparse(&mut self.state);
+        // Looking at every key costs as much as the rows freed since the last time.
+        if self.freed_since_sweep > 0 && self.freed_since_sweep >= self.state.len() {
+            self.freed_since_sweep = 0;
+            let (logs, key_heap_bytes) = (&self.logs, &mut self.key_heap_bytes);
+            self.state.retain(|key, heads| {
+                let keep = logs[LEFT].holds(heads[LEFT]) || logs[RIGHT].holds(heads[RIGHT]);
+                if !keep {
+                    *key_heap_bytes -= key.bytes() - std::mem::size_of::<CompactKey>();
+                }
+                keep
+            });
+            shrink_if_sparse(&mut self.state);
+        }
     }
 
     fn snapshot(&self) -> Result<StateSnapshot> {
@@ -323,11 +193,16 @@ impl IntervalJoinOperator {
             let mut keys: Vec<arrow::row::Row<'_>> = Vec::new();
             let mut times: Vec<i64> = Vec::new();
             let mut rows: Vec<RowRef> = Vec::new();
-            for (key, state) in &self.state {
-                for held in state.rows[side].as_slice() {
+            let log = &self.logs[side];
+            for (key, heads) in &self.state {
+                // The key's live rows, oldest first (as they are held again on restore).
+                let live: Vec<(u64, Timestamp)> =
+                    log.list(heads[side]).filter(|(_, t)| self.expiry(side, *t) > self.watermark.0).collect();
+                for (index, time) in live.into_iter().rev() {
+                    let Some(at) = log.row_ref(index) else { continue };
                     keys.push(parser.parse(key.as_slice()));
-                    times.push(held.time);
-                    rows.push(held.at());
+                    times.push(time);
+                    rows.push(at);
                 }
             }
             let n = times.len();
@@ -337,7 +212,7 @@ impl IntervalJoinOperator {
                 columns.push(if rows.is_empty() {
                     arrow::array::new_empty_array(data_type)
                 } else {
-                    self.buffered[side].gather(c, &rows).map_err(arrow_err)?
+                    log.buffered().gather(c, &rows).map_err(arrow_err)?
                 });
             }
             sides.push(packer.add(columns, n).map_err(arrow_err)?);
@@ -367,12 +242,15 @@ impl IntervalJoinOperator {
                 .collect();
             check_types(&name, &columns, &expected)?;
             let keys = self.keys.convert_columns(&columns[..n]).map_err(|e| malformed(&name, e))?;
-            let chunk = self.buffered[side].push(columns[n + 1..].to_vec());
+            self.logs[side].open(columns[n + 1..].to_vec());
             let times = columns[n].as_primitive::<Int64Type>();
             for i in 0..times.len() {
-                self.buffer(&CompactKey::new(keys.row(i).as_ref()), side, times.value(i), (chunk, i as u32));
+                let (t, key) = (times.value(i), CompactKey::new(keys.row(i).as_ref()));
+                let expiry = self.expiry(side, t);
+                let heads = Self::heads(&mut self.state, &mut self.key_heap_bytes, key);
+                heads[side] = self.logs[side].hold(heads[side], t, i as u32, expiry);
             }
-            self.buffered[side].free_if_unused(chunk);
+            self.logs[side].close();
         }
         Ok(())
     }
@@ -403,11 +281,16 @@ impl StreamOperator for IntervalJoinOperator {
             event_times(data.column(self.spec.left_offset() + self.spec.left_time).as_ref()).map_err(arrow_err)?,
             event_times(data.column(self.spec.right_offset() + self.spec.right_time).as_ref()).map_err(arrow_err)?,
         ];
-        // This batch's columns of a side become a chunk when a row of that side is first
-        // matched or buffered; freed at the end if no row of it stays buffered.
+        // This batch's columns of a side go into its log when a row of that side is first
+        // matched or held; dropped at the end if no row of it is held.
         let mut chunks: [Option<u64>; 2] = [None, None];
         let mut matched: [Vec<RowRef>; 2] = [Vec::new(), Vec::new()];
         let mut late = 0u64;
+        let (lower, upper) = (self.spec.lower_ms, self.spec.upper_ms);
+        let within = |l: Timestamp, r: Timestamp| {
+            let d = i128::from(r) - i128::from(l);
+            d >= i128::from(lower) && d <= i128::from(upper)
+        };
         for i in 0..data.num_rows() {
             if key_columns.iter().any(|k| k.is_null(i)) || side_column.is_null(i) {
                 continue;
@@ -422,33 +305,45 @@ impl StreamOperator for IntervalJoinOperator {
                 continue;
             }
             let key = CompactKey::new(keys.row(i).as_ref());
-            let chunk = *chunks[side]
-                .get_or_insert_with(|| self.buffered[side].push(data.columns()[ranges[side].clone()].to_vec()));
+            let chunk = match chunks[side] {
+                Some(chunk) => chunk,
+                None => *chunks[side].insert(self.logs[side].open(data.columns()[ranges[side].clone()].to_vec())),
+            };
             let row: RowRef = (chunk, i as u32);
             let expiry = self.expiry(side, t);
-            let (lower, upper) = (self.spec.lower_ms, self.spec.upper_ms);
-            let within = |l: Timestamp, r: Timestamp| {
-                let d = i128::from(r) - i128::from(l);
-                d >= i128::from(lower) && d <= i128::from(upper)
-            };
             // One lookup of the key: match against the other side, then hold the row there.
-            match self.state.get_mut(&key) {
-                Some(state) => {
-                    for other in state.rows[1 - side].as_slice() {
-                        let (l, r) = if side == LEFT { (t, other.time) } else { (other.time, t) };
-                        if within(l, r) {
-                            let (lrow, rrow) = if side == LEFT { (row, other.at()) } else { (other.at(), row) };
-                            matched[LEFT].push(lrow);
-                            matched[RIGHT].push(rrow);
-                        }
-                    }
-                    if expiry > self.watermark.0 {
-                        let buffered = &mut self.buffered[side];
-                        Self::hold(&mut self.timers, &mut self.row_bytes, buffered, &key, state, side, t, expiry, row);
-                    }
+            let heads = if expiry > self.watermark.0 {
+                Self::heads(&mut self.state, &mut self.key_heap_bytes, key)
+            } else {
+                // Matches now, but no row to come can match it: not held.
+                match self.state.get_mut(&key) {
+                    Some(heads) => heads,
+                    None => continue,
                 }
-                None if expiry > self.watermark.0 => self.buffer(&key, side, t, row),
-                None => {}
+            };
+            let (own, other) = if side == LEFT {
+                let [l, r] = &mut self.logs;
+                (l, &*r)
+            } else {
+                let [l, r] = &mut self.logs;
+                (r, &*l)
+            };
+            let from = matched[LEFT].len();
+            for (index, time) in other.list(heads[1 - side]) {
+                let (l, r) = if side == LEFT { (t, time) } else { (time, t) };
+                if !within(l, r) {
+                    continue;
+                }
+                let Some(there) = other.row_ref(index) else { continue };
+                let (lrow, rrow) = if side == LEFT { (row, there) } else { (there, row) };
+                matched[LEFT].push(lrow);
+                matched[RIGHT].push(rrow);
+            }
+            // The list runs newest first; the output keeps the other side's arrival order.
+            matched[LEFT][from..].reverse();
+            matched[RIGHT][from..].reverse();
+            if expiry > self.watermark.0 {
+                heads[side] = own.hold(heads[side], t, i as u32, expiry);
             }
         }
         if late > 0 {
@@ -458,15 +353,15 @@ impl StreamOperator for IntervalJoinOperator {
             let mut columns = Vec::with_capacity(self.spec.left_width + self.spec.right_width);
             for (side, width) in [(LEFT, self.spec.left_width), (RIGHT, self.spec.right_width)] {
                 for c in 0..width {
-                    columns.push(self.buffered[side].gather(c, &matched[side]).map_err(arrow_err)?);
+                    columns.push(self.logs[side].buffered().gather(c, &matched[side]).map_err(arrow_err)?);
                 }
             }
             let joined = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(arrow_err)?;
             out.push(Message::Data(Batch::append(joined)));
         }
         for (side, chunk) in chunks.into_iter().enumerate() {
-            if let Some(chunk) = chunk {
-                self.buffered[side].free_if_unused(chunk);
+            if chunk.is_some() {
+                self.logs[side].close();
             }
         }
         Ok(())
@@ -486,12 +381,9 @@ impl StreamOperator for IntervalJoinOperator {
         Ok(())
     }
 
-    /// Buffered rows and keys (timer entries included), the key table and the timer map.
+    /// Held rows (their entries and arrays), the key table and the long keys.
     fn state_bytes(&self) -> usize {
-        self.row_bytes
-            + self.buffered.iter().map(BufferedRows::bytes).sum::<usize>()
-            + hash_map_bytes(&self.state)
-            + btree_bytes::<Timestamp, Vec<CompactKey>>(self.timers.len())
+        self.logs.iter().map(RowLog::bytes).sum::<usize>() + hash_map_bytes(&self.state) + self.key_heap_bytes
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {

@@ -146,36 +146,53 @@ fn negative_bounds_and_null_keys() {
     assert_eq!(pairs(&out), vec![pair("a", "x"), pair("b", "x")]);
 }
 
+/// Rows of `side` still in its log, over every key.
+fn held(op: &IntervalJoinOperator, side: usize) -> usize {
+    op.state.values().map(|heads| op.logs[side].list(heads[side]).count()).sum()
+}
+
 #[test]
 fn the_watermark_frees_state_holds_back_its_output_and_late_rows_are_dropped() {
     let (mut op, late) = operator(0, 10);
-    let out = run(&mut op, &[left(&[(1, "a", 100), (2, "b", 200)]), right(&[(2, "y", 195)])]);
+    // Two left batches: a (can match right rows up to 110) and b (up to 210); y (right, at
+    // 195) can match left rows from 195.
+    let out = run(&mut op, &[left(&[(1, "a", 100)]), left(&[(2, "b", 200)]), right(&[(2, "y", 195)])]);
     assert!(pairs(&out).is_empty());
     let full = op.state_bytes();
     assert!(full > 0);
-    // a can match right rows up to 110: kept at 109, freed at 110. y (right, at 195) can
-    // match left rows from 195: freed at 195.
     let out = run(&mut op, &[Message::Watermark(Watermark(109))]);
     assert!(matches!(out.as_slice(), [Message::Watermark(Watermark(99))]), "held back by 10: {out:?}");
-    assert_eq!(op.state.len(), 2);
+    assert_eq!((held(&op, LEFT), held(&op, RIGHT)), (2, 1));
+    // a's batch goes at 110 and, once as many rows went as there are keys, its key.
     run(&mut op, &[Message::Watermark(Watermark(110))]);
-    assert_eq!(op.state.len(), 1, "key 1 freed");
+    assert_eq!((held(&op, LEFT), held(&op, RIGHT)), (1, 1));
     assert!(op.state_bytes() < full);
     run(&mut op, &[Message::Watermark(Watermark(195))]);
-    let key2 = op.keys.convert_columns(&[Arc::new(Int64Array::from(vec![2])) as ArrayRef]).expect("key");
-    assert_eq!(
-        op.state.get(&CompactKey::new(key2.row(0).as_ref())).map(|s| s.rows[RIGHT].as_slice().len()),
-        Some(0),
-        "y freed"
-    );
+    assert_eq!((held(&op, LEFT), held(&op, RIGHT)), (1, 0), "y freed");
+    assert_eq!(op.state.len(), 1, "key 1 dropped");
     // At or behind the watermark: late, dropped, counted.
     let out = run(&mut op, &[right(&[(2, "late", 195), (2, "z", 205)])]);
     assert_eq!(pairs(&out), vec![pair("b", "z")]);
     assert_eq!(late.get(), 1);
     run(&mut op, &[Message::Watermark(Watermark(210))]);
     assert!(op.state.is_empty());
+    assert!(op.logs.iter().all(|log| log.buffered().bytes() == 0), "every batch's columns freed");
     let out = run(&mut op, &[Message::Watermark(Watermark::MAX)]);
     assert!(matches!(out.as_slice(), [Message::Watermark(Watermark::MAX)]), "{out:?}");
+}
+
+/// Rows of one batch are freed together, when the last of them expires; an expired row
+/// still held never matches.
+#[test]
+fn a_batch_is_freed_with_its_latest_row_and_expired_rows_never_match() {
+    let (mut op, _) = operator(0, 10);
+    run(&mut op, &[left(&[(1, "a", 100), (1, "b", 150)]), Message::Watermark(Watermark(120))]);
+    assert_eq!(held(&op, LEFT), 2, "a stays with b");
+    // a could only match right rows up to 110: behind the watermark, so none can come.
+    let out = run(&mut op, &[right(&[(1, "x", 121), (1, "y", 155)])]);
+    assert_eq!(pairs(&out), vec![pair("b", "y")]);
+    run(&mut op, &[Message::Watermark(Watermark(160))]);
+    assert_eq!(held(&op, LEFT), 0);
 }
 
 #[test]
@@ -206,25 +223,9 @@ fn restores_at_every_message() {
     );
 }
 
-/// A key's rows: one inline, more in a vector; the key's state stays small, since a join
-/// on a price holds millions of keys.
+/// A key's entry in the table is its key and two row indexes: a join on a price holds
+/// millions of keys.
 #[test]
-fn held_rows_keep_one_row_inline() {
-    assert!(std::mem::size_of::<KeyState>() <= 72, "{}", std::mem::size_of::<KeyState>());
-    let held = |time: i64, chunk: u64| Held { time, chunk, row: time as u32 };
-    let mut rows = HeldRows::default();
-    rows.push(held(1, 0));
-    assert!(matches!(rows, HeldRows::One(_)));
-    rows.push(held(2, 1));
-    rows.push(held(3, 0));
-    let times = |r: &HeldRows| r.as_slice().iter().map(|h| h.time).collect::<Vec<_>>();
-    assert_eq!(times(&rows), vec![1, 2, 3]);
-    rows.retain(|h| h.chunk == 0);
-    assert_eq!(times(&rows), vec![1, 3]);
-    let mut one = HeldRows::default();
-    one.push(held(5, 1));
-    one.retain(|h| h.time != 5);
-    assert!(one.as_slice().is_empty());
-    one.push(held(6, 1));
-    assert_eq!(times(&one), vec![6]);
+fn a_key_costs_its_key_and_two_indexes() {
+    assert_eq!(std::mem::size_of::<(CompactKey, Heads)>(), 40);
 }

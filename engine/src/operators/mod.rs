@@ -17,6 +17,7 @@ mod lookup_join;
 mod memory;
 mod over_agg;
 mod project;
+mod row_log;
 mod session_agg;
 mod snapshot;
 mod tagged;
