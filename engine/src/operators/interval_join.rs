@@ -28,7 +28,7 @@
 //! neither side holds a row of it, looked for when the log has freed as many rows as there
 //! are keys. A snapshot stores the rows as columns.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
@@ -58,6 +58,54 @@ const RIGHT: usize = 1;
 /// none).
 type Heads = [u64; 2];
 
+/// How many times over a side's unindexed rows may be scanned before they are put in the
+/// key table (see [`Unindexed`]).
+const SCANS_BEFORE_INDEXING: usize = 4;
+
+/// A side's held rows not yet in the key table: their keys, in log order from index `from`.
+///
+/// A row is not put in the key table when held, only once rows of the other side have
+/// scanned the side's unindexed rows [`SCANS_BEFORE_INDEXING`] times over. Until then a row
+/// of the other side finds its matches among them by comparing keys, one after the other.
+/// Why: when one side is sparse (Nexmark q7 joins every bid to the highest bid of its
+/// window, one row per window), its few rows scanning the other side's are far cheaper
+/// than a random write into a table of millions of keys for every row, and the rows that
+/// expire unindexed never cost one. Scanning costs at most that many comparisons per row
+/// before the rows are indexed as before.
+#[derive(Default)]
+struct Unindexed {
+    from: u64,
+    keys: VecDeque<CompactKey>,
+    /// Keys compared since the side was last indexed.
+    scanned: usize,
+    /// Memory of `keys`' entries and long keys.
+    bytes: usize,
+}
+
+impl Unindexed {
+    fn push(&mut self, index: u64, key: CompactKey) {
+        if self.keys.is_empty() {
+            self.from = index;
+        }
+        self.bytes += key.bytes();
+        self.keys.push_back(key);
+    }
+
+    /// Forgets the rows before `first`, which the log freed.
+    fn trim(&mut self, first: u64) {
+        while self.from < first {
+            let Some(key) = self.keys.pop_front() else { break };
+            self.bytes -= key.bytes();
+            self.from += 1;
+        }
+    }
+
+    /// Whether its rows were scanned enough to be worth indexing.
+    fn due(&self) -> bool {
+        !self.keys.is_empty() && self.scanned >= SCANS_BEFORE_INDEXING * self.keys.len()
+    }
+}
+
 /// What a snapshot's `meta` holds.
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -83,6 +131,8 @@ pub struct IntervalJoinOperator {
     state: HashMap<CompactKey, Heads, KeyHasher>,
     /// Heap bytes of the keys in `state` (those too long to be inline).
     key_heap_bytes: usize,
+    /// Per side, the held rows not yet in `state`.
+    unindexed: [Unindexed; 2],
     /// Rows the logs freed since `state` was last swept of keys without rows.
     freed_since_sweep: usize,
     /// The input watermark.
@@ -129,6 +179,7 @@ impl IntervalJoinOperator {
             late_rows: ctx.late_rows,
             state: HashMap::default(),
             key_heap_bytes: 0,
+            unindexed: [Unindexed::default(), Unindexed::default()],
             freed_since_sweep: 0,
             watermark: Watermark::MIN,
             emitted: Watermark::MIN,
@@ -156,6 +207,16 @@ impl IntervalJoinOperator {
         })
     }
 
+    /// Puts `side`'s unindexed rows in the key table, in the order they were held.
+    fn index(&mut self, side: usize) {
+        let unindexed = std::mem::take(&mut self.unindexed[side]);
+        for (index, key) in (unindexed.from..).zip(unindexed.keys) {
+            let heads = Self::heads(&mut self.state, &mut self.key_heap_bytes, key);
+            self.logs[side].set_prev(index, heads[side]);
+            heads[side] = index;
+        }
+    }
+
     /// Drop the rows the watermark made unmatchable, and then the keys left without rows.
     fn clean_up(&mut self) {
         let wm = self.watermark.0;
@@ -164,10 +225,12 @@ impl IntervalJoinOperator {
             self.state = HashMap::default();
             self.logs = [RowLog::default(), RowLog::default()];
             self.key_heap_bytes = 0;
+            self.unindexed = [Unindexed::default(), Unindexed::default()];
             return;
         }
-        for log in &mut self.logs {
+        for (log, unindexed) in self.logs.iter_mut().zip(&mut self.unindexed) {
             self.freed_since_sweep += log.expire(wm);
+            unindexed.trim(log.first());
         }
         // Looking at every key costs as much as the rows freed since the last time.
         if self.freed_since_sweep > 0 && self.freed_since_sweep >= self.state.len() {
@@ -247,8 +310,8 @@ impl IntervalJoinOperator {
             for i in 0..times.len() {
                 let (t, key) = (times.value(i), CompactKey::new(keys.row(i).as_ref()));
                 let expiry = self.expiry(side, t);
-                let heads = Self::heads(&mut self.state, &mut self.key_heap_bytes, key);
-                heads[side] = self.logs[side].hold(heads[side], t, i as u32, expiry);
+                let index = self.logs[side].hold(NO_ROW, t, i as u32, expiry);
+                self.unindexed[side].push(index, key);
             }
             self.logs[side].close();
         }
@@ -311,39 +374,42 @@ impl StreamOperator for IntervalJoinOperator {
             };
             let row: RowRef = (chunk, i as u32);
             let expiry = self.expiry(side, t);
-            // One lookup of the key: match against the other side, then hold the row there.
-            let heads = if expiry > self.watermark.0 {
-                Self::heads(&mut self.state, &mut self.key_heap_bytes, key)
-            } else {
-                // Matches now, but no row to come can match it: not held.
-                match self.state.get_mut(&key) {
-                    Some(heads) => heads,
-                    None => continue,
-                }
-            };
-            let (own, other) = if side == LEFT {
-                let [l, r] = &mut self.logs;
-                (l, &*r)
-            } else {
-                let [l, r] = &mut self.logs;
-                (r, &*l)
-            };
-            let from = matched[LEFT].len();
-            for (index, time) in other.list(heads[1 - side]) {
-                let (l, r) = if side == LEFT { (t, time) } else { (time, t) };
-                if !within(l, r) {
-                    continue;
-                }
-                let Some(there) = other.row_ref(index) else { continue };
-                let (lrow, rrow) = if side == LEFT { (row, there) } else { (there, row) };
-                matched[LEFT].push(lrow);
-                matched[RIGHT].push(rrow);
+            let other = 1 - side;
+            if self.unindexed[other].due() {
+                self.index(other);
             }
-            // The list runs newest first; the output keeps the other side's arrival order.
-            matched[LEFT][from..].reverse();
-            matched[RIGHT][from..].reverse();
+            let log = &self.logs[other];
+            let mut matches = |index: u64, time: Timestamp| {
+                let (l, r) = if side == LEFT { (t, time) } else { (time, t) };
+                if within(l, r) {
+                    if let Some(there) = log.row_ref(index) {
+                        let (lrow, rrow) = if side == LEFT { (row, there) } else { (there, row) };
+                        matched[LEFT].push(lrow);
+                        matched[RIGHT].push(rrow);
+                    }
+                }
+            };
+            // The other side's rows of the key in the order they were held: the indexed
+            // ones (their list runs newest first), then the unindexed ones.
+            if let Some(heads) = self.state.get(&key).filter(|h| h[other] != NO_ROW) {
+                let indexed: Vec<(u64, Timestamp)> = log.list(heads[other]).collect();
+                for (index, time) in indexed.into_iter().rev() {
+                    matches(index, time);
+                }
+            }
+            let unindexed = &mut self.unindexed[other];
+            unindexed.scanned += unindexed.keys.len();
+            for (index, held) in (unindexed.from..).zip(&unindexed.keys) {
+                if *held == key {
+                    if let Some(time) = log.time(index) {
+                        matches(index, time);
+                    }
+                }
+            }
+            // No row to come can match a row expiring at the watermark: it is not held.
             if expiry > self.watermark.0 {
-                heads[side] = own.hold(heads[side], t, i as u32, expiry);
+                let index = self.logs[side].hold(NO_ROW, t, i as u32, expiry);
+                self.unindexed[side].push(index, key);
             }
         }
         if late > 0 {
@@ -383,10 +449,16 @@ impl StreamOperator for IntervalJoinOperator {
 
     /// Held rows (their entries and arrays), the key table and the long keys.
     fn state_bytes(&self) -> usize {
-        self.logs.iter().map(RowLog::bytes).sum::<usize>() + hash_map_bytes(&self.state) + self.key_heap_bytes
+        self.logs.iter().map(RowLog::bytes).sum::<usize>()
+            + hash_map_bytes(&self.state)
+            + self.key_heap_bytes
+            + self.unindexed.iter().map(|u| u.bytes).sum::<usize>()
     }
 
     fn snapshot_state(&mut self) -> Result<Option<StateSnapshot>> {
+        // A snapshot lists the rows by key.
+        self.index(LEFT);
+        self.index(RIGHT);
         self.snapshot().map(Some)
     }
 

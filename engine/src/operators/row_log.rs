@@ -112,6 +112,25 @@ impl RowLog {
         })
     }
 
+    /// The index of the oldest row still in the log.
+    pub(super) fn first(&self) -> u64 {
+        self.first
+    }
+
+    /// The time of the row of entry `index`, if still in the log.
+    pub(super) fn time(&self, index: u64) -> Option<Timestamp> {
+        Some(self.entries.get(usize::try_from(index.checked_sub(self.first)?).ok()?)?.time)
+    }
+
+    /// Links the row of entry `index` to its key's previous row `prev` (a row held before
+    /// its key's list was known).
+    pub(super) fn set_prev(&mut self, index: u64, prev: u64) {
+        let Some(at) = index.checked_sub(self.first).and_then(|i| usize::try_from(i).ok()) else { return };
+        if let Some(entry) = self.entries.get_mut(at) {
+            entry.prev = prev;
+        }
+    }
+
     /// Whether a list starting at `newest` still has rows in the log.
     pub(super) fn holds(&self, newest: u64) -> bool {
         newest != NO_ROW && newest >= self.first
