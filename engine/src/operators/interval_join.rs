@@ -349,6 +349,8 @@ impl StreamOperator for IntervalJoinOperator {
         let mut chunks: [Option<u64>; 2] = [None, None];
         let mut matched: [Vec<RowRef>; 2] = [Vec::new(), Vec::new()];
         let mut late = 0u64;
+        // A key's list, reused for every row.
+        let mut list: Vec<(u64, Timestamp)> = Vec::new();
         let (lower, upper) = (self.spec.lower_ms, self.spec.upper_ms);
         let within = |l: Timestamp, r: Timestamp| {
             let d = i128::from(r) - i128::from(l);
@@ -392,8 +394,9 @@ impl StreamOperator for IntervalJoinOperator {
             // The other side's rows of the key in the order they were held: the indexed
             // ones (their list runs newest first), then the unindexed ones.
             if let Some(heads) = self.state.get(&key).filter(|h| h[other] != NO_ROW) {
-                let indexed: Vec<(u64, Timestamp)> = log.list(heads[other]).collect();
-                for (index, time) in indexed.into_iter().rev() {
+                list.clear();
+                list.extend(log.list(heads[other]));
+                for &(index, time) in list.iter().rev() {
                     matches(index, time);
                 }
             }
