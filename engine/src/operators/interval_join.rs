@@ -23,7 +23,8 @@
 //! watermark, so the output watermark is held back by that much (Flink's
 //! `getMaxOutputDelay`). Keys are kept in Arrow's row format, each with the newest held row
 //! of either side; a side's rows stay in the Arrow arrays they came in, listed per key
-//! through that side's [`RowLog`], and are gathered with `interleave` when they match.
+//! through that side's [`RowLog`] (rows held but not yet indexed are matched by comparing
+//! keys: see [`Unindexed`]), and are gathered with `interleave` when they match.
 //! Held rows are freed a batch at a time (see `row_log`); a key goes from the table once
 //! neither side holds a row of it, looked for when the log has freed as many rows as there
 //! are keys. A snapshot stores the rows as columns.

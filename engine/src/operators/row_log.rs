@@ -12,8 +12,9 @@
 //! Why: Nexmark q7 holds every bid by price, millions of keys of one or two rows each. A
 //! list per key (an allocation, or an inline row in a wider table entry) and a cleanup
 //! timer per key (a copy of the key in a time-ordered map) made each held row three or four
-//! cache misses and the key table three times the size; here it is one miss in a table of
-//! 40-byte entries, and the row's entry is appended where the last one was.
+//! cache misses and the key table three times the size; here it is at most one miss in a
+//! table of 40-byte entries (none while the rows are not indexed yet, see `Unindexed` in
+//! `interval_join`), and the row's entry is appended where the last one was.
 //!
 //! What it costs: a row's entry (24 bytes) is freed with the oldest batch still holding a
 //! live row, so rows far apart in time that arrive interleaved are kept as long as the
