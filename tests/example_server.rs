@@ -4,17 +4,12 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use crate::kafka_util::repo;
-
-/// A port nobody listens on now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// `examples/<name>/<file>` with each `(from, to)` replaced (every occurrence, and each
 /// must occur): the test's broker, topics, paths and databases.
@@ -50,36 +45,48 @@ pub struct Server {
 
 impl Server {
     /// Write `sql` to `dir/<file>`, serve it, and wait until its statements went through.
-    /// (Ports are picked free, but another test may take one before the server binds it:
-    /// then the server says so and exits, and it starts again on others.)
+    /// The ports are the system's pick (port 0), read back from the line the server prints
+    /// once it has bound them, so no other test can take one in between.
     pub fn start(dir: &Path, file: &str, sql: &str) -> Self {
         std::fs::write(dir.join(file), sql).unwrap();
-        for _ in 0..5 {
-            let (pg, http) = (free_port(), free_port());
-            let out = std::fs::File::create(dir.join("serve.out")).unwrap();
-            let err = std::fs::File::create(dir.join("serve.err")).unwrap();
-            let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-                .args(["serve", file, "--state-dir", "state"])
-                .args(["--pg-listen", &format!("127.0.0.1:{pg}"), "--http-listen", &format!("127.0.0.1:{http}")])
-                .current_dir(dir)
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .expect("start eddy serve");
-            let mut server = Self { child, dir: dir.to_path_buf(), pg, http };
-            // The file is noted in the state directory once every statement went through.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !dir.join("state/served-files").exists() && matches!(server.child.try_wait(), Ok(None)) {
-                assert!(Instant::now() < deadline, "the statements were not submitted\n{}", server.output());
+        let out = std::fs::File::create(dir.join("serve.out")).unwrap();
+        let err = std::fs::File::create(dir.join("serve.err")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["serve", file, "--state-dir", "state"])
+            .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start eddy serve");
+        let mut server = Self { child, dir: dir.to_path_buf(), pg: 0, http: 0 };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut waited = |what: &str, done: &dyn Fn() -> bool| {
+            while !done() {
+                assert!(
+                    matches!(server.child.try_wait(), Ok(None)) && Instant::now() < deadline,
+                    "{what}\n{}",
+                    server.output()
+                );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            if dir.join("state/served-files").exists() {
-                return server;
-            }
-            let output = server.output();
-            assert!(output.contains("Address already in use"), "eddy serve exited\n{output}");
-        }
-        panic!("no free ports for eddy serve");
+        };
+        // "eddy serve: Postgres protocol on 127.0.0.1:P, http://127.0.0.1:H/metrics; ..."
+        let err = || std::fs::read_to_string(dir.join("serve.err")).unwrap_or_default();
+        let announced =
+            |e: &str| e.lines().any(|l| l.starts_with("eddy serve: Postgres protocol on") && l.contains("; state in"));
+        waited("eddy serve did not say where it listens", &|| announced(&err()));
+        // The file is noted in the state directory once every statement went through (at
+        // once on a restart: it was noted before).
+        waited("the statements were not submitted", &|| dir.join("state/served-files").exists());
+        let err = err();
+        let port_after = |prefix: &str| -> u16 {
+            let at = err.find(prefix).unwrap_or_else(|| panic!("no '{prefix}' in {err}"));
+            let digits: String = err[at + prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap_or_else(|_| panic!("no port after '{prefix}' in {err}"))
+        };
+        (server.pg, server.http) = (port_after("Postgres protocol on 127.0.0.1:"), port_after("http://127.0.0.1:"));
+        server
     }
 
     /// What the server printed, for failure messages.

@@ -5,16 +5,11 @@
 #[allow(dead_code)]
 mod kafka_util;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 struct Server {
     child: Child,
@@ -23,25 +18,47 @@ struct Server {
 }
 
 impl Server {
-    fn start(state: &Path, pg: u16, http: u16) -> Self {
-        Self::start_with(state, pg, http, &[])
+    fn start(state: &Path) -> Self {
+        Self::start_with(state, &[])
     }
 
-    fn start_with(state: &Path, pg: u16, http: u16, extra: &[&str]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+    /// Start on ports the system picks (port 0), read back from the line the server prints
+    /// once it has bound them: no port is chosen first and bound later, so no other test
+    /// can take one in between. The server's other output is passed on to stderr.
+    fn start_with(state: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(["serve", "--state-dir"])
             .arg(state)
-            .args(["--pg-listen", &format!("127.0.0.1:{pg}"), "--http-listen", &format!("127.0.0.1:{http}")])
+            .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start eddy serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let _ = tx.send(line);
+            }
+        });
         let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", pg)).is_err() {
-            assert!(Instant::now() < deadline, "eddy serve did not listen on {pg}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let announced = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with("eddy serve: Postgres protocol on ") => break line,
+                Ok(_) => continue,
+                Err(e) => panic!("eddy serve did not say where it listens ({e})"),
+            }
+        };
+        // "eddy serve: Postgres protocol on 127.0.0.1:P, http://127.0.0.1:H/metrics; state in ..."
+        let port_after = |prefix: &str| -> u16 {
+            let rest = &announced[announced.find(prefix).unwrap_or_else(|| panic!("{announced}")) + prefix.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap_or_else(|_| panic!("no port after {prefix} in {announced}"))
+        };
+        let (pg, http) = (port_after("on 127.0.0.1:"), port_after("http://127.0.0.1:"));
         Self { child, pg, http }
     }
 
@@ -148,8 +165,7 @@ INSERT INTO bidder_copy SELECT bidder, bids FROM per_bidder;
 fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (pg, http) = (free_port(), free_port());
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     std::fs::write(dir.path().join("pipeline.sql"), PIPELINE).unwrap();
 
     // psql -f: each statement in turn; the INSERTs answer with their job ids.
@@ -260,7 +276,7 @@ fn psql_file_starts_jobs_whose_tables_survive_a_restart() {
 
     // A restart: the catalog and the rows come back.
     server.stop();
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     assert_eq!(server.query("SELECT count(*), sum(id) FROM all_bids"), "1000|500500");
     assert_eq!(
         server.query("SELECT bidder, window_start, bids FROM per_bidder ORDER BY bidder"),
@@ -304,8 +320,7 @@ fn submit(dir: &Path, file: &str, pg: u16) -> Output {
 fn submitted_jobs_keep_running_across_restarts_until_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (pg, http) = (free_port(), free_port());
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     std::fs::write(
         dir.path().join("live.sql"),
         "CREATE TABLE ticks (n BIGINT, ts AS TO_TIMESTAMP_LTZ(n * 1000, 3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)\n\
@@ -315,7 +330,7 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
          INSERT INTO seen SELECT n FROM ticks;\n",
     )
     .unwrap();
-    let out = submit(dir.path(), "live.sql", pg);
+    let out = submit(dir.path(), "live.sql", server.pg);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.matches("[INFO] Execute statement succeeded.").count(), 2, "{stdout}");
@@ -338,7 +353,7 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
 
     // Restarted with the server (datagen has no offsets to resume from: it starts again).
     server.stop();
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     let before = server.query("SELECT count(*) FROM seen").parse::<u64>().unwrap();
     assert!(before >= 50, "rows kept: {before}");
     assert!(server.query("SHOW JOBS").contains(&format!("{id}|insert-into_seen|RUNNING|")));
@@ -367,7 +382,7 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
     let err = server.psql(&["-c", "STOP JOB 'nope'"]);
     assert!(String::from_utf8_lossy(&err.stderr).contains("no job with id 'nope'"));
     server.stop();
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.query("SHOW JOBS"), "", "a stopped job is not started again");
 
@@ -403,7 +418,7 @@ fn submitted_jobs_keep_running_across_restarts_until_stopped() {
         "CREATE TABLE ok1 (a INT);\n\nINSERT INTO ok1 SELECT b FROM seen;\nCREATE TABLE never (a INT);\n",
     )
     .unwrap();
-    let out = submit(dir.path(), "bad.sql", pg);
+    let out = submit(dir.path(), "bad.sql", server.pg);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains("bad.sql:3:24"), "{stderr}");
@@ -424,11 +439,8 @@ fn scram_users_and_tls() {
         .output()
         .expect("run openssl");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let (pg, http) = (free_port(), free_port());
     let server = Server::start_with(
         &dir.path().join("state"),
-        pg,
-        http,
         &[
             "--auth",
             "scram",
@@ -442,7 +454,7 @@ fn scram_users_and_tls() {
     );
     let psql = |password: &str, sslmode: &str| {
         Command::new("psql")
-            .arg(format!("host=127.0.0.1 port={pg} user=alice dbname=eddy sslmode={sslmode}"))
+            .arg(format!("host=127.0.0.1 port={} user=alice dbname=eddy sslmode={sslmode}", server.pg))
             .args(["-X", "-A", "-t", "-c", "SELECT 40 + 2"])
             .env("PGPASSWORD", password)
             .output()
@@ -474,8 +486,7 @@ fn kafka_jobs_resume_from_committed_offsets_after_a_restart() {
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (pg, http) = (free_port(), free_port());
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     let sql = format!(
         "CREATE TABLE src (n BIGINT) WITH ('connector' = 'kafka', 'topic' = '{topic}',\n\
          'properties.bootstrap.servers' = '{bootstrap}', 'properties.group.id' = '{}',\n\
@@ -492,7 +503,7 @@ fn kafka_jobs_resume_from_committed_offsets_after_a_restart() {
     // Records written while the server is down are read after it; none twice.
     server.stop();
     produce(bootstrap, &topic, &records(51, 80));
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     server.wait_for("SELECT count(*), sum(n) FROM got", "80|3240");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(server.query("SELECT count(*), count(DISTINCT n) FROM got"), "80|80");
@@ -517,8 +528,7 @@ fn kafka_jobs_resume_from_committed_offsets_after_a_restart() {
 fn a_killed_server_resumes_its_jobs_from_their_last_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let (pg, http) = (free_port(), free_port());
-    let mut server = Server::start(&state, pg, http);
+    let mut server = Server::start(&state);
     std::fs::write(
         dir.path().join("windows.sql"),
         "SET 'execution.checkpointing.interval' = '300 ms';\n\
@@ -531,7 +541,7 @@ fn a_killed_server_resumes_its_jobs_from_their_last_checkpoint() {
          FROM TABLE(TUMBLE(TABLE ticks, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY k, window_start, window_end;\n",
     )
     .unwrap();
-    let out = submit(dir.path(), "windows.sql", pg);
+    let out = submit(dir.path(), "windows.sql", server.pg);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Crash once a checkpoint is complete and some windows are out.
@@ -554,7 +564,7 @@ fn a_killed_server_resumes_its_jobs_from_their_last_checkpoint() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
-    let server = Server::start(&state, pg, http);
+    let server = Server::start(&state);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !server.query("SHOW JOBS").contains("|FINISHED|") {
         assert!(Instant::now() < deadline, "the job did not finish: {}", server.query("SHOW JOBS"));

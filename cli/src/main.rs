@@ -94,10 +94,11 @@ enum Command {
         /// Catalog, jobs and result tables live here.
         #[arg(long, default_value = "eddy-state", value_name = "DIR")]
         state_dir: PathBuf,
-        /// Postgres protocol address (psql -h 127.0.0.1 -p 5433).
+        /// Postgres protocol address (psql -h 127.0.0.1 -p 5433). Port 0 takes any free port;
+        /// the line printed at start says which.
         #[arg(long, default_value = eddy_server::DEFAULT_PG_LISTEN, value_name = "HOST:PORT")]
         pg_listen: String,
-        /// HTTP address of /health and /metrics ('off' for none).
+        /// HTTP address of /health and /metrics ('off' for none; port 0 for any free port).
         #[arg(long, default_value = eddy_server::DEFAULT_HTTP_LISTEN, value_name = "HOST:PORT")]
         http_listen: String,
         /// Client authentication: 'trust' (anyone; for loopback) or 'scram' (SCRAM-SHA-256

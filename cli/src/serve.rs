@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use eddy_server::auth::{Auth, Users};
-use eddy_server::{serve, ServeConfig};
+use eddy_server::{listen, ServeConfig};
 
 use crate::script::{prepare, ScriptError};
 use crate::{EXIT_FAILURE, EXIT_USAGE};
@@ -77,31 +77,33 @@ pub fn serve_forever(args: ServeArgs) -> u8 {
         },
         None => None,
     };
-    if let Some(file) = submit {
-        // The port must be free now: the file goes to the first server that answers on it.
-        if let Err(e) = std::net::TcpListener::bind(pg_listen) {
-            eprintln!("error: listening on {pg_listen}: {e}");
-            return EXIT_FAILURE;
+    let config = ServeConfig { state_dir, pg_listen, http_listen, auth: auth.clone(), tls };
+    let state_dir = config.state_dir.clone();
+    let result = runtime.block_on(async {
+        let server = listen(config).await?;
+        // Where it listens, as bound: a port 0 asked for any free port.
+        let pg = server.pg_addr();
+        eprintln!(
+            "eddy serve: Postgres protocol on {pg}{}; state in {}",
+            server.http_addr().map(|a| format!(", http://{a}/metrics")).unwrap_or_default(),
+            state_dir.display()
+        );
+        if let Some(file) = submit {
+            let url = submit_url(pg, &auth, &users);
+            let marker = state_dir.join(SERVED_FILES);
+            std::thread::spawn(move || submit_file_once(&file, &url, &marker));
         }
-        let url = submit_url(pg_listen, &auth, &users);
-        let marker = state_dir.join(SERVED_FILES);
-        std::thread::spawn(move || submit_when_listening(&file, pg_listen, &url, &marker));
+        server.serve(shutdown_signal()).await
+    });
+    // Said at once: the runtime's shutdown below may wait for jobs.
+    if let Err(e) = &result {
+        eprintln!("error: {e}");
     }
-    let config = ServeConfig { state_dir, pg_listen, http_listen, auth, tls };
-    eprintln!(
-        "eddy serve: Postgres protocol on {pg_listen}{}; state in {}",
-        http_listen.map(|a| format!(", http://{a}/metrics")).unwrap_or_default(),
-        config.state_dir.display()
-    );
-    let result = runtime.block_on(serve(config, shutdown_signal()));
     // Jobs were asked to stop; give them a moment to write what is in flight.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     match result {
         Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_FAILURE
-        }
+        Err(_) => EXIT_FAILURE,
     }
 }
 
@@ -147,21 +149,10 @@ fn submit_url(pg_listen: SocketAddr, auth: &Auth, users: &[String]) -> String {
     format!("postgres://{user}@{addr}/eddy")
 }
 
-/// Wait until the server accepts connections, then send `file`'s statements to it (printing
-/// what `eddy submit` prints) and remember the file under the state directory.
-fn submit_when_listening(file: &Path, pg_listen: SocketAddr, url: &str, marker: &Path) {
-    let mut addr = pg_listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::net::TcpStream::connect(addr).is_err() {
-        if std::time::Instant::now() > deadline {
-            eprintln!("eddy serve: {} was not submitted: the server did not listen on {addr}", file.display());
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+/// Send `file`'s statements to the server (printing what `eddy submit` prints) and remember
+/// the file under the state directory. The server is bound already: the connection waits in
+/// its backlog until it answers.
+fn submit_file_once(file: &Path, url: &str, marker: &Path) {
     if crate::submit::submit_file(file, url) != 0 {
         eprintln!(
             "eddy serve: {} stopped at the statement above; the statements before it were applied \

@@ -36,7 +36,9 @@ pub fn submit_file(path: &Path, url: &str) -> u8 {
         let (client, connection) = match tokio_postgres::connect(url, NoTls).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: cannot connect to {url}: {e} (is `eddy serve` running?)");
+                // tokio-postgres keeps the cause (refused, timed out...) as the source.
+                let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+                eprintln!("error: cannot connect to {url}: {e}{cause} (is `eddy serve` running?)");
                 return EXIT_FAILURE;
             }
         };

@@ -15,14 +15,22 @@ use crate::jobs::JobRow;
 use crate::service::Eddy;
 use crate::ServerError;
 
-/// Listen on `addr` and answer until aborted.
-pub async fn spawn(addr: SocketAddr, eddy: Arc<Eddy>) -> Result<JoinHandle<()>, ServerError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Io { context: format!("listening on {addr}"), source: e })?;
-    Ok(tokio::spawn(async move {
+/// Listen on `addr` and answer until aborted; returns the address bound (port 0 picks one).
+pub async fn spawn(addr: SocketAddr, eddy: Arc<Eddy>) -> Result<(SocketAddr, JoinHandle<()>), ServerError> {
+    let io = |e| ServerError::Io { context: format!("listening on {addr}"), source: e };
+    let listener = TcpListener::bind(addr).await.map_err(io)?;
+    let bound = listener.local_addr().map_err(io)?;
+    let task = tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { continue };
+            let mut socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let eddy = eddy.clone();
             tokio::spawn(async move {
                 // The request head, up to its blank line (bodies are not read: GET only).
@@ -50,7 +58,8 @@ pub async fn spawn(addr: SocketAddr, eddy: Arc<Eddy>) -> Result<JoinHandle<()>, 
                 let _ = socket.shutdown().await;
             });
         }
-    }))
+    });
+    Ok((bound, task))
 }
 
 /// Per-job and per-operator counters and the protocol's, in Prometheus' text format. Each

@@ -81,6 +81,23 @@ pub struct ServeConfig {
 /// Open the state, then serve until `shutdown` resolves; jobs are stopped at the end (and
 /// started again by the next `serve` on the same state directory).
 pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+    listen(config).await?.serve(shutdown).await
+}
+
+/// A server whose state is open and whose ports are bound, not yet answering: its
+/// addresses are known (a port 0 in the configuration is the one the system picked), so a
+/// caller can say where it listens before it serves.
+pub struct Listening {
+    eddy: Arc<Eddy>,
+    pg: TcpListener,
+    pg_addr: SocketAddr,
+    http: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    tls: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
+    auth: auth::Auth,
+}
+
+/// Open the state (restarting its jobs) and bind the ports.
+pub async fn listen(config: ServeConfig) -> Result<Listening, ServerError> {
     let state_dir = config.state_dir.clone();
     let eddy = tokio::task::spawn_blocking({
         let handle = tokio::runtime::Handle::current();
@@ -92,44 +109,66 @@ pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Outpu
     .await
     .map_err(|e| ServerError::State(format!("opening the state failed: {e}")))??;
     pg_catalog_overlay::install(&eddy.query_context(), eddy.primary_keys()).await?;
-    let listener = TcpListener::bind(config.pg_listen)
-        .await
-        .map_err(|e| ServerError::Io { context: format!("listening on {}", config.pg_listen), source: e })?;
+    let io = |e| ServerError::Io { context: format!("listening on {}", config.pg_listen), source: e };
+    let pg = TcpListener::bind(config.pg_listen).await.map_err(io)?;
+    let pg_addr = pg.local_addr().map_err(io)?;
     let http = match config.http_listen {
         Some(addr) => Some(http::spawn(addr, eddy.clone()).await?),
         None => None,
     };
-    tracing::info!(pg = %config.pg_listen, http = ?config.http_listen, state = %config.state_dir.display(), "eddy serve ready");
     let tls = match &config.tls {
         Some((cert, key)) => Some(auth::tls_acceptor(cert, key)?),
         None => None,
     };
-    let handlers = Arc::new(pg::Handlers::new(eddy.clone(), config.auth.clone()));
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                match accepted {
-                    Ok((socket, peer)) => {
-                        let handlers = handlers.clone();
-                        let tls = tls.clone();
-                        let eddy = eddy.clone();
-                        tokio::spawn(async move {
-                            let _open = eddy.pg_metrics().connection();
-                            if let Err(e) = process_socket(socket, tls, handlers).await {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                            }
-                        });
+    Ok(Listening { eddy, pg, pg_addr, http, tls, auth: config.auth })
+}
+
+impl Listening {
+    /// The Postgres protocol's address.
+    pub fn pg_addr(&self) -> SocketAddr {
+        self.pg_addr
+    }
+
+    /// The HTTP endpoint's address, if there is one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|(addr, _)| *addr)
+    }
+
+    /// Answer until `shutdown` resolves, then stop the jobs for a restart.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
+        let Listening { eddy, pg: listener, pg_addr, http, tls, auth } = self;
+        tracing::info!(pg = %pg_addr, http = ?http.as_ref().map(|(a, _)| a), "eddy serve ready");
+        let handlers = Arc::new(pg::Handlers::new(eddy.clone(), auth));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    match accepted {
+                        Ok((socket, peer)) => {
+                            let handlers = handlers.clone();
+                            let tls = tls.clone();
+                            let eddy = eddy.clone();
+                            tokio::spawn(async move {
+                                let _open = eddy.pg_metrics().connection();
+                                if let Err(e) = process_socket(socket, tls, handlers).await {
+                                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                                }
+                            });
+                        }
+                        Err(e) => {
+                            // Out of file descriptors, say: wait rather than spin.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
                     }
-                    Err(e) => tracing::warn!(error = %e, "accept failed"),
                 }
+                _ = &mut shutdown => break,
             }
-            _ = &mut shutdown => break,
         }
+        if let Some((_, task)) = http {
+            task.abort();
+        }
+        eddy.jobs().stop_all_for_restart(std::time::Duration::from_secs(10)).await;
+        Ok(())
     }
-    if let Some(h) = http {
-        h.abort();
-    }
-    eddy.jobs().stop_all_for_restart(std::time::Duration::from_secs(10)).await;
-    Ok(())
 }

@@ -17,9 +17,9 @@ Usage: python3 tests/clients/run_clients.py [CLIENT...]   (default: every client
 """
 
 import os
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -110,12 +110,6 @@ def node_modules():
 # ---------------------------------------------------------------- the server
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def psql(port, *args, timeout=60):
     cmd = ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "eddy", "-d", "eddy", "-X", "-v", "ON_ERROR_STOP=1", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, PGCONNECT_TIMEOUT="10"))
@@ -123,27 +117,29 @@ def psql(port, *args, timeout=60):
 
 class Server:
     def __init__(self, workdir):
-        self.port = free_port()
         SERVER_LOG.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(SERVER_LOG, "w")
         env = dict(os.environ, EDDY_LOG="warn,datafusion_postgres=debug,eddy_server=debug", NO_COLOR="1")
+        # Port 0: the server binds a free port and prints which, so no port is picked here
+        # and bound there later (another process could take it in between).
         self.proc = subprocess.Popen(
-            [EDDY_BIN, "serve", "--state-dir", str(workdir / "state"), "--pg-listen", f"127.0.0.1:{self.port}", "--http-listen", "off"],
+            [EDDY_BIN, "serve", "--state-dir", str(workdir / "state"), "--pg-listen", "127.0.0.1:0", "--http-listen", "off"],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
         )
         deadline = time.time() + 60
+        announced = re.compile(r"Postgres protocol on 127\.0\.0\.1:(\d+)")
         while True:
             if self.proc.poll() is not None:
                 raise SystemExit(f"eddy serve exited with {self.proc.returncode}; log: {SERVER_LOG}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            found = announced.search(SERVER_LOG.read_text(errors="replace"))
+            if found:
+                self.port = int(found.group(1))
                 break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit(f"eddy serve did not listen on {self.port}")
-                time.sleep(0.1)
+            if time.time() > deadline:
+                raise SystemExit(f"eddy serve did not say where it listens; log: {SERVER_LOG}")
+            time.sleep(0.1)
 
     def stop(self):
         if self.proc.poll() is None:
