@@ -7,13 +7,18 @@
 //!
 //! [`StreamOperator::state_bytes`]: super::StreamOperator::state_bytes
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::size_of;
 
 /// The table of a `HashMap` (without what its keys and values own on the heap): its
 /// buckets (capacity is 7/8 of them) of one entry and one control byte each.
 pub(super) fn hash_map_bytes<K, V, S>(map: &HashMap<K, V, S>) -> usize {
     map.capacity().saturating_mul(size_of::<(K, V)>() + 1) / 7 * 8
+}
+
+/// The table of a `HashSet`, as [`hash_map_bytes`].
+pub(super) fn hash_set_bytes<T, S>(set: &HashSet<T, S>) -> usize {
+    set.capacity().saturating_mul(size_of::<T>() + 1) / 7 * 8
 }
 
 /// The nodes of a `BTreeMap` or `BTreeSet` of `len` entries (without what they own on the

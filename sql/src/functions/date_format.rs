@@ -99,11 +99,20 @@ fn format_temporal(values: &TemporalArg, patterns: &StrArg, n: usize, out: &mut 
     };
     let zone = values.kind.zone().map(arrow_zone);
     let mut formats = Formats::new(dialect);
+    // Rows in time order repeat values (a stream has many events per millisecond): a row
+    // with the last row's value and pattern takes its text instead of formatting again.
+    let mut last: Option<(i64, &str)> = None;
+    let mut last_text = String::new();
     for i in 0..n {
         let (Some(v), Some(p)) = (values.get(i), patterns.get(i)) else {
             out.append_null();
             continue;
         };
+        if last == Some((v, p)) {
+            out.append_value(&last_text);
+            continue;
+        }
+        last = None;
         let compiled = formats.get(p);
         let fmt = compiled_or_err(p, &compiled)?;
         let Some(utc) = values.kind.to_naive_utc(v) else {
@@ -112,7 +121,11 @@ fn format_temporal(values: &TemporalArg, patterns: &StrArg, n: usize, out: &mut 
         };
         let offset = zone.as_ref().map_or(0, |z| z.offset_at_utc(&utc));
         match utc.checked_add_signed(chrono::Duration::seconds(i64::from(offset))) {
-            Some(local) => out.append_value(fmt.format(&local, offset)),
+            Some(local) => {
+                last_text = fmt.format(&local, offset);
+                out.append_value(&last_text);
+                last = Some((v, p));
+            }
             None => out.append_null(),
         }
     }
@@ -195,6 +208,15 @@ mod tests {
         assert!(out.is_null(1));
         assert_eq!(out.value(2), "1969-12-31 23:59:59.999");
         assert_eq!(fmt(ts("2024-03-01 00:00:00"), "yyyy").data_type(), DataType::Utf8);
+        // Repeated values (the last row's text is reused), then others, nulls between.
+        let t = ts_millis("2024-03-01 22:30:07.885");
+        let repeated = TimestampMillisecondArray::from(vec![Some(t), Some(t), None, Some(t), Some(t + 60_000), Some(t)]);
+        let out = invoke_array(
+            &DateFormat::new(),
+            vec![ColumnarValue::Array(Arc::new(repeated)), ColumnarValue::Scalar(s("HH:mm"))],
+        );
+        let out: Vec<Option<&str>> = out.as_string::<i32>().iter().collect();
+        assert_eq!(out, [Some("22:30"), Some("22:30"), None, Some("22:30"), Some("22:31"), Some("22:30")]);
         assert_eq!(invoke_scalar(&DateFormat::new(), vec![ts("2024-03-01 00:00:00"), null_str()]), null_str());
     }
 

@@ -87,11 +87,11 @@ impl GroupAggregateOperator {
                 return Err(EngineError::Internal(format!("{}: a key to expire has no state", self.name)));
             };
             for ((plan, state), columns) in self.aggregates.iter().zip(&mut group.aggregates).zip(&mut states) {
-                let (AggState::Accumulator(acc), Some(columns)) = (&mut *state, columns) else { continue };
+                let (Some(acc), Some(columns)) = (state.accumulator(), columns) else { continue };
                 let read = acc.state().map_err(&expr_err)?;
                 let arrays = read.iter().map(ScalarValue::to_array).collect::<std::result::Result<Vec<_>, _>>();
                 let mut fresh = plan.create().map_err(&expr_err)?;
-                if let AggState::Accumulator(f) = &mut fresh {
+                if let Some(f) = fresh.accumulator() {
                     f.merge_batch(&arrays.map_err(&expr_err)?).map_err(&expr_err)?;
                 }
                 *state = fresh;
@@ -232,7 +232,7 @@ impl GroupAggregateOperator {
             e.clear();
         }
         let now = self.expiry.as_ref().map(|e| e.now());
-        self.groups = HashMap::with_capacity(n);
+        self.groups = HashMap::with_capacity_and_hasher(n, Default::default());
         self.heap_bytes = 0;
         for (i, mut group) in groups.into_iter().enumerate() {
             let key = keys.row(i);
@@ -281,7 +281,7 @@ impl GroupAggregateOperator {
                 let states = part_columns(name, batches, part, columns)?;
                 // A fresh accumulator's state has the types a snapshot of it has.
                 let mut probe = plan.create().map_err(&expr_err)?;
-                let AggState::Accumulator(acc) = &mut probe else {
+                let Some(acc) = probe.accumulator() else {
                     return Err(malformed(name, format!("aggregate {j} is not an accumulator")));
                 };
                 let types: Vec<DataType> = acc.state().map_err(&expr_err)?.iter().map(|s| s.data_type()).collect();
@@ -290,7 +290,7 @@ impl GroupAggregateOperator {
                     return Err(malformed(name, format!("aggregate {j} has states of another shape")));
                 }
                 for (i, group) in groups.iter_mut().enumerate() {
-                    let AggState::Accumulator(acc) = &mut group.aggregates[j] else { continue };
+                    let Some(acc) = group.aggregates[j].accumulator() else { continue };
                     let row: Vec<ArrayRef> = states.iter().map(|c| c.slice(i, 1)).collect();
                     acc.merge_batch(&row).map_err(&expr_err)?;
                 }
@@ -316,7 +316,9 @@ impl GroupAggregateOperator {
                             c.restore(encoded.row(r), counts.value(r));
                             distinct[*i].push(r as u32);
                         }
-                        AggState::Accumulator(_) => return Err(malformed(name, "counts of an accumulator")),
+                        AggState::Native(_) | AggState::Accumulator(_) => {
+                            return Err(malformed(name, "counts of an accumulator"))
+                        }
                     }
                 }
                 for (group, rows) in groups.iter_mut().zip(distinct) {

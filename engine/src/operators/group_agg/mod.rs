@@ -34,6 +34,7 @@
 //! Watermarks pass through: the operator has no timers.
 
 mod checkpoint;
+mod native;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -50,6 +51,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use eddy_connectors::RowKind;
 use eddy_sql::plan::{GroupAggSpec, GroupEmit, Retraction};
 
+use self::native::NativeKind;
 use self::state::{states_overhead, AggKind, AggPlan, AggState, Codec, Encoded};
 use super::memory::{hash_map_bytes, shrink_if_sparse};
 use super::ttl::{KeyExpiry, WriteId};
@@ -57,6 +59,10 @@ use super::{OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message};
+
+/// The hasher of keys (aHash: a key is hashed twice per batch that touches it, and SipHash
+/// showed in profiles).
+type KeyHasher = datafusion::common::hash_utils::RandomState;
 
 /// Most rows per batch emitted at the end of a batch-mode input.
 const FINAL_BATCH_ROWS: usize = 8192;
@@ -73,7 +79,7 @@ pub struct GroupAggregateOperator {
     /// The input updates: rows may be taken back.
     retracting: bool,
     emit: GroupEmit,
-    groups: HashMap<Box<[u8]>, Group>,
+    groups: HashMap<Box<[u8]>, Group, KeyHasher>,
     /// With `table.exec.state.ttl` (streaming only): keys in the order they were last written.
     expiry: Option<KeyExpiry>,
     /// Sum of the groups' `bytes`.
@@ -101,10 +107,12 @@ struct ByKey {
     bounds: Vec<usize>,
     /// Per permuted row, whether it adds (`+I`/`+U`) rather than takes back.
     adds: Vec<bool>,
-    /// Per aggregate, its argument columns, permuted.
+    /// Per aggregate, its argument columns, permuted, without the rows its FILTER drops.
     args: Vec<Vec<ArrayRef>>,
-    /// Per aggregate, its FILTER mask (no NULLs), permuted.
-    filters: Vec<Option<BooleanArray>>,
+    /// Per aggregate with a FILTER, for each permuted row the number of rows before it that
+    /// the filter keeps (one entry more than rows): permuted rows `r..s` are rows
+    /// `kept[r]..kept[s]` of its `args`. Aggregates with the same FILTER share it.
+    kept: Vec<Option<Arc<[u32]>>>,
 }
 
 /// A key the batch touched: its state after the batch (`None`: it has no rows) and the
@@ -166,7 +174,7 @@ impl GroupAggregateOperator {
             output_schema: ctx.output_schema,
             retracting: spec.input_updating,
             emit: spec.emit,
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             expiry,
             heap_bytes: 0,
         })
@@ -239,17 +247,63 @@ impl GroupAggregateOperator {
         let permute = |a: ArrayRef| if identity { Ok(a) } else { take(&a, &order, None).map_err(&arrow_err) };
         let row_adds = super::row_adds(batch, &self.name, self.retracting)?;
         let adds = order.values().iter().map(|r| row_adds[*r as usize]).collect();
+        // Aggregates often share arguments and FILTERs (`COUNT(DISTINCT a) FILTER (WHERE p)`
+        // beside `COUNT(*) FILTER (WHERE p)`): each distinct one is evaluated and permuted
+        // once, and each argument filtered once per FILTER, for the whole batch; a group's
+        // rows are then slices of those (no kernel call per group and aggregate).
+        let mut columns: Vec<(&Arc<dyn PhysicalExpr>, ArrayRef)> = Vec::new();
+        let mut masks: Vec<(&Arc<dyn PhysicalExpr>, BooleanArray, Arc<[u32]>)> = Vec::new();
+        let mut filtered: Vec<(usize, usize, ArrayRef)> = Vec::new();
         let mut args = Vec::with_capacity(self.aggregates.len());
-        let mut filters = Vec::with_capacity(self.aggregates.len());
+        let mut kept = Vec::with_capacity(self.aggregates.len());
         for a in &self.aggregates {
-            args.push(a.args.iter().map(|e| eval(e).and_then(&permute)).collect::<Result<Vec<_>>>()?);
-            let mask = match &a.filter {
-                Some(f) => Some(self.filter_mask(&eval(f)?, &a.display)?),
-                None => None,
+            let mut arg_ids = Vec::with_capacity(a.args.len());
+            for e in &a.args {
+                let id = match columns.iter().position(|(seen, _)| *seen == e) {
+                    Some(id) => id,
+                    None => {
+                        columns.push((e, permute(eval(e)?)?));
+                        columns.len() - 1
+                    }
+                };
+                arg_ids.push(id);
+            }
+            let Some(f) = &a.filter else {
+                args.push(arg_ids.iter().map(|id| Arc::clone(&columns[*id].1)).collect());
+                kept.push(None);
+                continue;
             };
-            filters.push(mask.map(|m| permute(Arc::new(m))).transpose()?.map(|m| m.as_boolean().clone()));
+            let mask_id = match masks.iter().position(|(seen, _, _)| *seen == f) {
+                Some(id) => id,
+                None => {
+                    let mask = permute(Arc::new(self.filter_mask(&eval(f)?, &a.display)?))?.as_boolean().clone();
+                    let mut before = Vec::with_capacity(n + 1);
+                    let mut count = 0u32;
+                    before.push(0);
+                    for keep in mask.values() {
+                        count += u32::from(keep);
+                        before.push(count);
+                    }
+                    masks.push((f, mask, before.into()));
+                    masks.len() - 1
+                }
+            };
+            let mut filtered_args = Vec::with_capacity(arg_ids.len());
+            for id in arg_ids {
+                let column = match filtered.iter().find(|(c, m, _)| *c == id && *m == mask_id) {
+                    Some((_, _, column)) => Arc::clone(column),
+                    None => {
+                        let column = filter(&columns[id].1, &masks[mask_id].1).map_err(&arrow_err)?;
+                        filtered.push((id, mask_id, Arc::clone(&column)));
+                        column
+                    }
+                };
+                filtered_args.push(column);
+            }
+            args.push(filtered_args);
+            kept.push(Some(Arc::clone(&masks[mask_id].2)));
         }
-        Ok((keys, ByKey { first_rows, bounds, adds, args, filters }))
+        Ok((keys, ByKey { first_rows, bounds, adds, args, kept }))
     }
 
     /// A FILTER's rows to keep: where the predicate is TRUE (NULL counts as FALSE).
@@ -263,24 +317,20 @@ impl GroupAggregateOperator {
     /// Applies rows `from..to` of `rows` (all adding or all taking back) to `group`.
     fn apply_run(&self, group: &mut Group, rows: &ByKey, from: usize, to: usize, add: bool) -> Result<()> {
         let expr_err = self.expr_err();
-        let arrow_err = self.arrow_err();
         for (i, plan) in self.aggregates.iter().enumerate() {
-            let mut args: Vec<ArrayRef> = rows.args[i].iter().map(|a| a.slice(from, to - from)).collect();
-            if let Some(mask) = &rows.filters[i] {
-                let mask = mask.slice(from, to - from);
-                if mask.true_count() < mask.len() {
-                    args = args
-                        .iter()
-                        .map(|a| filter(a, &mask))
-                        .collect::<std::result::Result<_, _>>()
-                        .map_err(&arrow_err)?;
-                }
+            let (from, to) = match &rows.kept[i] {
+                Some(kept) => (kept[from] as usize, kept[to] as usize),
+                None => (from, to),
+            };
+            if from == to {
+                // No rows (or none its FILTER keeps): nothing to tell the aggregate.
+                continue;
             }
             let state = &mut group.aggregates[i];
             if add {
-                plan.update(state, &args).map_err(&expr_err)?;
+                plan.update(state, &rows.args[i], from, to).map_err(&expr_err)?;
             } else {
-                plan.retract(state, &args).map_err(&expr_err)?;
+                plan.retract(state, &rows.args[i], from, to).map_err(&expr_err)?;
             }
         }
         Ok(())
@@ -349,7 +399,7 @@ impl GroupAggregateOperator {
 /// first appearance; each key's bounds in the order; and the order (row indices, key by key,
 /// in input order within a key).
 fn order_by_key(keys: &Encoded, n: usize) -> (Vec<usize>, Vec<usize>, Vec<u32>) {
-    let mut index: HashMap<&[u8], usize> = HashMap::new();
+    let mut index: HashMap<&[u8], usize, KeyHasher> = HashMap::default();
     let mut key_of_row = Vec::with_capacity(n);
     let mut first_rows = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
@@ -549,11 +599,14 @@ fn aggregate_kind(
     input: &SchemaRef,
     retracting: bool,
 ) -> std::result::Result<AggKind, DataFusionError> {
-    if !retracting {
-        return Ok(AggKind::Accumulator { function: Arc::clone(function), retracting: false });
-    }
     let arg_types =
         function.expressions().iter().map(|e| e.data_type(input)).collect::<std::result::Result<Vec<_>, _>>()?;
+    if !retracting {
+        if let Some(native) = NativeKind::of(function, &arg_types) {
+            return Ok(AggKind::Native(native));
+        }
+        return Ok(AggKind::Accumulator { function: Arc::clone(function), retracting: false });
+    }
     let codec = |types: &[DataType]| Codec::new(types).map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
     Ok(match Retraction::of(function, input)? {
         Retraction::Accumulator => AggKind::Accumulator { function: Arc::clone(function), retracting: true },

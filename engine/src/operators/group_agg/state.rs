@@ -25,6 +25,7 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::native::{NativeKind, NativeState};
 use crate::operators::memory::btree_bytes;
 
 /// Row encoding (arrow-row) of a list of columns. With no columns at all (the key of a
@@ -98,6 +99,8 @@ pub(super) struct AggPlan {
 }
 
 pub(super) enum AggKind {
+    /// COUNT or COUNT(DISTINCT BIGINT) on an append-only input, updated in place.
+    Native(NativeKind),
     /// A DataFusion accumulator; `retracting`: the one whose `retract_batch` works.
     Accumulator { function: Arc<AggregateFunctionExpr>, retracting: bool },
     /// MIN/MAX over an updating input: a count per value of the argument (`values`).
@@ -109,6 +112,7 @@ pub(super) enum AggKind {
 
 /// One aggregate's state in one group.
 pub(super) enum AggState {
+    Native(NativeState),
     Accumulator(Box<dyn Accumulator>),
     Extreme(Counts<BTreeMap<Box<[u8]>, i64>>),
     Distinct { counts: Counts<HashMap<Box<[u8]>, i64>>, inner: Box<dyn Accumulator> },
@@ -214,7 +218,7 @@ impl AggPlan {
     /// The encoding of the values it counts (MIN/MAX and DISTINCT over an updating input).
     pub(super) fn values(&self) -> Option<&Codec> {
         match &self.kind {
-            AggKind::Accumulator { .. } => None,
+            AggKind::Native(_) | AggKind::Accumulator { .. } => None,
             AggKind::Extreme { values, .. } | AggKind::Distinct { values, .. } => Some(values),
         }
     }
@@ -222,6 +226,7 @@ impl AggPlan {
     /// An empty state.
     pub(super) fn create(&self) -> DfResult<AggState> {
         Ok(match &self.kind {
+            AggKind::Native(kind) => AggState::Native(kind.create()),
             AggKind::Accumulator { function, retracting: true } => {
                 AggState::Accumulator(function.create_sliding_accumulator()?)
             }
@@ -235,19 +240,26 @@ impl AggPlan {
         })
     }
 
-    /// Adds rows (`args`: this aggregate's argument columns, FILTER applied).
-    pub(super) fn update(&self, state: &mut AggState, args: &[ArrayRef]) -> DfResult<()> {
-        self.apply(state, args, true)
+    /// Adds rows `from..to` of `args` (this aggregate's argument columns, FILTER applied).
+    pub(super) fn update(&self, state: &mut AggState, args: &[ArrayRef], from: usize, to: usize) -> DfResult<()> {
+        if let AggState::Native(native) = state {
+            // In place: no slice of the columns.
+            return native.update_rows(args, from, to);
+        }
+        let args: Vec<ArrayRef> = args.iter().map(|a| a.slice(from, to - from)).collect();
+        self.apply(state, &args, true)
     }
 
-    /// Takes rows back.
-    pub(super) fn retract(&self, state: &mut AggState, args: &[ArrayRef]) -> DfResult<()> {
-        self.apply(state, args, false)
+    /// Takes rows `from..to` of `args` back.
+    pub(super) fn retract(&self, state: &mut AggState, args: &[ArrayRef], from: usize, to: usize) -> DfResult<()> {
+        let args: Vec<ArrayRef> = args.iter().map(|a| a.slice(from, to - from)).collect();
+        self.apply(state, &args, false)
     }
 
     fn apply(&self, state: &mut AggState, args: &[ArrayRef], add: bool) -> DfResult<()> {
         let rows = args.first().map_or(0, |a| a.len());
         match (state, &self.kind) {
+            (AggState::Native(native), _) if add => native.update_batch(args),
             (AggState::Accumulator(acc), _) if add => acc.update_batch(args),
             (AggState::Accumulator(acc), _) => acc.retract_batch(args),
             (AggState::Extreme(counts), AggKind::Extreme { values, .. }) => {
@@ -290,6 +302,7 @@ impl AggPlan {
     /// The aggregate's current value.
     pub(super) fn evaluate(&self, state: &mut AggState) -> DfResult<ScalarValue> {
         match (state, &self.kind) {
+            (AggState::Native(native), _) => native.evaluate(),
             (AggState::Accumulator(acc), _) => acc.evaluate(),
             (AggState::Extreme(counts), AggKind::Extreme { max, values, null }) => {
                 let extreme = if *max { counts.values.last_key_value() } else { counts.values.first_key_value() };
@@ -310,16 +323,26 @@ impl AggState {
     /// Memory held (DataFusion's `Accumulator::size`, or the counted values and their map).
     pub(super) fn size(&self) -> usize {
         match self {
+            AggState::Native(native) => native.size(),
             AggState::Accumulator(acc) => acc.size(),
             AggState::Extreme(counts) => counts.size(),
             AggState::Distinct { counts, inner } => counts.size() + inner.size(),
         }
     }
 
+    /// The accumulator, for a snapshot (`None` for counted values).
+    pub(super) fn accumulator(&mut self) -> Option<&mut dyn Accumulator> {
+        match self {
+            AggState::Native(native) => Some(native),
+            AggState::Accumulator(acc) => Some(acc.as_mut()),
+            AggState::Extreme(_) | AggState::Distinct { .. } => None,
+        }
+    }
+
     /// The values counted, for a snapshot (`None` for an accumulator).
     pub(super) fn counts(&self) -> Option<Entries<'_>> {
         match self {
-            AggState::Accumulator(_) => None,
+            AggState::Native(_) | AggState::Accumulator(_) => None,
             AggState::Extreme(counts) => Some(counts.values.entries()),
             AggState::Distinct { counts, .. } => Some(counts.values.entries()),
         }

@@ -321,6 +321,32 @@ fn a_changelog_into_an_append_only_plan_or_an_aggregate_without_retraction_is_re
     assert!(Setup::new(vec![agg(first_value_udaf(), false)]).build().is_ok());
 }
 
+/// Aggregates sharing an argument and a FILTER, beside one without: keys interleaved, and a
+/// key's rows in runs of adds and retractions, some of them rows the FILTER drops.
+#[test]
+fn shared_filters_apply_each_keys_runs_to_the_rows_they_keep() {
+    let schema = input_schema();
+    let v = || col("v", &schema).expect("v");
+    let positive = || Some(binary(v(), BinaryOp::Gt, lit(0i64), &schema).expect("filter"));
+    let aggregates = vec![
+        agg_with(count_udaf(), v(), false, positive()),
+        agg_with(sum_udaf(), v(), false, positive()),
+        agg_with(sum_udaf(), v(), false, None),
+        agg_with(count_udaf(), v(), true, positive()),
+    ];
+    let mut op = Setup::new(aggregates).retracting().operator();
+    let first = [(I, "a", 1), (I, "b", -2), (I, "a", -3), (I, "a", 2), (I, "b", 5), (I, "a", 2)];
+    let first: Vec<_> = first.iter().map(|(kind, k, v)| (*kind, Some(*k), Some(*v))).collect();
+    assert_eq!(run(&mut op, changes(&first)), ["+I[a, 3, 5, 2, 2]", "+I[b, 1, 5, 3, 1]"]);
+    // a: 2 and -3 taken back; b: -1 added, then 5 taken back.
+    let second = [(D, "a", 2), (I, "b", -1), (D, "a", -3), (D, "b", 5)];
+    let second: Vec<_> = second.iter().map(|(kind, k, v)| (*kind, Some(*k), Some(*v))).collect();
+    assert_eq!(
+        run(&mut op, changes(&second)),
+        ["-U[a, 3, 5, 2, 2]", "+U[a, 2, 3, 3, 2]", "-U[b, 1, 5, 3, 1]", "+U[b, 0, null, -3, 0]"]
+    );
+}
+
 /// A changelog input with every kind of state: accumulators, MIN/MAX counts, DISTINCT counts.
 fn mixed_input() -> Vec<Message> {
     vec![
@@ -359,6 +385,25 @@ fn restores_at_every_message() {
         ["+I[c, 1, 8, 8.0, 8, 8, 1, 8]", "-U[a, 1, 5, 5.0, 5, 5, 1, 5]", "+U[a, 1, 2, 2.0, 2, 2, 1, 2]"],
         "{log:?}"
     );
+    // An append-only input: COUNT and COUNT(DISTINCT) are updated in place (`native.rs`),
+    // and restore like the accumulators beside them.
+    let appended = vec![
+        Message::Data(rows(&[("a", 5), ("b", 2), ("a", 5)])),
+        Message::Data(rows(&[("a", 9), ("b", 2), ("c", 1)])),
+        Message::Data(rows(&[("a", 1), ("c", 1)])),
+        Message::End,
+    ];
+    let setup = Setup::new(every_kind());
+    let out = assert_restores_everywhere(|| setup.operator(), &appended);
+    let log = changelog(&out);
+    assert_eq!(log.len(), 11, "{log:?}");
+    assert_eq!(
+        log[8..],
+        ["+U[a, 4, 20, 5.0, 1, 9, 3, 15]", "-U[c, 1, 1, 1.0, 1, 1, 1, 1]", "+U[c, 2, 2, 1.0, 1, 1, 1, 1]"],
+        "{log:?}"
+    );
+    assert_eq!(log[..2], ["+I[a, 2, 10, 5.0, 5, 5, 1, 5]", "+I[b, 1, 2, 2.0, 2, 2, 1, 2]"], "{log:?}");
+
     // Batch mode: the state is every key's, emitted at the end.
     let setup = Setup::new(every_kind()).retracting().batch();
     let out = assert_restores_everywhere(|| setup.operator(), &input);
