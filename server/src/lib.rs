@@ -78,12 +78,6 @@ pub struct ServeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-/// Open the state, then serve until `shutdown` resolves; jobs are stopped at the end (and
-/// started again by the next `serve` on the same state directory).
-pub async fn serve(config: ServeConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
-    listen(config).await?.serve(shutdown).await
-}
-
 /// A server whose state is open and whose ports are bound, not yet answering: its
 /// addresses are known (a port 0 in the configuration is the one the system picked), so a
 /// caller can say where it listens before it serves.
@@ -134,7 +128,8 @@ impl Listening {
         self.http.as_ref().map(|(addr, _)| *addr)
     }
 
-    /// Answer until `shutdown` resolves, then stop the jobs for a restart.
+    /// Answer until `shutdown` resolves, then stop the jobs (the next `listen` on the same
+    /// state directory starts them again).
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), ServerError> {
         let Listening { eddy, pg: listener, pg_addr, http, tls, auth } = self;
         tracing::info!(pg = %pg_addr, http = ?http.as_ref().map(|(a, _)| a), "eddy serve ready");

@@ -259,7 +259,6 @@ impl AggPlan {
     fn apply(&self, state: &mut AggState, args: &[ArrayRef], add: bool) -> DfResult<()> {
         let rows = args.first().map_or(0, |a| a.len());
         match (state, &self.kind) {
-            (AggState::Native(native), _) if add => native.update_batch(args),
             (AggState::Accumulator(acc), _) if add => acc.update_batch(args),
             (AggState::Accumulator(acc), _) => acc.retract_batch(args),
             (AggState::Extreme(counts), AggKind::Extreme { values, .. }) => {
