@@ -1,13 +1,16 @@
 //! The `json` format: one JSON object per line, as Flink's `json` format.
 //!
-//! Decoding is arrow-json's tape decoder over a whole chunk of lines at once (the fast path).
-//! Only when that fails does the decoder go line by line, to name the bad line
+//! A chunk of lines (or a poll's Kafka records) is first decoded by [`DirectDecoder`], which
+//! parses straight into the schema's columns (the fast path). What it is not sure of, it
+//! leaves to arrow-json's tape decoder over the whole chunk at once; only when that fails
+//! too does the decoder go line by line, to name the bad line
 //! (`file.jsonl:3`) or, with `json.ignore-parse-errors`, skip and count it. As in Flink, with
 //! that option a value of the wrong type becomes NULL rather than dropping its row.
 //! `json.fail-on-missing-field` needs each line's keys, so only then are keys scanned
 //! separately (with serde, values skipped unparsed).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -17,6 +20,7 @@ use arrow::json::{ReaderBuilder, WriterBuilder};
 use arrow::record_batch::RecordBatch;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::json_direct::DirectDecoder;
 use super::record::{self, DecodedRecords, RecordDecoder};
 use super::{Decoder, LineEncoder, MAX_BATCH_ROWS};
 use crate::{ConnectorError, Options, Result};
@@ -85,14 +89,42 @@ pub(super) struct JsonRows {
     schema: SchemaRef,
     /// A value of the wrong type becomes NULL (`<format>.ignore-parse-errors`, as Flink).
     ignore_type_conflicts: bool,
+    /// The fast path, when the schema's types are ones it builds.
+    direct: Option<DirectDecoder>,
+    /// Batches in a row the fast path gave up on: at [`DIRECT_GIVE_UPS`] it is not tried
+    /// again, so input it never decodes (say, numbers as strings) costs no more than that.
+    direct_give_ups: AtomicU32,
 }
+
+/// See [`JsonRows::direct_give_ups`].
+const DIRECT_GIVE_UPS: u32 = 3;
 
 impl JsonRows {
     /// Rows of `schema`; fails when arrow-json cannot decode a column type.
     pub(super) fn new(schema: SchemaRef, ignore_type_conflicts: bool) -> Result<Self> {
-        let rows = Self { schema, ignore_type_conflicts };
+        let direct = DirectDecoder::new(schema.clone());
+        let rows = Self { schema, ignore_type_conflicts, direct, direct_give_ups: AtomicU32::new(0) };
         rows.arrow_decoder(1).map_err(|e| ConnectorError::arrow("format 'json'", e))?;
         Ok(rows)
+    }
+
+    /// `texts`, each one JSON object, decoded by the fast path; `None` when it is not
+    /// used or gives up, and arrow-json is to decode them.
+    fn decode_direct<'a>(&self, texts: impl ExactSizeIterator<Item = &'a [u8]>) -> Option<RecordBatch> {
+        let direct = self.direct.as_ref()?;
+        if self.direct_give_ups.load(Ordering::Relaxed) >= DIRECT_GIVE_UPS {
+            return None;
+        }
+        match direct.decode(texts) {
+            Ok(batch) => {
+                self.direct_give_ups.store(0, Ordering::Relaxed);
+                Some(batch)
+            }
+            Err(_) => {
+                self.direct_give_ups.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     fn arrow_decoder(&self, rows: usize) -> Result<ArrowDecoder, arrow::error::ArrowError> {
@@ -137,6 +169,12 @@ impl JsonRows {
         texts: &[&[u8]],
         scratch: &mut Vec<u8>,
     ) -> Result<(RecordBatch, Vec<(usize, String)>)> {
+        // The arrow-json path makes line breaks spaces, also inside strings (see
+        // `push_one_line`): texts with any are left to it, to decode to the same values.
+        let one_line = texts.iter().all(|t| memchr::memchr2(b'\n', b'\r', t).is_none());
+        if let Some(batch) = one_line.then(|| self.decode_direct(texts.iter().copied())).flatten() {
+            return Ok((batch, Vec::new()));
+        }
         let mut blank = Vec::new();
         scratch.clear();
         for (k, text) in texts.iter().enumerate() {
@@ -311,9 +349,13 @@ impl Decoder for JsonDecoder {
         let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
             return Ok((None, pos));
         };
-        let batch = match self.rows.decode_exact(&buf[first.start..last.end], lines.len()) {
-            Ok(batch) => batch,
-            Err(_) => self.decode_by_line(buf, &lines)?,
+        let direct = self.rows.decode_direct(lines.iter().map(|line| &buf[line.start..line.end]));
+        let batch = match direct {
+            Some(batch) => batch,
+            None => match self.rows.decode_exact(&buf[first.start..last.end], lines.len()) {
+                Ok(batch) => batch,
+                Err(_) => self.decode_by_line(buf, &lines)?,
+            },
         };
         if self.options.fail_on_missing_field {
             self.check_fields(buf, &lines)?;

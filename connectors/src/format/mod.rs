@@ -21,6 +21,9 @@ pub(crate) mod avro;
 pub(crate) mod csv;
 pub(crate) mod debezium;
 pub(crate) mod json;
+mod json_direct;
+#[cfg(test)]
+mod json_direct_tests;
 pub(crate) mod raw;
 pub(crate) mod record;
 #[cfg(test)]
