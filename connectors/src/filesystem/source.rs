@@ -31,7 +31,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::io::{Read, Seek};
 
 use super::parquet::ParquetReader;
 use super::{unescape_partition_value, Config, METADATA_KEYS};
@@ -319,7 +319,9 @@ impl Reader {
 
 /// Bytes of a text file (or of a byte range of it) in chunks.
 struct TextReader {
-    file: tokio::fs::File,
+    /// `None` only while a read has it on the blocking pool (or after that read was
+    /// abandoned, when the source is being dropped).
+    file: Option<std::fs::File>,
     buf: Vec<u8>,
     eof: bool,
     /// File offset of `buf[0]`.
@@ -329,10 +331,36 @@ struct TextReader {
 }
 
 impl TextReader {
+    fn new(file: std::fs::File) -> Self {
+        Self { file: Some(file), buf: Vec::with_capacity(CHUNK), eof: false, buf_start: 0, end: None }
+    }
+
+    /// Run `io` on the file and the buffer on tokio's blocking pool, so a slow disk does
+    /// not block the runtime's threads. (`tokio::fs::File` does the same, but reads into a
+    /// buffer of its own and copies from there: a tenth of the time of a JSON file's job.)
+    async fn blocking<T: Send + 'static>(
+        &mut self,
+        shown: &str,
+        io: impl FnOnce(&mut std::fs::File, &mut Vec<u8>) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let Some(mut file) = self.file.take() else {
+            return Err(ConnectorError::io(shown, std::io::Error::other("an earlier read of the file was abandoned")));
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        let (file, buf, result) = tokio::task::spawn_blocking(move || {
+            let result = io(&mut file, &mut buf);
+            (file, buf, result)
+        })
+        .await
+        .map_err(|e| ConnectorError::io(shown, std::io::Error::other(e)))?;
+        self.file = Some(file);
+        self.buf = buf;
+        result.map_err(|e| ConnectorError::io(shown, e))
+    }
+
     /// Read another chunk; at the range's end keep only through the line that crosses it.
     async fn fill(&mut self, shown: &str) -> Result<()> {
-        self.buf.reserve(CHUNK);
-        self.eof = self.file.read_buf(&mut self.buf).await.map_err(|e| ConnectorError::io(shown, e))? == 0;
+        self.eof = self.blocking(shown, |file, buf| append_chunk(file, buf)).await? == 0;
         self.clip();
         Ok(())
     }
@@ -348,7 +376,7 @@ impl TextReader {
         }
         if self.buf_start + self.buf.len() as u64 >= end {
             let from = (end - 1 - self.buf_start) as usize;
-            if let Some(k) = self.buf[from..].iter().position(|b| *b == b'\n') {
+            if let Some(k) = memchr::memchr(b'\n', &self.buf[from..]) {
                 self.buf.truncate(from + k + 1);
                 self.eof = true;
             }
@@ -362,8 +390,11 @@ impl TextReader {
 
     /// Go on at byte `offset`, which starts a line (a position from a checkpoint).
     async fn seek_to(&mut self, offset: u64, shown: &str) -> Result<()> {
-        self.file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| ConnectorError::io(shown, e))?;
-        self.buf.clear();
+        self.blocking(shown, move |file, buf| {
+            buf.clear();
+            file.seek(std::io::SeekFrom::Start(offset))
+        })
+        .await?;
         self.buf_start = offset;
         Ok(())
     }
@@ -374,39 +405,48 @@ impl TextReader {
         if start == 0 {
             return Ok(0);
         }
-        let io = |e| ConnectorError::io(shown, e);
-        // Count the lines before the range, then skip the partial line it starts in.
-        let mut lines = 0u64;
-        let mut offset = 0u64;
-        let mut chunk = vec![0u8; CHUNK];
-        while offset < start - 1 {
-            let want = ((start - 1 - offset) as usize).min(CHUNK);
-            let n = self.file.read(&mut chunk[..want]).await.map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            lines += chunk[..n].iter().filter(|b| **b == b'\n').count() as u64;
-            offset += n as u64;
-        }
-        // `offset` is now start - 1: the line starting at `start` begins after a newline there.
-        loop {
-            self.buf.clear();
-            self.buf.reserve(CHUNK);
-            let n = self.file.read_buf(&mut self.buf).await.map_err(io)?;
-            if n == 0 {
-                self.eof = true;
-                self.buf_start = offset;
-                return Ok(lines);
-            }
-            if let Some(k) = self.buf.iter().position(|b| *b == b'\n') {
-                self.buf.drain(..=k);
-                self.buf_start = offset + k as u64 + 1;
-                lines += 1;
-                return Ok(lines);
-            }
-            offset += n as u64;
-        }
+        let (lines, buf_start, eof) = self
+            .blocking(shown, move |file, buf| {
+                // Count the lines before the range, then skip the partial line it starts in.
+                let mut lines = 0u64;
+                let mut offset = 0u64;
+                let mut chunk = vec![0u8; 4 * CHUNK];
+                while offset < start - 1 {
+                    let want = ((start - 1 - offset) as usize).min(chunk.len());
+                    let n = file.read(&mut chunk[..want])?;
+                    if n == 0 {
+                        break;
+                    }
+                    lines += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
+                    offset += n as u64;
+                }
+                // `offset` is now start - 1: the line starting at `start` begins after a
+                // newline there.
+                loop {
+                    buf.clear();
+                    let n = append_chunk(file, buf)?;
+                    if n == 0 {
+                        return Ok((lines, offset, true));
+                    }
+                    if let Some(k) = memchr::memchr(b'\n', buf) {
+                        buf.drain(..=k);
+                        return Ok((lines + 1, offset + k as u64 + 1, false));
+                    }
+                    offset += n as u64;
+                }
+            })
+            .await?;
+        self.buf_start = buf_start;
+        self.eof = eof;
+        Ok(lines)
     }
+}
+
+/// Append up to [`CHUNK`] more bytes of `file` to `buf` (fewer only at the end of the
+/// file); returns how many.
+fn append_chunk(file: &mut std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    buf.reserve(CHUNK);
+    file.take(CHUNK as u64).read_to_end(buf)
 }
 
 /// The value of a partition or metadata column for a whole file.
@@ -481,7 +521,7 @@ impl Opener {
         } else {
             let (schema, unread) = (self.physical.clone(), &self.physical_unread);
             let mut decoder = self.format.decoder_reading(&self.table, &self.options, schema, shown.clone(), unread)?;
-            let mut text = TextReader { file, buf: Vec::with_capacity(CHUNK), eof: false, buf_start: 0, end: None };
+            let mut text = TextReader::new(file.into_std().await);
             match part.at {
                 Some(At::Text { offset, line }) => {
                     text.seek_to(offset, &shown).await?;

@@ -20,7 +20,7 @@ use arrow::json::{ReaderBuilder, WriterBuilder};
 use arrow::record_batch::RecordBatch;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::json_direct::DirectDecoder;
+use super::json_direct::{DirectDecoder, GiveUp};
 use super::record::{self, DecodedRecords, RecordDecoder};
 use super::{Decoder, LineEncoder, MAX_BATCH_ROWS};
 use crate::{ConnectorError, Options, Result};
@@ -91,19 +91,23 @@ pub(super) struct JsonRows {
     ignore_type_conflicts: bool,
     /// The fast path, when the schema's types are ones it builds.
     direct: Option<DirectDecoder>,
-    /// Batches in a row the fast path gave up on: at [`DIRECT_GIVE_UPS`] it is not tried
-    /// again, so input it never decodes (say, numbers as strings) costs no more than that.
+    /// Batches in a row the fast path gave up on. After `n`, it is not tried for the next
+    /// `2^n - 1` batches (at most [`MAX_DIRECT_SKIP`]), so input it never decodes (say,
+    /// numbers written as strings) costs little more than arrow-json alone.
     direct_give_ups: AtomicU32,
+    /// Batches left before the fast path is tried again.
+    direct_skip: AtomicU32,
 }
 
 /// See [`JsonRows::direct_give_ups`].
-const DIRECT_GIVE_UPS: u32 = 3;
+const MAX_DIRECT_SKIP: u32 = 1023;
 
 impl JsonRows {
     /// Rows of `schema`; fails when arrow-json cannot decode a column type.
     pub(super) fn new(schema: SchemaRef, ignore_type_conflicts: bool) -> Result<Self> {
         let direct = DirectDecoder::new(schema.clone());
-        let rows = Self { schema, ignore_type_conflicts, direct, direct_give_ups: AtomicU32::new(0) };
+        let (direct_give_ups, direct_skip) = (AtomicU32::new(0), AtomicU32::new(0));
+        let rows = Self { schema, ignore_type_conflicts, direct, direct_give_ups, direct_skip };
         rows.arrow_decoder(1).map_err(|e| ConnectorError::arrow("format 'json'", e))?;
         Ok(rows)
     }
@@ -111,17 +115,34 @@ impl JsonRows {
     /// `texts`, each one JSON object, decoded by the fast path; `None` when it is not
     /// used or gives up, and arrow-json is to decode them.
     fn decode_direct<'a>(&self, texts: impl ExactSizeIterator<Item = &'a [u8]>) -> Option<RecordBatch> {
+        self.direct_or_not(|direct| direct.decode(texts))
+    }
+
+    /// As [`JsonRows::decode_direct`], the lines `start..end` of `chunk`.
+    fn decode_direct_lines(
+        &self,
+        chunk: &[u8],
+        lines: impl ExactSizeIterator<Item = (usize, usize)>,
+    ) -> Option<RecordBatch> {
+        self.direct_or_not(|direct| direct.decode_lines(chunk, lines))
+    }
+
+    fn direct_or_not(&self, decode: impl FnOnce(&DirectDecoder) -> Result<RecordBatch, GiveUp>) -> Option<RecordBatch> {
         let direct = self.direct.as_ref()?;
-        if self.direct_give_ups.load(Ordering::Relaxed) >= DIRECT_GIVE_UPS {
+        let skip = self.direct_skip.load(Ordering::Relaxed);
+        if skip > 0 {
+            self.direct_skip.store(skip - 1, Ordering::Relaxed);
             return None;
         }
-        match direct.decode(texts) {
+        match decode(direct) {
             Ok(batch) => {
                 self.direct_give_ups.store(0, Ordering::Relaxed);
                 Some(batch)
             }
             Err(_) => {
-                self.direct_give_ups.fetch_add(1, Ordering::Relaxed);
+                let give_ups = self.direct_give_ups.fetch_add(1, Ordering::Relaxed) + 1;
+                let skip = 1u32.checked_shl(give_ups).map_or(MAX_DIRECT_SKIP, |s| (s - 1).min(MAX_DIRECT_SKIP));
+                self.direct_skip.store(skip, Ordering::Relaxed);
                 None
             }
         }
@@ -349,7 +370,7 @@ impl Decoder for JsonDecoder {
         let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
             return Ok((None, pos));
         };
-        let direct = self.rows.decode_direct(lines.iter().map(|line| &buf[line.start..line.end]));
+        let direct = self.rows.decode_direct_lines(buf, lines.iter().map(|line| (line.start, line.end)));
         let batch = match direct {
             Some(batch) => batch,
             None => match self.rows.decode_exact(&buf[first.start..last.end], lines.len()) {

@@ -9,7 +9,7 @@ use arrow::json::ReaderBuilder;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::json_direct::DirectDecoder;
+use super::json_direct::{quote_or_backslash, DirectDecoder};
 
 fn schema() -> SchemaRef {
     let inner = Fields::from(vec![Field::new("w", DataType::Float32, true)]);
@@ -213,4 +213,26 @@ fn random_string(rng: &mut SmallRng) -> String {
 
 fn space(rng: &mut SmallRng) -> &'static str {
     [" ", "", "", "\t", "  "][rng.random_range(0..5)]
+}
+
+#[test]
+fn finds_the_first_quote_or_backslash_at_any_offset() {
+    for len in 0..80 {
+        let plain = vec![b'a'; len];
+        assert_eq!(quote_or_backslash(&plain), None);
+        for at in 0..len {
+            for (first, second) in [(b'"', b'\\'), (b'\\', b'"'), (b'"', b'"')] {
+                let mut text = plain.clone();
+                text[at] = first;
+                // A later one, and bytes that differ from both by one bit, change nothing.
+                if at + 3 < len {
+                    text[at + 3] = second;
+                }
+                if at > 0 {
+                    text[at - 1] = b'"' ^ 0x80;
+                }
+                assert_eq!(quote_or_backslash(&text), Some(at), "{:?}", String::from_utf8_lossy(&text));
+            }
+        }
+    }
 }

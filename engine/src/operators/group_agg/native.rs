@@ -1,14 +1,16 @@
-//! COUNT and COUNT(DISTINCT BIGINT) on an append-only input, updated row by row.
+//! COUNT, COUNT(DISTINCT BIGINT) and SUM, MIN, MAX of a BIGINT on an append-only input,
+//! updated row by row.
 //!
 //! Why: a batch touches many groups with a row or two each (Nexmark q16 spreads half its
 //! bids over 10,000 channels), and a DataFusion accumulator is fed a batch: per group and
 //! aggregate, a slice of every argument column (an allocation each) and a dynamic call.
-//! These two, the commonest aggregates of such queries, read the rows in place instead.
+//! These, the commonest aggregates of such queries, read the rows in place instead.
 //!
 //! They are DataFusion accumulators too ([`Accumulator`]), with the same state as
-//! DataFusion's `count` and distinct `count` over `BIGINT` (a count; a list of the values),
-//! so checkpoints read and restore them like any other accumulator, and a checkpoint
-//! taken with DataFusion's accumulators restores into these.
+//! DataFusion's `count`, distinct `count`, `sum`, `min` and `max` over `BIGINT` (a count; a
+//! list of the values; the sum, minimum or maximum, NULL before the first value), so
+//! checkpoints read and restore them like any other accumulator, and a checkpoint taken
+//! with DataFusion's accumulators restores into these.
 
 use std::collections::HashSet;
 use std::mem::size_of;
@@ -33,18 +35,28 @@ pub(super) enum NativeKind {
     Count,
     /// `COUNT(DISTINCT x)` of a `BIGINT` column.
     CountDistinctInt64,
+    /// `SUM(x)` of a `BIGINT` column (wrapping on overflow, as DataFusion and Flink).
+    SumInt64,
+    /// `MIN(x)` of a `BIGINT` column.
+    MinInt64,
+    /// `MAX(x)` of a `BIGINT` column.
+    MaxInt64,
 }
 
 impl NativeKind {
     /// The native form of `function` over `arg_types`, if it has one.
     pub(super) fn of(function: &AggregateFunctionExpr, arg_types: &[DataType]) -> Option<Self> {
-        if function.fun().name() != "count" || arg_types.len() != 1 || !function.order_bys().is_empty() {
+        if arg_types.len() != 1 || !function.order_bys().is_empty() {
             return None;
         }
-        match (function.is_distinct(), &arg_types[0]) {
-            (false, _) => Some(Self::Count),
-            (true, DataType::Int64) => Some(Self::CountDistinctInt64),
-            (true, _) => None,
+        let int64 = arg_types[0] == DataType::Int64 && *function.field().data_type() == DataType::Int64;
+        match (function.fun().name(), function.is_distinct()) {
+            ("count", false) => Some(Self::Count),
+            ("count", true) if arg_types[0] == DataType::Int64 => Some(Self::CountDistinctInt64),
+            ("sum", false) if int64 => Some(Self::SumInt64),
+            ("min", false) if int64 => Some(Self::MinInt64),
+            ("max", false) if int64 => Some(Self::MaxInt64),
+            _ => None,
         }
     }
 
@@ -52,6 +64,9 @@ impl NativeKind {
         match self {
             Self::Count => NativeState::Count(0),
             Self::CountDistinctInt64 => NativeState::DistinctInt64(HashSet::default()),
+            Self::SumInt64 => NativeState::Int64 { kind: Fold::Sum, value: None },
+            Self::MinInt64 => NativeState::Int64 { kind: Fold::Min, value: None },
+            Self::MaxInt64 => NativeState::Int64 { kind: Fold::Max, value: None },
         }
     }
 }
@@ -61,6 +76,54 @@ impl NativeKind {
 pub(super) enum NativeState {
     Count(i64),
     DistinctInt64(HashSet<i64, ValueHasher>),
+    /// SUM, MIN or MAX: `None` until a value that is not NULL.
+    Int64 {
+        kind: Fold,
+        value: Option<i64>,
+    },
+}
+
+/// How [`NativeState::Int64`] takes a value in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Fold {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Fold {
+    fn fold(self, acc: i64, v: i64) -> i64 {
+        match self {
+            Fold::Sum => acc.wrapping_add(v),
+            Fold::Min => acc.min(v),
+            Fold::Max => acc.max(v),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Fold::Sum => "SUM",
+            Fold::Min => "MIN",
+            Fold::Max => "MAX",
+        }
+    }
+}
+
+/// The `BIGINT` values of `column`, or an internal error naming `what`.
+fn int64s<'a>(column: &'a ArrayRef, what: &str) -> DfResult<&'a Int64Array> {
+    column
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| DataFusionError::Internal(format!("{what} over {}", column.data_type())))
+}
+
+/// `value` with the values `values` folded in.
+fn fold_in(kind: Fold, value: &mut Option<i64>, values: impl Iterator<Item = i64>) {
+    for v in values {
+        *value = Some(match *value {
+            Some(acc) => kind.fold(acc, v),
+            None => v,
+        });
+    }
 }
 
 impl NativeState {
@@ -79,16 +142,22 @@ impl NativeState {
                 *n += valid as i64;
             }
             Self::DistinctInt64(values) => {
-                let Some(column) = column.as_primitive_opt::<Int64Type>() else {
-                    return Err(DataFusionError::Internal(format!(
-                        "COUNT(DISTINCT BIGINT) over {}",
-                        column.data_type()
-                    )));
-                };
+                let column = int64s(column, "COUNT(DISTINCT BIGINT)")?;
                 for r in from..to {
                     if column.is_valid(r) {
                         values.insert(column.value(r));
                     }
+                }
+            }
+            Self::Int64 { kind, value } => {
+                let column = int64s(column, kind.name())?;
+                let values = &column.values()[from..to];
+                match column.nulls() {
+                    Some(nulls) if nulls.null_count() > 0 => {
+                        let valid = (from..to).filter(|r| nulls.is_valid(*r)).map(|r| column.value(r));
+                        fold_in(*kind, value, valid)
+                    }
+                    _ => fold_in(*kind, value, values.iter().copied()),
                 }
             }
         }
@@ -103,21 +172,22 @@ impl Accumulator for NativeState {
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Int64(Some(match self {
-            Self::Count(n) => *n,
-            Self::DistinctInt64(values) => values.len() as i64,
-        })))
+        Ok(ScalarValue::Int64(match self {
+            Self::Count(n) => Some(*n),
+            Self::DistinctInt64(values) => Some(values.len() as i64),
+            Self::Int64 { value, .. } => *value,
+        }))
     }
 
     fn size(&self) -> usize {
         size_of::<Self>()
             + match self {
-                Self::Count(_) => 0,
+                Self::Count(_) | Self::Int64 { .. } => 0,
                 Self::DistinctInt64(values) => hash_set_bytes(values),
             }
     }
 
-    /// As DataFusion's: the count; the values, as one list.
+    /// As DataFusion's: the count; the values, as one list; the sum, minimum or maximum.
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
         Ok(vec![match self {
             Self::Count(n) => ScalarValue::Int64(Some(*n)),
@@ -125,6 +195,7 @@ impl Accumulator for NativeState {
                 let values: ArrayRef = Arc::new(Int64Array::from_iter_values(values.iter().copied()));
                 SingleRowListArrayBuilder::new(values).build_list_scalar()
             }
+            Self::Int64 { value, .. } => ScalarValue::Int64(*value),
         }])
     }
 
@@ -138,6 +209,10 @@ impl Accumulator for NativeState {
                     return Err(DataFusionError::Internal(format!("COUNT state of type {}", state.data_type())));
                 };
                 *n += counts.iter().flatten().sum::<i64>();
+            }
+            Self::Int64 { kind, value } => {
+                let states = int64s(state, kind.name())?;
+                fold_in(*kind, value, states.iter().flatten());
             }
             Self::DistinctInt64(values) => {
                 let Some(lists) = state.as_list_opt::<i32>() else {
@@ -165,45 +240,73 @@ impl Accumulator for NativeState {
 mod tests {
     use super::*;
     use datafusion::functions_aggregate::count::count_udaf;
+    use datafusion::functions_aggregate::min_max::{max_udaf, min_udaf};
+    use datafusion::functions_aggregate::sum::sum_udaf;
+    use datafusion::logical_expr::AggregateUDF;
     use datafusion::physical_expr::aggregate::AggregateExprBuilder;
     use datafusion::physical_expr::expressions::col;
 
-    fn count(distinct: bool, data_type: DataType) -> (AggregateFunctionExpr, Box<dyn Accumulator>) {
+    fn aggregate(
+        udaf: Arc<AggregateUDF>,
+        distinct: bool,
+        data_type: DataType,
+    ) -> (AggregateFunctionExpr, Box<dyn Accumulator>) {
         let schema = Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new("v", data_type, true)]));
         let mut builder =
-            AggregateExprBuilder::new(count_udaf(), vec![col("v", &schema).expect("v")]).schema(schema).alias("c");
+            AggregateExprBuilder::new(udaf, vec![col("v", &schema).expect("v")]).schema(schema).alias("c");
         if distinct {
             builder = builder.distinct();
         }
-        let function = builder.build().expect("count");
+        let function = builder.build().expect("aggregate");
         let accumulator = function.create_accumulator().expect("accumulator");
         (function, accumulator)
     }
 
     #[test]
-    fn counts_like_datafusion_and_shares_its_state() {
-        let column: ArrayRef = Arc::new(Int64Array::from(vec![Some(3), None, Some(3), Some(7), Some(1), None]));
-        for distinct in [false, true] {
-            let (function, mut theirs) = count(distinct, DataType::Int64);
+    fn aggregates_like_datafusion_and_shares_its_state() {
+        let column: ArrayRef = Arc::new(Int64Array::from(vec![Some(3), None, Some(-3), Some(7), Some(1), None]));
+        let nulls: ArrayRef = Arc::new(Int64Array::from(vec![None, None]));
+        let cases = [
+            (count_udaf(), false, Some(4), Some(0)),
+            (count_udaf(), true, Some(4), Some(0)),
+            (sum_udaf(), false, Some(8), None),
+            (min_udaf(), false, Some(-3), None),
+            (max_udaf(), false, Some(7), None),
+        ];
+        for (udaf, distinct, value, of_nulls) in cases {
+            let name = format!("{}{}", udaf.name(), if distinct { " distinct" } else { "" });
+            let (function, mut theirs) = aggregate(udaf.clone(), distinct, DataType::Int64);
             let kind = NativeKind::of(&function, &[DataType::Int64]).expect("native");
             let mut ours = kind.create();
             // Rows 0..5 in two runs, then the same rows as DataFusion takes them.
             ours.update_rows(std::slice::from_ref(&column), 0, 2).expect("update");
             ours.update_rows(std::slice::from_ref(&column), 2, 5).expect("update");
             theirs.update_batch(&[column.slice(0, 5)]).expect("update");
-            assert_eq!(ours.evaluate().expect("value"), theirs.evaluate().expect("value"));
-            assert_eq!(ours.evaluate().expect("value"), ScalarValue::Int64(Some(if distinct { 3 } else { 4 })));
+            assert_eq!(ours.evaluate().expect("value"), theirs.evaluate().expect("value"), "{name}");
+            assert_eq!(ours.evaluate().expect("value"), ScalarValue::Int64(value), "{name}");
             // Each restores from the other's state.
             let to_arrays = |s: Vec<ScalarValue>| s.iter().map(|v| v.to_array().expect("array")).collect::<Vec<_>>();
             let mut restored = kind.create();
             restored.merge_batch(&to_arrays(theirs.state().expect("state"))).expect("merge");
-            assert_eq!(restored.evaluate().expect("value"), theirs.evaluate().expect("value"));
-            let (_, mut back) = count(distinct, DataType::Int64);
+            assert_eq!(restored.evaluate().expect("value"), theirs.evaluate().expect("value"), "{name}");
+            let (_, mut back) = aggregate(udaf.clone(), distinct, DataType::Int64);
             back.merge_batch(&to_arrays(ours.state().expect("state"))).expect("merge");
-            assert_eq!(back.evaluate().expect("value"), ours.evaluate().expect("value"));
+            assert_eq!(back.evaluate().expect("value"), ours.evaluate().expect("value"), "{name}");
+            // Only NULLs: a count of 0, else NULL, also after a restore of that state.
+            let (_, mut theirs) = aggregate(udaf, distinct, DataType::Int64);
+            let mut ours = kind.create();
+            ours.update_rows(std::slice::from_ref(&nulls), 0, 2).expect("update");
+            theirs.update_batch(std::slice::from_ref(&nulls)).expect("update");
+            assert_eq!(ours.evaluate().expect("value"), ScalarValue::Int64(of_nulls), "{name}");
+            assert_eq!(ours.evaluate().expect("value"), theirs.evaluate().expect("value"), "{name}");
+            let mut restored = kind.create();
+            restored.merge_batch(&to_arrays(ours.state().expect("state"))).expect("merge");
+            assert_eq!(restored.evaluate().expect("value"), ScalarValue::Int64(of_nulls), "{name}");
         }
-        // Not native: DISTINCT of another type.
-        let (function, _) = count(true, DataType::Utf8);
+        // Not native: DISTINCT of another type, SUM of a DOUBLE.
+        let (function, _) = aggregate(count_udaf(), true, DataType::Utf8);
         assert_eq!(NativeKind::of(&function, &[DataType::Utf8]), None);
+        let (function, _) = aggregate(sum_udaf(), false, DataType::Float64);
+        assert_eq!(NativeKind::of(&function, &[DataType::Float64]), None);
     }
 }
