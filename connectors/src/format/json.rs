@@ -370,7 +370,9 @@ impl Decoder for JsonDecoder {
         let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
             return Ok((None, pos));
         };
-        let direct = self.rows.decode_direct_lines(buf, lines.iter().map(|line| (line.start, line.end)));
+        // Up to the last line's end: the rest of `buf` may end inside a character.
+        let chunk = &buf[..last.end];
+        let direct = self.rows.decode_direct_lines(chunk, lines.iter().map(|line| (line.start, line.end)));
         let batch = match direct {
             Some(batch) => batch,
             None => match self.rows.decode_exact(&buf[first.start..last.end], lines.len()) {

@@ -490,20 +490,13 @@ impl Builder {
                 values.push(v);
                 nulls.append_non_null();
             }
+            // Parsed straight to its type: a FLOAT through a double would round twice.
             Builder::Float32 { values, nulls } => {
-                let v: f32 = p.number()?.parse().map_err(|_| GiveUp)?;
-                if !v.is_finite() {
-                    return Err(GiveUp);
-                }
-                values.push(v);
+                values.push(finite(p.number()?.parse::<f32>().map_err(|_| GiveUp)?, f32::is_finite)?);
                 nulls.append_non_null();
             }
             Builder::Float64 { values, nulls } => {
-                let v: f64 = p.number()?.parse().map_err(|_| GiveUp)?;
-                if !v.is_finite() {
-                    return Err(GiveUp);
-                }
-                values.push(v);
+                values.push(finite(p.number()?.parse::<f64>().map_err(|_| GiveUp)?, f64::is_finite)?);
                 nulls.append_non_null();
             }
             Builder::Boolean { values, nulls } => {
@@ -650,6 +643,14 @@ pub(super) fn quote_or_backslash(text: &[u8]) -> Option<usize> {
         at += 8;
     }
     memchr::memchr2(b'"', b'\\', &text[at..]).map(|k| at + k)
+}
+
+/// `v` when it is finite (an overflowing number is left to arrow-json).
+fn finite<T: Copy>(v: T, is_finite: fn(T) -> bool) -> Parsed<T> {
+    match is_finite(v) {
+        true => Ok(v),
+        false => Err(GiveUp),
+    }
 }
 
 /// Whether a key is a field's name: short keys compared without a call.
