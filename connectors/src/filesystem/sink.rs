@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, Int8Array, UInt32Array};
+use arrow::array::{Array, ArrayRef, Int8Array, UInt32Array};
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -380,25 +380,56 @@ impl FileSink {
         Ok(())
     }
 
-    /// `k1=v1/k2=v2` for each row, in row order.
-    fn partition_dirs(&self, batch: &RecordBatch) -> Result<Vec<String>> {
-        let mut dirs = vec![String::new(); batch.num_rows()];
+    /// The rows of `batch` grouped by partition directory (`k1=v1/k2=v2`), directories in
+    /// first-seen order and rows in order within each.
+    fn partition_groups(&self, batch: &RecordBatch) -> Result<Vec<(String, Vec<u32>)>> {
+        let columns: Vec<&ArrayRef> = self.partitions.iter().map(|&c| batch.column(c)).collect();
+        let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        // Rows of a stream mostly share the previous row's partition: its values are
+        // compared first, and the directory name is only built for a new one.
+        let (mut values, mut last_values) = (Vec::<u8>::new(), Vec::<u8>::new());
+        let mut last_group = None;
         let mut value = String::new();
-        for (n, (&col, name)) in self.partitions.iter().zip(&self.partition_names).enumerate() {
-            let array = batch.column(col);
-            for (row, dir) in dirs.iter_mut().enumerate() {
+        for row in 0..batch.num_rows() {
+            values.clear();
+            for array in &columns {
+                // Each value's length, then its text (NULL and '' both go to the default
+                // partition).
                 value.clear();
                 if array.is_valid(row) {
                     text::write_value(&mut value, array.as_ref(), row, Style::Sql)?;
                 }
-                if n > 0 {
-                    dir.push('/');
-                }
-                let shown = if value.is_empty() { self.default_partition.as_str() } else { value.as_str() };
-                dir.push_str(&format!("{}={}", escape_partition_value(name), escape_partition_value(shown)));
+                values.extend_from_slice(&value.len().to_le_bytes());
+                values.extend_from_slice(value.as_bytes());
             }
+            let g = match last_group {
+                Some(g) if values == last_values => g,
+                _ => {
+                    let mut dir = String::new();
+                    for (n, (array, name)) in columns.iter().zip(&self.partition_names).enumerate() {
+                        value.clear();
+                        if array.is_valid(row) {
+                            text::write_value(&mut value, array.as_ref(), row, Style::Sql)?;
+                        }
+                        if n > 0 {
+                            dir.push('/');
+                        }
+                        let shown = if value.is_empty() { self.default_partition.as_str() } else { value.as_str() };
+                        dir.push_str(&format!("{}={}", escape_partition_value(name), escape_partition_value(shown)));
+                    }
+                    let g = *index.entry(dir).or_insert_with_key(|dir| {
+                        groups.push((dir.clone(), Vec::new()));
+                        groups.len() - 1
+                    });
+                    std::mem::swap(&mut values, &mut last_values);
+                    last_group = Some(g);
+                    g
+                }
+            };
+            groups[g].1.push(row as u32);
         }
-        Ok(dirs)
+        Ok(groups)
     }
 }
 
@@ -435,18 +466,7 @@ impl Sink for FileSink {
         if self.partitions.is_empty() {
             return self.write_rows("", &data);
         }
-        // Group rows by directory, keeping first-seen order of directories and rows.
-        let dirs = self.partition_dirs(batch)?;
-        let mut groups: Vec<(String, Vec<u32>)> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for (row, dir) in dirs.iter().enumerate() {
-            let g = *index.entry(dir.as_str()).or_insert_with(|| {
-                groups.push((dir.clone(), Vec::new()));
-                groups.len() - 1
-            });
-            groups[g].1.push(row as u32);
-        }
-        for (dir, rows) in groups {
+        for (dir, rows) in self.partition_groups(batch)? {
             let rows = arrow::compute::take_record_batch(&data, &UInt32Array::from(rows))
                 .map_err(|e| ConnectorError::arrow("filesystem sink: partitioning", e))?;
             self.write_rows(&dir, &rows)?;

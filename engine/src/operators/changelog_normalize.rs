@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::memory::{hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message};
@@ -56,7 +56,7 @@ pub struct ChangelogNormalizeOperator {
     /// Encodes (and decodes) whole rows.
     row_encoder: RowConverter,
     /// Per key, its last row.
-    last: HashMap<Box<[u8]>, Last>,
+    last: HashMap<Box<[u8]>, Last, KeyHasher>,
     /// With `table.exec.state.ttl`: the keys in the order they were last written.
     expiry: Option<KeyExpiry>,
     /// Bytes of the keys and rows in `last` (for `state_bytes`).
@@ -98,7 +98,7 @@ impl ChangelogNormalizeOperator {
             row_encoder: RowConverter::new(row_fields).map_err(arrow_err)?,
             spec,
             schema: ctx.output_schema,
-            last: HashMap::new(),
+            last: HashMap::default(),
             expiry: ctx.state_ttl.map(KeyExpiry::new),
             heap_bytes: 0,
         })
@@ -221,7 +221,7 @@ impl ChangelogNormalizeOperator {
             e.clear();
         }
         let now = self.expiry.as_ref().map(KeyExpiry::now);
-        let mut last = HashMap::with_capacity(rows.num_rows());
+        let mut last = HashMap::with_capacity_and_hasher(rows.num_rows(), KeyHasher::default());
         let mut heap_bytes = 0;
         for (i, (key, row)) in keys.iter().zip(rows.iter()).enumerate() {
             let write = match (&mut self.expiry, now) {

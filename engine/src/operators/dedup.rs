@@ -35,7 +35,7 @@ use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
 use super::windowing::{effective_watermark, event_times, require_append_only, BufferedRows, RowRef};
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
@@ -52,11 +52,11 @@ pub struct DeduplicateOperator {
     /// Encodes the keys to bytes; `None` without keys (one key for all rows).
     key_encoder: Option<RowConverter>,
     /// Per key, its row waiting for the watermark.
-    waiting: HashMap<Box<[u8]>, Waiting>,
+    waiting: HashMap<Box<[u8]>, Waiting, KeyHasher>,
     /// Waiting rows by (rowtime, arrival sequence): Flink's event-time timers, in firing order.
     timers: BTreeMap<(Timestamp, u64), Box<[u8]>>,
     /// Keys whose row has been emitted, with their write in `expiry` (0 without TTL).
-    emitted: HashMap<Box<[u8]>, WriteId>,
+    emitted: HashMap<Box<[u8]>, WriteId, KeyHasher>,
     /// With `table.exec.state.ttl`: the emitted keys in the order they were emitted.
     expiry: Option<KeyExpiry>,
     /// Arrival sequence of the next row.
@@ -106,9 +106,9 @@ impl DeduplicateOperator {
             late_rows: ctx.late_rows,
             watermark: Watermark::MIN,
             key_encoder,
-            waiting: HashMap::new(),
+            waiting: HashMap::default(),
             timers: BTreeMap::new(),
-            emitted: HashMap::new(),
+            emitted: HashMap::default(),
             expiry: ctx.state_ttl.map(KeyExpiry::new),
             sequence: 0,
             rows: BufferedRows::default(),
@@ -279,7 +279,7 @@ impl DeduplicateOperator {
             e.clear();
         }
         let now = self.expiry.as_ref().map(KeyExpiry::now);
-        let mut emitted = HashMap::with_capacity(emitted_keys.len());
+        let mut emitted = HashMap::with_capacity_and_hasher(emitted_keys.len(), KeyHasher::default());
         let mut key_bytes = 0;
         for (i, key) in emitted_keys.into_iter().enumerate() {
             let write = match (&mut self.expiry, now) {
@@ -295,7 +295,7 @@ impl DeduplicateOperator {
             }
         }
         let mut rows = BufferedRows::default();
-        let mut waiting = HashMap::new();
+        let mut waiting = HashMap::default();
         let mut timers = BTreeMap::new();
         if let Some(part) = state.waiting {
             let mut columns = part_columns(&name, &snapshot.batches, part, self.input_columns + key_count + 2)?;

@@ -43,14 +43,12 @@ use super::memory::{hash_map_bytes, shrink_if_sparse};
 use super::row_log::{RowLog, NO_ROW};
 use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::windowing::{event_times, require_append_only, RowRef};
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
 use eddy_sql::plan::IntervalJoinSpec;
-
-type KeyHasher = datafusion::common::hash_utils::RandomState;
 
 const LEFT: usize = 0;
 const RIGHT: usize = 1;

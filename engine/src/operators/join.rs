@@ -58,12 +58,15 @@ use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, 
 use super::tagged::{TaggedInput, LEFT, RIGHT};
 use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
 use super::windowing::event_times;
-use super::{not_checkpointable, OperatorContext, StreamOperator};
+use super::{not_checkpointable, KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
 use eddy_sql::plan::JoinSpec;
+
+/// A side's distinct rows (row bytes -> copies), in arrival order.
+type SideRows = IndexMap<Box<[u8]>, Held, KeyHasher>;
 
 /// A distinct row held for one key and side.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,7 +81,7 @@ struct Held {
 /// The rows of one key, per side (row bytes of that side's columns -> copies).
 #[derive(Default)]
 struct KeyState {
-    sides: [IndexMap<Box<[u8]>, Held>; 2],
+    sides: [SideRows; 2],
     /// Its last write in the TTL order (with state TTL).
     write: Option<WriteId>,
 }
@@ -117,11 +120,11 @@ pub struct JoinOperator {
     output_schema: SchemaRef,
     /// The input's layout, converters and the condition beyond the keys.
     tagged: TaggedInput,
-    state: HashMap<Box<[u8]>, KeyState>,
+    state: HashMap<Box<[u8]>, KeyState, KeyHasher>,
     expiry: Option<KeyExpiry>,
     /// Batch mode: rows of an outer side whose key is NULL (they match nothing), to emit
     /// padded at the end.
-    unkeyed: [IndexMap<Box<[u8]>, Held>; 2],
+    unkeyed: [SideRows; 2],
     /// A window join: the keys of each window by its end (each key has one window, its
     /// `window_end` being a key).
     windows: BTreeMap<Timestamp, Vec<Box<[u8]>>>,
@@ -165,7 +168,7 @@ impl JoinOperator {
             name,
             spec,
             output_schema: ctx.output_schema,
-            state: HashMap::new(),
+            state: HashMap::default(),
             unkeyed: Default::default(),
             windows: BTreeMap::new(),
             watermark: Watermark::MIN,
@@ -626,7 +629,7 @@ fn key_state_bytes(key: &[u8], state: &KeyState) -> usize {
 }
 
 /// Adds a copy of `row` (matching `matches` rows of the other side) or takes one back.
-fn change(rows: &mut IndexMap<Box<[u8]>, Held>, row: &[u8], add: bool, matches: u64, bytes: &mut usize) {
+fn change(rows: &mut SideRows, row: &[u8], add: bool, matches: u64, bytes: &mut usize) {
     if add {
         match rows.get_mut(row) {
             Some(held) => {

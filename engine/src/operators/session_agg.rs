@@ -45,7 +45,7 @@ use super::windowing::{
     check_window, effective_watermark, event_times, rebatch, require_append_only, timestamp_column, BufferedRows,
     RowRef,
 };
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
@@ -67,8 +67,8 @@ pub struct SessionWindowOperator {
     agg_columns: Vec<AggColumns>,
     /// Encodes the grouping keys to bytes; `None` without keys (one key for all rows).
     key_encoder: Option<RowConverter>,
-    key_ids: HashMap<Box<[u8]>, u64>,
-    keys: HashMap<u64, KeySessions>,
+    key_ids: HashMap<Box<[u8]>, u64, KeyHasher>,
+    keys: HashMap<u64, KeySessions, KeyHasher>,
     next_key: u64,
     /// `(window_end - 1, key)` of sessions created or extended; entries for sessions that
     /// later grew are stale and skipped when they pop.
@@ -161,8 +161,8 @@ impl SessionWindowOperator {
             agg_inputs,
             agg_columns,
             key_encoder,
-            key_ids: HashMap::new(),
-            keys: HashMap::new(),
+            key_ids: HashMap::default(),
+            keys: HashMap::default(),
             next_key: 0,
             timers: BinaryHeap::new(),
             rows: BufferedRows::default(),
@@ -416,8 +416,8 @@ impl SessionWindowOperator {
             }
             rows.free_if_unused(chunk);
         }
-        let mut keys: HashMap<u64, KeySessions> = HashMap::new();
-        let mut key_ids = HashMap::new();
+        let mut keys: HashMap<u64, KeySessions, KeyHasher> = HashMap::default();
+        let mut key_ids = HashMap::default();
         let mut timers = BinaryHeap::new();
         for ((checkpoint, session), key) in state.sessions.iter().zip(sessions).zip(key_of) {
             let Some(key) = key else {
@@ -523,19 +523,38 @@ impl StreamOperator for SessionWindowOperator {
                 continue;
             }
             // Merge until nothing touches: the merged window can reach sessions the row's
-            // own window did not.
-            let mut rows = vec![(chunk, row as u32)];
+            // own window did not. The row joins the first session it touches, and sessions
+            // merge into the one with more rows: a key's rows usually extend one long
+            // session, and copying its rows for each new row was quadratic.
+            let (mut merged, mut timer) = match state.sessions.iter().position(|s| touches(s, start, end)) {
+                Some(i) => (state.sessions.swap_remove(i), false),
+                None => {
+                    self.session_count += 1;
+                    (Session { start, end, closed: false, rows: Vec::new() }, true)
+                }
+            };
+            merged.rows.push((chunk, row as u32));
+            // A session's timer is at its end: one is needed only when the row's window
+            // reaches past every merged session's end.
+            timer |= end > merged.end;
+            (start, end) = (start.min(merged.start), end.max(merged.end));
             while let Some(i) = state.sessions.iter().position(|s| touches(s, start, end)) {
-                let s = state.sessions.swap_remove(i);
+                let mut s = state.sessions.swap_remove(i);
+                timer &= end > s.end;
                 start = start.min(s.start);
                 end = end.max(s.end);
-                rows.extend(s.rows);
+                if s.rows.len() > merged.rows.len() {
+                    std::mem::swap(&mut s.rows, &mut merged.rows);
+                }
+                merged.rows.extend(s.rows);
                 self.session_count -= 1;
             }
-            state.sessions.push(Session { start, end, closed: false, rows });
-            self.session_count += 1;
+            (merged.start, merged.end) = (start, end);
+            state.sessions.push(merged);
             self.row_refs += 1;
-            self.timers.push(Reverse((end.saturating_sub(1), key)));
+            if timer {
+                self.timers.push(Reverse((end.saturating_sub(1), key)));
+            }
             self.rows.acquire(chunk);
         }
         self.rows.free_if_unused(chunk);
@@ -773,6 +792,28 @@ mod tests {
         op.process_batch(batch(&[("a", 9, 4)]), &mut out).expect("process");
         op.handle_watermark(Watermark::MAX, &mut out).expect("watermark");
         assert_eq!(rows_of(&out), vec![row("b", 12, 22, 1, 100), row("a", 0, 28, 3, 7)]);
+    }
+
+    #[test]
+    fn a_merged_session_fires_at_its_end_whichever_row_or_session_set_it() {
+        let (mut op, _) = operator(10, true, false);
+        let mut out = Vec::new();
+        op.process_batch(batch(&[("a", 0, 1), ("a", 18, 2)]), &mut out).expect("process");
+        // 9 joins [0, 10) and bridges it to [18, 28); 5 falls inside: the end stays 28,
+        // set by the second session.
+        op.process_batch(batch(&[("a", 9, 4), ("a", 5, 8)]), &mut out).expect("process");
+        op.handle_watermark(Watermark(26), &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![]);
+        op.handle_watermark(Watermark(27), &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![row("a", 0, 28, 4, 15)]);
+        // A long session: each row one after the last extends it.
+        out.clear();
+        let rows: Vec<(&str, i64, i64)> = (100..1100).map(|t| ("b", t, 1)).collect();
+        op.process_batch(batch(&rows), &mut out).expect("process");
+        op.handle_watermark(Watermark(1107), &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![]);
+        op.handle_watermark(Watermark(1108), &mut out).expect("watermark");
+        assert_eq!(rows_of(&out), vec![row("b", 100, 1109, 1000, 1000)]);
     }
 
     #[test]

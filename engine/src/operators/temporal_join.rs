@@ -33,7 +33,7 @@ use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{from_meta, to_meta, Packer, Part};
 use super::tagged::{TaggedInput, LEFT, RIGHT};
 use super::windowing::event_times;
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
@@ -66,12 +66,12 @@ pub struct TemporalJoinOperator {
     output_schema: SchemaRef,
     /// The input's layout, converters and the condition beyond the keys.
     tagged: TaggedInput,
-    versions: HashMap<Box<[u8]>, Versions>,
+    versions: HashMap<Box<[u8]>, Versions, KeyHasher>,
     /// Event time: left rows waiting for the watermark, by (time, arrival): (key, row).
     waiting: BTreeMap<(Timestamp, u64), KeyedRow>,
     next_seq: u64,
     /// Keys with versions that a watermark may free.
-    dirty: HashSet<Box<[u8]>>,
+    dirty: HashSet<Box<[u8]>, KeyHasher>,
     watermark: Watermark,
     heap_bytes: usize,
 }
@@ -103,10 +103,10 @@ impl TemporalJoinOperator {
             name,
             spec,
             output_schema: ctx.output_schema,
-            versions: HashMap::new(),
+            versions: HashMap::default(),
             waiting: BTreeMap::new(),
             next_seq: 0,
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             watermark: Watermark::MIN,
             heap_bytes: 0,
         })

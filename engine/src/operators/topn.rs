@@ -6,9 +6,11 @@
 //! Per partition the operator holds rows ordered by their sort key (Arrow's row format,
 //! which compares as the ORDER BY with its directions and NULL order) and a sequence number
 //! that breaks ties by arrival. From an append-only input it holds only the top `limit`
-//! rows per partition (a row that falls out can never come back); from an updating input
-//! it holds every row, so that when a top row is retracted the next one moves up (as
-//! Flink's `RetractableTopNFunction`).
+//! rows per partition (a row that falls out can never come back), in a short sorted `Vec`
+//! with each row's sort key and bytes in one allocation: keep-last deduplication holds one
+//! row for each of millions of keys, and a `BTreeMap` would give each key a node of ~450
+//! bytes. From an updating input it holds every row in a `BTreeMap`, so that when a top
+//! row is retracted the next one moves up (as Flink's `RetractableTopNFunction`).
 //!
 //! What it emits is computed per batch and partition: the top rows before the batch
 //! against the top rows after it, rank by rank (a rank whose row changed: `-U` old, `+U`
@@ -34,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{check_types, from_meta, key_bytes, key_columns, malformed, part_columns, to_meta, Packer, Part};
 use super::ttl::{age_column, written_at, KeyExpiry, WriteId};
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message};
@@ -43,10 +45,79 @@ use eddy_sql::plan::{TieBreak, TopNSpec};
 /// Where a held row ranks: its sort key, then its sequence number.
 type Place = (Box<[u8]>, u64);
 
+/// One row held from an append-only input: its sort key and row bytes in one allocation.
+struct Held {
+    seq: u64,
+    /// `sort key ++ row`.
+    bytes: Box<[u8]>,
+    sort_len: usize,
+}
+
+impl Held {
+    fn new(sort: &[u8], seq: u64, row: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(sort.len() + row.len());
+        bytes.extend_from_slice(sort);
+        bytes.extend_from_slice(row);
+        Self { seq, bytes: bytes.into_boxed_slice(), sort_len: sort.len() }
+    }
+
+    fn place(&self) -> (&[u8], u64) {
+        (&self.bytes[..self.sort_len], self.seq)
+    }
+
+    fn row(&self) -> &[u8] {
+        &self.bytes[self.sort_len..]
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes.len() + size_of::<Self>()
+    }
+}
+
+/// The rows of one partition, best first.
+enum Ranked {
+    /// From an append-only input: at most `limit` rows, sorted.
+    Top(Vec<Held>),
+    /// From an updating input: every row.
+    All(BTreeMap<Place, Box<[u8]>>),
+}
+
+impl Ranked {
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        match self {
+            Ranked::Top(v) => v.len(),
+            Ranked::All(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Ranked::Top(v) => v.is_empty(),
+            Ranked::All(m) => m.is_empty(),
+        }
+    }
+
+    /// `(seq, row)` of every held row, best first.
+    fn rows(&self) -> Box<dyn Iterator<Item = (u64, &[u8])> + '_> {
+        match self {
+            Ranked::Top(v) => Box::new(v.iter().map(|h| (h.seq, h.row()))),
+            Ranked::All(m) => Box::new(m.iter().map(|((_, seq), row)| (*seq, &**row))),
+        }
+    }
+
+    /// Bytes of the held rows and their places.
+    fn bytes(&self) -> usize {
+        match self {
+            Ranked::Top(v) => v.iter().map(Held::bytes).sum(),
+            Ranked::All(m) => m.iter().map(|(place, row)| held_bytes(place, row)).sum(),
+        }
+    }
+}
+
 /// The rows of one partition.
-#[derive(Default)]
 struct Partition {
-    ranked: BTreeMap<Place, Box<[u8]>>,
+    ranked: Ranked,
     /// Its last write in the TTL order (with state TTL).
     write: Option<WriteId>,
 }
@@ -72,7 +143,7 @@ pub struct TopNOperator {
     key_types: Vec<DataType>,
     sort: RowConverter,
     rows: RowConverter,
-    partitions: HashMap<Box<[u8]>, Partition>,
+    partitions: HashMap<Box<[u8]>, Partition, KeyHasher>,
     next_seq: u64,
     expiry: Option<KeyExpiry>,
     /// Bytes of the held rows, their places and the keys.
@@ -131,7 +202,7 @@ impl TopNOperator {
             sort,
             rows,
             spec,
-            partitions: HashMap::new(),
+            partitions: HashMap::default(),
             next_seq: 0,
             heap_bytes: 0,
         })
@@ -173,14 +244,13 @@ impl TopNOperator {
         converter.convert_columns(&columns).map_err(self.arrow_err())
     }
 
-    /// Partition key bytes per row (empty without keys).
-    fn partition_keys(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>> {
+    /// The partition keys of `batch`'s rows (`None` without keys: one empty key).
+    fn partition_keys(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
         match &self.keys {
-            None => Ok(vec![Box::from([]); batch.num_rows()]),
+            None => Ok(None),
             Some(converter) => {
                 let exprs: Vec<&_> = self.spec.partition_keys.iter().collect();
-                let rows = self.encode(converter, &exprs, batch)?;
-                Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
+                self.encode(converter, &exprs, batch).map(Some)
             }
         }
     }
@@ -191,8 +261,8 @@ impl TopNOperator {
     }
 
     /// The rows of a partition's top, best first.
-    fn top(&self, key: &[u8]) -> Vec<Box<[u8]>> {
-        self.partitions.get(key).map_or_else(Vec::new, |p| p.ranked.values().take(self.spec.limit).cloned().collect())
+    fn top(&self, key: &[u8]) -> impl Iterator<Item = &[u8]> {
+        self.partitions.get(key).into_iter().flat_map(|p| p.ranked.rows().map(|(_, row)| row)).take(self.spec.limit)
     }
 
     fn expire(&mut self) -> Option<std::time::Instant> {
@@ -201,8 +271,7 @@ impl TopNOperator {
         let mut dropped = false;
         while let Some(key) = expiry.pop_expired(now) {
             if let Some((k, p)) = self.partitions.remove_entry(&key) {
-                let held: usize = p.ranked.iter().map(|(place, row)| held_bytes(place, row)).sum();
-                self.heap_bytes = self.heap_bytes.saturating_sub(held + k.len());
+                self.heap_bytes = self.heap_bytes.saturating_sub(p.ranked.bytes() + k.len() + size_of::<Partition>());
                 dropped = true;
             }
         }
@@ -212,22 +281,37 @@ impl TopNOperator {
         Some(now)
     }
 
-    /// Holds `row` at `place` in partition `key`; from an append-only input, lets go of
-    /// the row that fell out of the top.
-    fn hold(&mut self, key: &[u8], place: Place, row: Box<[u8]>, now: Option<std::time::Instant>) {
+    /// Holds `row` at `(sort, seq)` in partition `key`; from an append-only input, lets go
+    /// of the row that fell out of the top (or does not take a row that would not enter).
+    fn hold(&mut self, key: &[u8], sort: &[u8], seq: u64, row: &[u8], now: Option<std::time::Instant>) {
         if !self.partitions.contains_key(key) {
             self.heap_bytes += key.len() + size_of::<Partition>();
-            self.partitions.insert(key.into(), Partition::default());
+            let ranked = if self.spec.input_updating { Ranked::All(BTreeMap::new()) } else { Ranked::Top(Vec::new()) };
+            self.partitions.insert(key.into(), Partition { ranked, write: None });
         }
         let Some(p) = self.partitions.get_mut(key) else { return };
         if let (Some(expiry), Some(now)) = (self.expiry.as_mut(), now) {
             p.write = Some(expiry.write(key, p.write, now));
         }
-        self.heap_bytes += held_bytes(&place, &row);
-        p.ranked.insert(place, row);
-        if !self.spec.input_updating && p.ranked.len() > self.spec.limit {
-            if let Some((place, row)) = p.ranked.pop_last() {
-                self.heap_bytes = self.heap_bytes.saturating_sub(held_bytes(&place, &row));
+        match &mut p.ranked {
+            Ranked::All(ranked) => {
+                let place: Place = (sort.into(), seq);
+                self.heap_bytes += held_bytes(&place, row);
+                ranked.insert(place, row.into());
+            }
+            Ranked::Top(top) => {
+                let at = top.partition_point(|h| h.place() < (sort, seq));
+                if at >= self.spec.limit {
+                    return;
+                }
+                if top.len() == self.spec.limit {
+                    if let Some(out) = top.pop() {
+                        self.heap_bytes = self.heap_bytes.saturating_sub(out.bytes());
+                    }
+                }
+                let held = Held::new(sort, seq, row);
+                self.heap_bytes += held.bytes();
+                top.insert(at, held);
             }
         }
     }
@@ -238,12 +322,23 @@ impl TopNOperator {
         if let (Some(expiry), Some(now)) = (self.expiry.as_mut(), now) {
             p.write = Some(expiry.write(key, p.write, now));
         }
-        let from: Place = (sort.into(), 0);
-        let found = p.ranked.range(from..).take_while(|(place, _)| &*place.0 == sort).find(|(_, r)| &***r == row);
-        if let Some((place, _)) = found {
-            let place = place.clone();
-            if let Some(r) = p.ranked.remove(&place) {
-                self.heap_bytes = self.heap_bytes.saturating_sub(held_bytes(&place, &r));
+        match &mut p.ranked {
+            Ranked::All(ranked) => {
+                let from: Place = (sort.into(), 0);
+                let found = ranked.range(from..).take_while(|(place, _)| &*place.0 == sort).find(|(_, r)| &***r == row);
+                if let Some((place, _)) = found {
+                    let place = place.clone();
+                    if let Some(r) = ranked.remove(&place) {
+                        self.heap_bytes = self.heap_bytes.saturating_sub(held_bytes(&place, &r));
+                    }
+                }
+            }
+            // Not reached: an append-only input retracts nothing (`row_adds` refuses it).
+            Ranked::Top(top) => {
+                if let Some(at) = top.iter().position(|h| h.place().0 == sort && h.row() == row) {
+                    let out = top.remove(at);
+                    self.heap_bytes = self.heap_bytes.saturating_sub(out.bytes());
+                }
             }
         }
         if p.ranked.is_empty() {
@@ -261,9 +356,9 @@ impl TopNOperator {
         let (mut keys, mut seqs, mut rows): (Vec<&[u8]>, Vec<u64>, Vec<Row<'_>>) = (Vec::new(), Vec::new(), Vec::new());
         let parser = self.rows.parser();
         for (key, p) in &self.partitions {
-            for ((_, seq), row) in &p.ranked {
+            for (seq, row) in p.ranked.rows() {
                 keys.push(key);
-                seqs.push(*seq);
+                seqs.push(seq);
                 rows.push(parser.parse(row));
             }
         }
@@ -310,18 +405,8 @@ impl TopNOperator {
             .map_err(|e| malformed(&name, e))?;
         let sorts = self.sort_keys(&batch)?;
         let rows = self.rows.convert_columns(batch.columns()).map_err(|e| malformed(&name, e))?;
-        for i in 0..n {
-            let place: Place = (sorts.row(i).as_ref().into(), seqs.value(i));
-            let key = &keys[i];
-            if !self.partitions.contains_key(key) {
-                self.heap_bytes += key.len() + size_of::<Partition>();
-                self.partitions.insert(key.clone(), Partition::default());
-            }
-            let row: Box<[u8]> = rows.row(i).as_ref().into();
-            self.heap_bytes += held_bytes(&place, &row);
-            if let Some(p) = self.partitions.get_mut(key) {
-                p.ranked.insert(place, row);
-            }
+        for (i, key) in keys.iter().enumerate() {
+            self.hold(key, sorts.row(i).as_ref(), seqs.value(i), rows.row(i).as_ref(), None);
         }
         if let Some(expiry) = self.expiry.as_mut() {
             expiry.clear();
@@ -356,43 +441,47 @@ impl StreamOperator for TopNOperator {
         }
         let adds = super::row_adds(&batch, &self.name, self.spec.input_updating)?;
         let keys = self.partition_keys(data)?;
+        let key = |i: usize| keys.as_ref().map_or(&[][..], |k| k.row(i).data());
         let sorts = self.sort_keys(data)?;
         let rows = self.rows.convert_columns(data.columns()).map_err(self.arrow_err())?;
         // Each touched partition's top before the batch, in first-touch order.
-        let mut before: Vec<(Box<[u8]>, Vec<Box<[u8]>>)> = Vec::new();
-        let mut touched: HashSet<Box<[u8]>> = HashSet::new();
-        for (i, key) in keys.iter().enumerate() {
-            if touched.insert(key.clone()) {
-                before.push((key.clone(), self.top(key)));
+        let mut before: Vec<(&[u8], Vec<Box<[u8]>>)> = Vec::new();
+        let mut touched: HashSet<&[u8], KeyHasher> = HashSet::default();
+        for (i, &add) in adds.iter().enumerate().take(data.num_rows()) {
+            let key = key(i);
+            if touched.insert(key) {
+                before.push((key, self.top(key).map(Box::from).collect()));
             }
             let sort = sorts.row(i);
             let row = rows.row(i);
-            if adds[i] {
+            if add {
                 let seq = self.seq();
-                self.hold(key, (sort.as_ref().into(), seq), row.as_ref().into(), now);
+                self.hold(key, sort.as_ref(), seq, row.as_ref(), now);
             } else {
                 self.retract(key, sort.as_ref(), row.as_ref(), now);
             }
         }
         let mut kinds: Vec<i8> = Vec::new();
         let mut ranks: Vec<i64> = Vec::new();
-        let mut changed: Vec<Box<[u8]>> = Vec::new();
-        for (key, old) in before {
-            let new = self.top(&key);
-            for r in 0..old.len().max(new.len()) {
-                let rank = i64::try_from(r + 1).unwrap_or(i64::MAX);
-                let mut emit = |kind: RowKind, row: &Box<[u8]>| {
+        let mut changed: Vec<&[u8]> = Vec::new();
+        for (key, old) in &before {
+            let mut new = self.top(key);
+            let mut old = old.iter();
+            for r in 1.. {
+                let rank = i64::try_from(r).unwrap_or(i64::MAX);
+                let mut emit = |kind: RowKind, row| {
                     kinds.push(kind.code());
                     ranks.push(rank);
-                    changed.push(row.clone());
+                    changed.push(row);
                 };
-                match (old.get(r), new.get(r)) {
+                match (old.next().map(|o| &**o), new.next()) {
                     (Some(o), Some(n)) if o != n => {
                         emit(RowKind::UpdateBefore, o);
                         emit(RowKind::UpdateAfter, n);
                     }
                     (None, Some(n)) => emit(RowKind::Insert, n),
                     (Some(o), None) => emit(RowKind::Delete, o),
+                    (None, None) => break,
                     _ => {}
                 }
             }

@@ -90,10 +90,12 @@ fn split_index<'a>(s: &'a str, sep: &str, index: i64) -> Option<&'a str> {
     if s.is_empty() {
         return None;
     }
-    if sep.is_empty() {
-        s.split(java_is_whitespace).nth(index)
-    } else {
-        s.split(sep).nth(index)
+    match sep.as_bytes() {
+        [] => s.split(java_is_whitespace).nth(index),
+        // One ASCII character (a '/' or ','): a char pattern searches with memchr, where a
+        // str pattern sets up a two-way searcher per call.
+        [b] if b.is_ascii() => s.split(char::from(*b)).nth(index),
+        _ => s.split(sep).nth(index),
     }
 }
 

@@ -55,14 +55,10 @@ use self::native::NativeKind;
 use self::state::{states_overhead, AggKind, AggPlan, AggState, Codec, Encoded};
 use super::memory::{hash_map_bytes, shrink_if_sparse};
 use super::ttl::{KeyExpiry, WriteId};
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message};
-
-/// The hasher of keys (aHash: a key is hashed twice per batch that touches it, and SipHash
-/// showed in profiles).
-type KeyHasher = datafusion::common::hash_utils::RandomState;
 
 /// Most rows per batch emitted at the end of a batch-mode input.
 const FINAL_BATCH_ROWS: usize = 8192;

@@ -171,7 +171,7 @@ impl OverAggregateOperator {
         let (pending, rows, mut key_bytes) = self.restore_pending(&snapshot.batches, meta.pending)?;
         let (keys, state_bytes) = match meta.keys {
             Some(part) => self.restore_keys(&snapshot.batches, part, meta.recent)?,
-            None => (HashMap::new(), 0),
+            None => (HashMap::default(), 0),
         };
         key_bytes += state_bytes;
         self.watermark = Watermark(meta.watermark);
@@ -245,7 +245,7 @@ impl OverAggregateOperator {
         if let Some(slots) = recent_columns.get(1..) {
             check_types(&self.name, slots, &self.calls.arg_types)?;
         }
-        let mut restored = HashMap::with_capacity(keys.len());
+        let mut restored = HashMap::with_capacity_and_hasher(keys.len(), crate::operators::KeyHasher::default());
         let mut bytes = 0;
         let mut offset = 0;
         for (k, key) in keys.into_iter().enumerate() {

@@ -38,7 +38,7 @@ use super::memory::{btree_bytes, hash_map_bytes};
 use super::windowing::{
     effective_watermark, event_times, require_append_only, BufferedRows, RowRef, OUTPUT_BATCH_ROWS,
 };
-use super::{OperatorContext, StreamOperator};
+use super::{KeyHasher, OperatorContext, StreamOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message, Timestamp, Watermark};
@@ -71,7 +71,7 @@ pub struct OverAggregateOperator {
 type PendingRows = BTreeMap<(Timestamp, u64), Pending>;
 
 /// The state of every partition key, by encoded key.
-type KeyStates = HashMap<Box<[u8]>, KeyState>;
+type KeyStates = HashMap<Box<[u8]>, KeyState, KeyHasher>;
 
 /// A key's rows in a batch being computed: (row, time), in time order.
 type KeyRows<'a> = (&'a [u8], Vec<(usize, Timestamp)>);
@@ -121,7 +121,7 @@ impl OverAggregateOperator {
             pending: BTreeMap::new(),
             sequence: 0,
             rows: BufferedRows::default(),
-            keys: HashMap::new(),
+            keys: HashMap::default(),
             key_bytes: 0,
         })
     }
