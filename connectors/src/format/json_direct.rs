@@ -352,6 +352,62 @@ impl<'a> Parser<'a> {
             }
         }
     }
+
+    /// The members of an object after its `{`, up to and past its `}`, with keys looked up
+    /// in `names` (none holds a quote or backslash): `member` is called with the key's
+    /// index in `names` (`None`: no name) at the start of its value and must pass over it.
+    ///
+    /// Objects usually list their keys in the schema's order, so the name after the last
+    /// one found is tried first, compared with the text in place: the key needs no scan
+    /// for its closing quote.
+    #[inline]
+    fn named_members(
+        &mut self,
+        depth: usize,
+        names: &[Box<[u8]>],
+        mut member: impl FnMut(&mut Self, Option<usize>) -> Parsed<()>,
+    ) -> Parsed<()> {
+        if depth >= MAX_DEPTH {
+            return Err(GiveUp);
+        }
+        self.whitespace();
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Ok(());
+        }
+        let mut next = 0;
+        loop {
+            self.whitespace();
+            self.expect(b'"')?;
+            let rest = &self.text[self.at..];
+            let found = match names.get(next) {
+                // The name then the closing quote: exactly the key, without escapes.
+                Some(name)
+                    if rest.get(..name.len()).is_some_and(|r| same(name, r)) && rest.get(name.len()) == Some(&b'"') =>
+                {
+                    self.at += name.len() + 1;
+                    Some(next)
+                }
+                _ => {
+                    let key = self.plain_string()?.ok_or(GiveUp)?;
+                    names.iter().position(|name| same(name, key))
+                }
+            };
+            if let Some(k) = found {
+                next = k + 1;
+            }
+            self.whitespace();
+            self.expect(b':')?;
+            self.whitespace();
+            member(self, found)?;
+            self.whitespace();
+            match self.next()? {
+                b',' => continue,
+                b'}' => return Ok(()),
+                _ => return Err(GiveUp),
+            }
+        }
+    }
 }
 
 /// The values of one column (or ROW field) decoded so far.
@@ -433,6 +489,11 @@ impl Builder {
     fn object(fields: &Fields, nullable: bool, rows: usize) -> Option<Self> {
         // Keys seen in one object are bits of a u64.
         if fields.len() > 64 {
+            return None;
+        }
+        // A key with a quote or backslash is written with escapes, which the parser gives
+        // up on; and `named_members` compares names with the text in place.
+        if fields.iter().any(|f| f.name().contains(['"', '\\'])) {
             return None;
         }
         let children = fields.iter().map(|f| Builder::new(f.data_type(), rows)).collect::<Option<Vec<_>>>()?;
@@ -551,13 +612,7 @@ impl Builder {
                     nulls.append_non_null();
                 }
                 let mut seen = 0u64;
-                // Objects usually list their keys in the schema's order: try the next one first.
-                let mut next = 0;
-                p.members(depth, |p, key| {
-                    let found = match names.get(next) {
-                        Some(name) if same(name, key) => Some(next),
-                        _ => names.iter().position(|name| same(name, key)),
-                    };
+                p.named_members(depth, names, |p, found| {
                     let Some(k) = found else {
                         return p.skip_value(depth + 1);
                     };
@@ -565,7 +620,6 @@ impl Builder {
                         return Err(GiveUp);
                     }
                     seen |= 1 << k;
-                    next = k + 1;
                     children[k].value(p, depth + 1)
                 })?;
                 for (k, child) in children.iter_mut().enumerate() {

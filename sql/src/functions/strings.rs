@@ -92,11 +92,26 @@ fn split_index<'a>(s: &'a str, sep: &str, index: i64) -> Option<&'a str> {
     }
     match sep.as_bytes() {
         [] => s.split(java_is_whitespace).nth(index),
-        // One ASCII character (a '/' or ','): a char pattern searches with memchr, where a
-        // str pattern sets up a two-way searcher per call.
-        [b] if b.is_ascii() => s.split(char::from(*b)).nth(index),
+        // One ASCII character (a '/' or ','): found with memchr, where a str pattern sets
+        // up a two-way searcher per call (and a char pattern checks each find with memcmp).
+        [b] if b.is_ascii() => nth_piece(s, *b, index),
         _ => s.split(sep).nth(index),
     }
+}
+
+/// `s.split(sep).nth(index)` for an ASCII `sep`.
+fn nth_piece(s: &str, sep: u8, index: usize) -> Option<&str> {
+    let mut start = 0;
+    let mut pieces = 0;
+    for at in memchr::memchr_iter(sep, s.as_bytes()) {
+        if pieces == index {
+            // Cut at an ASCII byte: always a character boundary.
+            return s.get(start..at);
+        }
+        pieces += 1;
+        start = at + 1;
+    }
+    (pieces == index).then(|| s.get(start..)).flatten()
 }
 
 /// `Character.isWhitespace`: Unicode spaces except the non-breaking ones, plus the ASCII
@@ -595,6 +610,16 @@ mod tests {
         let out = out.as_string::<i32>();
         assert_eq!(out.value(0), "y");
         assert!(out.is_null(1) && out.is_null(2));
+    }
+
+    #[test]
+    fn one_ascii_separator_splits_as_str_split() {
+        for text in ["", "/", "//", "a", "/a", "a/", "a//b", "https://www.nexmark.com/a/b/item.htm", "é/ü/x", "/é//"]
+        {
+            for index in 0..8 {
+                assert_eq!(nth_piece(text, b'/', index), text.split('/').nth(index), "{text:?} {index}");
+            }
+        }
     }
 
     #[test]
