@@ -360,7 +360,7 @@ impl TextReader {
 
     /// Read another chunk; at the range's end keep only through the line that crosses it.
     async fn fill(&mut self, shown: &str) -> Result<()> {
-        self.eof = self.blocking(shown, |file, buf| append_chunk(file, buf)).await? == 0;
+        self.eof = self.blocking(shown, append_chunk).await? == 0;
         self.clip();
         Ok(())
     }

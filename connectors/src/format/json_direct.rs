@@ -294,7 +294,7 @@ impl<'a> Parser<'a> {
             b'f' => self.literal(b"false")?,
             b'{' => {
                 self.at += 1;
-                self.members(depth, |p, _key| p.skip_value(depth + 1))?;
+                self.named_members(depth, &[], |p, _| p.skip_value(depth + 1))?;
             }
             b'[' => {
                 if depth >= MAX_DEPTH {
@@ -322,35 +322,6 @@ impl<'a> Parser<'a> {
             }
         }
         Ok(())
-    }
-
-    /// The members of an object after its `{`, up to and past its `}`: `member` is called
-    /// with each key (without escapes) at the start of its value and must pass over it.
-    #[inline]
-    fn members(&mut self, depth: usize, mut member: impl FnMut(&mut Self, &'a [u8]) -> Parsed<()>) -> Parsed<()> {
-        if depth >= MAX_DEPTH {
-            return Err(GiveUp);
-        }
-        self.whitespace();
-        if self.peek()? == b'}' {
-            self.at += 1;
-            return Ok(());
-        }
-        loop {
-            self.whitespace();
-            self.expect(b'"')?;
-            let key = self.plain_string()?.ok_or(GiveUp)?;
-            self.whitespace();
-            self.expect(b':')?;
-            self.whitespace();
-            member(self, key)?;
-            self.whitespace();
-            match self.next()? {
-                b',' => continue,
-                b'}' => return Ok(()),
-                _ => return Err(GiveUp),
-            }
-        }
     }
 
     /// The members of an object after its `{`, up to and past its `}`, with keys looked up

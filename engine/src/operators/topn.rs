@@ -99,10 +99,10 @@ impl Ranked {
     }
 
     /// `(seq, row)` of every held row, best first.
-    fn rows(&self) -> Box<dyn Iterator<Item = (u64, &[u8])> + '_> {
+    fn rows(&self) -> RankedRows<'_> {
         match self {
-            Ranked::Top(v) => Box::new(v.iter().map(|h| (h.seq, h.row()))),
-            Ranked::All(m) => Box::new(m.iter().map(|((_, seq), row)| (*seq, &**row))),
+            Ranked::Top(v) => RankedRows::Top(v.iter()),
+            Ranked::All(m) => RankedRows::All(m.iter()),
         }
     }
 
@@ -111,6 +111,23 @@ impl Ranked {
         match self {
             Ranked::Top(v) => v.iter().map(Held::bytes).sum(),
             Ranked::All(m) => m.iter().map(|(place, row)| held_bytes(place, row)).sum(),
+        }
+    }
+}
+
+/// The iterator of [`Ranked::rows`] (no `Box`: it is made twice per partition a batch touches).
+enum RankedRows<'a> {
+    Top(std::slice::Iter<'a, Held>),
+    All(std::collections::btree_map::Iter<'a, Place, Box<[u8]>>),
+}
+
+impl<'a> Iterator for RankedRows<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            RankedRows::Top(it) => it.next().map(|h| (h.seq, h.row())),
+            RankedRows::All(it) => it.next().map(|((_, seq), row)| (*seq, &**row)),
         }
     }
 }
