@@ -388,33 +388,25 @@ impl FileSink {
         let mut index: HashMap<String, usize> = HashMap::new();
         // Rows of a stream mostly share the previous row's partition: its values are
         // compared first, and the directory name is only built for a new one.
-        let (mut values, mut last_values) = (Vec::<u8>::new(), Vec::<u8>::new());
+        let mut values = vec![String::new(); columns.len()];
+        let mut last_values = values.clone();
         let mut last_group = None;
-        let mut value = String::new();
         for row in 0..batch.num_rows() {
-            values.clear();
-            for array in &columns {
-                // Each value's length, then its text (NULL and '' both go to the default
-                // partition).
+            for (value, array) in values.iter_mut().zip(&columns) {
                 value.clear();
                 if array.is_valid(row) {
-                    text::write_value(&mut value, array.as_ref(), row, Style::Sql)?;
+                    text::write_value(value, array.as_ref(), row, Style::Sql)?;
                 }
-                values.extend_from_slice(&value.len().to_le_bytes());
-                values.extend_from_slice(value.as_bytes());
             }
             let g = match last_group {
                 Some(g) if values == last_values => g,
                 _ => {
                     let mut dir = String::new();
-                    for (n, (array, name)) in columns.iter().zip(&self.partition_names).enumerate() {
-                        value.clear();
-                        if array.is_valid(row) {
-                            text::write_value(&mut value, array.as_ref(), row, Style::Sql)?;
-                        }
+                    for (n, (value, name)) in values.iter().zip(&self.partition_names).enumerate() {
                         if n > 0 {
                             dir.push('/');
                         }
+                        // NULL and '' both go to the default partition.
                         let shown = if value.is_empty() { self.default_partition.as_str() } else { value.as_str() };
                         dir.push_str(&format!("{}={}", escape_partition_value(name), escape_partition_value(shown)));
                     }

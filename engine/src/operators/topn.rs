@@ -464,7 +464,7 @@ impl StreamOperator for TopNOperator {
         // Each touched partition's top before the batch, in first-touch order.
         let mut before: Vec<(&[u8], Vec<Box<[u8]>>)> = Vec::new();
         let mut touched: HashSet<&[u8], KeyHasher> = HashSet::default();
-        for (i, &add) in adds.iter().enumerate().take(data.num_rows()) {
+        for (i, &add) in adds.iter().enumerate() {
             let key = key(i);
             if touched.insert(key) {
                 before.push((key, self.top(key).map(Box::from).collect()));
