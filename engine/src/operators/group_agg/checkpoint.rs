@@ -26,7 +26,8 @@ use arrow::datatypes::{DataType, Int64Type, UInt32Type, UInt64Type};
 use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 
-use super::state::{AggPlan, AggState};
+use super::native::NativeKind;
+use super::state::{AggKind, AggPlan, AggState};
 use super::{Group, GroupAggregateOperator};
 use crate::checkpoint::StateSnapshot;
 use crate::error::{EngineError, Result};
@@ -87,6 +88,13 @@ impl GroupAggregateOperator {
                 return Err(EngineError::Internal(format!("{}: a key to expire has no state", self.name)));
             };
             for ((plan, state), columns) in self.aggregates.iter().zip(&mut group.aggregates).zip(&mut states) {
+                if let (AggKind::SharedDistinct { set, member }, Some(columns)) = (&plan.kind, &mut *columns) {
+                    // Its values, as its own set would list them.
+                    let Some(set) = group.distinct.get(*set) else { continue };
+                    columns.resize_with(1, Vec::new);
+                    columns[0].push(set.state(*member));
+                    continue;
+                }
                 let (Some(acc), Some(columns)) = (state.accumulator(), columns) else { continue };
                 let read = acc.state().map_err(&expr_err)?;
                 let arrays = read.iter().map(ScalarValue::to_array).collect::<std::result::Result<Vec<_>, _>>();
@@ -279,8 +287,12 @@ impl GroupAggregateOperator {
             (AggMeta::States { part: None, .. }, None) => Ok(()),
             (AggMeta::States { columns, part: Some(part) }, None) => {
                 let states = part_columns(name, batches, part, columns)?;
-                // A fresh accumulator's state has the types a snapshot of it has.
-                let mut probe = plan.create().map_err(&expr_err)?;
+                // A fresh accumulator's state has the types a snapshot of it has (a shared
+                // set's member: those of its own set).
+                let mut probe = match plan.kind {
+                    AggKind::SharedDistinct { .. } => AggState::Native(NativeKind::CountDistinctInt64.create()),
+                    _ => plan.create().map_err(&expr_err)?,
+                };
                 let Some(acc) = probe.accumulator() else {
                     return Err(malformed(name, format!("aggregate {j} is not an accumulator")));
                 };
@@ -290,8 +302,13 @@ impl GroupAggregateOperator {
                     return Err(malformed(name, format!("aggregate {j} has states of another shape")));
                 }
                 for (i, group) in groups.iter_mut().enumerate() {
-                    let Some(acc) = group.aggregates[j].accumulator() else { continue };
                     let row: Vec<ArrayRef> = states.iter().map(|c| c.slice(i, 1)).collect();
+                    if let AggKind::SharedDistinct { set, member } = plan.kind {
+                        let Some(set) = group.distinct.get_mut(set) else { continue };
+                        set.merge(member, &row).map_err(&expr_err)?;
+                        continue;
+                    }
+                    let Some(acc) = group.aggregates[j].accumulator() else { continue };
                     acc.merge_batch(&row).map_err(&expr_err)?;
                 }
                 Ok(())
@@ -316,7 +333,7 @@ impl GroupAggregateOperator {
                             c.restore(encoded.row(r), counts.value(r));
                             distinct[*i].push(r as u32);
                         }
-                        AggState::Native(_) | AggState::Accumulator(_) => {
+                        AggState::Native(_) | AggState::Shared | AggState::Accumulator(_) => {
                             return Err(malformed(name, "counts of an accumulator"))
                         }
                     }

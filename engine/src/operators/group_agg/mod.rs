@@ -42,16 +42,16 @@ mod tests;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, Int8Array, RecordBatch, UInt32Array};
 use arrow::compute::{cast, filter, prep_null_mask_filter, take};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::error::DataFusionError;
 use datafusion::physical_expr::PhysicalExpr;
 use eddy_connectors::RowKind;
 use eddy_sql::plan::{GroupAggSpec, GroupEmit, Retraction};
 
-use self::native::NativeKind;
+use self::native::{NativeKind, SharedDistinct, SHARED_MEMBERS};
 use self::state::{states_overhead, AggKind, AggPlan, AggState, Codec, Encoded};
 use super::memory::{hash_map_bytes, shrink_if_sparse};
 use super::ttl::{KeyExpiry, WriteId};
@@ -69,6 +69,8 @@ pub struct GroupAggregateOperator {
     keys: Vec<Arc<dyn PhysicalExpr>>,
     aggregates: Vec<AggPlan>,
     key_codec: Codec,
+    /// COUNT(DISTINCT BIGINT) aggregates that share one set of values per group.
+    shared: Vec<SharedPlan>,
     /// Encodes the aggregates' output values (what is compared and emitted).
     value_codec: Codec,
     output_schema: SchemaRef,
@@ -82,11 +84,21 @@ pub struct GroupAggregateOperator {
     heap_bytes: usize,
 }
 
+/// COUNT(DISTINCT x) aggregates over the same `BIGINT` argument `arg` on an append-only
+/// input (2 to [`SHARED_MEMBERS`], told apart by their FILTERs): `members[m]` is the index
+/// of the aggregate that is member `m` of the group's [`SharedDistinct`].
+struct SharedPlan {
+    arg: Arc<dyn PhysicalExpr>,
+    members: Vec<usize>,
+}
+
 /// One key's state.
 struct Group {
     /// Rows added minus rows taken back; the key is dropped when it reaches 0.
     rows: i64,
     aggregates: Vec<AggState>,
+    /// Per [`SharedPlan`], the set its members share.
+    distinct: Vec<SharedDistinct>,
     /// The values last emitted (`value_codec` bytes); `None` before the first emission.
     emitted: Option<Box<[u8]>>,
     /// Its write in `expiry` (0 without TTL).
@@ -109,6 +121,62 @@ struct ByKey {
     /// the filter keeps (one entry more than rows): permuted rows `r..s` are rows
     /// `kept[r]..kept[s]` of its `args`. Aggregates with the same FILTER share it.
     kept: Vec<Option<Arc<[u32]>>>,
+    /// Per [`SharedPlan`]: its argument, permuted, and per permuted row the bits of the
+    /// members whose FILTER keeps the row (none where the argument is NULL).
+    shared: Vec<(Int64Array, Vec<u8>)>,
+}
+
+/// A batch's aggregate arguments and FILTER masks, permuted into key order.
+///
+/// Aggregates often share arguments and FILTERs (`COUNT(DISTINCT a) FILTER (WHERE p)` beside
+/// `COUNT(*) FILTER (WHERE p)`): each distinct one is evaluated and permuted once for the
+/// whole batch; a group's rows are then slices of those (no kernel call per group and
+/// aggregate).
+struct Inputs<'a> {
+    data: &'a RecordBatch,
+    /// The rows in key order; `None` when that is their order already.
+    order: Option<UInt32Array>,
+    columns: Vec<(&'a Arc<dyn PhysicalExpr>, ArrayRef)>,
+    /// Per FILTER: its rows to keep, and for each row the number kept before it (one entry
+    /// more than rows).
+    masks: Vec<(&'a Arc<dyn PhysicalExpr>, BooleanArray, Arc<[u32]>)>,
+}
+
+impl<'a> Inputs<'a> {
+    fn permute(&self, op: &GroupAggregateOperator, a: ArrayRef) -> Result<ArrayRef> {
+        match &self.order {
+            Some(order) => take(&a, order, None).map_err(op.arrow_err()),
+            None => Ok(a),
+        }
+    }
+
+    /// The index in `columns` of argument `e`.
+    fn column(&mut self, op: &GroupAggregateOperator, e: &'a Arc<dyn PhysicalExpr>) -> Result<usize> {
+        if let Some(id) = self.columns.iter().position(|(seen, _)| *seen == e) {
+            return Ok(id);
+        }
+        let column = self.permute(op, op.eval(e, self.data)?)?;
+        self.columns.push((e, column));
+        Ok(self.columns.len() - 1)
+    }
+
+    /// The index in `masks` of FILTER `f` (of aggregate `display`).
+    fn mask(&mut self, op: &GroupAggregateOperator, f: &'a Arc<dyn PhysicalExpr>, display: &str) -> Result<usize> {
+        if let Some(id) = self.masks.iter().position(|(seen, _, _)| *seen == f) {
+            return Ok(id);
+        }
+        let mask = op.filter_mask(&op.eval(f, self.data)?, display)?;
+        let mask = self.permute(op, Arc::new(mask))?.as_boolean().clone();
+        let mut before = Vec::with_capacity(mask.len() + 1);
+        let mut count = 0u32;
+        before.push(0);
+        for keep in mask.values() {
+            count += u32::from(keep);
+            before.push(count);
+        }
+        self.masks.push((f, mask, before.into()));
+        Ok(self.masks.len() - 1)
+    }
 }
 
 /// A key the batch touched: its state after the batch (`None`: it has no rows) and the
@@ -154,6 +222,7 @@ impl GroupAggregateOperator {
             plan.create().map_err(expr_err)?;
             aggregates.push(plan);
         }
+        let shared = share_distinct_sets(&mut aggregates);
         let value_types: Vec<DataType> = aggregates.iter().map(|a| a.output_type.clone()).collect();
         let value_codec = Codec::new(&value_types).map_err(arrow_err)?;
         let expiry = match spec.emit {
@@ -166,6 +235,7 @@ impl GroupAggregateOperator {
             keys: spec.keys.iter().map(|k| k.expr.clone()).collect(),
             aggregates,
             key_codec,
+            shared,
             value_codec,
             output_schema: ctx.output_schema,
             retracting: spec.input_updating,
@@ -214,7 +284,15 @@ impl GroupAggregateOperator {
     /// An empty group.
     fn new_group(&self) -> Result<Group> {
         let aggregates = self.aggregates.iter().map(AggPlan::create).collect::<std::result::Result<Vec<_>, _>>();
-        Ok(Group { rows: 0, aggregates: aggregates.map_err(self.expr_err())?, emitted: None, write: 0, bytes: 0 })
+        let distinct = self.shared.iter().map(|s| SharedDistinct::new(s.members.len())).collect();
+        Ok(Group {
+            rows: 0,
+            aggregates: aggregates.map_err(self.expr_err())?,
+            distinct,
+            emitted: None,
+            write: 0,
+            bytes: 0,
+        })
     }
 
     /// Recounts what `group` of `key` holds, keeping `heap_bytes` in step.
@@ -222,7 +300,8 @@ impl GroupAggregateOperator {
         let bytes = key.len()
             + group.emitted.as_ref().map_or(0, |e| e.len())
             + states_overhead(group.aggregates.len())
-            + group.aggregates.iter().map(AggState::size).sum::<usize>();
+            + group.aggregates.iter().map(AggState::size).sum::<usize>()
+            + group.distinct.iter().map(SharedDistinct::size).sum::<usize>();
         self.heap_bytes = (self.heap_bytes + bytes).saturating_sub(group.bytes);
         group.bytes = bytes;
     }
@@ -231,65 +310,42 @@ impl GroupAggregateOperator {
     fn regroup(&self, batch: &Batch) -> Result<(Encoded, ByKey)> {
         let data = &batch.data;
         let n = data.num_rows();
-        let expr_err = self.expr_err();
         let arrow_err = self.arrow_err();
-        let eval = |e: &Arc<dyn PhysicalExpr>| e.evaluate(data).and_then(|v| v.into_array(n)).map_err(&expr_err);
-        let key_columns = self.keys.iter().map(eval).collect::<Result<Vec<_>>>()?;
+        let key_columns = self.keys.iter().map(|e| self.eval(e, data)).collect::<Result<Vec<_>>>()?;
         let keys = self.key_codec.encode(&key_columns).map_err(&arrow_err)?;
         let (first_rows, bounds, order) = order_by_key(&keys, n);
         // Rows of one key in input order need no permutation (a global aggregate's).
         let identity = order.iter().enumerate().all(|(i, r)| i == *r as usize);
         let order = UInt32Array::from(order);
-        let permute = |a: ArrayRef| if identity { Ok(a) } else { take(&a, &order, None).map_err(&arrow_err) };
         let row_adds = super::row_adds(batch, &self.name, self.retracting)?;
         let adds = order.values().iter().map(|r| row_adds[*r as usize]).collect();
-        // Aggregates often share arguments and FILTERs (`COUNT(DISTINCT a) FILTER (WHERE p)`
-        // beside `COUNT(*) FILTER (WHERE p)`): each distinct one is evaluated and permuted
-        // once, and each argument filtered once per FILTER, for the whole batch; a group's
-        // rows are then slices of those (no kernel call per group and aggregate).
-        let mut columns: Vec<(&Arc<dyn PhysicalExpr>, ArrayRef)> = Vec::new();
-        let mut masks: Vec<(&Arc<dyn PhysicalExpr>, BooleanArray, Arc<[u32]>)> = Vec::new();
+        let mut inputs = Inputs { data, order: (!identity).then_some(order), columns: Vec::new(), masks: Vec::new() };
         let mut filtered: Vec<(usize, usize, ArrayRef)> = Vec::new();
         let mut args = Vec::with_capacity(self.aggregates.len());
         let mut kept = Vec::with_capacity(self.aggregates.len());
         for a in &self.aggregates {
+            if matches!(a.kind, AggKind::SharedDistinct { .. }) {
+                // Its rows go through the shared set (below).
+                args.push(Vec::new());
+                kept.push(None);
+                continue;
+            }
             let mut arg_ids = Vec::with_capacity(a.args.len());
             for e in &a.args {
-                let id = match columns.iter().position(|(seen, _)| *seen == e) {
-                    Some(id) => id,
-                    None => {
-                        columns.push((e, permute(eval(e)?)?));
-                        columns.len() - 1
-                    }
-                };
-                arg_ids.push(id);
+                arg_ids.push(inputs.column(self, e)?);
             }
             let Some(f) = &a.filter else {
-                args.push(arg_ids.iter().map(|id| Arc::clone(&columns[*id].1)).collect());
+                args.push(arg_ids.iter().map(|id| Arc::clone(&inputs.columns[*id].1)).collect());
                 kept.push(None);
                 continue;
             };
-            let mask_id = match masks.iter().position(|(seen, _, _)| *seen == f) {
-                Some(id) => id,
-                None => {
-                    let mask = permute(Arc::new(self.filter_mask(&eval(f)?, &a.display)?))?.as_boolean().clone();
-                    let mut before = Vec::with_capacity(n + 1);
-                    let mut count = 0u32;
-                    before.push(0);
-                    for keep in mask.values() {
-                        count += u32::from(keep);
-                        before.push(count);
-                    }
-                    masks.push((f, mask, before.into()));
-                    masks.len() - 1
-                }
-            };
+            let mask_id = inputs.mask(self, f, &a.display)?;
             let mut filtered_args = Vec::with_capacity(arg_ids.len());
             for id in arg_ids {
                 let column = match filtered.iter().find(|(c, m, _)| *c == id && *m == mask_id) {
                     Some((_, _, column)) => Arc::clone(column),
                     None => {
-                        let column = filter(&columns[id].1, &masks[mask_id].1).map_err(&arrow_err)?;
+                        let column = filter(&inputs.columns[id].1, &inputs.masks[mask_id].1).map_err(&arrow_err)?;
                         filtered.push((id, mask_id, Arc::clone(&column)));
                         column
                     }
@@ -297,9 +353,42 @@ impl GroupAggregateOperator {
                 filtered_args.push(column);
             }
             args.push(filtered_args);
-            kept.push(Some(Arc::clone(&masks[mask_id].2)));
+            kept.push(Some(Arc::clone(&inputs.masks[mask_id].2)));
         }
-        Ok((keys, ByKey { first_rows, bounds, adds, args, kept }))
+        let mut shared = Vec::with_capacity(self.shared.len());
+        for set in &self.shared {
+            let id = inputs.column(self, &set.arg)?;
+            let Some(column) = inputs.columns[id].1.as_primitive_opt::<Int64Type>().cloned() else {
+                return Err(EngineError::Internal(format!("{}: COUNT(DISTINCT) of a BIGINT is not BIGINT", self.name)));
+            };
+            let mut bits = vec![0u8; n];
+            for (m, i) in set.members.iter().enumerate() {
+                let a = &self.aggregates[*i];
+                match &a.filter {
+                    None => bits.iter_mut().for_each(|b| *b |= 1 << m),
+                    Some(f) => {
+                        let mask_id = inputs.mask(self, f, &a.display)?;
+                        for (b, keep) in bits.iter_mut().zip(inputs.masks[mask_id].1.values()) {
+                            *b |= u8::from(keep) << m;
+                        }
+                    }
+                }
+            }
+            if let Some(nulls) = column.nulls() {
+                for (b, valid) in bits.iter_mut().zip(nulls) {
+                    if !valid {
+                        *b = 0;
+                    }
+                }
+            }
+            shared.push((column, bits));
+        }
+        Ok((keys, ByKey { first_rows, bounds, adds, args, kept, shared }))
+    }
+
+    /// `e`'s value over `data`, as an array.
+    fn eval(&self, e: &Arc<dyn PhysicalExpr>, data: &RecordBatch) -> Result<ArrayRef> {
+        e.evaluate(data).and_then(|v| v.into_array(data.num_rows())).map_err(self.expr_err())
     }
 
     /// A FILTER's rows to keep: where the predicate is TRUE (NULL counts as FALSE).
@@ -313,7 +402,17 @@ impl GroupAggregateOperator {
     /// Applies rows `from..to` of `rows` (all adding or all taking back) to `group`.
     fn apply_run(&self, group: &mut Group, rows: &ByKey, from: usize, to: usize, add: bool) -> Result<()> {
         let expr_err = self.expr_err();
+        for ((column, bits), set) in rows.shared.iter().zip(&mut group.distinct) {
+            if !add {
+                // Shared sets are planned for append-only inputs only.
+                return Err(EngineError::Internal(format!("{}: a retraction of a shared DISTINCT", self.name)));
+            }
+            set.add_rows(column, bits, from, to);
+        }
         for (i, plan) in self.aggregates.iter().enumerate() {
+            if matches!(plan.kind, AggKind::SharedDistinct { .. }) {
+                continue;
+            }
             let (from, to) = match &rows.kept[i] {
                 Some(kept) => (kept[from] as usize, kept[to] as usize),
                 None => (from, to),
@@ -432,15 +531,39 @@ impl GroupAggregateOperator {
         }
         let expr_err = self.expr_err();
         let arrow_err = self.arrow_err();
-        let mut values: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(count); self.aggregates.len()];
+        // Native aggregates' BIGINTs go straight into their column, others through
+        // `ScalarValue`s.
+        let mut values: Vec<Values> = self
+            .aggregates
+            .iter()
+            .map(|a| match a.kind {
+                AggKind::Native(_) | AggKind::SharedDistinct { .. } => Values::Int64(Vec::with_capacity(count)),
+                _ => Values::Scalars(Vec::with_capacity(count)),
+            })
+            .collect();
         for group in groups {
-            for ((plan, state), column) in self.aggregates.iter().zip(&mut group.aggregates).zip(&mut values) {
-                column.push(plan.evaluate(state).map_err(&expr_err)?);
+            for (i, (plan, column)) in self.aggregates.iter().zip(&mut values).enumerate() {
+                match (column, &mut group.aggregates[i], &plan.kind) {
+                    (Values::Int64(column), AggState::Native(native), _) => column.push(native.value()),
+                    (Values::Int64(column), _, AggKind::SharedDistinct { set, member }) => {
+                        column.push(group.distinct.get(*set).map(|s| s.count(*member)))
+                    }
+                    (Values::Scalars(column), state, _) => column.push(plan.evaluate(state).map_err(&expr_err)?),
+                    (Values::Int64(_), _, _) => {
+                        return Err(EngineError::Internal(format!(
+                            "{}: {} has no native state",
+                            self.name, plan.display
+                        )))
+                    }
+                }
             }
         }
         let mut columns = Vec::with_capacity(self.aggregates.len());
-        for (plan, scalars) in self.aggregates.iter().zip(values) {
-            let array = ScalarValue::iter_to_array(scalars).map_err(&expr_err)?;
+        for (plan, values) in self.aggregates.iter().zip(values) {
+            let array = match values {
+                Values::Int64(values) => Arc::new(Int64Array::from(values)),
+                Values::Scalars(scalars) => ScalarValue::iter_to_array(scalars).map_err(&expr_err)?,
+            };
             let array = if array.data_type() == &plan.output_type {
                 array
             } else {
@@ -614,6 +737,36 @@ fn aggregate_kind(
         },
         Retraction::Distinct { inner } => AggKind::Distinct { values: codec(&arg_types)?, inner },
     })
+}
+
+/// One aggregate's values of the groups being emitted.
+enum Values {
+    Int64(Vec<Option<i64>>),
+    Scalars(Vec<ScalarValue>),
+}
+
+/// Makes the COUNT(DISTINCT BIGINT) aggregates of `aggregates` on an append-only input that
+/// share an argument members of one [`SharedPlan`] (in sets of at most [`SHARED_MEMBERS`]).
+fn share_distinct_sets(aggregates: &mut [AggPlan]) -> Vec<SharedPlan> {
+    let mut sets: Vec<SharedPlan> = Vec::new();
+    for i in 0..aggregates.len() {
+        if !matches!(aggregates[i].kind, AggKind::Native(NativeKind::CountDistinctInt64)) {
+            continue;
+        }
+        let arg = &aggregates[i].args[0];
+        match sets.iter_mut().find(|s| &s.arg == arg && s.members.len() < SHARED_MEMBERS) {
+            Some(set) => set.members.push(i),
+            None => sets.push(SharedPlan { arg: Arc::clone(arg), members: vec![i] }),
+        }
+    }
+    // One member alone is as well off with its own set.
+    sets.retain(|s| s.members.len() > 1);
+    for (set, plan) in sets.iter().enumerate() {
+        for (member, i) in plan.members.iter().enumerate() {
+            aggregates[*i].kind = AggKind::SharedDistinct { set, member };
+        }
+    }
+    sets
 }
 
 /// `GroupAggregate[keys=[k], aggs=[COUNT(*)]]`.

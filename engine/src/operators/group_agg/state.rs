@@ -101,6 +101,10 @@ pub(super) struct AggPlan {
 pub(super) enum AggKind {
     /// COUNT or COUNT(DISTINCT BIGINT) on an append-only input, updated in place.
     Native(NativeKind),
+    /// COUNT(DISTINCT BIGINT) on an append-only input, member `member` of the group's
+    /// shared set `set` (see [`SharedDistinct`](super::native::SharedDistinct)); the operator
+    /// updates and reads it, its own state is [`AggState::Shared`].
+    SharedDistinct { set: usize, member: usize },
     /// A DataFusion accumulator; `retracting`: the one whose `retract_batch` works.
     Accumulator { function: Arc<AggregateFunctionExpr>, retracting: bool },
     /// MIN/MAX over an updating input: a count per value of the argument (`values`).
@@ -113,9 +117,14 @@ pub(super) enum AggKind {
 /// One aggregate's state in one group.
 pub(super) enum AggState {
     Native(NativeState),
+    /// Held in the group's shared set ([`AggKind::SharedDistinct`]).
+    Shared,
     Accumulator(Box<dyn Accumulator>),
     Extreme(Counts<BTreeMap<Box<[u8]>, i64>>),
-    Distinct { counts: Counts<HashMap<Box<[u8]>, i64>>, inner: Box<dyn Accumulator> },
+    Distinct {
+        counts: Counts<HashMap<Box<[u8]>, i64>>,
+        inner: Box<dyn Accumulator>,
+    },
 }
 
 /// Values and how many rows hold each, with the bytes of the values (kept as they change:
@@ -218,7 +227,7 @@ impl AggPlan {
     /// The encoding of the values it counts (MIN/MAX and DISTINCT over an updating input).
     pub(super) fn values(&self) -> Option<&Codec> {
         match &self.kind {
-            AggKind::Native(_) | AggKind::Accumulator { .. } => None,
+            AggKind::Native(_) | AggKind::SharedDistinct { .. } | AggKind::Accumulator { .. } => None,
             AggKind::Extreme { values, .. } | AggKind::Distinct { values, .. } => Some(values),
         }
     }
@@ -227,6 +236,7 @@ impl AggPlan {
     pub(super) fn create(&self) -> DfResult<AggState> {
         Ok(match &self.kind {
             AggKind::Native(kind) => AggState::Native(kind.create()),
+            AggKind::SharedDistinct { .. } => AggState::Shared,
             AggKind::Accumulator { function, retracting: true } => {
                 AggState::Accumulator(function.create_sliding_accumulator()?)
             }
@@ -323,25 +333,28 @@ impl AggState {
     pub(super) fn size(&self) -> usize {
         match self {
             AggState::Native(native) => native.size(),
+            // Counted with the shared set.
+            AggState::Shared => 0,
             AggState::Accumulator(acc) => acc.size(),
             AggState::Extreme(counts) => counts.size(),
             AggState::Distinct { counts, inner } => counts.size() + inner.size(),
         }
     }
 
-    /// The accumulator, for a snapshot (`None` for counted values).
+    /// The accumulator, for a snapshot (`None` for counted values and a shared set's
+    /// member).
     pub(super) fn accumulator(&mut self) -> Option<&mut dyn Accumulator> {
         match self {
             AggState::Native(native) => Some(native),
             AggState::Accumulator(acc) => Some(acc.as_mut()),
-            AggState::Extreme(_) | AggState::Distinct { .. } => None,
+            AggState::Shared | AggState::Extreme(_) | AggState::Distinct { .. } => None,
         }
     }
 
     /// The values counted, for a snapshot (`None` for an accumulator).
     pub(super) fn counts(&self) -> Option<Entries<'_>> {
         match self {
-            AggState::Native(_) | AggState::Accumulator(_) => None,
+            AggState::Native(_) | AggState::Shared | AggState::Accumulator(_) => None,
             AggState::Extreme(counts) => Some(counts.values.entries()),
             AggState::Distinct { counts, .. } => Some(counts.values.entries()),
         }

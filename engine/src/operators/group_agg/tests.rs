@@ -347,6 +347,57 @@ fn shared_filters_apply_each_keys_runs_to_the_rows_they_keep() {
     );
 }
 
+/// COUNT(DISTINCT v) with different FILTERs (and one FILTER twice) on an append-only input
+/// share one set per key, a bit per aggregate: NULLs and rows a FILTER drops count for none
+/// or only some of them; the values restore at every message.
+#[test]
+fn distinct_counts_of_one_argument_share_a_set_with_a_bit_per_filter() {
+    let schema = input_schema();
+    let v = || col("v", &schema).expect("v");
+    let positive = || Some(binary(v(), BinaryOp::Gt, lit(0i64), &schema).expect("filter"));
+    let negative = || Some(binary(v(), BinaryOp::Lt, lit(0i64), &schema).expect("filter"));
+    let aggregates = vec![
+        agg_with(count_udaf(), v(), true, None),
+        agg_with(count_udaf(), v(), true, positive()),
+        agg_with(count_udaf(), v(), true, negative()),
+        agg_with(count_udaf(), v(), true, positive()),
+        agg_with(count_udaf(), lit(1i64), false, positive()),
+    ];
+    let setup = Setup::new(aggregates);
+    let op = setup.operator();
+    assert_eq!(op.shared.iter().map(|s| s.members.clone()).collect::<Vec<_>>(), [vec![0, 1, 2, 3]]);
+    let some = |rows: &[(&'static str, Option<i64>)]| {
+        let mut b = changes(&rows.iter().map(|(k, v)| (I, Some(*k), *v)).collect::<Vec<_>>());
+        b.row_kinds = None;
+        Message::Data(b)
+    };
+    let input = vec![
+        some(&[("a", Some(1)), ("b", Some(5)), ("a", Some(-2)), ("a", Some(1)), ("a", None)]),
+        some(&[("a", Some(3)), ("a", Some(-2)), ("a", Some(0)), ("b", Some(5))]),
+        Message::End,
+    ];
+    let out = assert_restores_everywhere(|| setup.operator(), &input);
+    assert_eq!(
+        changelog(&out),
+        [
+            "+I[a, 2, 1, 1, 1, 2]",
+            "+I[b, 1, 1, 0, 1, 1]",
+            "-U[a, 2, 1, 1, 1, 2]",
+            "+U[a, 4, 2, 1, 2, 3]",
+            "-U[b, 1, 1, 0, 1, 1]",
+            "+U[b, 1, 1, 0, 1, 2]"
+        ]
+    );
+    // Nine over one argument: eight share a set, the ninth keeps its own.
+    let nine = Setup::new((0..9).map(|_| agg(count_udaf(), true)).collect());
+    let mut op = nine.operator();
+    assert_eq!(op.shared.iter().map(|s| s.members.len()).collect::<Vec<_>>(), [8]);
+    assert_eq!(run(&mut op, rows(&[("a", 1), ("a", 2), ("a", 1)])), ["+I[a, 2, 2, 2, 2, 2, 2, 2, 2, 2]"]);
+    // On an updating input nothing is shared (a set of bits cannot take a row back).
+    let op = Setup::new((0..2).map(|_| agg(count_udaf(), true)).collect()).retracting().operator();
+    assert!(op.shared.is_empty());
+}
+
 /// A changelog input with every kind of state: accumulators, MIN/MAX counts, DISTINCT counts.
 fn mixed_input() -> Vec<Message> {
     vec![
