@@ -137,10 +137,12 @@ struct Inputs<'a> {
     /// The rows in key order; `None` when that is their order already.
     order: Option<UInt32Array>,
     columns: Vec<(&'a Arc<dyn PhysicalExpr>, ArrayRef)>,
-    /// Per FILTER: its rows to keep, and for each row the number kept before it (one entry
-    /// more than rows).
-    masks: Vec<(&'a Arc<dyn PhysicalExpr>, BooleanArray, Arc<[u32]>)>,
+    masks: Vec<Mask<'a>>,
 }
+
+/// A FILTER, its rows to keep, and for each row the number kept before it (one entry more
+/// than rows).
+type Mask<'a> = (&'a Arc<dyn PhysicalExpr>, BooleanArray, Arc<[u32]>);
 
 impl<'a> Inputs<'a> {
     fn permute(&self, op: &GroupAggregateOperator, a: ArrayRef) -> Result<ArrayRef> {
@@ -749,11 +751,10 @@ enum Values {
 /// share an argument members of one [`SharedPlan`] (in sets of at most [`SHARED_MEMBERS`]).
 fn share_distinct_sets(aggregates: &mut [AggPlan]) -> Vec<SharedPlan> {
     let mut sets: Vec<SharedPlan> = Vec::new();
-    for i in 0..aggregates.len() {
-        if !matches!(aggregates[i].kind, AggKind::Native(NativeKind::CountDistinctInt64)) {
+    for (i, a) in aggregates.iter().enumerate() {
+        let (AggKind::Native(NativeKind::CountDistinctInt64), [arg]) = (&a.kind, a.args.as_slice()) else {
             continue;
-        }
-        let arg = &aggregates[i].args[0];
+        };
         match sets.iter_mut().find(|s| &s.arg == arg && s.members.len() < SHARED_MEMBERS) {
             Some(set) => set.members.push(i),
             None => sets.push(SharedPlan { arg: Arc::clone(arg), members: vec![i] }),
