@@ -17,7 +17,7 @@ use arrow::array::StringBuilder;
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
-use regex::NoExpand;
+use regex::{CaptureLocations, NoExpand, Regex};
 
 use super::common::{check_arity, coerce_integer, coerce_string, finish, output_shape, IntArg, StrArg};
 use super::java_regex::Regexes;
@@ -76,16 +76,25 @@ impl ScalarUDFImpl for RegexpExtract {
         };
         let mut regexes = Regexes::new();
         let mut out = StringBuilder::with_capacity(n, n * 8);
+        // The capture slots of the last pattern, reused from row to row (the pattern is
+        // nearly always one literal).
+        let mut slots: Option<(Arc<Option<Regex>>, CaptureLocations)> = None;
         for i in 0..n {
             let (Some(s), Some(p), Some(idx)) = (strings.get(i), patterns.get(i), indexes.get(i)) else {
                 out.append_null();
                 continue;
             };
             let re = regexes.get(p);
-            let group = (*re).as_ref().and_then(|re| {
-                let idx = usize::try_from(idx).ok().filter(|idx| *idx < re.captures_len())?;
-                let mut locs = re.capture_locations();
-                re.captures_read(&mut locs, s)?;
+            let Some(regex) = (*re).as_ref() else {
+                out.append_null();
+                continue;
+            };
+            let locs = match &mut slots {
+                Some((last, locs)) if Arc::ptr_eq(last, &re) => locs,
+                _ => &mut slots.insert((Arc::clone(&re), regex.capture_locations())).1,
+            };
+            let group = usize::try_from(idx).ok().filter(|idx| *idx < regex.captures_len()).and_then(|idx| {
+                regex.captures_read(locs, s)?;
                 locs.get(idx).map(|(start, end)| &s[start..end])
             });
             out.append_option(group);
@@ -198,6 +207,20 @@ mod tests {
         assert!(out.is_null(1));
         assert_eq!(out.value(2), "22");
         assert!(out.is_null(3));
+        // The capture slots go from row to row: an optional group matched in one row is
+        // NULL in the next where it takes no part, and a pattern per row is its own.
+        let values = StringArray::from(vec!["axb", "ab", "axb", "x9"]);
+        let patterns = StringArray::from(vec!["a(x)?b", "a(x)?b", "a(x)?b", "(x)(9)"]);
+        let out = invoke_array(
+            &RegexpExtract::new(),
+            vec![
+                ColumnarValue::Array(Arc::new(values)),
+                ColumnarValue::Array(Arc::new(patterns)),
+                ColumnarValue::Scalar(i(1)),
+            ],
+        );
+        let out = out.as_string::<i32>();
+        assert_eq!(out.iter().collect::<Vec<_>>(), [Some("x"), None, Some("x"), Some("x")]);
     }
 
     #[test]
