@@ -50,9 +50,9 @@ use arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use arrow::error::ArrowError;
 use arrow::row::{Row, Rows};
 use eddy_connectors::RowKind;
-use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::join_rows::{Held, RowArena, SideRows};
 use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{check_types, from_meta, malformed, part_columns, to_meta, Packer, Part};
 use super::tagged::{TaggedInput, LEFT, RIGHT};
@@ -65,25 +65,18 @@ use crate::message::{Batch, Message, Timestamp, Watermark};
 use crate::metrics::LateRowCounter;
 use eddy_sql::plan::JoinSpec;
 
-/// A side's distinct rows (row bytes -> copies), in arrival order.
-type SideRows = IndexMap<Box<[u8]>, Held, KeyHasher>;
-
-/// A distinct row held for one key and side.
-#[derive(Debug, Clone, Copy, Default)]
-struct Held {
-    /// How many copies of the row are held.
-    count: u64,
-    /// For a row of an outer side: how many rows of the other side (with their
-    /// multiplicity) it matches; its padded row is out while this is 0.
-    matches: u64,
-}
-
-/// The rows of one key, per side (row bytes of that side's columns -> copies).
-#[derive(Default)]
+/// The rows of one key, per side (see `join_rows`).
 struct KeyState {
     sides: [SideRows; 2],
     /// Its last write in the TTL order (with state TTL).
     write: Option<WriteId>,
+}
+
+impl KeyState {
+    /// Empty; a side in the appended form where `appended` says.
+    fn new(appended: [bool; 2]) -> Self {
+        Self { sides: appended.map(SideRows::new), write: None }
+    }
 }
 
 /// What a snapshot's `meta` holds.
@@ -141,10 +134,10 @@ pub struct JoinOperator {
     heap_bytes: usize,
     /// The last batch's output buffers, for the next (see `new_output`).
     spare: Option<Output>,
-}
-
-fn held_bytes(row: &[u8]) -> usize {
-    row.len() + size_of::<Box<[u8]>>() + size_of::<Held>() + size_of::<u64>()
+    /// Per side, whether its rows are held in the appended form (see `join_rows`).
+    appended: [bool; 2],
+    /// Per side, the rows of its keys held in the appended form.
+    arenas: [RowArena; 2],
 }
 
 impl JoinOperator {
@@ -168,8 +161,18 @@ impl JoinOperator {
             condition,
             &name,
         )?;
+        // Rows only ever added, and kept to the end: an append-only side that is not outer,
+        // streaming, without state TTL (which frees a key's rows) or windows (which free a
+        // window's).
+        let plain = !spec.final_only
+            && ctx.state_ttl.is_none()
+            && spec.window_end_key.is_none()
+            && spec.kind.filtering().is_none();
+        let appended = [LEFT, RIGHT].map(|side| plain && spec.append_only[side] && !spec.kind.keeps_unmatched(side));
         Ok(Self {
             tagged,
+            appended,
+            arenas: Default::default(),
             expiry: if spec.final_only { None } else { ctx.state_ttl.map(KeyExpiry::new) },
             name,
             spec,
@@ -203,7 +206,7 @@ impl JoinOperator {
         let mut dropped = false;
         while let Some(key) = expiry.pop_expired(now) {
             if let Some((k, state)) = self.state.remove_entry(&key) {
-                self.heap_bytes = self.heap_bytes.saturating_sub(key_state_bytes(&k, &state));
+                self.heap_bytes = self.heap_bytes.saturating_sub(key_state_bytes(&k, &state, &self.arenas));
                 dropped = true;
             }
         }
@@ -241,7 +244,7 @@ impl JoinOperator {
                 }
             };
             counts.push(held.len());
-            for row in held.keys() {
+            for (row, _) in held.rows(&self.arenas[other]) {
                 pairs[side].push(own.row(i));
                 pairs[other].push(parser.parse(row));
             }
@@ -291,7 +294,8 @@ impl JoinOperator {
                 // A NULL key matches nothing.
                 if self.spec.final_only {
                     if own_outer {
-                        change(&mut self.unkeyed[side], row.as_ref(), add, 0, &mut self.heap_bytes);
+                        let arena = &mut self.arenas[side];
+                        self.unkeyed[side].change(arena, row.as_ref(), add, 0, &mut self.heap_bytes);
                     }
                 } else if own_outer {
                     let kind = if add { RowKind::Insert } else { RowKind::Delete };
@@ -315,18 +319,21 @@ impl JoinOperator {
                     self.heap_bytes += k.len() + size_of::<Box<[u8]>>();
                     self.windows.entry(end).or_default().push(k.clone());
                 }
-                self.state.insert(k, KeyState::default());
+                self.state.insert(k, KeyState::new(self.appended));
             }
             let Some(state) = self.state.get_mut(key.as_ref()) else { continue };
             if let (Some(expiry), Some(now)) = (self.expiry.as_mut(), now) {
                 state.write = Some(expiry.write(key.as_ref(), state.write, now));
             }
             if deferred {
-                change(&mut state.sides[side], row.as_ref(), add, 0, &mut self.heap_bytes);
+                state.sides[side].change(&mut self.arenas[side], row.as_ref(), add, 0, &mut self.heap_bytes);
                 continue;
             }
             let [left, right] = &mut state.sides;
             let (mine, theirs) = if side == LEFT { (left, right) } else { (right, left) };
+            let [left_arena, right_arena] = &mut self.arenas;
+            let (my_arena, their_arena) =
+                if side == LEFT { (left_arena, &*right_arena) } else { (right_arena, &*left_arena) };
             let matched = &found[n];
             if let Some(semi) = self.spec.kind.filtering() {
                 // Semi/anti: only left rows go out (padded; the padding is dropped at the
@@ -336,7 +343,8 @@ impl JoinOperator {
                 let nulls = self.tagged.null_rows[RIGHT].row();
                 let mut total = 0u64;
                 for &j in matched {
-                    let Some((other_row, held)) = theirs.get_index_mut(j) else { continue };
+                    // A semi or anti join holds its sides distinct (see `new`).
+                    let Some((other_row, Some(held))) = theirs.entry_mut(j, their_arena) else { continue };
                     if side == LEFT {
                         total += held.count;
                         continue;
@@ -357,14 +365,21 @@ impl JoinOperator {
                 if side == LEFT && (total > 0) == semi {
                     push_padded(out, if add { RowKind::Insert } else { RowKind::Delete }, LEFT, row, nulls);
                 }
-                change(mine, row.as_ref(), add, total, &mut self.heap_bytes);
+                mine.change(my_arena, row.as_ref(), add, total, &mut self.heap_bytes);
                 self.drop_if_empty(key.as_ref());
                 continue;
             }
             let mut total = 0u64;
             for &j in matched {
-                let Some((other_row, held)) = theirs.get_index_mut(j) else { continue };
+                let Some((other_row, held)) = theirs.entry_mut(j, their_arena) else { continue };
                 let other_row = parser.parse(other_row);
+                let Some(held) = held else {
+                    // An appended row: one copy, of a side that is not outer.
+                    total += 1;
+                    let kind = if add { RowKind::Insert } else { RowKind::Delete };
+                    push_pair(out, kind, side, row, other_row);
+                    continue;
+                };
                 total += held.count;
                 if add {
                     if other_outer && held.matches == 0 {
@@ -394,7 +409,7 @@ impl JoinOperator {
                 let kind = if add { RowKind::Insert } else { RowKind::Delete };
                 push_padded(out, kind, side, row, self.tagged.null_rows[other].row());
             }
-            change(mine, row.as_ref(), add, total, &mut self.heap_bytes);
+            mine.change(my_arena, row.as_ref(), add, total, &mut self.heap_bytes);
             self.drop_if_empty(key.as_ref());
         }
         Ok(())
@@ -422,7 +437,7 @@ impl JoinOperator {
         }
         for side in [LEFT, RIGHT] {
             let parser = self.tagged.sides[side].parser();
-            for (row, held) in &self.unkeyed[side] {
+            for (row, held) in self.unkeyed[side].rows(&self.arenas[side]) {
                 for _ in 0..held.count {
                     push_padded(out, RowKind::Insert, side, parser.parse(row), self.tagged.null_rows[1 - side].row());
                 }
@@ -441,7 +456,7 @@ impl JoinOperator {
                 self.heap_bytes = self.heap_bytes.saturating_sub(key.len() + size_of::<Box<[u8]>>());
                 if let Some((k, state)) = self.state.remove_entry(&key) {
                     self.emit_key(&state, out)?;
-                    self.heap_bytes = self.heap_bytes.saturating_sub(key_state_bytes(&k, &state));
+                    self.heap_bytes = self.heap_bytes.saturating_sub(key_state_bytes(&k, &state, &self.arenas));
                 }
             }
         }
@@ -453,19 +468,20 @@ impl JoinOperator {
     /// of the outer sides that match nothing.
     fn emit_key(&self, state: &KeyState, out: &mut Output) -> Result<()> {
         let [left, right] = &state.sides;
+        let [left_arena, right_arena] = &self.arenas;
         let lp = self.tagged.sides[LEFT].parser();
         let rp = self.tagged.sides[RIGHT].parser();
         // Which (left, right) pairs match, by the condition.
         let mut pairs = self.tagged.empty_pairs();
-        for l in left.keys() {
-            for r in right.keys() {
+        for (l, _) in left.rows(left_arena) {
+            for (r, _) in right.rows(right_arena) {
                 pairs[LEFT].push(lp.parse(l));
                 pairs[RIGHT].push(rp.parse(r));
             }
         }
         let mask = self.tagged.holds(&pairs)?;
         if let Some(semi) = self.spec.kind.filtering() {
-            for (li, (l, lh)) in left.iter().enumerate() {
+            for (li, (l, lh)) in left.rows(left_arena).enumerate() {
                 let any = (0..right.len()).any(|ri| mask[li * right.len() + ri]);
                 if any == semi {
                     for _ in 0..lh.count {
@@ -476,9 +492,9 @@ impl JoinOperator {
             return Ok(());
         }
         let mut right_matched = vec![false; right.len()];
-        for (li, (l, lh)) in left.iter().enumerate() {
+        for (li, (l, lh)) in left.rows(left_arena).enumerate() {
             let mut any = false;
-            for (ri, (r, rh)) in right.iter().enumerate() {
+            for (ri, (r, rh)) in right.rows(right_arena).enumerate() {
                 if mask[li * right.len() + ri] {
                     any = true;
                     right_matched[ri] = true;
@@ -494,7 +510,7 @@ impl JoinOperator {
             }
         }
         if self.spec.kind.keeps_unmatched(RIGHT) {
-            for ((r, rh), matched) in right.iter().zip(right_matched) {
+            for ((r, rh), matched) in right.rows(right_arena).zip(right_matched) {
                 if !matched {
                     for _ in 0..rh.count {
                         out.push(RowKind::Insert, self.tagged.null_rows[LEFT].row(), rp.parse(r));
@@ -552,7 +568,7 @@ impl JoinOperator {
             let parser = self.tagged.sides[side].parser();
             let (mut keys, mut counts, mut matches, mut rows) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (key, state) in &self.state {
-                for (row, held) in &state.sides[side] {
+                for (row, held) in state.sides[side].rows(&self.arenas[side]) {
                     keys.push(key_parser.parse(key));
                     counts.push(held.count);
                     matches.push(held.matches);
@@ -590,6 +606,7 @@ impl JoinOperator {
         self.watermark = Watermark(meta.watermark.unwrap_or(i64::MIN));
         self.state.clear();
         self.windows.clear();
+        self.arenas = Default::default();
         self.heap_bytes = 0;
         for side in [LEFT, RIGHT] {
             let (keys, [counts, matches], rows) = self.tagged.restore_part(
@@ -614,12 +631,11 @@ impl JoinOperator {
                         self.heap_bytes += k.len() + size_of::<Box<[u8]>>();
                         self.windows.entry(end).or_default().push(k.clone());
                     }
-                    self.state.insert(k, KeyState::default());
+                    self.state.insert(k, KeyState::new(self.appended));
                 }
                 let Some(state) = self.state.get_mut(key.as_ref()) else { continue };
-                let row: Box<[u8]> = rows.row(i).as_ref().into();
-                self.heap_bytes += held_bytes(&row);
-                state.sides[side].insert(row, Held { count: counts.value(i), matches: matches.value(i) });
+                let held = Held { count: counts.value(i), matches: matches.value(i) };
+                self.heap_bytes += state.sides[side].restore(&mut self.arenas[side], rows.row(i).as_ref(), held);
             }
         }
         if let Some(expiry) = self.expiry.as_mut() {
@@ -644,30 +660,8 @@ impl JoinOperator {
 }
 
 /// Bytes a key's state holds.
-fn key_state_bytes(key: &[u8], state: &KeyState) -> usize {
-    key.len() + size_of::<KeyState>() + state.sides.iter().flat_map(|s| s.keys()).map(|r| held_bytes(r)).sum::<usize>()
-}
-
-/// Adds a copy of `row` (matching `matches` rows of the other side) or takes one back.
-fn change(rows: &mut SideRows, row: &[u8], add: bool, matches: u64, bytes: &mut usize) {
-    if add {
-        match rows.get_mut(row) {
-            Some(held) => {
-                held.count += 1;
-                held.matches = matches;
-            }
-            None => {
-                *bytes += held_bytes(row);
-                rows.insert(row.into(), Held { count: 1, matches });
-            }
-        }
-    } else if let Some(held) = rows.get_mut(row) {
-        held.count -= 1;
-        if held.count == 0 {
-            *bytes = bytes.saturating_sub(held_bytes(row));
-            rows.swap_remove(row);
-        }
-    }
+fn key_state_bytes(key: &[u8], state: &KeyState, arenas: &[RowArena; 2]) -> usize {
+    key.len() + size_of::<KeyState>() + state.sides.iter().zip(arenas).map(|(s, a)| s.bytes(a)).sum::<usize>()
 }
 
 /// `row` of `side` paired with `other` of the other side.

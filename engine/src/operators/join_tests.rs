@@ -36,10 +36,12 @@ struct Options {
     ttl: Option<Duration>,
     /// A window join: the key is the window end (ms).
     window: bool,
+    /// Both inputs are append-only (a side that is not outer is then held appended).
+    append_only: bool,
 }
 
 fn join(kind: JoinKind) -> Options {
-    Options { kind, condition: false, final_only: false, ttl: None, window: false }
+    Options { kind, condition: false, final_only: false, ttl: None, window: false, append_only: false }
 }
 
 fn operator(o: &Options) -> JoinOperator {
@@ -58,6 +60,7 @@ fn operator(o: &Options) -> JoinOperator {
         final_only: o.final_only,
         window_end_key: o.window.then_some(0),
         display: "l.k = r.k".into(),
+        append_only: [o.append_only; 2],
     };
     operator_counting(o, LateRowCounter::detached(), spec, output)
 }
@@ -157,6 +160,56 @@ fn inner_join_of_append_only_inputs_pairs_rows_from_either_side() {
     }
     // A duplicate is held twice: a new right row joins both copies of a.
     assert_eq!(changes(&run(&mut op, &[ins(1, &[(1, "w", 0)])])), ["+I(a, w)", "+I(a, w)", "+I(c, w)"]);
+}
+
+/// Append-only inputs of an inner join are held appended (`join_rows`): the same pairs,
+/// a duplicate held as a second row in arrival order; restored at every message, with the
+/// condition beyond the keys.
+#[test]
+fn append_only_sides_are_held_appended_with_the_same_pairs() {
+    let mut op = operator(&Options { append_only: true, ..join(JoinKind::Inner) });
+    assert_eq!(op.appended, [true, true]);
+    let input = [
+        ins(0, &[(1, "a", 0), (2, "b", 0)]),
+        ins(1, &[(1, "x", 0), (1, "y", 0), (3, "z", 0)]),
+        ins(0, &[(1, "c", 0), (3, "d", 0), (1, "a", 0)]),
+    ];
+    let out = run(&mut op, &input);
+    assert_eq!(changes(&out), ["+I(a, x)", "+I(a, y)", "+I(c, x)", "+I(c, y)", "+I(d, z)", "+I(a, x)", "+I(a, y)"]);
+    assert!(out.iter().all(|m| matches!(m, Message::Data(b) if b.row_kinds.is_none())));
+    assert_eq!(changes(&run(&mut op, &[ins(1, &[(1, "w", 0)])])), ["+I(a, w)", "+I(c, w)", "+I(a, w)"]);
+    let input = vec![
+        ins(0, &[(1, "a", 1), (2, "b", 5)]),
+        ins(1, &[(1, "x", 3), (1, "x", 3), (2, "y", 0)]),
+        Message::Watermark(Watermark(10)),
+        ins(0, &[(1, "c", 0), (3, "d", 0), (1, "e", 4)]),
+        ins(1, &[(3, "z", 7), (1, "w", 9)]),
+    ];
+    let appended = Options { condition: true, append_only: true, ..join(JoinKind::Inner) };
+    let out = assert_restores_everywhere(|| operator(&appended), &input);
+    assert_eq!(
+        changes(&out),
+        ["+I(a, x)", "+I(a, x)", "+I(c, x)", "+I(c, x)", "+I(d, z)", "+I(a, w)", "+I(c, w)", "+I(e, w)"]
+    );
+    // A LEFT join holds its left (outer) side distinct and its right side appended; the
+    // padding comes and goes as without.
+    for append_only in [false, true] {
+        let mut op = operator(&Options { append_only, ..join(JoinKind::Left) });
+        assert_eq!(op.appended, [false, append_only]);
+        let input = [
+            ins(0, &[(1, "a", 0), (2, "b", 0)]),
+            ins(1, &[(1, "x", 0), (1, "x", 0)]),
+            ins(0, &[(1, "c", 0), (2, "b", 0)]),
+        ];
+        assert_eq!(
+            changes(&run(&mut op, &input)),
+            ["+I(a, _)", "+I(b, _)", "-D(a, _)", "+I(a, x)", "+I(a, x)", "+I(c, x)", "+I(c, x)", "+I(b, _)"],
+            "append-only: {append_only}"
+        );
+    }
+    // With a state TTL (which frees a key's rows) nothing is appended.
+    let op = operator(&Options { append_only: true, ttl: Some(Duration::from_secs(1)), ..join(JoinKind::Inner) });
+    assert_eq!(op.appended, [false, false]);
 }
 
 #[test]
@@ -359,6 +412,7 @@ fn filtering(kind: JoinKind) -> JoinOperator {
         final_only: false,
         window_end_key: None,
         display: "l.k = r.k".into(),
+        append_only: [false, false],
     };
     let output = Arc::new(Schema::new(tagged().fields()[2..4].to_vec()));
     let ctx = OperatorContext {

@@ -13,6 +13,7 @@ mod filter;
 mod group_agg;
 mod interval_join;
 mod join;
+mod join_rows;
 mod lookup_join;
 mod memory;
 mod over_agg;

@@ -92,6 +92,8 @@ pub struct JoinSpec {
     pub window_end_key: Option<usize>,
     /// How EXPLAIN shows the equalities.
     pub display: String,
+    /// Per side (left, right): its input is append-only (rows are never taken back).
+    pub append_only: [bool; 2],
 }
 
 impl JoinSpec {

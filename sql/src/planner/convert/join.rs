@@ -187,6 +187,7 @@ impl PlanBuilder<'_> {
             condition,
             final_only: self.session.settings.is_batch(),
             display: on_display(join),
+            append_only: [!self.plan.nodes[left].updating, !self.plan.nodes[right].updating],
         };
         let updating = spec.output_updating(input_updating);
         let parallelism = self.parallelism;
