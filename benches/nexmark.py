@@ -21,8 +21,12 @@ Flink:  when ~/.cache/eddy-bench/flink-venv holds PyFlink (pip install apache-fl
         --flink-events N runs that comparison (both engines over the file) on N events instead,
         as Flink takes minutes per query at 10 M and the dump would be 3.3 GB.
 
+        --runs N runs each engine N times per query over the file and prints the median. On a
+        virtual machine the queries whose state grows to gigabytes vary by up to 2x from run
+        to run (the kernel zeroing fresh memory), so one run can mislead either way.
+
 Usage: python3 benches/nexmark.py [--events 10000000] [--flink-events 1000000] [--queries q0,q5]
-                                  [--tps 10000000] [--no-build]
+                                  [--tps 10000000] [--runs 1] [--no-build]
 """
 import argparse
 import os
@@ -130,7 +134,10 @@ def run_eddy(eddy, work, q, sql):
     path = os.path.join(work, q + ".sql")
     with open(path, "w") as f:
         f.write(sql)
-    r = subprocess.run([eddy, "run", "--quiet", "--state-dir", os.path.join(work, "state-" + q), path],
+    # A fresh start: a run resumes from the checkpoints in its state directory.
+    state = os.path.join(work, "state-" + q)
+    shutil.rmtree(state, ignore_errors=True)
+    r = subprocess.run([eddy, "run", "--quiet", "--state-dir", state, path],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=work)
     if r.returncode == 2:
         return None, "unsupported: " + first_line(r.stderr)
@@ -167,6 +174,20 @@ def run_flink(py, sql, events):
     return events / secs, None
 
 
+def median_of(runs, run, events_file):
+    """The median rate of `runs` runs, each after reading the dump through once; or the
+    first failure."""
+    rates = []
+    for _ in range(max(1, runs)):
+        warm(events_file)
+        rate, why = run()
+        if why:
+            return None, why
+        rates.append(rate)
+    rates.sort()
+    return rates[len(rates) // 2], None
+
+
 def cell(rate, why, width=16):
     return ("%*.0f" % (width, rate)) if rate else ("%*s" % (width, "-"))
 
@@ -178,6 +199,7 @@ def main():
                     help="events of the file comparison (default: --events)")
     ap.add_argument("--tps", type=int, default=10_000_000)
     ap.add_argument("--queries", default=",".join(QUERIES))
+    ap.add_argument("--runs", type=int, default=1, help="runs per engine over the file (the median is shown)")
     ap.add_argument("--no-build", action="store_true")
     a = ap.parse_args()
     if not a.no_build:
@@ -210,10 +232,8 @@ def main():
             print("%-5s %16s" % (q, cell(rate, why) if rate else why.split(":")[0]), flush=True)
         else:
             sql = bench_sql(q, file_events, a.tps, work, events_file)
-            warm(events_file)
-            frate_eddy, fwhy_eddy = run_eddy(eddy, work, q, sql)
-            warm(events_file)
-            frate, fwhy = run_flink(flink, sql, file_events)
+            frate_eddy, fwhy_eddy = median_of(a.runs, lambda: run_eddy(eddy, work, q, sql), events_file)
+            frate, fwhy = median_of(a.runs, lambda: run_flink(flink, sql, file_events), events_file)
             if fwhy:
                 notes.append("%s flink: %s" % (q, fwhy))
             ratio = "%7.1fx" % (frate_eddy / frate) if frate_eddy and frate else ""
