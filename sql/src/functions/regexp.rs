@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::StringBuilder;
+use arrow::array::{BooleanBuilder, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -63,43 +63,127 @@ impl ScalarUDFImpl for RegexpExtract {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let args = &args.args;
+        let call = ExtractCall::new(&args.args)?;
+        let mut out = StringBuilder::with_capacity(call.rows, call.rows * 8);
+        call.for_each(|row| {
+            let group = row.and_then(|(s, regex, idx, locs)| {
+                regex.captures_read(locs, s)?;
+                locs.get(idx?).map(|(start, end)| &s[start..end])
+            });
+            out.append_option(group);
+        });
+        finish(Arc::new(out.finish()), call.all_scalar)
+    }
+}
+
+/// `REGEXP_EXTRACT(str, regex [, index]) IS NOT NULL`, which the planner calls instead (see
+/// `planner::convert`): whether group `index` of the first match exists, without
+/// extracting it. Where every match has every group (no optional group, as Nexmark q21's
+/// `(&|^)channel_id=([^&]*)`) that is whether the pattern matches at all, which the regex
+/// engine answers in one forward scan that stops early, where extracting takes three
+/// (the match's end, its start, then its groups).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct RegexpExtractIsNotNull {
+    signature: Signature,
+}
+
+impl RegexpExtractIsNotNull {
+    pub fn new() -> Self {
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
+    }
+}
+
+impl Default for RegexpExtractIsNotNull {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScalarUDFImpl for RegexpExtractIsNotNull {
+    fn name(&self) -> &str {
+        "regexp_extract_is_not_null"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        RegexpExtract::new().coerce_types(arg_types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let call = ExtractCall::new(&args.args)?;
+        // IS NOT NULL of a NULL argument, a pattern that does not compile or an index out of
+        // range is false, as of the NULL that REGEXP_EXTRACT gives for them.
+        let mut out = BooleanBuilder::with_capacity(call.rows);
+        call.for_each(|row| {
+            let found = match row {
+                None | Some((_, _, None, _)) => false,
+                Some((s, regex, Some(_), _)) if regex.static_captures_len() == Some(regex.captures_len()) => {
+                    regex.is_match(s)
+                }
+                Some((s, regex, Some(idx), locs)) => regex.captures_read(locs, s).is_some() && locs.get(idx).is_some(),
+            };
+            out.append_value(found);
+        });
+        finish(Arc::new(out.finish()), call.all_scalar)
+    }
+}
+
+/// The arguments of a `REGEXP_EXTRACT` call.
+struct ExtractCall<'a> {
+    rows: usize,
+    all_scalar: bool,
+    strings: StrArg<'a>,
+    patterns: StrArg<'a>,
+    indexes: IntArg,
+}
+
+impl<'a> ExtractCall<'a> {
+    fn new(args: &'a [ColumnarValue]) -> Result<Self> {
         if args.len() < 2 || args.len() > 3 {
             return exec_err!("REGEXP_EXTRACT expects 2 or 3 arguments, got {}", args.len());
         }
-        let (n, all_scalar) = output_shape(args, 1);
+        let (rows, all_scalar) = output_shape(args, 1);
         let strings = StrArg::new("REGEXP_EXTRACT", &args[0])?;
         let patterns = StrArg::new("REGEXP_EXTRACT", &args[1])?;
         let indexes = match args.get(2) {
             Some(a) => IntArg::new("REGEXP_EXTRACT", a)?,
             None => IntArg::Scalar(Some(0)),
         };
+        Ok(Self { rows, all_scalar, strings, patterns, indexes })
+    }
+
+    /// Calls `each` per row with the string, its compiled pattern, the group index if the
+    /// pattern has it, and capture slots for the pattern; with `None` for a row with a NULL
+    /// argument or a pattern that does not compile.
+    fn for_each(&self, mut each: impl FnMut(Option<(&'a str, &Regex, Option<usize>, &mut CaptureLocations)>)) {
         let mut regexes = Regexes::new();
-        let mut out = StringBuilder::with_capacity(n, n * 8);
         // The capture slots of the last pattern, reused from row to row (the pattern is
         // nearly always one literal).
         let mut slots: Option<(Arc<Option<Regex>>, CaptureLocations)> = None;
-        for i in 0..n {
-            let (Some(s), Some(p), Some(idx)) = (strings.get(i), patterns.get(i), indexes.get(i)) else {
-                out.append_null();
+        for i in 0..self.rows {
+            let (Some(s), Some(p), Some(idx)) = (self.strings.get(i), self.patterns.get(i), self.indexes.get(i)) else {
+                each(None);
                 continue;
             };
             let re = regexes.get(p);
             let Some(regex) = (*re).as_ref() else {
-                out.append_null();
+                each(None);
                 continue;
             };
             let locs = match &mut slots {
                 Some((last, locs)) if Arc::ptr_eq(last, &re) => locs,
                 _ => &mut slots.insert((Arc::clone(&re), regex.capture_locations())).1,
             };
-            let group = usize::try_from(idx).ok().filter(|idx| *idx < regex.captures_len()).and_then(|idx| {
-                regex.captures_read(locs, s)?;
-                locs.get(idx).map(|(start, end)| &s[start..end])
-            });
-            out.append_option(group);
+            let idx = usize::try_from(idx).ok().filter(|idx| *idx < regex.captures_len());
+            each(Some((s, regex, idx, locs)));
         }
-        finish(Arc::new(out.finish()), all_scalar)
     }
 }
 
@@ -189,6 +273,48 @@ mod tests {
         assert_eq!(extract("abc", "(unclosed", 1), null_str());
         assert_eq!(invoke_scalar(&RegexpExtract::new(), vec![s("100-200"), s(r"(\d+)-(\d+)")]), s("100-200"));
         assert_eq!(invoke_scalar(&RegexpExtract::new(), vec![null_str(), s("a"), i(0)]), null_str());
+    }
+
+    /// `regexp_extract_is_not_null` is `REGEXP_EXTRACT(..) IS NOT NULL` row for row: patterns
+    /// whose every match has every group (answered by `is_match`) and with an optional
+    /// group (answered from the groups), NULL arguments, a bad pattern, indexes out of range.
+    #[test]
+    fn is_not_null_agrees_with_extract() {
+        let strings = vec![
+            Some("k=1&channel_id=9"),
+            Some("channel_id="),
+            Some("xchannel_id=3"),
+            Some("ab"),
+            Some("axb"),
+            None,
+            Some("a1"),
+        ];
+        let patterns = ["(&|^)channel_id=([^&]*)", "a(x)?b", "(unclosed", r"[a-z](\d+)"];
+        for pattern in patterns {
+            for idx in [-1, 0, 1, 2, 3] {
+                let args = || {
+                    vec![
+                        ColumnarValue::Array(Arc::new(StringArray::from(strings.clone()))),
+                        ColumnarValue::Scalar(s(pattern)),
+                        ColumnarValue::Scalar(i(idx)),
+                    ]
+                };
+                let extracted = invoke_array(&RegexpExtract::new(), args());
+                let tested = invoke_array(&RegexpExtractIsNotNull::new(), args());
+                let tested = tested.as_boolean();
+                assert_eq!(tested.null_count(), 0);
+                let expected: Vec<bool> = (0..strings.len()).map(|r| extracted.is_valid(r)).collect();
+                let got: Vec<bool> = tested.values().iter().collect();
+                assert_eq!(got, expected, "{pattern} group {idx}");
+            }
+        }
+        // A NULL pattern or index: false.
+        let tested = invoke_scalar(&RegexpExtractIsNotNull::new(), vec![s("ab"), null_str(), i(0)]);
+        assert_eq!(tested, datafusion::common::ScalarValue::Boolean(Some(false)));
+        let tested = invoke_scalar(&RegexpExtractIsNotNull::new(), vec![s("ab"), s("a"), i(1)]);
+        assert_eq!(tested, datafusion::common::ScalarValue::Boolean(Some(false)));
+        let tested = invoke_scalar(&RegexpExtractIsNotNull::new(), vec![s("ab"), s("a(b)")]);
+        assert_eq!(tested, datafusion::common::ScalarValue::Boolean(Some(true)));
     }
 
     #[test]

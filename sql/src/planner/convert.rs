@@ -21,8 +21,10 @@ use std::sync::Arc;
 use arrow::array::{new_null_array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow::compute::can_cast_types;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::{cast, lit, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::{cast, lit, Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_expr::PhysicalExpr;
 
@@ -32,6 +34,7 @@ use super::window_node::WindowTableFunction;
 use super::{JobStatement, Session};
 use crate::catalog::{table_key, ChangelogKind, ColumnSource, TableDef};
 use crate::error::{Location, Result, SqlError};
+use crate::functions::regexp::RegexpExtractIsNotNull;
 use crate::plan::{
     ChangelogNormalizeSpec, ExprSpec, NodeId, Operator, PlanNode, ProjectExpr, StreamPlan, TableSpec, UnnestSpec,
     WatermarkSpec,
@@ -376,8 +379,11 @@ impl<'a> PlanBuilder<'a> {
     }
 
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<ExprSpec> {
-        let expr =
-            self.session.state().create_physical_expr(e.clone(), schema).map_err(|err| df_error(err, self.at))?;
+        let expr = self
+            .session
+            .state()
+            .create_physical_expr(regexp_extract_tests(e.clone()), schema)
+            .map_err(|err| df_error(err, self.at))?;
         Ok(ExprSpec { expr, display: display_expr(e) })
     }
 
@@ -584,6 +590,22 @@ fn feeds_window_rank(plan: &StreamPlan, id: NodeId) -> bool {
 
 /// How EXPLAIN shows an expression: without aliases and without the generated relation
 /// names of window table functions (`__window_tvf_0.price` is just `price` to the user).
+/// `REGEXP_EXTRACT(..) IS NOT NULL` as `regexp_extract_is_not_null(..)`, which asks the
+/// pattern only whether the group matched (see `functions::regexp`).
+fn regexp_extract_tests(e: Expr) -> Expr {
+    let rewritten = e.clone().transform_up(|e| match e {
+        Expr::IsNotNull(inner) => match *inner {
+            Expr::ScalarFunction(f) if f.func.name() == "regexp_extract" => {
+                let udf = Arc::new(ScalarUDF::from(RegexpExtractIsNotNull::new()));
+                Ok(Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(udf, f.args))))
+            }
+            other => Ok(Transformed::no(Expr::IsNotNull(Box::new(other)))),
+        },
+        other => Ok(Transformed::no(other)),
+    });
+    rewritten.map(|t| t.data).unwrap_or(e)
+}
+
 fn display_expr(e: &Expr) -> String {
     let text = e.clone().unalias().human_display().to_string();
     let mut out = String::with_capacity(text.len());
