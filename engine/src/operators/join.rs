@@ -45,7 +45,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::mem::size_of;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, UInt32Array, UInt64Array};
 use arrow::datatypes::{DataType, SchemaRef, UInt64Type};
 use arrow::error::ArrowError;
 use arrow::row::{Row, Rows};
@@ -92,13 +92,54 @@ struct Meta {
 }
 
 /// The output of a batch, built up in order: per row its kind and each side's row (a
-/// padded side gets the all-NULL row).
+/// padded side gets the all-NULL row); before those, batches already made (`done`).
 struct Output {
     kinds: Vec<i8>,
     sides: [Rows; 2],
+    done: Vec<Batch>,
+}
+
+/// What [`JoinOperator::matches`] found: per row of the run, the matching indices among
+/// the other side's rows of its key; with a condition, the candidate pairs as a batch and
+/// where each row's pairs start in it.
+struct Matches {
+    found: Vec<Vec<usize>>,
+    pairs: Option<(RecordBatch, Vec<usize>)>,
 }
 
 impl Output {
+    /// Appends `pairs`, `+I` rows of the output schema, after the rows so far (which become
+    /// a batch of their own first).
+    fn seal(
+        &mut self,
+        tagged: &TaggedInput,
+        schema: &SchemaRef,
+        pairs: RecordBatch,
+    ) -> std::result::Result<(), ArrowError> {
+        if !self.kinds.is_empty() {
+            let rows = self.rows_batch(tagged, schema)?;
+            self.done.push(rows);
+        }
+        self.done.push(Batch::append(pairs));
+        Ok(())
+    }
+
+    /// The rows in `kinds` and `sides` as a batch (append-only when they all are `+I`),
+    /// leaving them empty.
+    fn rows_batch(&mut self, tagged: &TaggedInput, schema: &SchemaRef) -> std::result::Result<Batch, ArrowError> {
+        let mut columns = tagged.sides[LEFT].convert_rows(&self.sides[LEFT])?;
+        if schema.fields().len() > columns.len() {
+            columns.extend(tagged.sides[RIGHT].convert_rows(&self.sides[RIGHT])?);
+        }
+        let data = RecordBatch::try_new(schema.clone(), columns)?;
+        let append = self.kinds.iter().all(|k| *k == RowKind::Insert.code());
+        // Cloned, not taken: the buffers are kept for the next batch (see `new_output`).
+        let row_kinds = (!append).then(|| Int8Array::from(self.kinds.clone()));
+        self.kinds.clear();
+        self.sides.iter_mut().for_each(Rows::clear);
+        Ok(Batch { row_kinds, ..Batch::append(data) })
+    }
+
     fn push(&mut self, kind: RowKind, left: Row<'_>, right: Row<'_>) {
         self.kinds.push(kind.code());
         self.sides[LEFT].push(left);
@@ -217,8 +258,10 @@ impl JoinOperator {
     }
 
     /// For each row `r` of `run` (rows of `side`), the indices among the other side's rows
-    /// of `r`'s key that it matches (the other side does not change during the run).
-    fn matches(&self, run: &[usize], side: usize, keys: &Rows, own: &Rows, keyed: &[bool]) -> Result<Vec<Vec<usize>>> {
+    /// of `r`'s key that it matches (the other side does not change during the run). With a
+    /// condition, also the candidate pairs it was evaluated on, as a batch, and where each
+    /// row's pairs start in it.
+    fn matches(&self, run: &[usize], side: usize, keys: &Rows, own: &Rows, keyed: &[bool]) -> Result<Matches> {
         let other = 1 - side;
         let mut found: Vec<Vec<usize>> = Vec::with_capacity(run.len());
         if !self.tagged.has_condition() {
@@ -229,7 +272,7 @@ impl JoinOperator {
                 };
                 found.push((0..n).collect());
             }
-            return Ok(found);
+            return Ok(Matches { found, pairs: None });
         }
         // Every candidate pair, in the run's order, evaluated at once.
         let parser = self.tagged.sides[other].parser();
@@ -249,14 +292,16 @@ impl JoinOperator {
                 pairs[other].push(parser.parse(row));
             }
         }
-        let mask = self.tagged.holds(&pairs)?;
+        let (mask, batch) = self.tagged.holds_keeping(&pairs)?;
         let mut at = 0;
+        let mut starts = Vec::with_capacity(counts.len());
         for n in counts {
             // NULL is not true: no match.
             found.push((0..n).filter(|j| mask[at + j]).collect());
+            starts.push(at);
             at += n;
         }
-        Ok(found)
+        Ok(Matches { found, pairs: batch.map(|b| (b, starts)) })
     }
 
     /// Applies a run of rows of `side` in order, emitting the changes into `out`.
@@ -274,10 +319,20 @@ impl JoinOperator {
         out: &mut Output,
     ) -> Result<()> {
         let deferred = self.spec.deferred();
-        let found = if deferred { Vec::new() } else { self.matches(run, side, keys, own, keyed)? };
+        let Matches { found, pairs } = if deferred {
+            Matches { found: Vec::new(), pairs: None }
+        } else {
+            self.matches(run, side, keys, own, keyed)?
+        };
         let other = 1 - side;
         let own_outer = self.spec.kind.keeps_unmatched(side);
         let other_outer = self.spec.kind.keeps_unmatched(other);
+        // An inner join's run of added rows emits only `+I` pairs, each one of the candidate
+        // pairs the condition was evaluated on: they are taken from that batch, already
+        // decoded, instead of being encoded into the output rows and decoded again.
+        let inner = !own_outer && !other_outer && self.spec.kind.filtering().is_none();
+        let mut from_pairs =
+            pairs.filter(|_| inner && run.iter().all(|&i| adds[i])).map(|(b, starts)| (b, starts, Vec::new()));
         let parser = self.tagged.sides[other].parser();
         for (n, &i) in run.iter().enumerate() {
             let row = own.row(i);
@@ -370,6 +425,19 @@ impl JoinOperator {
                 continue;
             }
             let mut total = 0u64;
+            if let Some((_, starts, taken)) = &mut from_pairs {
+                for &j in matched {
+                    let Some((_, held)) = theirs.entry_mut(j, their_arena) else { continue };
+                    let copies = held.map_or(1, |h| {
+                        h.matches += 1;
+                        h.count
+                    });
+                    total += copies;
+                    taken.extend(std::iter::repeat_n((starts[n] + j) as u32, copies as usize));
+                }
+                mine.change(my_arena, row.as_ref(), add, total, &mut self.heap_bytes);
+                continue;
+            }
             for &j in matched {
                 let Some((other_row, held)) = theirs.entry_mut(j, their_arena) else { continue };
                 let other_row = parser.parse(other_row);
@@ -411,6 +479,15 @@ impl JoinOperator {
             }
             mine.change(my_arena, row.as_ref(), add, total, &mut self.heap_bytes);
             self.drop_if_empty(key.as_ref());
+        }
+        if let Some((batch, _, taken)) = from_pairs {
+            if !taken.is_empty() {
+                let taken =
+                    arrow::compute::take_record_batch(&batch, &UInt32Array::from(taken)).map_err(self.arrow_err())?;
+                let taken = RecordBatch::try_new(Arc::clone(&self.output_schema), taken.columns().to_vec())
+                    .map_err(self.arrow_err())?;
+                out.seal(&self.tagged, &self.output_schema, taken).map_err(self.arrow_err())?;
+            }
         }
         Ok(())
     }
@@ -532,26 +609,23 @@ impl JoinOperator {
             None => Output {
                 kinds: Vec::new(),
                 sides: [self.tagged.sides[LEFT].empty_rows(0, 0), self.tagged.sides[RIGHT].empty_rows(0, 0)],
+                done: Vec::new(),
             },
         }
     }
 
     /// The output rows as a batch (append-only when the join's output is).
-    fn flush(&mut self, output: Output, out: &mut Vec<Message>) -> Result<()> {
+    fn flush(&mut self, mut output: Output, out: &mut Vec<Message>) -> Result<()> {
+        out.extend(output.done.drain(..).map(Message::Data));
         if output.kinds.is_empty() {
             self.spare = Some(output);
             return Ok(());
         }
-        let mut columns = self.tagged.sides[LEFT].convert_rows(&output.sides[LEFT]).map_err(self.arrow_err())?;
-        if self.spec.kind.filtering().is_none() {
-            columns.extend(self.tagged.sides[RIGHT].convert_rows(&output.sides[RIGHT]).map_err(self.arrow_err())?);
-        }
-        let data = RecordBatch::try_new(self.output_schema.clone(), columns).map_err(self.arrow_err())?;
-        let append = output.kinds.iter().all(|k| *k == RowKind::Insert.code());
-        let row_kinds = (!append).then(|| Int8Array::from(output.kinds.clone()));
-        out.push(Message::Data(Batch { row_kinds, ..Batch::append(data) }));
+        let rows = output.kinds.len();
+        let batch = output.rows_batch(&self.tagged, &self.output_schema).map_err(self.arrow_err())?;
+        out.push(Message::Data(batch));
         // Kept for the next batch, unless one batch's output was unusually large.
-        if output.kinds.len() <= SPARE_OUTPUT_ROWS {
+        if rows <= SPARE_OUTPUT_ROWS {
             self.spare = Some(output);
         }
         Ok(())

@@ -139,10 +139,16 @@ impl TaggedInput {
     /// Whether the condition holds (is true, not NULL) for each pair; every pair holds
     /// without one.
     pub fn holds(&self, pairs: &[Rows; 2]) -> Result<Vec<bool>> {
+        Ok(self.holds_keeping(pairs)?.0)
+    }
+
+    /// As [`Self::holds`], also returning the pairs as a batch (left then right columns)
+    /// when the condition was evaluated on one.
+    pub fn holds_keeping(&self, pairs: &[Rows; 2]) -> Result<(Vec<bool>, Option<RecordBatch>)> {
         let n = pairs[LEFT].num_rows();
-        let Some(condition) = &self.condition else { return Ok(vec![true; n]) };
+        let Some(condition) = &self.condition else { return Ok((vec![true; n], None)) };
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let batch = self.pairs_batch(pairs, &self.pair_schema)?;
         let value = condition
@@ -152,7 +158,7 @@ impl TaggedInput {
         let mask = value
             .as_boolean_opt()
             .ok_or_else(|| EngineError::Plan(format!("{}: the join condition is not boolean", self.operator)))?;
-        Ok((0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect())
+        Ok(((0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect(), Some(batch)))
     }
 
     /// A snapshot part of `side`'s rows, `[keys.., middle_0, middle_1, side columns..]`:
