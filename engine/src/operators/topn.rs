@@ -32,6 +32,7 @@ use arrow::error::ArrowError;
 use arrow::row::{Row, RowConverter, Rows, SortField};
 use eddy_connectors::RowKind;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::memory::{btree_bytes, hash_map_bytes, shrink_if_sparse};
 use super::snapshot::{check_types, from_meta, key_bytes, key_columns, malformed, part_columns, to_meta, Packer, Part};
@@ -77,7 +78,9 @@ impl Held {
 /// The rows of one partition, best first.
 enum Ranked {
     /// From an append-only input: at most `limit` rows, sorted.
-    Top(Vec<Held>),
+    /// Inline for one row: keep-first/keep-last dedup (`rownum <= 1`, Nexmark q18) has
+    /// millions of partitions, each then without an allocation of its own.
+    Top(SmallVec<[Held; 1]>),
     /// From an updating input: every row.
     All(BTreeMap<Place, Box<[u8]>>),
 }
@@ -303,7 +306,8 @@ impl TopNOperator {
     fn hold(&mut self, key: &[u8], sort: &[u8], seq: u64, row: &[u8], now: Option<std::time::Instant>) {
         if !self.partitions.contains_key(key) {
             self.heap_bytes += key.len() + size_of::<Partition>();
-            let ranked = if self.spec.input_updating { Ranked::All(BTreeMap::new()) } else { Ranked::Top(Vec::new()) };
+            let ranked =
+                if self.spec.input_updating { Ranked::All(BTreeMap::new()) } else { Ranked::Top(SmallVec::new()) };
             self.partitions.insert(key.into(), Partition { ranked, write: None });
         }
         let Some(p) = self.partitions.get_mut(key) else { return };
