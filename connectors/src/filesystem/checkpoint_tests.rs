@@ -114,6 +114,37 @@ async fn byte_ranges_of_a_big_json_file_resume_within_their_range() {
     assert_eq!(all, (1..=120_000).collect::<Vec<i64>>());
 }
 
+/// A later byte range counts its lines from its first line, and the lines before it only
+/// when an error names a line: also after resuming from a checkpoint taken before that.
+#[tokio::test]
+async fn a_resumed_byte_range_names_a_bad_line_by_its_line_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    super::tests::big_json(&path, 200_000, Some(190_001));
+    let t = fs_table(&path, "json", &[]);
+    let split = Split { index: 1, count: 2 };
+    let mut src = create_source(&t, split).unwrap();
+    let first = ids(&src.next_batch().await.unwrap().unwrap().batch);
+    let position = src.position().unwrap();
+    let at = &position["files"][0]["at"];
+    assert_eq!(at["line"], 8192, "lines from the range's first line: {position}");
+    // The range's first line is the first row decoded; the lines before it are its id - 1.
+    let from = at["lines_from"].as_u64().expect("the range's first line");
+    let text = std::fs::read(&path).unwrap();
+    assert_eq!(text[..from as usize].iter().filter(|b| **b == b'\n').count() as i64, first[0] - 1);
+    let mut resumed = create_source_at(&t, split, Some(&position)).unwrap();
+    let mut err = None;
+    while err.is_none() {
+        match resumed.next_batch().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => err = Some(e.to_string()),
+        }
+    }
+    let err = err.expect("the bad line is in the second half");
+    assert!(err.contains("big.jsonl:190001:"), "{err}");
+}
+
 fn write_parquet(path: &Path, ids: std::ops::Range<i64>, row_group: usize) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let schema = Arc::new(Schema::new(cols()));

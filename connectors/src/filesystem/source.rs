@@ -11,11 +11,13 @@
 //!
 //! Checkpoints: a split's position lists the file parts it has still to read, in order, the
 //! current one first with how far it got: for text formats the byte offset of its next
-//! line (and the number of lines before it, for messages), for parquet the rows returned.
+//! line (and the number of lines before it, for messages; in a byte range not starting
+//! the file, from its first line at `lines_from`), for parquet the rows returned.
 //!
 //! ```text
 //! {"files": [{"path": "/in/b.csv", "at": {"offset": 1204, "line": 37}},
-//!            {"path": "/in/big.json", "range": [0, 4194304]},
+//!            {"path": "/in/big.json", "range": [4194304, 8388608],
+//!             "at": {"offset": 6291502, "line": 8192, "lines_from": 4194351}},
 //!            {"path": "/in/c.parquet", "at": {"rows": 16384}}]}
 //! ```
 //! Files finished are not in it. A resumed split reads exactly those parts, without
@@ -61,8 +63,15 @@ struct FilePart {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 enum At {
-    /// Text formats: the byte offset of the next line, and the lines before it.
-    Text { offset: u64, line: u64 },
+    /// Text formats: the byte offset of the next line, and the lines before it: in the
+    /// file, or with `lines_from` from that offset (a byte range's first line, the lines
+    /// before which are uncounted: see [`TextReader::uncounted`]).
+    Text {
+        offset: u64,
+        line: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lines_from: Option<u64>,
+    },
     /// Parquet: the rows already returned.
     Parquet { rows: u64 },
 }
@@ -284,7 +293,9 @@ impl Reader {
     /// keeps none back, so the bytes consumed end exactly after the last row returned.
     fn at(&self) -> At {
         match self {
-            Self::Text(text, decoder) => At::Text { offset: text.buf_start, line: decoder.lines() },
+            Self::Text(text, decoder) => {
+                At::Text { offset: text.buf_start, line: decoder.lines(), lines_from: text.uncounted }
+            }
             Self::Parquet(reader) => At::Parquet { rows: reader.rows_read() },
         }
     }
@@ -301,7 +312,17 @@ impl Reader {
                 text.fill(shown).await?;
                 continue;
             }
-            let (batch, used) = decoder.decode(&text.buf, text.eof)?;
+            let before = decoder.lines();
+            let (batch, used) = match decoder.decode(&text.buf, text.eof) {
+                Err(_) if text.uncounted.is_some() => {
+                    // The error names a line counted from the range's start: count the
+                    // lines before it now and decode again, for the line in the file.
+                    let lines = text.count_uncounted(shown).await?;
+                    decoder.set_lines(before + lines);
+                    decoder.decode(&text.buf, text.eof)?
+                }
+                decoded => decoded?,
+            };
             text.consume(used);
             if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
                 return Ok(Some(batch));
@@ -328,11 +349,26 @@ struct TextReader {
     buf_start: u64,
     /// End of the byte range: reading stops after the line holding byte `end - 1`.
     end: Option<u64>,
+    /// The file, to count lines in.
+    path: PathBuf,
+    /// The offset of a byte range's first line, while the lines before it are uncounted
+    /// (and the decoder counts lines from there). They are counted only when an error
+    /// must name a line: counting them at the start had every subtask but the first
+    /// read its share of a big file and all of the file before it.
+    uncounted: Option<u64>,
 }
 
 impl TextReader {
-    fn new(file: std::fs::File) -> Self {
-        Self { file: Some(file), buf: Vec::with_capacity(CHUNK), eof: false, buf_start: 0, end: None }
+    fn new(file: std::fs::File, path: PathBuf) -> Self {
+        Self {
+            file: Some(file),
+            buf: Vec::with_capacity(CHUNK),
+            eof: false,
+            buf_start: 0,
+            end: None,
+            path,
+            uncounted: None,
+        }
     }
 
     /// Run `io` on the file and the buffer on tokio's blocking pool, so a slow disk does
@@ -399,38 +435,26 @@ impl TextReader {
         Ok(())
     }
 
-    /// Position at the first line starting at or after `start`; returns the number of
-    /// lines before it (so errors can name the line in the whole file).
-    async fn seek_to_line(&mut self, start: u64, shown: &str) -> Result<u64> {
+    /// Position at the first line starting at or after `start` (a byte range's first
+    /// line); the lines before it are left uncounted (see `uncounted`).
+    async fn seek_to_line(&mut self, start: u64, shown: &str) -> Result<()> {
         if start == 0 {
-            return Ok(0);
+            return Ok(());
         }
-        let (lines, buf_start, eof) = self
+        let (buf_start, eof) = self
             .blocking(shown, move |file, buf| {
-                // Count the lines before the range, then skip the partial line it starts in.
-                let mut lines = 0u64;
-                let mut offset = 0u64;
-                let mut chunk = vec![0u8; 4 * CHUNK];
-                while offset < start - 1 {
-                    let want = ((start - 1 - offset) as usize).min(chunk.len());
-                    let n = file.read(&mut chunk[..want])?;
-                    if n == 0 {
-                        break;
-                    }
-                    lines += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
-                    offset += n as u64;
-                }
-                // `offset` is now start - 1: the line starting at `start` begins after a
-                // newline there.
+                // The line starting at `start` begins after a newline at `start - 1` or later.
+                let mut offset = start - 1;
+                file.seek(std::io::SeekFrom::Start(offset))?;
                 loop {
                     buf.clear();
                     let n = append_chunk(file, buf)?;
                     if n == 0 {
-                        return Ok((lines, offset, true));
+                        return Ok((offset, true));
                     }
                     if let Some(k) = memchr::memchr(b'\n', buf) {
                         buf.drain(..=k);
-                        return Ok((lines + 1, offset + k as u64 + 1, false));
+                        return Ok((offset + k as u64 + 1, false));
                     }
                     offset += n as u64;
                 }
@@ -438,7 +462,31 @@ impl TextReader {
             .await?;
         self.buf_start = buf_start;
         self.eof = eof;
-        Ok(lines)
+        self.uncounted = Some(buf_start);
+        Ok(())
+    }
+
+    /// The lines before the range's first line, counted now (see `uncounted`).
+    async fn count_uncounted(&mut self, shown: &str) -> Result<u64> {
+        let Some(before) = self.uncounted.take() else { return Ok(0) };
+        let path = self.path.clone();
+        let count = move || -> std::io::Result<u64> {
+            // A handle of its own: the reader's keeps its place.
+            let mut file = std::fs::File::open(path)?.take(before);
+            let mut chunk = vec![0u8; 4 * CHUNK];
+            let mut lines = 0u64;
+            loop {
+                let n = file.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(lines);
+                }
+                lines += memchr::memchr_iter(b'\n', &chunk[..n]).count() as u64;
+            }
+        };
+        tokio::task::spawn_blocking(count)
+            .await
+            .map_err(|e| ConnectorError::io(shown, std::io::Error::other(e)))?
+            .map_err(|e| ConnectorError::io(shown, e))
     }
 }
 
@@ -521,16 +569,16 @@ impl Opener {
         } else {
             let (schema, unread) = (self.physical.clone(), &self.physical_unread);
             let mut decoder = self.format.decoder_reading(&self.table, &self.options, schema, shown.clone(), unread)?;
-            let mut text = TextReader::new(file.into_std().await);
+            let mut text = TextReader::new(file.into_std().await, part.path.clone());
             match part.at {
-                Some(At::Text { offset, line }) => {
+                Some(At::Text { offset, line, lines_from }) => {
                     text.seek_to(offset, &shown).await?;
-                    decoder.skip_lines(line);
+                    decoder.set_lines(line);
+                    text.uncounted = lines_from;
                 }
                 _ => {
                     if let Some((start, _)) = part.range {
-                        let lines_before = text.seek_to_line(start, &shown).await?;
-                        decoder.skip_lines(lines_before);
+                        text.seek_to_line(start, &shown).await?;
                     }
                 }
             }

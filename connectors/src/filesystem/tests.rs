@@ -346,7 +346,7 @@ async fn sink_rejects_updates_and_bad_options() {
 }
 
 /// A JSON-lines file big enough to be read in byte ranges by several subtasks.
-fn big_json(path: &Path, rows: i64, bad_line: Option<i64>) {
+pub(super) fn big_json(path: &Path, rows: i64, bad_line: Option<i64>) {
     let mut text = String::new();
     for i in 1..=rows {
         if Some(i) == bad_line {

@@ -301,8 +301,8 @@ impl Decoder for CsvDecoder {
         self.skipped
     }
 
-    fn skip_lines(&mut self, lines: u64) {
-        self.line += lines;
+    fn set_lines(&mut self, lines: u64) {
+        self.line = lines;
     }
 
     fn lines(&self) -> u64 {

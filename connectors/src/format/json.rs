@@ -390,8 +390,8 @@ impl Decoder for JsonDecoder {
         Ok((Some(batch), pos))
     }
 
-    fn skip_lines(&mut self, lines: u64) {
-        self.line += lines;
+    fn set_lines(&mut self, lines: u64) {
+        self.line = lines;
     }
 
     fn lines(&self) -> u64 {

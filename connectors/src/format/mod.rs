@@ -293,12 +293,13 @@ pub(crate) trait Decoder: Send + Sync {
     /// Records skipped as malformed (with `<format>.ignore-parse-errors`).
     fn skipped(&self) -> u64;
 
-    /// The input starts after `lines` lines of the file (a byte-range split, or a file
-    /// resumed from a checkpoint), so errors name the right line.
-    fn skip_lines(&mut self, lines: u64);
+    /// The input goes on after `lines` lines (of a file resumed from a checkpoint, or of
+    /// one whose lines before a byte range were counted after an error), so errors name
+    /// the right line.
+    fn set_lines(&mut self, lines: u64);
 
-    /// Lines of the file consumed so far, counting those skipped by
-    /// [`Decoder::skip_lines`] (kept in a checkpoint position with the byte offset).
+    /// Lines consumed so far, counting those set by [`Decoder::set_lines`] (kept in a
+    /// checkpoint position with the byte offset).
     fn lines(&self) -> u64;
 }
 
