@@ -367,12 +367,17 @@ impl<'a, T> LastPattern<'a, T> {
     }
 
     pub(crate) fn get(&mut self, cache: &PatternCache<T>, key: &'a str, make: impl FnOnce(&str) -> T) -> Arc<T> {
+        self.get_with(key, |key| cache.get(key, make))
+    }
+
+    /// As [`LastPattern::get`], looking a new pattern up with `lookup`.
+    pub(crate) fn get_with(&mut self, key: &'a str, lookup: impl FnOnce(&str) -> Arc<T>) -> Arc<T> {
         if let Some((k, v)) = &self.last {
             if *k == key {
                 return Arc::clone(v);
             }
         }
-        let v = cache.get(key, make);
+        let v = lookup(key);
         self.last = Some((key, Arc::clone(&v)));
         v
     }

@@ -163,6 +163,23 @@ impl<'a> ExtractCall<'a> {
     /// pattern has it, and capture slots for the pattern; with `None` for a row with a NULL
     /// argument or a pattern that does not compile.
     fn for_each(&self, mut each: impl FnMut(Option<(&'a str, &Regex, Option<usize>, &mut CaptureLocations)>)) {
+        if let (StrArg::Scalar(pattern), IntArg::Scalar(idx)) = (&self.patterns, &self.indexes) {
+            // One pattern and index for every row (nearly always, literals): looked up once.
+            let re = pattern.map(|p| Regexes::new().get(p));
+            let (Some(regex), Some(idx)) = (re.as_deref().and_then(Option::as_ref), idx) else {
+                (0..self.rows).for_each(|_| each(None));
+                return;
+            };
+            let mut locs = regex.capture_locations();
+            let idx = usize::try_from(*idx).ok().filter(|idx| *idx < regex.captures_len());
+            for i in 0..self.rows {
+                match self.strings.get(i) {
+                    Some(s) => each(Some((s, regex, idx, &mut locs))),
+                    None => each(None),
+                }
+            }
+            return;
+        }
         let mut regexes = Regexes::new();
         // The capture slots of the last pattern, reused from row to row (the pattern is
         // nearly always one literal).
