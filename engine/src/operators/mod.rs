@@ -14,6 +14,7 @@ mod group_agg;
 mod interval_join;
 mod join;
 mod join_rows;
+mod keyed_case;
 mod lookup_join;
 mod memory;
 mod over_agg;

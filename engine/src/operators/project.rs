@@ -8,6 +8,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::physical_expr::expressions::{CaseExpr, Column, Literal};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 
+use super::keyed_case::KeyedCase;
 use super::StreamOperator;
 use crate::error::{EngineError, Result};
 use crate::message::{Batch, Message};
@@ -34,6 +35,9 @@ struct Narrowed {
     inputs: Vec<Arc<dyn PhysicalExpr>>,
     /// The expression reading input `i` as column `i`.
     expr: Arc<dyn PhysicalExpr>,
+    /// `expr` evaluated as a mapping of values, when it is one (see `keyed_case`); known
+    /// at the first batch, which gives the inputs' types.
+    keyed: std::cell::OnceCell<Option<KeyedCase>>,
 }
 
 impl Narrowed {
@@ -59,7 +63,7 @@ impl Narrowed {
                 Ok(Transformed::new(column, true, TreeNodeRecursion::Jump))
             })
             .ok()?;
-        Some(Self { inputs, expr: rewritten.data })
+        Some(Self { inputs, expr: rewritten.data, keyed: std::cell::OnceCell::new() })
     }
 
     /// The expression's value on `batch`.
@@ -77,7 +81,10 @@ impl Narrowed {
             .collect();
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         let input = RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), arrays, &options)?;
-        self.expr.evaluate(&input)
+        match self.keyed.get_or_init(|| KeyedCase::of(&self.expr, &input.schema())) {
+            Some(keyed) => keyed.evaluate(&input).map(datafusion::logical_expr::ColumnarValue::Array),
+            None => self.expr.evaluate(&input),
+        }
     }
 }
 
