@@ -100,11 +100,22 @@ struct Output {
 }
 
 /// What [`JoinOperator::matches`] found: per row of the run, the matching indices among
-/// the other side's rows of its key; with a condition, the candidate pairs as a batch and
-/// where each row's pairs start in it.
+/// the other side's rows of its key; with a condition, the candidate pairs it was
+/// evaluated on.
 struct Matches {
     found: Vec<Vec<usize>>,
-    pairs: Option<(RecordBatch, Vec<usize>)>,
+    pairs: Option<Candidates>,
+}
+
+/// The candidate pairs of a run: per pair, the row of the batch and the held row of the
+/// other side (an index into `held`, each distinct held row decoded once).
+struct Candidates {
+    /// Per row of the run, where its pairs start.
+    starts: Vec<usize>,
+    own: Vec<u32>,
+    other: Vec<u32>,
+    /// The other side's held rows the pairs name, as columns.
+    held: Vec<ArrayRef>,
 }
 
 impl Output {
@@ -259,9 +270,8 @@ impl JoinOperator {
 
     /// For each row `r` of `run` (rows of `side`), the indices among the other side's rows
     /// of `r`'s key that it matches (the other side does not change during the run). With a
-    /// condition, also the candidate pairs it was evaluated on, as a batch, and where each
-    /// row's pairs start in it.
-    fn matches(&self, run: &[usize], side: usize, keys: &Rows, own: &Rows, keyed: &[bool]) -> Result<Matches> {
+    /// condition, also the candidate pairs it was evaluated on.
+    fn matches(&self, run: &[usize], side: usize, keys: &Rows, data: &RecordBatch, keyed: &[bool]) -> Result<Matches> {
         let other = 1 - side;
         let mut found: Vec<Vec<usize>> = Vec::with_capacity(run.len());
         if !self.tagged.has_condition() {
@@ -274,34 +284,47 @@ impl JoinOperator {
             }
             return Ok(Matches { found, pairs: None });
         }
-        // Every candidate pair, in the run's order, evaluated at once.
+        // Every candidate pair, in the run's order, evaluated at once: the batch's row and
+        // the held row, each distinct held row decoded once (a held row is at one place
+        // for the whole run, so its address names it).
         let parser = self.tagged.sides[other].parser();
-        let mut pairs = self.tagged.empty_pairs();
-        let mut counts = Vec::with_capacity(run.len());
+        let mut distinct: HashMap<(usize, usize), u32, KeyHasher> = HashMap::default();
+        let mut held_rows = self.tagged.sides[other].empty_rows(0, 0);
+        let (mut own, mut theirs) = (Vec::new(), Vec::new());
+        let mut starts = Vec::with_capacity(run.len());
         for &i in run {
+            starts.push(own.len());
             let held = match self.state.get(keys.row(i).as_ref()) {
                 Some(s) if keyed[i] => &s.sides[other],
-                _ => {
-                    counts.push(0);
-                    continue;
-                }
+                _ => continue,
             };
-            counts.push(held.len());
             for (row, _) in held.rows(&self.arenas[other]) {
-                pairs[side].push(own.row(i));
-                pairs[other].push(parser.parse(row));
+                let next = distinct.len() as u32;
+                let at = *distinct.entry((row.as_ptr() as usize, row.len())).or_insert_with(|| {
+                    held_rows.push(parser.parse(row));
+                    next
+                });
+                own.push(i as u32);
+                theirs.push(at);
             }
         }
-        let (mask, batch) = self.tagged.holds_keeping(&pairs)?;
-        let mut at = 0;
-        let mut starts = Vec::with_capacity(counts.len());
-        for n in counts {
-            // NULL is not true: no match.
-            found.push((0..n).filter(|j| mask[at + j]).collect());
-            starts.push(at);
-            at += n;
+        let held = self.tagged.sides[other].convert_rows(&held_rows).map_err(self.arrow_err())?;
+        let (own_indices, their_indices) = (UInt32Array::from(own), UInt32Array::from(theirs));
+        let mut columns = [self.tagged.side_columns(data, side), held.as_slice()];
+        let mut indices = [&own_indices, &their_indices];
+        if side == RIGHT {
+            columns.swap(LEFT, RIGHT);
+            indices.swap(LEFT, RIGHT);
         }
-        Ok(Matches { found, pairs: batch.map(|b| (b, starts)) })
+        let mask = self.tagged.holds_at(columns, indices)?;
+        for (n, &start) in starts.iter().enumerate() {
+            let end = starts.get(n + 1).copied().unwrap_or(mask.len());
+            // NULL is not true: no match.
+            found.push((0..end - start).filter(|j| mask[start + j]).collect());
+        }
+        let pairs =
+            Candidates { starts, own: own_indices.values().to_vec(), other: their_indices.values().to_vec(), held };
+        Ok(Matches { found, pairs: Some(pairs) })
     }
 
     /// Applies a run of rows of `side` in order, emitting the changes into `out`.
@@ -311,6 +334,7 @@ impl JoinOperator {
         run: &[usize],
         side: usize,
         adds: &[bool],
+        data: &RecordBatch,
         keys: &Rows,
         own: &Rows,
         keyed: &[bool],
@@ -322,17 +346,17 @@ impl JoinOperator {
         let Matches { found, pairs } = if deferred {
             Matches { found: Vec::new(), pairs: None }
         } else {
-            self.matches(run, side, keys, own, keyed)?
+            self.matches(run, side, keys, data, keyed)?
         };
         let other = 1 - side;
         let own_outer = self.spec.kind.keeps_unmatched(side);
         let other_outer = self.spec.kind.keeps_unmatched(other);
         // An inner join's run of added rows emits only `+I` pairs, each one of the candidate
-        // pairs the condition was evaluated on: they are taken from that batch, already
-        // decoded, instead of being encoded into the output rows and decoded again.
+        // pairs the condition was evaluated on: they are gathered from the batch and the
+        // held rows decoded for the condition, instead of being encoded into the output
+        // rows and decoded again.
         let inner = !own_outer && !other_outer && self.spec.kind.filtering().is_none();
-        let mut from_pairs =
-            pairs.filter(|_| inner && run.iter().all(|&i| adds[i])).map(|(b, starts)| (b, starts, Vec::new()));
+        let mut from_pairs = pairs.filter(|_| inner && run.iter().all(|&i| adds[i])).map(|c| (c, Vec::new()));
         let parser = self.tagged.sides[other].parser();
         for (n, &i) in run.iter().enumerate() {
             let row = own.row(i);
@@ -425,7 +449,7 @@ impl JoinOperator {
                 continue;
             }
             let mut total = 0u64;
-            if let Some((_, starts, taken)) = &mut from_pairs {
+            if let Some((Candidates { starts, .. }, taken)) = &mut from_pairs {
                 for &j in matched {
                     let Some((_, held)) = theirs.entry_mut(j, their_arena) else { continue };
                     let copies = held.map_or(1, |h| {
@@ -480,16 +504,35 @@ impl JoinOperator {
             mine.change(my_arena, row.as_ref(), add, total, &mut self.heap_bytes);
             self.drop_if_empty(key.as_ref());
         }
-        if let Some((batch, _, taken)) = from_pairs {
+        if let Some((pairs, taken)) = from_pairs {
             if !taken.is_empty() {
-                let taken =
-                    arrow::compute::take_record_batch(&batch, &UInt32Array::from(taken)).map_err(self.arrow_err())?;
-                let taken = RecordBatch::try_new(Arc::clone(&self.output_schema), taken.columns().to_vec())
-                    .map_err(self.arrow_err())?;
+                let taken = self.gather_pairs(data, side, &pairs, &taken).map_err(self.arrow_err())?;
                 out.seal(&self.tagged, &self.output_schema, taken).map_err(self.arrow_err())?;
             }
         }
         Ok(())
+    }
+
+    /// The candidate pairs `taken` (indices into `pairs`) as output rows: the run's own
+    /// columns from `data`, the other side's from the held rows decoded for the condition.
+    fn gather_pairs(
+        &self,
+        data: &RecordBatch,
+        side: usize,
+        pairs: &Candidates,
+        taken: &[u32],
+    ) -> std::result::Result<RecordBatch, ArrowError> {
+        let own = UInt32Array::from_iter_values(taken.iter().map(|&t| pairs.own[t as usize]));
+        let theirs = UInt32Array::from_iter_values(taken.iter().map(|&t| pairs.other[t as usize]));
+        let gather = |columns: &[ArrayRef], indices: &UInt32Array| {
+            columns
+                .iter()
+                .map(|c| arrow::compute::take(c.as_ref(), indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let (own, theirs) = (gather(self.tagged.side_columns(data, side), &own)?, gather(&pairs.held, &theirs)?);
+        let columns = if side == LEFT { [own, theirs].concat() } else { [theirs, own].concat() };
+        RecordBatch::try_new(Arc::clone(&self.output_schema), columns)
     }
 
     /// Forgets `key` once neither side holds a row of it.
@@ -786,7 +829,18 @@ impl StreamOperator for JoinOperator {
                 end += 1;
             }
             let run: Vec<usize> = (start..end).collect();
-            self.apply_run(&run, side, &adds, &decoded.keys, &decoded.rows[side], &keyed, &ends, now, &mut output)?;
+            self.apply_run(
+                &run,
+                side,
+                &adds,
+                data,
+                &decoded.keys,
+                &decoded.rows[side],
+                &keyed,
+                &ends,
+                now,
+                &mut output,
+            )?;
             start = end;
         }
         if self.late > 0 {

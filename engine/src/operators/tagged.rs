@@ -5,10 +5,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array};
 use arrow::datatypes::{DataType, Field, Int8Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::snapshot::{check_types, malformed, part_columns, Part};
@@ -31,7 +34,32 @@ pub(super) struct TaggedInput {
     pair_schema: SchemaRef,
     /// The rest of the ON condition, if any.
     condition: Option<Arc<dyn PhysicalExpr>>,
+    /// The condition over only the pair columns it reads (see [`Self::holds_at`]).
+    compact: Option<CompactCondition>,
     operator: String,
+}
+
+/// A condition rewritten to read only its columns of a pair: column `k` of `schema` is
+/// pair column `columns[k]`.
+struct CompactCondition {
+    expr: Arc<dyn PhysicalExpr>,
+    columns: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl CompactCondition {
+    fn of(condition: &Arc<dyn PhysicalExpr>, pair_schema: &Schema) -> datafusion::error::Result<Self> {
+        let mut columns: Vec<usize> = collect_columns(condition).iter().map(Column::index).collect();
+        columns.sort_unstable();
+        let rewritten = Arc::clone(condition).transform_up(|e| {
+            let any: &dyn std::any::Any = e.as_ref();
+            let Some(c) = any.downcast_ref::<Column>() else { return Ok(Transformed::no(e)) };
+            let Ok(k) = columns.binary_search(&c.index()) else { return Ok(Transformed::no(e)) };
+            Ok(Transformed::yes(Arc::new(Column::new(c.name(), k)) as Arc<dyn PhysicalExpr>))
+        })?;
+        let fields: Vec<Field> = columns.iter().map(|&c| pair_schema.field(c).clone()).collect();
+        Ok(Self { expr: rewritten.data, columns, schema: Arc::new(Schema::new(fields)) })
+    }
 }
 
 /// A batch of the tagged input, decoded.
@@ -77,6 +105,12 @@ impl TaggedInput {
         let null_rows = [null_row(LEFT)?, null_row(RIGHT)?];
         let pair_fields: Vec<Field> =
             input.fields()[offsets[LEFT]..width].iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        let pair_schema = Arc::new(Schema::new(pair_fields));
+        let compact = condition
+            .as_ref()
+            .map(|c| CompactCondition::of(c, &pair_schema))
+            .transpose()
+            .map_err(|e| EngineError::Expression { operator: operator.to_string(), source: e })?;
         Ok(Self {
             keys: converter(&key_types)?,
             sides,
@@ -84,8 +118,9 @@ impl TaggedInput {
             key_types,
             side_types,
             offsets,
-            pair_schema: Arc::new(Schema::new(pair_fields)),
+            pair_schema,
             condition,
+            compact,
             operator: operator.to_string(),
         })
     }
@@ -110,12 +145,23 @@ impl TaggedInput {
             let from = self.offsets[side];
             &data.columns()[from..from + self.side_types[side].len()]
         };
-        let rows = [
-            self.sides[LEFT].convert_columns(columns(LEFT)).map_err(self.arrow_err())?,
-            self.sides[RIGHT].convert_columns(columns(RIGHT)).map_err(self.arrow_err())?,
-        ];
-        let side = (0..data.num_rows()).map(|i| usize::from(tags.is_valid(i) && tags.value(i) != 0)).collect();
+        let side: Vec<usize> =
+            (0..data.num_rows()).map(|i| usize::from(tags.is_valid(i) && tags.value(i) != 0)).collect();
+        // A side's columns are encoded only when the batch has rows of it (a batch is
+        // normally one input's): the other side's are all NULL, and never read.
+        let right_rows = side.iter().filter(|s| **s == RIGHT).count();
+        let encode = |s: usize, rows: usize| match rows {
+            0 => Ok(self.sides[s].empty_rows(0, 0)),
+            _ => self.sides[s].convert_columns(columns(s)).map_err(self.arrow_err()),
+        };
+        let rows = [encode(LEFT, side.len() - right_rows)?, encode(RIGHT, right_rows)?];
         Ok(Decoded { keys, rows, side })
+    }
+
+    /// `side`'s columns of `data`.
+    pub fn side_columns<'a>(&self, data: &'a RecordBatch, side: usize) -> &'a [ArrayRef] {
+        let from = self.offsets[side];
+        &data.columns()[from..from + self.side_types[side].len()]
     }
 
     /// The column of `data` at `index` among `side`'s columns.
@@ -139,26 +185,52 @@ impl TaggedInput {
     /// Whether the condition holds (is true, not NULL) for each pair; every pair holds
     /// without one.
     pub fn holds(&self, pairs: &[Rows; 2]) -> Result<Vec<bool>> {
-        Ok(self.holds_keeping(pairs)?.0)
-    }
-
-    /// As [`Self::holds`], also returning the pairs as a batch (left then right columns)
-    /// when the condition was evaluated on one.
-    pub fn holds_keeping(&self, pairs: &[Rows; 2]) -> Result<(Vec<bool>, Option<RecordBatch>)> {
         let n = pairs[LEFT].num_rows();
-        let Some(condition) = &self.condition else { return Ok((vec![true; n], None)) };
+        let Some(condition) = &self.condition else { return Ok(vec![true; n]) };
         if n == 0 {
-            return Ok((Vec::new(), None));
+            return Ok(Vec::new());
         }
         let batch = self.pairs_batch(pairs, &self.pair_schema)?;
+        self.true_rows(condition, &batch)
+    }
+
+    /// As [`Self::holds`], for the pairs `(columns[LEFT] row indices[LEFT][k],
+    /// columns[RIGHT] row indices[RIGHT][k])`: only the columns the condition reads are
+    /// gathered, instead of every column of every pair.
+    pub fn holds_at(&self, columns: [&[ArrayRef]; 2], indices: [&UInt32Array; 2]) -> Result<Vec<bool>> {
+        let n = indices[LEFT].len();
+        // (`compact` is the condition's, made with it.)
+        let Some(compact) = &self.compact else { return Ok(vec![true; n]) };
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let left_width = self.side_types[LEFT].len();
+        let gathered = compact
+            .columns
+            .iter()
+            .map(|&c| {
+                let (side, at) = if c < left_width { (LEFT, c) } else { (RIGHT, c - left_width) };
+                arrow::compute::take(columns[side][at].as_ref(), indices[side], None)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(self.arrow_err())?;
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        let batch = RecordBatch::try_new_with_options(Arc::clone(&compact.schema), gathered, &options)
+            .map_err(self.arrow_err())?;
+        self.true_rows(&compact.expr, &batch)
+    }
+
+    /// Per row of `batch`, whether `condition` is true (not NULL) there.
+    fn true_rows(&self, condition: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<Vec<bool>> {
+        let n = batch.num_rows();
         let value = condition
-            .evaluate(&batch)
+            .evaluate(batch)
             .and_then(|v| v.into_array(n))
             .map_err(|e| EngineError::Expression { operator: self.operator.clone(), source: e })?;
         let mask = value
             .as_boolean_opt()
             .ok_or_else(|| EngineError::Plan(format!("{}: the join condition is not boolean", self.operator)))?;
-        Ok(((0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect(), Some(batch)))
+        Ok((0..n).map(|i| mask.is_valid(i) && mask.value(i)).collect())
     }
 
     /// A snapshot part of `side`'s rows, `[keys.., middle_0, middle_1, side columns..]`:
