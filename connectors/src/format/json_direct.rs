@@ -335,7 +335,7 @@ impl<'a> Parser<'a> {
     fn named_members(
         &mut self,
         depth: usize,
-        names: &[Box<[u8]>],
+        names: &[Key],
         mut member: impl FnMut(&mut Self, Option<usize>) -> Parsed<()>,
     ) -> Parsed<()> {
         if depth >= MAX_DEPTH {
@@ -353,15 +353,13 @@ impl<'a> Parser<'a> {
             let rest = &self.text[self.at..];
             let found = match names.get(next) {
                 // The name then the closing quote: exactly the key, without escapes.
-                Some(name)
-                    if rest.get(..name.len()).is_some_and(|r| same(name, r)) && rest.get(name.len()) == Some(&b'"') =>
-                {
-                    self.at += name.len() + 1;
+                Some(name) if name.starts(rest) => {
+                    self.at += name.name.len() + 1;
                     Some(next)
                 }
                 _ => {
                     let key = self.plain_string()?.ok_or(GiveUp)?;
-                    names.iter().position(|name| same(name, key))
+                    names.iter().position(|name| same(&name.name, key))
                 }
             };
             if let Some(k) = found {
@@ -378,6 +376,48 @@ impl<'a> Parser<'a> {
                 _ => return Err(GiveUp),
             }
         }
+    }
+}
+
+/// A field's name as a key to find in the text.
+pub(super) struct Key {
+    name: Box<[u8]>,
+    /// The name and its closing quote as two little-endian words, zero-padded, and the
+    /// masks of their bytes; `None` for a name of 16 bytes or more.
+    words: Option<([u64; 2], [u64; 2])>,
+}
+
+impl Key {
+    pub(super) fn new(name: &[u8]) -> Self {
+        let words = (name.len() < 16).then(|| {
+            let (mut text, mut mask) = ([0u8; 16], [0u8; 16]);
+            text[..name.len()].copy_from_slice(name);
+            text[name.len()] = b'"';
+            mask[..=name.len()].fill(0xff);
+            let word = |b: &[u8; 16], half: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&b[half * 8..half * 8 + 8]);
+                u64::from_le_bytes(w)
+            };
+            ([word(&text, 0), word(&text, 1)], [word(&mask, 0), word(&mask, 1)])
+        });
+        Self { name: name.into(), words }
+    }
+
+    /// Whether `text` starts with the name and a closing quote: with 16 bytes of text,
+    /// two word compares instead of one per byte (key matching was a fifth of decoding).
+    #[inline]
+    pub(super) fn starts(&self, text: &[u8]) -> bool {
+        if let (Some((words, masks)), Some(head)) = (&self.words, text.first_chunk::<16>()) {
+            let (mut low, mut high) = ([0u8; 8], [0u8; 8]);
+            low.copy_from_slice(&head[..8]);
+            high.copy_from_slice(&head[8..]);
+            let low = (u64::from_le_bytes(low) ^ words[0]) & masks[0];
+            let high = (u64::from_le_bytes(high) ^ words[1]) & masks[1];
+            return low | high == 0;
+        }
+        let n = self.name.len();
+        text.get(..n).is_some_and(|t| same(&self.name, t)) && text.get(n) == Some(&b'"')
     }
 }
 
@@ -418,7 +458,7 @@ enum Builder {
     /// A ROW (or the row itself: `nullable` false).
     Object {
         fields: Fields,
-        names: Vec<Box<[u8]>>,
+        names: Vec<Key>,
         children: Vec<Builder>,
         nulls: Option<NullBufferBuilder>,
     },
@@ -468,7 +508,7 @@ impl Builder {
             return None;
         }
         let children = fields.iter().map(|f| Builder::new(f.data_type(), rows)).collect::<Option<Vec<_>>>()?;
-        let names = fields.iter().map(|f| f.name().as_bytes().into()).collect();
+        let names = fields.iter().map(|f| Key::new(f.name().as_bytes())).collect();
         let nulls = nullable.then(|| NullBufferBuilder::new(rows));
         Some(Builder::Object { fields: fields.clone(), names, children, nulls })
     }

@@ -9,7 +9,7 @@ use arrow::json::ReaderBuilder;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::json_direct::{quote_or_backslash, DirectDecoder};
+use super::json_direct::{quote_or_backslash, DirectDecoder, Key};
 
 fn schema() -> SchemaRef {
     let inner = Fields::from(vec![Field::new("w", DataType::Float32, true)]);
@@ -237,6 +237,34 @@ fn finds_the_first_quote_or_backslash_at_any_offset() {
                     text[at - 1] = b'"' ^ 0x80;
                 }
                 assert_eq!(quote_or_backslash(&text), Some(at), "{:?}", String::from_utf8_lossy(&text));
+            }
+        }
+    }
+}
+
+/// A key is found in place exactly when the text starts with its name and a quote: names
+/// shorter and longer than the two words compared, texts shorter than them, a name that
+/// is a prefix of the key, a key that is a prefix of the name.
+#[test]
+fn keys_are_found_in_place_exactly() {
+    let names = [
+        "",
+        "a",
+        "id",
+        "auction",
+        "dateTime",
+        "description",
+        "emailAddress_x1",
+        "emailAddress_x12",
+        "a_long_name_over_words",
+    ];
+    for name in names {
+        let key = Key::new(name.as_bytes());
+        for text in names.iter().flat_map(|n| [n.to_string(), format!("{n}x")]) {
+            for tail in ["\"", "\":1,\"other\":\"long enough text\"}", "x\":", ""] {
+                let t = format!("{text}{tail}");
+                let want = t.as_bytes().starts_with(format!("{name}\"").as_bytes());
+                assert_eq!(key.starts(t.as_bytes()), want, "name {name:?} in {t:?}");
             }
         }
     }
