@@ -452,8 +452,7 @@ impl CsvEncoder {
     fn needs_quotes(&self, bytes: &[u8]) -> bool {
         const MAX_QUOTE_CHECK: usize = 24;
         let min_safe = self.options.delimiter.max(self.options.quote.unwrap_or(0)).saturating_add(1);
-        let long = bytes.len() > MAX_QUOTE_CHECK
-            && std::str::from_utf8(bytes).map_or(true, |t| t.encode_utf16().count() > MAX_QUOTE_CHECK);
+        let long = bytes.len() > MAX_QUOTE_CHECK && utf16_len(bytes) > MAX_QUOTE_CHECK;
         long || bytes.iter().any(|b| *b < min_safe || Some(*b) == self.options.escape)
     }
 
@@ -463,14 +462,17 @@ impl CsvEncoder {
         let special = |b: &u8| *b == d || *b == b'\n' || *b == b'\r' || Some(*b) == self.options.quote;
         match self.options.quote {
             Some(q) if self.needs_quotes(bytes) => {
+                out.reserve(bytes.len() + 2);
                 out.push(q);
-                for &b in bytes {
-                    if b == q {
-                        // Doubled quote, or the escape character before it when one is set.
-                        out.push(self.options.escape.unwrap_or(q));
-                    }
-                    out.push(b);
+                let mut rest = bytes;
+                while let Some(k) = memchr::memchr(q, rest) {
+                    // Doubled quote, or the escape character before it when one is set.
+                    out.extend_from_slice(&rest[..k]);
+                    out.push(self.options.escape.unwrap_or(q));
+                    out.push(q);
+                    rest = &rest[k + 1..];
                 }
+                out.extend_from_slice(rest);
                 out.push(q);
             }
             None if bytes.iter().any(special) && self.options.escape.is_some() => {
@@ -498,6 +500,13 @@ impl CsvEncoder {
         self.field = field;
         written
     }
+}
+
+/// The UTF-16 length (Java's `String.length()`) of UTF-8 text: a code unit per character,
+/// two for one of four bytes. Not checked to be UTF-8: it is text of a string column
+/// or written by `text::write_value`.
+fn utf16_len(bytes: &[u8]) -> usize {
+    bytes.iter().map(|&b| usize::from(b & 0xC0 != 0x80) + usize::from(b >= 0xF0)).sum()
 }
 
 /// Types Jackson writes as numbers or booleans, never quoted.

@@ -186,6 +186,35 @@ fn csv_writer_quotes_as_jackson_and_round_trips() {
     assert_eq!(decode_all(d.as_mut(), text.as_bytes()).unwrap(), vec![sample_batch()]);
 }
 
+/// Jackson quotes text longer than 24 UTF-16 code units: 24 two-byte characters are not
+/// long, 13 four-byte ones (26 units in 52 bytes) are; every quote inside is doubled.
+#[test]
+fn csv_writer_counts_length_in_utf16_and_doubles_every_quote() {
+    let names = [
+        "é".repeat(24),
+        "😀".repeat(13),
+        "😀".repeat(12),
+        "a".repeat(25),
+        "\"x\"\"y".to_string() + &"z".repeat(30) + "\"",
+    ];
+    let batch = RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int64Array::from(vec![1; 5])),
+            Arc::new(StringArray::from(names.iter().map(String::as_str).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(vec![1.5; 5])),
+            Arc::new(TimestampMillisecondArray::from(vec![None; 5])),
+        ],
+    )
+    .unwrap();
+    let (text, _) = encode(Format::Csv, &[], &batch);
+    let fields: Vec<&str> =
+        text.lines().map(|l| l.split_once(',').unwrap().1.rsplitn(3, ',').nth(2).unwrap()).collect();
+    let quoted = format!("\"\"\"x\"\"\"\"y{}\"\"\"", "z".repeat(30));
+    let want = [names[0].clone(), format!("\"{}\"", names[1]), names[2].clone(), format!("\"{}\"", names[3]), quoted];
+    assert_eq!(fields, want.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
 #[test]
 fn format_options_are_checked() {
     let e = Format::of("t", &options(&[("format", "protobuf")])).unwrap_err().to_string();
