@@ -243,6 +243,14 @@ impl<'a> Parser<'a> {
     #[inline]
     fn number(&mut self) -> Parsed<&'a str> {
         let start = self.at;
+        self.pass_number()?;
+        // ASCII digits and signs only.
+        std::str::from_utf8(&self.text[start..self.at]).map_err(|_| GiveUp)
+    }
+
+    /// Pass over a number as [`Self::number`] reads it.
+    #[inline]
+    fn pass_number(&mut self) -> Parsed<()> {
         let digits = |p: &mut Self| {
             let from = p.at;
             while let Some(b'0'..=b'9') = p.text.get(p.at) {
@@ -275,9 +283,7 @@ impl<'a> Parser<'a> {
                 return Err(GiveUp);
             }
         }
-        // ASCII digits and signs only.
-        let text = std::str::from_utf8(&self.text[start..self.at]).map_err(|_| GiveUp)?;
-        Ok(text)
+        Ok(())
     }
 
     /// Check and pass over any value (a field no column decodes).
@@ -317,9 +323,7 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
-            _ => {
-                self.number()?;
-            }
+            _ => self.pass_number()?,
         }
         Ok(())
     }

@@ -943,3 +943,21 @@ fn state_bytes_stay_equal_to_a_recount() {
         }
     }
 }
+
+/// Aligning a time to a window grid: in i64 where it fits, saturating where it does not,
+/// as the i128 arithmetic it stands for.
+#[test]
+fn align_down_agrees_with_wide_arithmetic() {
+    let wide = |t: i64, unit: i64, offset: i64| {
+        let t = i128::from(t);
+        i64::try_from(t - (t - i128::from(offset)).rem_euclid(i128::from(unit))).unwrap_or(i64::MIN)
+    };
+    let times = [i64::MIN, i64::MIN + 1, -5_001, -1, 0, 1, 4_999, 5_000, 1_709_337_585_123, i64::MAX - 1, i64::MAX];
+    for t in times {
+        for unit in [1, 2, 1_000, 5_000, 86_400_000, i64::MAX] {
+            for offset in [0, 1, -7_200_000, 3_600_000, i64::MIN, i64::MAX] {
+                assert_eq!(super::align_down(t, unit, offset), wide(t, unit, offset), "{t} {unit} {offset}");
+            }
+        }
+    }
+}
