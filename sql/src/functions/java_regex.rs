@@ -21,6 +21,9 @@ use super::common::{LastPattern, PatternCache};
 
 static REGEX_CACHE: LazyLock<PatternCache<Option<Regex>>> = LazyLock::new(|| PatternCache::new(256));
 
+/// A compiled pattern as cached: `None` when it does not compile.
+type Compiled = Arc<Option<Regex>>;
+
 /// Most patterns a thread keeps copies of (see `THREAD_COPIES`) before it starts again.
 const MAX_THREAD_COPIES: usize = 64;
 
@@ -31,7 +34,7 @@ thread_local! {
     /// only the thread that used it first; every other thread takes a lock per call (3 %
     /// of Nexmark q21, where two subtasks match one pattern). A copy shares the compiled
     /// program and has a pool of its own, which this thread is then the first to use.
-    static THREAD_COPIES: RefCell<Vec<(Arc<Option<Regex>>, Arc<Option<Regex>>)>> = const { RefCell::new(Vec::new()) };
+    static THREAD_COPIES: RefCell<Vec<(Compiled, Compiled)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Looks up compiled Java patterns during a batch.
@@ -45,13 +48,13 @@ impl<'a> Regexes<'a> {
     }
 
     /// The compiled pattern, `None` inside if it does not compile.
-    pub(crate) fn get(&mut self, pattern: &'a str) -> Arc<Option<Regex>> {
+    pub(crate) fn get(&mut self, pattern: &'a str) -> Compiled {
         self.memo.get_with(pattern, |p| thread_copy(REGEX_CACHE.get(p, |p| Regex::new(&translate(p)).ok())))
     }
 }
 
 /// This thread's copy of `shared` (see `THREAD_COPIES`).
-fn thread_copy(shared: Arc<Option<Regex>>) -> Arc<Option<Regex>> {
+fn thread_copy(shared: Compiled) -> Compiled {
     THREAD_COPIES.with_borrow_mut(|copies| {
         // The entry holds `shared`, so no other pattern can take its address meanwhile.
         if let Some((_, copy)) = copies.iter().find(|(of, _)| Arc::ptr_eq(of, &shared)) {
