@@ -539,7 +539,8 @@ impl GroupAggregateOperator {
             .aggregates
             .iter()
             .map(|a| match a.kind {
-                AggKind::Native(_) | AggKind::SharedDistinct { .. } => Values::Int64(Vec::with_capacity(count)),
+                AggKind::Native(k) if k.is_int64() => Values::Int64(Vec::with_capacity(count)),
+                AggKind::SharedDistinct { .. } => Values::Int64(Vec::with_capacity(count)),
                 _ => Values::Scalars(Vec::with_capacity(count)),
             })
             .collect();

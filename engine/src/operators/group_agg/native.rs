@@ -1,5 +1,5 @@
-//! COUNT, COUNT(DISTINCT BIGINT) and SUM, MIN, MAX of a BIGINT on an append-only input,
-//! updated row by row.
+//! COUNT, COUNT(DISTINCT BIGINT), SUM, MIN, MAX of a BIGINT and MIN, MAX of a STRING on an
+//! append-only input, updated row by row.
 //!
 //! Why: a batch touches many groups with a row or two each (Nexmark q16 spreads half its
 //! bids over 10,000 channels), and a DataFusion accumulator is fed a batch: per group and
@@ -7,8 +7,8 @@
 //! These, the commonest aggregates of such queries, read the rows in place instead.
 //!
 //! They are DataFusion accumulators too ([`Accumulator`]), with the same state as
-//! DataFusion's `count`, distinct `count`, `sum`, `min` and `max` over `BIGINT` (a count; a
-//! list of the values; the sum, minimum or maximum, NULL before the first value), so
+//! DataFusion's `count`, distinct `count`, `sum`, `min` and `max` over `BIGINT` or `STRING` (a
+//! count; a list of the values; the sum, minimum or maximum, NULL before the first value), so
 //! checkpoints read and restore them like any other accumulator, and a checkpoint taken
 //! with DataFusion's accumulators restores into these.
 
@@ -41,6 +41,10 @@ pub(super) enum NativeKind {
     MinInt64,
     /// `MAX(x)` of a `BIGINT` column.
     MaxInt64,
+    /// `MIN(x)` of a `STRING` column (by bytes, as DataFusion's).
+    MinUtf8,
+    /// `MAX(x)` of a `STRING` column (q16's `MAX(DATE_FORMAT(..))`).
+    MaxUtf8,
 }
 
 impl NativeKind {
@@ -50,12 +54,15 @@ impl NativeKind {
             return None;
         }
         let int64 = arg_types[0] == DataType::Int64 && *function.field().data_type() == DataType::Int64;
+        let utf8 = arg_types[0] == DataType::Utf8 && *function.field().data_type() == DataType::Utf8;
         match (function.fun().name(), function.is_distinct()) {
             ("count", false) => Some(Self::Count),
             ("count", true) if arg_types[0] == DataType::Int64 => Some(Self::CountDistinctInt64),
             ("sum", false) if int64 => Some(Self::SumInt64),
             ("min", false) if int64 => Some(Self::MinInt64),
             ("max", false) if int64 => Some(Self::MaxInt64),
+            ("min", false) if utf8 => Some(Self::MinUtf8),
+            ("max", false) if utf8 => Some(Self::MaxUtf8),
             _ => None,
         }
     }
@@ -67,7 +74,14 @@ impl NativeKind {
             Self::SumInt64 => NativeState::Int64 { kind: Fold::Sum, value: None },
             Self::MinInt64 => NativeState::Int64 { kind: Fold::Min, value: None },
             Self::MaxInt64 => NativeState::Int64 { kind: Fold::Max, value: None },
+            Self::MinUtf8 => NativeState::Utf8 { kind: Fold::Min, value: None },
+            Self::MaxUtf8 => NativeState::Utf8 { kind: Fold::Max, value: None },
         }
+    }
+
+    /// Whether its value is a `BIGINT` (see [`NativeState::value`]).
+    pub(super) fn is_int64(self) -> bool {
+        !matches!(self, Self::MinUtf8 | Self::MaxUtf8)
     }
 }
 
@@ -80,6 +94,11 @@ pub(super) enum NativeState {
     Int64 {
         kind: Fold,
         value: Option<i64>,
+    },
+    /// MIN or MAX of a STRING: `None` until a value that is not NULL.
+    Utf8 {
+        kind: Fold,
+        value: Option<String>,
     },
 }
 
@@ -113,6 +132,29 @@ impl Fold {
 fn int64s<'a>(column: &'a ArrayRef, what: &str) -> DfResult<&'a Int64Array> {
     column
         .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| DataFusionError::Internal(format!("{what} over {}", column.data_type())))
+}
+
+/// `value` with the strings `values` folded in (MIN or MAX), its buffer reused.
+fn fold_in_str<'a>(kind: Fold, value: &mut Option<String>, values: impl Iterator<Item = &'a str>) {
+    for v in values {
+        let replace = match (value.as_deref(), kind) {
+            (None, _) => true,
+            (Some(acc), Fold::Max) => v > acc,
+            (Some(acc), _) => v < acc,
+        };
+        if replace {
+            let held = value.get_or_insert_with(String::new);
+            held.clear();
+            held.push_str(v);
+        }
+    }
+}
+
+/// The `STRING` values of `column`, or an internal error naming `what`.
+fn strings<'a>(column: &'a ArrayRef, what: &str) -> DfResult<&'a arrow::array::StringArray> {
+    column
+        .as_string_opt::<i32>()
         .ok_or_else(|| DataFusionError::Internal(format!("{what} over {}", column.data_type())))
 }
 
@@ -160,6 +202,10 @@ impl NativeState {
                     _ => fold_in(*kind, value, values.iter().copied()),
                 }
             }
+            Self::Utf8 { kind, value } => {
+                let column = strings(column, kind.name())?;
+                fold_in_str(*kind, value, (from..to).filter(|r| column.is_valid(*r)).map(|r| column.value(r)));
+            }
         }
         Ok(())
     }
@@ -173,6 +219,8 @@ impl NativeState {
             Self::Count(n) => Some(*n),
             Self::DistinctInt64(values) => Some(values.len() as i64),
             Self::Int64 { value, .. } => *value,
+            // Not a BIGINT: evaluated as a `ScalarValue` (see `NativeKind::is_int64`).
+            Self::Utf8 { .. } => None,
         }
     }
 }
@@ -184,13 +232,17 @@ impl Accumulator for NativeState {
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        Ok(ScalarValue::Int64(self.value()))
+        Ok(match self {
+            Self::Utf8 { value, .. } => ScalarValue::Utf8(value.clone()),
+            _ => ScalarValue::Int64(self.value()),
+        })
     }
 
     fn size(&self) -> usize {
         size_of::<Self>()
             + match self {
                 Self::Count(_) | Self::Int64 { .. } => 0,
+                Self::Utf8 { value, .. } => value.as_ref().map_or(0, String::capacity),
                 Self::DistinctInt64(values) => hash_set_bytes(values),
             }
     }
@@ -204,6 +256,7 @@ impl Accumulator for NativeState {
                 SingleRowListArrayBuilder::new(values).build_list_scalar()
             }
             Self::Int64 { value, .. } => ScalarValue::Int64(*value),
+            Self::Utf8 { value, .. } => ScalarValue::Utf8(value.clone()),
         }])
     }
 
@@ -221,6 +274,10 @@ impl Accumulator for NativeState {
             Self::Int64 { kind, value } => {
                 let states = int64s(state, kind.name())?;
                 fold_in(*kind, value, states.iter().flatten());
+            }
+            Self::Utf8 { kind, value } => {
+                let states = strings(state, kind.name())?;
+                fold_in_str(*kind, value, states.iter().flatten());
             }
             Self::DistinctInt64(values) => {
                 let Some(lists) = state.as_list_opt::<i32>() else {

@@ -554,3 +554,30 @@ fn state_ttl_ages_survive_a_restore() {
         assert_eq!(run(op, rows(&[("a", 1), ("b", 1)])), ["+I[a, 1]", "-U[b, 1]", "+U[b, 2]"]);
     }
 }
+
+/// MIN and MAX of a STRING on an append-only input are updated in place (`native.rs`):
+/// NULLs skipped, compared as DataFusion's (by bytes), restored at every message.
+#[test]
+fn min_and_max_of_strings_are_updated_in_place() {
+    let k = || col("k", &input_schema()).expect("k");
+    let setup = Setup::new(vec![agg_with(min_udaf(), k(), false, None), agg_with(max_udaf(), k(), false, None)]);
+    let append = |values: &[Option<&str>]| {
+        let mut b = changes(&values.iter().map(|v| (I, *v, Some(1))).collect::<Vec<_>>());
+        b.row_kinds = None;
+        Message::Data(b)
+    };
+    let setup = setup.global();
+    let input = vec![
+        append(&[None]),
+        append(&[Some("m"), Some("b"), None]),
+        append(&[Some("z"), Some("é"), Some("a")]),
+        append(&[Some("c")]),
+        Message::End,
+    ];
+    let out = assert_restores_everywhere(|| setup.operator(), &input);
+    assert_eq!(
+        changelog(&out),
+        ["+I[null, null]", "-U[null, null]", "+U[b, m]", "-U[b, m]", "+U[a, é]"],
+        "by bytes 'é' > 'z'; 'c' changes nothing"
+    );
+}
