@@ -133,15 +133,7 @@ async fn a_resumed_byte_range_names_a_bad_line_by_its_line_in_the_file() {
     let text = std::fs::read(&path).unwrap();
     assert_eq!(text[..from as usize].iter().filter(|b| **b == b'\n').count() as i64, first[0] - 1);
     let mut resumed = create_source_at(&t, split, Some(&position)).unwrap();
-    let mut err = None;
-    while err.is_none() {
-        match resumed.next_batch().await {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => err = Some(e.to_string()),
-        }
-    }
-    let err = err.expect("the bad line is in the second half");
+    let err = super::tests::first_error(resumed.as_mut()).await.expect("the bad line is in the second half");
     assert!(err.contains("big.jsonl:190001:"), "{err}");
 }
 

@@ -383,6 +383,17 @@ async fn one_big_json_file_is_read_in_byte_ranges_exactly_once() {
     }
 }
 
+/// The first error reading `src` to its end, if any.
+pub(super) async fn first_error(src: &mut dyn crate::Source) -> Option<String> {
+    loop {
+        match src.next_batch().await {
+            Ok(Some(_)) => {}
+            Ok(None) => return None,
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_bad_line_in_a_later_range_names_its_line_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -390,14 +401,6 @@ async fn a_bad_line_in_a_later_range_names_its_line_in_the_file() {
     big_json(&path, 200_000, Some(150_001));
     let t = fs_table(&path, "json", &[]);
     let mut src = create_source(&t, Split { index: 1, count: 2 }).unwrap();
-    let mut err = None;
-    while err.is_none() {
-        match src.next_batch().await {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => err = Some(e.to_string()),
-        }
-    }
-    let err = err.expect("the bad line is in the second half");
+    let err = first_error(src.as_mut()).await.expect("the bad line is in the second half");
     assert!(err.contains("big.jsonl:150001:"), "{err}");
 }
