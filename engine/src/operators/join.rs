@@ -112,8 +112,8 @@ struct Matches {
 struct Candidates {
     /// Per row of the run, where its pairs start.
     starts: Vec<usize>,
-    own: Vec<u32>,
-    other: Vec<u32>,
+    own: UInt32Array,
+    other: UInt32Array,
     /// The other side's held rows the pairs name, as columns.
     held: Vec<ArrayRef>,
 }
@@ -322,8 +322,7 @@ impl JoinOperator {
             // NULL is not true: no match.
             found.push((0..end - start).filter(|j| mask[start + j]).collect());
         }
-        let pairs =
-            Candidates { starts, own: own_indices.values().to_vec(), other: their_indices.values().to_vec(), held };
+        let pairs = Candidates { starts, own: own_indices, other: their_indices, held };
         Ok(Matches { found, pairs: Some(pairs) })
     }
 
@@ -522,8 +521,8 @@ impl JoinOperator {
         pairs: &Candidates,
         taken: &[u32],
     ) -> std::result::Result<RecordBatch, ArrowError> {
-        let own = UInt32Array::from_iter_values(taken.iter().map(|&t| pairs.own[t as usize]));
-        let theirs = UInt32Array::from_iter_values(taken.iter().map(|&t| pairs.other[t as usize]));
+        let own = UInt32Array::from_iter_values(taken.iter().map(|&t| pairs.own.value(t as usize)));
+        let theirs = UInt32Array::from_iter_values(taken.iter().map(|&t| pairs.other.value(t as usize)));
         let gather = |columns: &[ArrayRef], indices: &UInt32Array| {
             columns
                 .iter()

@@ -107,9 +107,8 @@ impl KeyedCase {
         let mut next = 0;
         let indices: Vec<(usize, usize)> = arm
             .iter()
-            .map(|&a| match a == unmatched {
+            .map(|&a| match a == unmatched && self.otherwise.is_some() {
                 false => (a as usize, 0),
-                true if self.otherwise.is_none() => (a as usize, 0),
                 true => {
                     next += 1;
                     (a as usize, next - 1)
